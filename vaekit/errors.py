@@ -1,0 +1,21 @@
+"""Errors the command line turns into one clear sentence and an exit status."""
+
+from __future__ import annotations
+
+
+class VaekitError(Exception):
+    """Bad input from the user: the message names the problem and the fix. Exit status 2."""
+
+    exit_code = 2
+
+
+class NumericalError(VaekitError):
+    """Training produced NaN or Inf. Exit status 3; the last good checkpoint is kept."""
+
+    exit_code = 3
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise a `VaekitError` with `message` unless `condition` holds."""
+    if not condition:
+        raise VaekitError(message)

@@ -1,0 +1,248 @@
+"""Measure a trained model: the ELBO terms, an importance-sampled likelihood, and latent probes.
+
+All log-likelihood figures are in nats per example, for data in the units the likelihood sees,
+unless a function says `user_units`.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import distributions as D
+
+from vaekit.model import VAE
+
+EVAL_BATCH = 1000
+
+
+@dataclass
+class NLL:
+    """-log p(x) estimated by importance sampling with K samples from q (nats per example).
+
+    `nll` is the mean over examples; `stderr` its standard error over examples; `per_example`
+    (n,). With finite K the estimate is biased upward (it is -IWAE_K, Burda et al. 2016), and the
+    bias shrinks as K grows; `iwae_bound` = -nll is a lower bound on log p(x) >= the ELBO.
+    """
+
+    nll: float
+    stderr: float
+    samples: int
+    per_example: np.ndarray
+
+    @property
+    def iwae_bound(self) -> float:
+        return -self.nll
+
+
+def _device(model: VAE) -> torch.device:
+    return model.data_scale.device
+
+
+def _batches(x, batch_size):
+    for start in range(0, len(x), batch_size):
+        yield start, x[start : start + batch_size]
+
+
+@torch.no_grad()
+def log_weights(model: VAE, x: torch.Tensor, samples: int, beta=None) -> torch.Tensor:
+    """log p(x|z_k) + log p(z_k) - log q(z_k|x) for K draws z_k ~ q(z|x): (samples, batch)."""
+    q = model.encode(x, beta)
+    z = q.sample((samples,))  # (K, B, latent)
+    flat = z.reshape(-1, model.latent_dim)
+    beta_rep = None
+    if beta is not None and torch.as_tensor(beta).numel() > 1:
+        beta_rep = torch.as_tensor(beta).reshape(1, -1).expand(samples, -1).reshape(-1)
+    px = model.decode(flat, beta_rep if beta_rep is not None else beta)
+    x_rep = x.unsqueeze(0).expand(samples, *x.shape).reshape(-1, *x.shape[1:])
+    log_px = px.log_prob(x_rep).view(samples, -1)
+    return log_px + model.prior(x.device).log_prob(z) - q.log_prob(z)
+
+
+@torch.no_grad()
+def nll(
+    model: VAE,
+    x,
+    samples: int = 100,
+    batch_size: int | None = None,
+    beta=None,
+    user_units: bool = False,
+    seed: int = 0,
+) -> NLL:
+    """Importance-sampled -log p(x) (Rezende et al., 2014; Burda et al., 2016), chunked so memory
+    stays bounded. With `user_units=True`, `x` is in the user's own units (as loaded from their
+    file): it is scaled as in training and the scaling's log-Jacobian is included, so the figure
+    is a density of the user's data."""
+    if model.kind == "ae":
+        raise ValueError("A deterministic autoencoder has no likelihood; train a VAE for nll.")
+    samples = int(samples)
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, not {samples}.")
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32) if not torch.is_tensor(x) else x)
+    if user_units:
+        x = model.scale_input(x.to(device))
+    # keep (samples x batch x data_dim) floats near 2^24 per chunk
+    if batch_size is None:
+        batch_size = max(1, min(EVAL_BATCH, 2**24 // max(1, samples * math.prod(model.data_shape))))
+    k_chunk = max(1, min(samples, 2**24 // max(1, batch_size * math.prod(model.data_shape))))
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _, xb in _batches(x, batch_size):
+            xb = xb.to(device)
+            parts = []
+            for k0 in range(0, samples, k_chunk):
+                parts.append(log_weights(model, xb, min(k_chunk, samples - k0), beta))
+            lw = torch.cat(parts, 0)
+            out.append(-(torch.logsumexp(lw, 0) - math.log(samples)))
+    model.train(was_training)
+    per_example = torch.cat(out).double().cpu().numpy()
+    if user_units:
+        per_example = per_example - model.log_jacobian()
+    n = len(per_example)
+    stderr = float(per_example.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    return NLL(float(per_example.mean()), stderr, samples, per_example)
+
+
+@torch.no_grad()
+def encode_means(model: VAE, x, beta=None, batch_size: int = EVAL_BATCH):
+    """Posterior means and variances (n, latent_dim) as numpy arrays."""
+    means, variances = [], []
+    device = _device(model)
+    for _, xb in _batches(torch.as_tensor(x), batch_size):
+        q = model.encode(xb.to(device), beta)
+        means.append(q.mean.cpu())
+        variances.append(q.variance.cpu())
+    return torch.cat(means).numpy(), torch.cat(variances).numpy()
+
+
+@torch.no_grad()
+def per_example_terms(model: VAE, x, beta=None, seed: int = 0, batch_size: int = EVAL_BATCH):
+    """Distortion, rate (one z sample each) and squared error of the reconstruction at the
+    posterior mean, per example: a dict of (n,) arrays in nats (squared error: summed over dims)."""
+    device = _device(model)
+    dist, rate, sq = [], [], []
+    was_training = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _, xb in _batches(torch.as_tensor(x), batch_size):
+            xb = xb.to(device)
+            t = model.terms(xb, beta)
+            dist.append(t.distortion.cpu())
+            rate.append(t.rate.cpu())
+            recon = model.decode(t.q.mean, beta).mean
+            sq.append((recon - xb).pow(2).flatten(1).sum(1).cpu())
+    model.train(was_training)
+    return {
+        "distortion": torch.cat(dist).double().numpy(),
+        "rate": torch.cat(rate).double().numpy(),
+        "squared_error": torch.cat(sq).double().numpy(),
+    }
+
+
+def active_units(means: np.ndarray, threshold: float = 0.01) -> int:
+    """Dimensions whose posterior mean varies over x: Cov_x(E_q[z_j]) > 0.01 (Burda et al., 2016)."""
+    return int((np.var(means, axis=0) > threshold).sum())
+
+
+def knn_accuracy(train_codes, train_y, test_codes, test_y, k: int = 5) -> float:
+    """Test accuracy of a k-nearest-neighbour classifier on the latent means."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(train_codes)))
+    return float(clf.fit(train_codes, train_y).score(test_codes, test_y))
+
+
+def logistic_accuracy(train_codes, train_y, test_codes, test_y) -> float:
+    """Test accuracy of a logistic-regression probe on the standardised latent means."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(np.unique(train_y)) < 2:
+        return float("nan")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return float(clf.fit(train_codes, train_y).score(test_codes, test_y))
+
+
+def aggregate_posterior_kl(means: np.ndarray, variances: np.ndarray) -> float:
+    """KL(N(m, S) || N(0, I)) in nats, where N(m, S) moment-matches the aggregate posterior
+    q(z) = E_x q(z|x): m = mean of the means, S = Cov(means) + mean of the posterior variances.
+    0 when q(z) matches the prior in its first two moments; large for an unregularised code."""
+    m = torch.as_tensor(means, dtype=torch.float64)
+    centred = m - m.mean(0)
+    cov = centred.T @ centred / max(1, len(m) - 1)
+    cov = cov + torch.diag(torch.as_tensor(variances, dtype=torch.float64).mean(0))
+    cov = cov + 1e-9 * torch.eye(len(cov), dtype=torch.float64)
+    fitted = D.MultivariateNormal(m.mean(0), covariance_matrix=cov)
+    zeros = torch.zeros(len(cov), dtype=torch.float64)
+    prior = D.MultivariateNormal(zeros, covariance_matrix=torch.eye(len(cov), dtype=torch.float64))
+    return float(D.kl_divergence(fitted, prior))
+
+
+def per_dim_kl(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """Average KL(q(z_j|x) || N(0, 1)) per latent dimension (latent_dim,), nats."""
+    q = D.Normal(torch.as_tensor(means), torch.as_tensor(variances).sqrt())
+    return D.kl_divergence(q, D.Normal(0.0, 1.0)).mean(0).double().numpy()
+
+
+def versions() -> dict:
+    import sklearn
+
+    from vaekit import __version__
+
+    return {
+        "vaekit": __version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0) -> dict:
+    """The final evaluation on the test split: the keys of `summary.json`."""
+    beta_value = model.beta if beta is None else float(beta)
+    x_test, x_train = data.x_test, data.x_train
+    terms = per_example_terms(model, x_test, beta, seed)
+    distortion = float(terms["distortion"].mean())
+    rate = float(terms["rate"].mean())
+    loss = distortion if model.kind == "ae" else distortion + beta_value * rate
+    out: dict = {
+        "beta": beta_value,
+        "n_test": len(x_test),
+        "elbo": _finite(-(distortion + rate)),
+        "rate": _finite(rate),
+        "distortion": distortion,
+        "loss": loss,
+    }
+    if model.kind == "vae" and nll_samples > 0:
+        result = nll(model, x_test, samples=nll_samples, beta=beta, seed=seed)
+        out.update(nll=result.nll, nll_stderr=result.stderr, nll_samples=nll_samples)
+        if data.scaling.name == "standard":
+            out["nll_user_units"] = result.nll - model.log_jacobian()
+    figure = out.get("nll", out["elbo"] and -out["elbo"])
+    out["bits_per_dim"] = _finite(figure / (data.data_dim * math.log(2))) if figure else None
+    out["mse"] = float(terms["squared_error"].mean() / data.data_dim)
+    train_means, _ = encode_means(model, x_train, beta)
+    means, variances = encode_means(model, x_test, beta)
+    out["active_units"] = active_units(means)
+    if model.kind == "vae":
+        out["aggregate_posterior_kl"] = aggregate_posterior_kl(means, variances)
+        out["per_dim_kl"] = [float(v) for v in per_dim_kl(means, variances)]
+    if data.y is not None:
+        train_y, test_y = data.labels("train"), data.labels("test")
+        out["knn_accuracy"] = knn_accuracy(train_means, train_y, means, test_y)
+    out["versions"] = versions()
+    return out

@@ -1,0 +1,143 @@
+"""Encoders and decoders: an MLP for any flat data and small conv nets for 28, 32 and 64 px images.
+
+An encoder maps x (batch, *shape) to (batch, out_dim); a decoder maps z (batch, latent_dim) to
+likelihood parameters (batch, *shape). Both take an optional condition `c` (batch, cond_dim),
+concatenated to the flat features (the beta-conditioned model passes log beta here).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vaekit.errors import VaekitError
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+CONV_SIZES = (28, 32, 64)
+
+
+def activation(name: str) -> type[nn.Module]:
+    if name not in ACTIVATIONS:
+        raise VaekitError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]
+
+
+def _mlp(sizes: list[int], act: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def _cat(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    return h if c is None else torch.cat([h, c], dim=1)
+
+
+class MLPEncoder(nn.Module):
+    def __init__(self, in_shape, hidden, out_dim, act="relu", cond_dim=0):
+        super().__init__()
+        self.net = _mlp([math.prod(in_shape) + cond_dim, *hidden, out_dim], activation(act))
+
+    def forward(self, x, c=None):
+        return self.net(_cat(x.flatten(1), c))
+
+
+class MLPDecoder(nn.Module):
+    def __init__(self, latent_dim, hidden, out_shape, act="relu", cond_dim=0):
+        super().__init__()
+        self.out_shape = tuple(out_shape)
+        self.net = _mlp([latent_dim + cond_dim, *hidden, math.prod(out_shape)], activation(act))
+
+    def forward(self, z, c=None):
+        return self.net(_cat(z, c)).view(-1, *self.out_shape)
+
+
+def _conv_plan(shape) -> tuple[int, list[int]]:
+    """Number of stride-2 stages and their channels for a (C, H, W) image."""
+    if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in CONV_SIZES:
+        raise VaekitError(
+            f"--arch conv handles square images of {', '.join(map(str, CONV_SIZES))} px, not shape "
+            f"{tuple(shape)}; use --arch mlp."
+        )
+    stages = {28: 2, 32: 3, 64: 4}[shape[1]]
+    return stages, [32, 32, 64, 64][:stages]
+
+
+class ConvEncoder(nn.Module):
+    """Stride-2 4x4 convolutions (28 -> 7, 32 -> 4, 64 -> 4), then a hidden linear layer."""
+
+    def __init__(self, in_shape, out_dim, act="relu", cond_dim=0, hidden=256):
+        super().__init__()
+        stages, channels = _conv_plan(in_shape)
+        a = activation(act)
+        layers, c_in = [], in_shape[0]
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), a()]
+            c_in = c_out
+        self.conv = nn.Sequential(*layers)
+        side = in_shape[1] // 2**stages
+        self.head = nn.Sequential(
+            nn.Linear(c_in * side * side + cond_dim, hidden), a(), nn.Linear(hidden, out_dim)
+        )
+
+    def forward(self, x, c=None):
+        return self.head(_cat(self.conv(x).flatten(1), c))
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of `ConvEncoder` with transposed convolutions."""
+
+    def __init__(self, latent_dim, out_shape, act="relu", cond_dim=0, hidden=256):
+        super().__init__()
+        stages, channels = _conv_plan(out_shape)
+        a = activation(act)
+        self.side = out_shape[1] // 2**stages
+        self.c0 = channels[-1]
+        self.head = nn.Sequential(
+            nn.Linear(latent_dim + cond_dim, hidden),
+            a(),
+            nn.Linear(hidden, self.c0 * self.side * self.side),
+            a(),
+        )
+        layers = []
+        rev = channels[::-1][1:] + [out_shape[0]]
+        c_in = self.c0
+        for i, c_out in enumerate(rev):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1))
+            if i < len(rev) - 1:
+                layers.append(a())
+            c_in = c_out
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z, c=None):
+        h = self.head(_cat(z, c)).view(-1, self.c0, self.side, self.side)
+        return self.deconv(h)
+
+
+def build(arch, shape, latent_dim, enc_out, hidden=(512, 256), act="relu", cond_dim=0):
+    """An (encoder, decoder) pair; `arch` is 'mlp', 'conv' or 'auto' (conv for 32 and 64 px)."""
+    arch = resolve_arch(arch, shape)
+    if arch == "conv":
+        return (
+            ConvEncoder(shape, enc_out, act, cond_dim),
+            ConvDecoder(latent_dim, shape, act, cond_dim),
+        )
+    hidden = list(hidden)
+    return (
+        MLPEncoder(shape, hidden, enc_out, act, cond_dim),
+        MLPDecoder(latent_dim, hidden[::-1], shape, act, cond_dim),
+    )
+
+
+def resolve_arch(arch: str, shape) -> str:
+    if arch not in ("auto", "mlp", "conv"):
+        raise VaekitError(f"--arch must be auto, mlp or conv, not {arch!r}.")
+    if arch == "auto":
+        # On 28 px MNIST the MLP trains faster and reaches a better ELBO than the small conv net.
+        is_big_image = len(shape) == 3 and shape[1] == shape[2] and shape[1] in (32, 64)
+        return "conv" if is_big_image else "mlp"
+    return arch

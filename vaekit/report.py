@@ -1,0 +1,112 @@
+"""Save a run's figures and write its self-contained report.html (figures embedded, offline).
+
+Every string that comes from the user's data (labels, column names, file names) is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io as _io
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from vaekit import io, plots
+
+EXPLAIN = {
+    "elbo": "evidence lower bound (beta = 1), nats per example; higher is better",
+    "rate": "KL(q(z|x) || p(z)), nats: how much information the code carries",
+    "distortion": "-E_q[log p(x|z)], nats: how badly x is reconstructed",
+    "loss": "what training minimised: distortion + beta * rate",
+    "nll": "importance-sampled -log p(x), nats (K samples: nll_samples)",
+    "nll_stderr": "standard error of nll over test examples",
+    "bits_per_dim": "nll (or -elbo) / (data dimensions * ln 2)",
+    "mse": "mean squared error per dimension of the reconstruction at q's mean",
+    "active_units": "latent dimensions whose mean varies over x (Cov > 0.01)",
+    "knn_accuracy": "5-NN label accuracy from the latent means: semantic structure",
+    "aggregate_posterior_kl": "KL from the moment-matched aggregate posterior to N(0, I): "
+    "0 = the codes fill the prior; large = an unshaped latent space",
+}
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    io.write_bytes(path, buffer.getvalue())
+
+
+def run_figures(model, data, history) -> dict:
+    """name -> Figure for a run folder."""
+    figures = {
+        "reconstructions": plots.reconstructions(model, data),
+        "samples": plots.samples(model),
+        "latent_space": plots.latent_space(model, data),
+        "traversals": plots.traversals(model, data),
+        "training_curves": plots.training_curves(history),
+    }
+    return figures
+
+
+def write_run(out: Path, model, data, history, summary, extra_figures: dict | None = None) -> None:
+    out = Path(out)
+    figures = run_figures(model, data, history)
+    figures.update(extra_figures or {})
+    for name, fig in figures.items():
+        save_figure(fig, out / "figures" / f"{name}.png")
+    write_html(out, f"vaekit run: {out.name}", summary_table(summary), sorted_pngs(out))
+
+
+def sorted_pngs(out: Path) -> list[Path]:
+    order = [
+        "latent_panels",
+        "rate_distortion",
+        "latent_space",
+        "reconstructions",
+        "samples",
+        "traversals",
+        "training_curves",
+    ]
+    pngs = list((out / "figures").glob("*.png"))
+    return sorted(pngs, key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.stem))
+
+
+def summary_table(summary: dict) -> str:
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, (dict, list)):
+            continue
+        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        rows.append(
+            f"<tr><td>{html.escape(key)}</td><td>{html.escape(text)}</td>"
+            f"<td>{html.escape(EXPLAIN.get(key, ''))}</td></tr>"
+        )
+    versions = html.escape(json.dumps(summary.get("versions", {})))
+    return (
+        "<h2>Summary (test split)</h2><table><tr><th>key</th><th>value</th><th>meaning</th></tr>"
+        + "".join(rows)
+        + f"</table><p class='small'>versions: {versions}</p>"
+    )
+
+
+def write_html(out: Path, title: str, body: str, pngs: list[Path]) -> None:
+    images = []
+    for p in pngs:
+        data = base64.b64encode(p.read_bytes()).decode("ascii")
+        images.append(
+            f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(p.stem)}'>"
+            f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
+        )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
+img{{max-width:100%}}figure{{margin:1.5em 0}}.small{{font-size:80%;color:#666}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+{body}
+{"".join(images)}
+</body></html>
+"""
+    io.write_text(out / "report.html", page)

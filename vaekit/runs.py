@@ -1,0 +1,141 @@
+"""The run folder: config.yaml + model.safetensors is all it takes to rebuild a model.
+
+Loading never unpickles: weights are safetensors, the config is YAML read with `safe_load`, and
+`checkpoint.pt` (training state only) is read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from vaekit import __version__, io
+from vaekit.errors import VaekitError, check
+from vaekit.model import VAE
+
+FORMAT_VERSION = 1
+RUN_FILES = (
+    "config.yaml",
+    "model.safetensors",
+    "checkpoint.pt",
+    "metrics.jsonl",
+    "summary.json",
+    "report.html",
+    "figures",
+)
+
+
+def prepare(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Make a new run folder; refuse to touch an existing one unless `overwrite`."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VaekitError(f"{out} is a file, not a folder; choose another --out.")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise VaekitError(
+                f"{out} already exists and is not empty; choose another --out, continue it with "
+                "--resume, or replace it with --overwrite."
+            )
+        for name in RUN_FILES:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_config(out: Path, config: dict) -> None:
+    io.write_yaml(
+        out / "config.yaml",
+        {"format_version": FORMAT_VERSION, "vaekit_version": __version__, **config},
+    )
+
+
+def read_config(run: str | os.PathLike) -> dict:
+    run = Path(run)
+    path = run / "config.yaml"
+    if not run.exists():
+        raise VaekitError(f"No run folder at {run}; check the path (train one with vaekit train).")
+    check(path.exists(), f"{run} has no config.yaml, so it is not a vaekit run folder.")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise VaekitError(f"{path} is not valid YAML ({err}); restore it from the run.") from None
+    check(
+        isinstance(config, dict) and "model" in config, f"{path} does not describe a vaekit model."
+    )
+    version = config.get("format_version")
+    check(
+        isinstance(version, int),
+        f"{path} has no format_version; it was not written by vaekit.",
+    )
+    if version > FORMAT_VERSION:
+        raise VaekitError(
+            f"{run} was written by a newer vaekit (run format {version}, this vaekit reads up to "
+            f"{FORMAT_VERSION}); upgrade vaekit with pip install -U vaekit."
+        )
+    return config
+
+
+def save_weights(out: Path, model: VAE) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    io.write_bytes(
+        out / "model.safetensors", save(state, metadata={"format_version": str(FORMAT_VERSION)})
+    )
+
+
+def load_weights(run: Path, model: VAE) -> None:
+    path = run / "model.safetensors"
+    check(
+        path.exists(),
+        f"{path} is missing; the run did not finish or the file was removed: retrain or restore it.",
+    )
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise VaekitError(
+            f"{path} is not a readable safetensors file ({err}); it may be truncated: restore it "
+            "or retrain."
+        ) from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise VaekitError(
+            f"{path} does not match the model in config.yaml (missing {list(missing)[:3]}, "
+            f"unexpected {list(unexpected)[:3]}); the two files come from different runs."
+        )
+
+
+def load(run: str | os.PathLike) -> VAE:
+    """Rebuild a trained model from a run folder (no data needed, nothing unpickled)."""
+    run = Path(run)
+    config = read_config(run)
+    model = VAE.from_config(config["model"])
+    load_weights(run, model)
+    model.eval()
+    return model
+
+
+def save_checkpoint(out: Path, state: dict) -> None:
+    with io.atomic_path(out / "checkpoint.pt") as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(run: Path) -> dict | None:
+    path = run / "checkpoint.pt"
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure means: do not trust this file
+        raise VaekitError(
+            f"{path} cannot be loaded safely ({type(err).__name__}); it may be corrupt or contain "
+            "code. Delete it to restart training, or restore the original."
+        ) from None

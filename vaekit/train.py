@@ -1,0 +1,338 @@
+"""Training: a plain loop (Adam, in-memory batches) with Lightning Fabric around it.
+
+Reproducibility: the batch order and the reparameterisation noise of epoch e come from a CPU
+generator seeded by (seed, e), drawn for the global batch and sliced per process. So the same
+seed gives the same numbers, a resumed run continues exactly, and N processes match one.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vaekit import evaluate, io, objectives, runs
+from vaekit.errors import NumericalError, VaekitError, check
+from vaekit.model import VAE
+
+
+class Interrupted(Exception):
+    """Ctrl-C: training stopped at the end of a step and saved its position."""
+
+    def __init__(self, run: Path | None):
+        super().__init__(f"interrupted; resume with: vaekit train --resume {run}")
+        self.run = run
+
+
+@dataclass
+class Run:
+    """A trained model with its history (one dict per epoch) and final summary."""
+
+    model: VAE
+    history: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def metrics(self) -> dict:
+        return self.summary
+
+
+def _generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _fabric(device: str, devices: int, strategy: str, precision: str):
+    from lightning_fabric import Fabric
+
+    accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "gpu": "cuda"}.get(device)
+    check(accelerator is not None, f"--device must be auto, cpu or cuda, not {device!r}.")
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise VaekitError("--device cuda was asked for but no CUDA device is available; use cpu.")
+    check(devices >= 1, f"--devices must be at least 1, not {devices}.")
+    return Fabric(accelerator=accelerator, devices=devices, strategy=strategy, precision=precision)
+
+
+def fit(
+    model: VAE,
+    data,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    out: str | Path | None = None,
+    warmup_epochs: float = 0.0,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str = "auto",
+    devices: int = 1,
+    strategy: str = "auto",
+    precision: str = "32-true",
+    clip_grad: float | None = None,
+    nll_samples: int = 100,
+    progress: bool = True,
+    figures: bool = True,
+    config: dict | None = None,
+) -> Run:
+    """Train `model` on `data.x_train`, evaluating on the test split every epoch.
+
+    With `out`, the run folder is written as it goes (see SPEC: config.yaml, model.safetensors,
+    checkpoint.pt, metrics.jsonl, summary.json, figures/, report.html). `resume=True` continues
+    from `out/checkpoint.pt`. `config` is the data/train part of config.yaml (the CLI passes it).
+    Returns a `Run` with the history and the final `evaluate.summarize` result.
+    """
+    check(epochs >= 1, f"epochs must be at least 1, not {epochs}.")
+    check(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
+    check(lr > 0 and math.isfinite(lr), f"lr must be a positive number, not {lr}.")
+    fabric = _fabric(device, devices, strategy, precision)
+    if devices > 1:
+        fabric.launch()
+    world, rank = fabric.world_size, fabric.global_rank
+    check(
+        batch_size % world == 0,
+        f"batch_size {batch_size} must be a multiple of the {world} processes.",
+    )
+    is_main = rank == 0
+    out = Path(out) if out is not None else None
+    objective = objectives.for_model(model, warmup_epochs)
+
+    state = None
+    if resume:
+        check(
+            out is not None and out.is_dir(), f"--resume needs an existing run folder, not {out}."
+        )
+        state = runs.load_checkpoint(out)
+    elif out is not None and is_main:
+        runs.prepare(out, overwrite)
+    if out is not None and is_main and state is None:
+        runs.save_config(
+            out,
+            {
+                **(config or {}),
+                "model": model.config,
+                "train": {
+                    "epochs": epochs,
+                    "batch_size": batch_size,
+                    "lr": lr,
+                    "seed": seed,
+                    "warmup_epochs": warmup_epochs,
+                    "clip_grad": clip_grad,
+                    "nll_samples": nll_samples,
+                    "objective": objective.name,
+                },
+            },
+        )
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    start_epoch, start_step, history, partial = 0, 0, [], None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
+        history = io.read_jsonl(out / "metrics.jsonl")[:start_epoch]
+        partial = state.get("partial")
+    module, optimizer = fabric.setup(model, optimizer)
+    dev = fabric.device
+
+    x_train = torch.as_tensor(data.x_train).to(dev)
+    x_test = torch.as_tensor(data.x_test).to(dev)
+    n = len(x_train)
+    steps = math.ceil(n / batch_size)
+    stop = {"now": False}
+
+    def on_sigint(signum, frame):
+        stop["now"] = True
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint) if is_main else None
+    bar = _progress(progress and is_main, epochs, start_epoch)
+    try:
+        for epoch in range(start_epoch, epochs):
+            module.train()
+            gen = _generator(seed, epoch)
+            order = torch.randperm(n, generator=gen)
+            sums = torch.zeros(4, dtype=torch.float64, device=dev)  # loss, distortion, rate, count
+            first = 0
+            if partial is not None and epoch == start_epoch and start_step > 0:
+                gen.set_state(partial["generator"])
+                sums += partial["sums"].to(dev)
+                first = start_step
+            started = time.perf_counter() - (partial or {}).get("seconds", 0.0)
+            partial = None
+            for step in range(first, steps):
+                idx = order[step * batch_size : (step + 1) * batch_size]
+                b = len(idx)
+                noise = torch.randn(b, model.latent_dim, generator=gen)
+                beta = _draw_beta(model, b, gen)
+                lo, hi = (b * rank) // world, (b * (rank + 1)) // world
+                xb = x_train[idx[lo:hi].to(dev)]
+                beta_local = beta[lo:hi].to(dev) if torch.is_tensor(beta) else beta
+                terms = module(xb, beta_local if model.conditional else None, noise[lo:hi].to(dev))
+                progress_epochs = epoch + step / steps
+                per_example = objective.loss(terms, beta_local, progress_epochs)
+                # the sum over the global batch / b, whatever the split: DDP averages over ranks
+                fabric.backward(per_example.sum() * (world / b))
+                if clip_grad:
+                    fabric.clip_gradients(module, optimizer, max_norm=clip_grad)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    rate = terms.rate.sum() if model.kind == "vae" else terms.rate.new_zeros(())
+                    sums += torch.stack(
+                        [
+                            per_example.sum(),
+                            terms.distortion.sum(),
+                            rate,
+                            per_example.new_tensor(hi - lo),
+                        ]
+                    ).double()
+                bar.step(sums, b)
+                if stop["now"]:
+                    if is_main and out is not None:
+                        _save_state(out, module, optimizer, epoch, step + 1, gen, sums, started)
+                    raise Interrupted(out)
+            sums = fabric.all_reduce(sums, reduce_op="sum") if world > 1 else sums
+            train = (sums[:3] / sums[3]).tolist()
+            _check_finite(train, epoch, model)
+            row = {
+                "epoch": epoch + 1,
+                "seconds": round(time.perf_counter() - started, 4),
+                "beta": model.beta if not model.conditional else list(model.beta_range),
+                "kl_weight": objective.kl_weight(epoch + 1)
+                if hasattr(objective, "kl_weight")
+                else 0.0,
+                "train_loss": train[0],
+                "train_distortion": train[1],
+                "train_rate": train[2] if model.kind == "vae" else None,
+                **_test_metrics(model, x_test, objective, seed),
+            }
+            history.append(row)
+            bar.epoch_done(row)
+            if is_main and out is not None:
+                io.write_jsonl(out / "metrics.jsonl", history)
+                runs.save_weights(out, model)
+                _save_state(out, module, optimizer, epoch + 1, 0, None, None, 0.0)
+    finally:
+        bar.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+
+    model.eval()
+    run = Run(model=model, history=history, path=out)
+    if is_main:
+        run.summary = evaluate.summarize(model, data, nll_samples=nll_samples, seed=seed)
+        run.summary["seconds"] = sum(r["seconds"] for r in history)
+        if out is not None:
+            io.write_json(out / "summary.json", run.summary)
+            if figures:
+                from vaekit import report
+
+                report.write_run(out, model, data, history, run.summary)
+    return run
+
+
+def _draw_beta(model: VAE, b: int, gen: torch.Generator):
+    if not model.conditional:
+        return model.beta
+    lo, hi = (math.log(v) for v in model.beta_range)
+    return torch.exp(lo + (hi - lo) * torch.rand(b, generator=gen))
+
+
+@torch.no_grad()
+def _test_metrics(model: VAE, x_test: torch.Tensor, objective, seed: int) -> dict:
+    was = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=x_test.device)
+    gen = _generator(seed, 10**6)
+    for start in range(0, len(x_test), evaluate.EVAL_BATCH):
+        xb = x_test[start : start + evaluate.EVAL_BATCH]
+        noise = torch.randn(len(xb), model.latent_dim, generator=gen).to(xb.device)
+        t = model.terms(xb, None, noise)
+        rate = t.rate.sum() if model.kind == "vae" else t.rate.new_zeros(())
+        beta = model.beta
+        loss = t.distortion.sum() + (beta * rate if model.kind == "vae" else 0.0)
+        sums += torch.stack([loss, t.distortion.sum(), rate]).double()
+    model.train(was)
+    loss, distortion, rate = (sums / len(x_test)).tolist()
+    vae = model.kind == "vae"
+    return {
+        "test_loss": loss,
+        "test_distortion": distortion,
+        "test_rate": rate if vae else None,
+        "test_elbo": -(distortion + rate) if vae else None,
+    }
+
+
+def _check_finite(train: list[float], epoch: int, model: VAE) -> None:
+    names = ["loss", "distortion", "rate"]
+    for name, value in zip(names, train, strict=True):
+        if name == "rate" and model.kind == "ae":
+            continue
+        if not math.isfinite(value):
+            raise NumericalError(
+                f"The training {name} became {value} in epoch {epoch + 1}; the last good "
+                "checkpoint is kept. Try a lower --lr, --clip-grad 10, or another likelihood "
+                "(a larger --sigma, or gaussian-learned)."
+            )
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise NumericalError(
+            f"The weights {bad[0]} became non-finite in epoch {epoch + 1} (a NaN or Inf gradient); "
+            "the last good checkpoint is kept. Try a lower --lr or --clip-grad 10."
+        )
+
+
+def _save_state(out, module, optimizer, epoch, step, gen, sums, started) -> None:
+    state = {
+        "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "step": step,
+    }
+    if step > 0:
+        state["partial"] = {
+            "generator": gen.get_state(),
+            "sums": sums.cpu(),
+            "seconds": time.perf_counter() - started,
+        }
+    runs.save_checkpoint(out, state)
+
+
+class _progress:
+    """A tqdm bar over epochs showing the running loss, rate and distortion (read at most
+    twice a second, so the hot loop has no per-step host sync)."""
+
+    def __init__(self, enabled: bool, epochs: int, start: int):
+        self.bar = None
+        self.last = 0.0
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=epochs, initial=start, unit="epoch", dynamic_ncols=True)
+
+    def step(self, sums, b):
+        if self.bar is None or time.perf_counter() - self.last < 0.5:
+            return
+        self.last = time.perf_counter()
+        loss, dist, rate, count = sums.tolist()
+        count = max(count, 1)
+        self.bar.set_postfix_str(
+            f"loss {loss / count:.2f} rate {rate / count:.2f} distortion {dist / count:.2f}"
+        )
+
+    def epoch_done(self, row):
+        if self.bar is None:
+            return
+        rate = row["test_rate"]
+        rate_text = f" rate {rate:.2f}" if rate is not None else ""
+        self.bar.set_postfix_str(
+            f"test loss {row['test_loss']:.2f}{rate_text} distortion {row['test_distortion']:.2f}"
+        )
+        self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
