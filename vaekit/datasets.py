@@ -210,9 +210,7 @@ def _load_npy(path: Path) -> RawData:
     try:
         x = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
-        raise VaekitError(
-            f"{path} is not a readable NumPy file ({err}); give a .npy array."
-        ) from None
+        raise VaekitError(f"{path} is not a readable NumPy file ({err}); give a .npy array.") from None
     return RawData(x=x, source=str(path))
 
 
@@ -306,9 +304,7 @@ def _load_image_folder(path: Path) -> RawData:
                 mode = "RGB" if im.mode in ("RGB", "RGBA", "P", "CMYK") else "L"
                 arr = np.asarray(im.convert(mode))
         except (UnidentifiedImageError, OSError) as err:
-            raise VaekitError(
-                f"{p} is not a readable image ({err}); remove or replace it."
-            ) from None
+            raise VaekitError(f"{p} is not a readable image ({err}); remove or replace it.") from None
         sizes.setdefault(arr.shape, p)
         images.append(arr)
         labels.append(p.parent.name if p.parent != path else "")
@@ -392,16 +388,14 @@ def read_raw(source: str | os.PathLike, label_column: str | None = None) -> RawD
     return raw
 
 
-def _validate(raw: RawData) -> RawData:
+def validate(raw: RawData) -> RawData:
     x = np.asarray(raw.x)
     where = raw.source or "the data"
     check(
         np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_,
         f"The data in {where} has dtype {x.dtype}, not numbers; give a numeric array.",
     )
-    check(
-        x.ndim >= 1 and x.shape[0] > 0, f"The data in {where} is empty; give at least 2 examples."
-    )
+    check(x.ndim >= 1 and x.shape[0] > 0, f"The data in {where} is empty; give at least 2 examples.")
     if x.ndim == 1:
         x = x[:, None]
     check(x[0].size > 0, f"The data in {where} has 0 features per example; give at least one.")
@@ -411,9 +405,7 @@ def _validate(raw: RawData) -> RawData:
         n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
         first = np.argwhere(bad)[0]
         what = " and ".join(
-            f"{n} {name} value{'s' if n != 1 else ''}"
-            for n, name in ((n_nan, "NaN"), (n_inf, "Inf"))
-            if n
+            f"{n} {name} value{'s' if n != 1 else ''}" for n, name in ((n_nan, "NaN"), (n_inf, "Inf")) if n
         )
         raise VaekitError(
             f"The data in {where} contains {what} (the first at example {first[0]}, position "
@@ -497,7 +489,7 @@ def from_raw(
     scaling: str | Scaling = "auto",
 ) -> Dataset:
     """Validate `raw`, split it and scale it."""
-    raw = _validate(raw)
+    raw = validate(raw)
     train_idx, test_idx = split_indices(len(raw.x), test_size, split_seed)
     if not isinstance(scaling, Scaling):
         scaling = fit_scaling(raw, train_idx, scaling)

@@ -245,9 +245,7 @@ class VAE(nn.Module):
 
 def check_latent_dim(latent_dim) -> None:
     check(
-        isinstance(latent_dim, (int, np.integer))
-        and not isinstance(latent_dim, bool)
-        and latent_dim >= 1,
+        isinstance(latent_dim, (int, np.integer)) and not isinstance(latent_dim, bool) and latent_dim >= 1,
         f"latent_dim must be a whole number of at least 1, not {latent_dim!r}.",
     )
 

@@ -129,15 +129,11 @@ def latent_space(model: VAE, data, beta=None) -> plt.Figure:
     scatter_codes(ax, means, data.labels("test"), data)
     if means.shape[1] == 2:
         ax.add_patch(plt.Circle((0, 0), 2, fill=False, ls="--", color="grey", lw=0.8))
-    ax.set_title(
-        f"latent space (test set posterior means, latent_dim {model.latent_dim})", fontsize=9
-    )
+    ax.set_title(f"latent space (test set posterior means, latent_dim {model.latent_dim})", fontsize=9)
     return fig
 
 
-def traversals(
-    model: VAE, data, steps: int = 9, limit: float = 2.5, order=None, names=None
-) -> plt.Figure:
+def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None, names=None) -> plt.Figure:
     """One row per latent dimension (sorted by its KL, largest first): decode the mean code of a
     test example with that dimension swept over [-limit, limit], the others held."""
     means, variances = evaluate.encode_means(model, data.x_test[:500])
@@ -180,6 +176,9 @@ def training_curves(history: list[dict]) -> plt.Figure:
                 ax.plot(epochs, vals, style, label=split)
         ax.set_title(f"{key} (nats)", fontsize=9)
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no KL term (autoencoder)", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return fig

@@ -69,9 +69,7 @@ def read_config(run: str | os.PathLike) -> dict:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise VaekitError(f"{path} is not valid YAML ({err}); restore it from the run.") from None
-    check(
-        isinstance(config, dict) and "model" in config, f"{path} does not describe a vaekit model."
-    )
+    check(isinstance(config, dict) and "model" in config, f"{path} does not describe a vaekit model.")
     version = config.get("format_version")
     check(
         isinstance(version, int),
@@ -87,9 +85,7 @@ def read_config(run: str | os.PathLike) -> dict:
 
 def save_weights(out: Path, model: VAE) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    io.write_bytes(
-        out / "model.safetensors", save(state, metadata={"format_version": str(FORMAT_VERSION)})
-    )
+    io.write_bytes(out / "model.safetensors", save(state, metadata={"format_version": str(FORMAT_VERSION)}))
 
 
 def load_weights(run: Path, model: VAE) -> None:
@@ -102,8 +98,7 @@ def load_weights(run: Path, model: VAE) -> None:
         state = load_file(path)
     except (SafetensorError, OSError, ValueError) as err:
         raise VaekitError(
-            f"{path} is not a readable safetensors file ({err}); it may be truncated: restore it "
-            "or retrain."
+            f"{path} is not a readable safetensors file ({err}); it may be truncated: restore it or retrain."
         ) from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -139,3 +134,21 @@ def load_checkpoint(run: Path) -> dict | None:
             f"{path} cannot be loaded safely ({type(err).__name__}); it may be corrupt or contain "
             "code. Delete it to restart training, or restore the original."
         ) from None
+
+
+def load_data(run: str | os.PathLike):
+    """Reload the data set (and its split) that a run was trained on, from config.yaml."""
+    from vaekit import datasets
+
+    record = read_config(run).get("data")
+    check(
+        isinstance(record, dict) and "source" in record,
+        f"{run}/config.yaml does not say which data the run used; pass the data explicitly.",
+    )
+    test_size = record.get("test_size", 0.2)
+    return datasets.load(
+        record["source"],
+        test_size=int(test_size) if test_size >= 1 else test_size,
+        scaling=record.get("scaling", "auto"),
+        label_column=record.get("label_column"),
+    )

@@ -102,9 +102,7 @@ def fit(
 
     state = None
     if resume:
-        check(
-            out is not None and out.is_dir(), f"--resume needs an existing run folder, not {out}."
-        )
+        check(out is not None and out.is_dir(), f"--resume needs an existing run folder, not {out}.")
         state = runs.load_checkpoint(out)
     elif out is not None and is_main:
         runs.prepare(out, overwrite)
@@ -201,9 +199,7 @@ def fit(
                 "epoch": epoch + 1,
                 "seconds": round(time.perf_counter() - started, 4),
                 "beta": model.beta if not model.conditional else list(model.beta_range),
-                "kl_weight": objective.kl_weight(epoch + 1)
-                if hasattr(objective, "kl_weight")
-                else 0.0,
+                "kl_weight": objective.kl_weight(epoch + 1) if hasattr(objective, "kl_weight") else 0.0,
                 "train_loss": train[0],
                 "train_distortion": train[1],
                 "train_rate": train[2] if model.kind == "vae" else None,

@@ -1,0 +1,479 @@
+"""The `vaekit` command line: parse, validate, call the Python API, print.
+
+Every training option also has a config-file key (the option name with underscores); the command
+line overrides the file. Bad input ends with exit status 2 and one sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import yaml
+
+from vaekit.errors import VaekitError, check
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # config key; the flag is --name-with-dashes
+    type: Any
+    default: Any
+    help: str
+    nargs: int = 1
+    is_flag: bool = False
+
+
+def _hidden(value) -> list[int]:
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        parts = [p for p in str(value).replace(" ", "").split(",") if p]
+    try:
+        sizes = [int(p) for p in parts]
+    except (TypeError, ValueError):
+        raise VaekitError(f"hidden must be layer sizes like 512,256, not {value!r}.") from None
+    check(all(s >= 1 for s in sizes), f"hidden layer sizes must be positive, not {value!r}.")
+    return sizes
+
+
+TRAIN_OPTIONS = [
+    Option("data", str, "mnist5k", "Built-in data set name or a .npy/.npz/.csv file or image folder."),
+    Option("latent_dim", int, 2, "Number of latent dimensions."),
+    Option("beta", float, 1.0, "KL weight: 0 = pure reconstruction, 1 = the ELBO, >1 more regularisation."),
+    Option("beta_range", float, None, "Train one beta-conditioned model over [LOW, HIGH].", nargs=2),
+    Option(
+        "likelihood",
+        str,
+        "auto",
+        "gaussian, gaussian-learned, bernoulli, continuous-bernoulli, laplace "
+        "(auto: bernoulli for [0, 1] data, else gaussian).",
+    ),
+    Option("sigma", float, 1.0, "Fixed sigma of the gaussian likelihood (sigma^2 x c acts like beta x c)."),
+    Option("per_dim_sigma", bool, False, "gaussian-learned: one sigma per data dimension.", is_flag=True),
+    Option("model", str, "vae", "vae, or ae for a deterministic autoencoder (no KL)."),
+    Option("arch", str, "auto", "mlp, conv (28/32/64 px images) or auto."),
+    Option("hidden", str, "512,256", "MLP hidden layer sizes, comma separated."),
+    Option("activation", str, "relu", "relu, elu, gelu, tanh or silu."),
+    Option("epochs", int, 30, "Training epochs."),
+    Option("batch_size", int, 64, "Examples per step."),
+    Option("lr", float, 1e-3, "Adam learning rate."),
+    Option("seed", int, 0, "Seed for weights, batch order and noise."),
+    Option("warmup_epochs", float, 0.0, "Linear KL warm-up over this many epochs."),
+    Option("clip_grad", float, None, "Clip the gradient norm to this value."),
+    Option("test_size", float, 0.2, "Test split: a fraction, or a count of examples."),
+    Option("scaling", str, "auto", "auto, unit (images to [0, 1]), standard (tables) or none."),
+    Option("label_column", str, None, "CSV: the column that holds labels."),
+    Option("nll_samples", int, 100, "Importance samples K for the final NLL estimate."),
+    Option("device", str, "auto", "auto, cpu or cuda."),
+    Option("devices", int, 1, "Number of processes/devices (with --strategy ddp)."),
+    Option("strategy", str, "auto", "Fabric strategy: auto or ddp."),
+    Option("precision", str, "32-true", "Fabric precision: 32-true, bf16-mixed, 16-mixed."),
+]
+OPTIONS_BY_NAME = {o.name: o for o in TRAIN_OPTIONS}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def train_options(fn):
+    """Add every training option (default None, so given ones can be told apart)."""
+    for opt in reversed(TRAIN_OPTIONS):
+        if opt.is_flag:
+            fn = click.option(_flag(opt.name), opt.name, is_flag=True, default=None, help=opt.help)(fn)
+        else:
+            fn = click.option(
+                _flag(opt.name),
+                opt.name,
+                type=opt.type,
+                nargs=opt.nargs,
+                default=None,
+                help=f"{opt.help} [default: {opt.default}]",
+            )(fn)
+    fn = click.option(
+        "--config", "config_file", type=click.Path(), default=None, help="YAML file of options."
+    )(fn)
+    return fn
+
+
+def _coerce(key: str, value, where: str):
+    opt = OPTIONS_BY_NAME[key]
+    if value is None:
+        return None
+    try:
+        if opt.nargs == 2:
+            check(isinstance(value, (list, tuple)) and len(value) == 2, "")
+            return tuple(float(v) for v in value)
+        if opt.name == "hidden":
+            return ",".join(str(s) for s in _hidden(value))
+        if opt.type is bool:
+            check(isinstance(value, bool), "")
+            return value
+        if opt.type is int:
+            check(not isinstance(value, bool) and float(value).is_integer(), "")
+            return int(value)
+        if opt.type is float:
+            check(not isinstance(value, (bool, list, dict)), "")
+            return float(value)
+        check(isinstance(value, (str, int, float)) and not isinstance(value, bool), "")
+        return str(value)
+    except (VaekitError, TypeError, ValueError):
+        kind = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}[opt.type]
+        if opt.nargs == 2:
+            kind = "a list of two numbers"
+        raise VaekitError(f"{where}: {key} must be {kind}, not {value!r}.") from None
+
+
+def read_config_file(path: str) -> dict:
+    p = Path(path)
+    check(p.is_file(), f"No config file at {p}; check the path.")
+    try:
+        content = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise VaekitError(f"{p} is not valid YAML ({str(err).splitlines()[0]}); fix its syntax.") from None
+    if content is None:
+        return {}
+    check(
+        isinstance(content, dict), f"{p} must hold a mapping of option: value, not {type(content).__name__}."
+    )
+    out = {}
+    for key, value in content.items():
+        norm = str(key).replace("-", "_")
+        if norm not in OPTIONS_BY_NAME:
+            raise VaekitError(f"{p.name}: unknown key {key!r}; known keys are {', '.join(OPTIONS_BY_NAME)}.")
+        out[norm] = _coerce(norm, value, p.name)
+    return out
+
+
+def merge_options(given: dict, config_file: str | None, base: dict | None = None) -> dict:
+    """defaults < `base` (a run's own settings) < the config file < the command line."""
+    settings = {o.name: o.default for o in TRAIN_OPTIONS}
+    settings.update(base or {})
+    if config_file:
+        settings.update({k: v for k, v in read_config_file(config_file).items() if v is not None})
+    settings.update({k: v for k, v in given.items() if k in OPTIONS_BY_NAME and v is not None})
+    return settings
+
+
+def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: bool = False):
+    """Load data, build the model and train it: the one path the CLI commands share."""
+    from vaekit import datasets, train
+    from vaekit.model import VAE
+
+    check(
+        s["beta"] is not None and s["beta"] >= 0,
+        f"beta must be a number of at least 0 (0 = pure reconstruction), not {s['beta']}.",
+    )
+    data = datasets.load(
+        s["data"],
+        test_size=int(s["test_size"]) if s["test_size"] >= 1 else s["test_size"],
+        scaling=s["scaling"],
+        label_column=s["label_column"],
+    )
+    model = VAE.for_data(
+        data,
+        latent_dim=s["latent_dim"],
+        likelihood=s["likelihood"],
+        beta=s["beta"],
+        arch=s["arch"],
+        hidden=tuple(_hidden(s["hidden"])),
+        activation=s["activation"],
+        model=s["model"],
+        sigma=s["sigma"],
+        per_dim_sigma=bool(s["per_dim_sigma"]),
+        beta_range=tuple(s["beta_range"]) if s["beta_range"] else None,
+        seed=s["seed"],
+    )
+    if progress:
+        click.echo(data.describe(), err=True)
+    return train.fit(
+        model,
+        data,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        seed=s["seed"],
+        out=out,
+        warmup_epochs=s["warmup_epochs"],
+        resume=resume,
+        overwrite=overwrite,
+        device=s["device"],
+        devices=s["devices"],
+        strategy=s["strategy"],
+        precision=s["precision"],
+        clip_grad=s["clip_grad"],
+        nll_samples=s["nll_samples"],
+        progress=progress,
+        config={"options": _plain(s), "data": data_record(data, s)},
+    )
+
+
+def _plain(s: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
+
+
+def data_record(data, s: dict) -> dict:
+    """What config.yaml says about the data (enough to reload the same split)."""
+    source = s["data"]
+    path = Path(source)
+    if path.exists():
+        source = str(path.resolve())
+    return {
+        "source": source,
+        "name": data.name,
+        "shape": list(data.shape),
+        "kind": data.kind,
+        "test_size": s["test_size"],
+        "scaling": data.scaling.name,
+        "label_column": s["label_column"],
+        "label_names": data.label_names,
+        "factor_names": data.factor_names,
+    }
+
+
+def summary_line(summary: dict, seconds: float) -> str:
+    parts = []
+    for key in ("elbo", "rate", "distortion", "nll", "knn_accuracy", "active_units"):
+        value = summary.get(key)
+        if value is not None:
+            parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    return ", ".join(parts) + f" ({seconds:.1f} s)"
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vaekit")
+def cli():
+    """vaekit: train variational autoencoders, see and measure their latent space."""
+
+
+@cli.command()
+@train_options
+@click.option("--out", type=click.Path(), default=None, help="Run folder [default: runs/DATA-betaB].")
+@click.option("--resume", "resume_run", type=click.Path(), default=None, help="Continue this run folder.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an existing run folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(config_file, out, resume_run, overwrite, quiet, **given):
+    """Train a VAE (or an AE) and write its run folder."""
+    from vaekit import runs
+
+    started = time.perf_counter()
+    if resume_run:
+        run_config = runs.read_config(resume_run)
+        base = dict(run_config.get("options", {}))
+        if base.get("beta_range"):
+            base["beta_range"] = tuple(base["beta_range"])
+        settings = merge_options({"epochs": given.get("epochs")}, None, base)
+        result = build_and_fit(settings, Path(resume_run), False, not quiet, resume=True)
+        out_path = Path(resume_run)
+    else:
+        settings = merge_options(given, config_file)
+        name = Path(str(settings["data"])).stem or "data"
+        default_out = Path("runs") / f"{name}-beta{settings['beta']:g}"
+        out_path = Path(out) if out else default_out
+        result = build_and_fit(settings, out_path, overwrite, not quiet)
+    if result.summary:
+        click.echo(f"{out_path}: {summary_line(result.summary, time.perf_counter() - started)}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--nll-samples", type=int, default=None, help="Importance samples K [default: the run's].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def evaluate(run, nll_samples, as_json):
+    """Evaluate a trained run on its test split and rewrite summary.json."""
+    from vaekit import evaluate as ev
+    from vaekit import io, runs
+
+    model = runs.load(run)
+    data = runs.load_data(run)
+    config = runs.read_config(run)
+    k = nll_samples if nll_samples is not None else config.get("train", {}).get("nll_samples", 100)
+    check(k >= 0, f"--nll-samples must be at least 0, not {k}.")
+    summary = ev.summarize(model, data, nll_samples=k, seed=config.get("train", {}).get("seed", 0))
+    io.write_json(Path(run) / "summary.json", summary)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            if not isinstance(value, (dict, list)):
+                click.echo(f"{key:>24}  {value:.6g}" if isinstance(value, float) else f"{key:>24}  {value}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("-n", "n", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("--out", type=click.Path(), required=True, help="FILE.png (a grid) or FILE.npy (arrays).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
+def sample(run, n, out, seed, beta):
+    """Draw samples from the prior through the decoder."""
+    import torch
+
+    from vaekit import plots, report, runs
+
+    check(n >= 1, f"-n must be at least 1, not {n}.")
+    out = Path(out)
+    check(out.suffix in (".png", ".npy"), f"--out must end in .png or .npy, not {out.name!r}.")
+    _refuse_existing(out)
+    model = runs.load(run)
+    if out.suffix == ".npy":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            x = model.unscale_output(model.sample(n, beta)).numpy()
+        from vaekit import io
+
+        with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.save(f, x)
+    else:
+        report.save_figure(plots.samples(model, n, seed), out)
+    click.echo(f"wrote {n} samples to {out}")
+
+
+def _refuse_existing(out: Path) -> None:
+    check(not out.exists(), f"{out} already exists; choose another --out (nothing was overwritten).")
+
+
+def _user_data(model, source, label_column=None):
+    """A user's file (or a built-in) in the model's units, with the run's own scaling."""
+    from vaekit import datasets
+
+    raw = datasets.read_raw(source, label_column)
+    raw = datasets.validate(raw)
+    x = raw.x
+    check(
+        tuple(x.shape[1:]) == model.data_shape,
+        f"The data in {source} has examples of shape {tuple(x.shape[1:])} but the model was "
+        f"trained on {model.data_shape}; give data like the training data.",
+    )
+    import torch
+
+    return model.scale_input(torch.as_tensor(x, dtype=torch.float32)), raw
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", "source", required=True, help="Data set name or file to encode.")
+@click.option("--out", type=click.Path(), required=True, help="latents.npy or latents.csv")
+@click.option("--label-column", default=None, help="CSV: the column that holds labels.")
+def encode(run, source, out, label_column):
+    """Write the posterior means (and standard deviations) of every example."""
+    from vaekit import evaluate as ev
+    from vaekit import io, runs
+
+    out = Path(out)
+    check(out.suffix in (".npy", ".csv"), f"--out must end in .npy or .csv, not {out.name!r}.")
+    _refuse_existing(out)
+    model = runs.load(run)
+    x, _ = _user_data(model, source, label_column)
+    means, variances = ev.encode_means(model, x)
+    if out.suffix == ".npy":
+        with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.save(f, means)
+    else:
+        d = model.latent_dim
+        header = [f"z{i + 1}_mean" for i in range(d)] + [f"z{i + 1}_std" for i in range(d)]
+        _write_csv(out, header, np.c_[means, np.sqrt(variances)])
+    click.echo(f"wrote the latent means of {len(means)} examples ({model.latent_dim} dims) to {out}")
+
+
+def _write_csv(out: Path, header: list[str], rows) -> None:
+    from vaekit import io
+
+    with io.atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([[f"{v:.8g}" for v in row] for row in rows])
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", "source", required=True, help="Data set name or file to score.")
+@click.option("--out", type=click.Path(), required=True, help="scores.csv")
+@click.option("--label-column", default=None, help="CSV: the column that holds labels.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def score(run, source, out, label_column, seed):
+    """Per-example anomaly scores: -ELBO, distortion, rate and reconstruction error."""
+    from vaekit import evaluate as ev
+    from vaekit import runs
+
+    out = Path(out)
+    check(out.suffix == ".csv", f"--out must end in .csv, not {out.name!r}.")
+    _refuse_existing(out)
+    model = runs.load(run)
+    x, _ = _user_data(model, source, label_column)
+    t = ev.per_example_terms(model, x, seed=seed)
+    neg_elbo = t["distortion"] + np.nan_to_num(t["rate"])
+    rows = np.c_[np.arange(len(neg_elbo)), neg_elbo, t["distortion"], t["rate"], t["squared_error"]]
+    _write_csv(out, ["index", "neg_elbo", "distortion", "rate", "squared_error"], rows)
+    click.echo(f"wrote {len(rows)} scores to {out} (higher neg_elbo = more anomalous)")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+def report(run):
+    """Re-draw a run's figures and report.html from its files."""
+    from vaekit import io, runs
+    from vaekit import report as rep
+
+    model = runs.load(run)
+    data = runs.load_data(run)
+    summary_path = Path(run) / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    rep.write_run(Path(run), model, data, io.read_jsonl(Path(run) / "metrics.jsonl"), summary)
+    click.echo(f"wrote {Path(run) / 'report.html'}")
+
+
+@cli.command(name="datasets")
+def datasets_command():
+    """List the built-in data sets and the file formats vaekit reads."""
+    from vaekit import datasets
+
+    click.echo("Built in (offline):")
+    for name, desc in datasets.describe_builtins().items():
+        click.echo(f"  {name:<10} {desc}")
+    click.echo("Your own: a .npy array, a .npz with x (and y, factors), a .csv of numeric columns")
+    click.echo("(--label-column NAME), or a folder of images with one sub-folder per label.")
+
+
+def main(argv=None) -> None:
+    """Entry point: one clear sentence and exit status 2 for bad input, never a traceback."""
+    from vaekit.train import Interrupted
+
+    try:
+        cli.main(args=argv, prog_name="vaekit", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        hint = f" (see vaekit {e.ctx.info_name} --help)" if e.ctx and e.ctx.parent else ""
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("error: aborted.", err=True)
+        sys.exit(130)
+    except VaekitError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except Interrupted as e:
+        click.echo(f"stopped; the run is saved. Resume with: vaekit train --resume {e.run}", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("stopped.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
