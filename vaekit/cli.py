@@ -84,9 +84,11 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def train_options(fn):
+def train_options(fn=None, exclude=()):
     """Add every training option (default None, so given ones can be told apart)."""
-    for opt in reversed(TRAIN_OPTIONS):
+    if fn is None:
+        return lambda f: train_options(f, exclude)
+    for opt in reversed([o for o in TRAIN_OPTIONS if o.name not in exclude]):
         if opt.is_flag:
             fn = click.option(_flag(opt.name), opt.name, is_flag=True, default=None, help=opt.help)(fn)
         else:
@@ -286,6 +288,82 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
         click.echo(f"{out_path}: {summary_line(result.summary, time.perf_counter() - started)}")
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--beta", "betas", type=str, default=None, help="The betas: --beta 0 0.1 1 4.")
+@click.argument("beta_values", nargs=-1, type=str)
+@train_options(exclude=("beta",))
+@click.option("--out", type=click.Path(), required=True, help="Sweep folder.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel.")
+@click.option(
+    "--from",
+    "from_run",
+    type=click.Path(),
+    default=None,
+    help="Evaluate this beta-conditioned run at the betas instead of training.",
+)
+@click.option("--quiet", is_flag=True, help="Less output.")
+def sweep(betas, beta_values, config_file, out, jobs, from_run, quiet, **given):
+    """Train one run per beta: vaekit sweep --beta 0 0.1 1 4 16 --out SWEEP [train options].
+
+    Writes SWEEP/beta-B/ run folders, sweep.json, figures/latent_panels.png,
+    figures/rate_distortion.png and report.html. Re-running resumes an interrupted sweep.
+    """
+    from vaekit import sweep as sw
+
+    values = [_beta_value(v) for v in ([betas] if betas is not None else []) + list(beta_values)]
+    check(bool(values), "Give the betas to sweep, e.g. vaekit sweep --beta 0 1 4 --out SWEEP.")
+    started = time.perf_counter()
+    if from_run:
+        settings = merge_options(given, config_file)
+        rows = sw.from_conditioned(from_run, values, out, nll_samples=settings["nll_samples"])
+    else:
+        settings = merge_options(given, config_file)
+        rows = sw.run(values, settings, out, jobs=jobs, progress=not quiet)
+    _print_sweep(rows)
+    click.echo(f"wrote {Path(out) / 'report.html'} ({time.perf_counter() - started:.0f} s)")
+
+
+def _beta_value(text: str) -> float:
+    if text.startswith("--"):
+        raise click.UsageError(f"No such option {text.split('=')[0]!r}.")
+    try:
+        return float(text)
+    except ValueError:
+        raise VaekitError(f"beta must be a number of at least 0, not {text!r}.") from None
+
+
+def _print_sweep(rows) -> None:
+    keys = ("rate", "distortion", "elbo", "knn_accuracy", "active_units", "aggregate_posterior_kl")
+    click.echo(f"{'beta':>8} {'source':>11} " + " ".join(f"{k[:12]:>12}" for k in keys))
+    for r in rows:
+        cells = [
+            f"{r.get(k):12.4g}" if isinstance(r.get(k), float) else f"{str(r.get(k, '-')):>12}" for k in keys
+        ]
+        click.echo(f"{r['beta']:8g} {r['source']:>11} " + " ".join(cells))
+
+
+DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 16.0)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(), default="demo", show_default=True, help="Sweep folder.")
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--jobs", type=int, default=2, show_default=True)
+def demo(out, epochs, jobs):
+    """The slide made real: mnist5k, a 2-D latent space, beta from 0 (pure reconstruction)
+    through 1 to 16 (more latent regularisation), with the latent panels and the report."""
+    from vaekit import sweep as sw
+
+    started = time.perf_counter()
+    settings = merge_options({"data": "mnist5k", "latent_dim": 2, "epochs": epochs, "nll_samples": 100}, None)
+    rows = sw.run(DEMO_BETAS, settings, out, jobs=jobs)
+    _print_sweep(rows)
+    click.echo(
+        f"wrote {Path(out) / 'report.html'} and {Path(out) / 'figures' / 'latent_panels.png'} "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
+
+
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--nll-samples", type=int, default=None, help="Importance samples K [default: the run's].")
@@ -432,6 +510,34 @@ def report(run):
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     rep.write_run(Path(run), model, data, io.read_jsonl(Path(run) / "metrics.jsonl"), summary)
     click.echo(f"wrote {Path(run) / 'report.html'}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--index", type=int, required=True, help="Index of the query example in the data set.")
+@click.option("-k", "k", type=int, default=8, show_default=True, help="Number of neighbours.")
+@click.option(
+    "--out", type=click.Path(), default=None, help="Figure file [default: RUN/figures/neighbors-I.png]."
+)
+def neighbors(run, index, k, out):
+    """The k nearest examples to one example in latent space (posterior means), as indices and a figure."""
+    from vaekit import evaluate as ev
+    from vaekit import plots, runs
+    from vaekit import report as rep
+
+    model = runs.load(run)
+    data = runs.load_data(run)
+    check(0 <= index < len(data.x), f"--index must be between 0 and {len(data.x) - 1}, not {index}.")
+    check(k >= 1, f"-k must be at least 1, not {k}.")
+    means, _ = ev.encode_means(model, data.x)
+    found, distances = ev.nearest_neighbors(means, index, k)
+    out = Path(out) if out else Path(run) / "figures" / f"neighbors-{index}.png"
+    rep.save_figure(plots.neighbors(data, index, found, distances), out)
+    click.echo("index,distance" + (",label" if data.y is not None else ""))
+    for i, d in zip(found, distances, strict=True):
+        label = f",{data.label_name(int(data.y[i]))}" if data.y is not None else ""
+        click.echo(f"{i},{d:.4f}{label}")
+    click.echo(f"wrote {out}", err=True)
 
 
 @cli.command(name="datasets")

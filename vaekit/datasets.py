@@ -179,7 +179,7 @@ def _sprites(resolution: int, n: int) -> RawData:
     arrays = sprites.load(resolution=resolution)
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(arrays.factor_indices), size=n, replace=False))
-    images = sprites.unpack_images(arrays, pick)
+    images = arrays.unpack(pick)
     return RawData(
         x=images.astype(np.float32)[:, None],
         factors=arrays.factor_indices[pick].astype(np.int64),

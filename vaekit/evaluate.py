@@ -147,6 +147,17 @@ def per_example_terms(model: VAE, x, beta=None, seed: int = 0, batch_size: int =
     }
 
 
+def nearest_neighbors(codes: np.ndarray, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest codes to codes[index] (Euclidean), excluding itself: (indices, distances)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, len(codes) - 1)
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(codes)
+    dist, idx = nn.kneighbors(codes[index : index + 1])
+    keep = idx[0] != index
+    return idx[0][keep][:k], dist[0][keep][:k]
+
+
 def active_units(means: np.ndarray, threshold: float = 0.01) -> int:
     """Dimensions whose posterior mean varies over x: Cov_x(E_q[z_j]) > 0.01 (Burda et al., 2016)."""
     return int((np.var(means, axis=0) > threshold).sum())

@@ -119,6 +119,8 @@ def scatter_codes(ax, codes, labels, data, legend=True, s=4):
             ax.legend(markerscale=3, fontsize=7, loc="best", framealpha=0.7)
     ax.set_xlabel(xl, fontsize=8)
     ax.set_ylabel(yl, fontsize=8)
+    if codes.shape[1] == 2:
+        ax.set_aspect("equal", adjustable="datalim")
     return points
 
 
@@ -180,5 +182,60 @@ def training_curves(history: list[dict]) -> plt.Figure:
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "no KL term (autoencoder)", ha="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def latent_map(model: VAE, data, n: int = 300, zoom: float = 0.9, beta=None) -> plt.Figure:
+    """Thumbnails of test images drawn at their latent positions (2-D, or the first two PCs)."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    x = data.x_test[:n]
+    means, _ = evaluate.encode_means(model, x, beta)
+    points, (xl, yl) = project_2d(means)
+    images = to_images(x, data.shape)
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.scatter(points[:, 0], points[:, 1], s=0)
+    for (px, py), im in zip(points, images, strict=True):
+        thumb = OffsetImage(im, zoom=zoom * 28 / max(im.shape[:2]), cmap="gray" if im.ndim == 2 else None)
+        ax.add_artist(AnnotationBbox(thumb, (px, py), frameon=False, pad=0))
+    ax.set_xlabel(xl)
+    ax.set_ylabel(yl)
+    ax.set_title("latent map: test images at their posterior means", fontsize=9)
+    return fig
+
+
+def manifold(model: VAE, steps: int = 15, limit: float = 2.5, beta=None) -> plt.Figure:
+    """Decoder means on a regular grid over the first two latent dimensions (others at 0)."""
+    values = torch.linspace(-limit, limit, steps)
+    z = torch.zeros(steps * steps, model.latent_dim)
+    grid_y, grid_x = torch.meshgrid(values.flip(0), values, indexing="ij")
+    z[:, 0] = grid_x.reshape(-1)
+    if model.latent_dim > 1:
+        z[:, 1] = grid_y.reshape(-1)
+    with torch.no_grad():
+        x = model.decode(z, beta).mean.numpy()
+    images = to_images(x, model.data_shape)
+    fig, ax = plt.subplots(figsize=(7, 7))
+    _grid(ax, images, steps, steps, f"manifold: decoded z1, z2 on a grid over [-{limit}, {limit}]")
+    return fig
+
+
+def neighbors(data, query: int, found: np.ndarray, distances: np.ndarray) -> plt.Figure:
+    """The query example and its nearest neighbours in latent space."""
+    shown = np.concatenate([[query], found])
+    images = to_images(data.x[shown], data.shape)
+    fig, axes = plt.subplots(1, len(shown), figsize=(1.2 * len(shown), 1.7))
+    for i, (ax, idx) in enumerate(zip(np.atleast_1d(axes), shown, strict=True)):
+        if images is not None:
+            ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1)
+        else:
+            ax.plot(data.x[idx].reshape(-1), lw=0.7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        label = f"query {idx}" if i == 0 else f"{idx}\nd={distances[i - 1]:.2f}"
+        if data.y is not None:
+            label += f"\n({data.label_name(int(data.y[idx]))})"
+        ax.set_title(label, fontsize=7)
     fig.tight_layout()
     return fig

@@ -47,6 +47,9 @@ def run_figures(model, data, history) -> dict:
         "traversals": plots.traversals(model, data),
         "training_curves": plots.training_curves(history),
     }
+    if data.is_image:
+        figures["latent_map"] = plots.latent_map(model, data)
+        figures["manifold"] = plots.manifold(model)
     return figures
 
 

@@ -1,0 +1,318 @@
+"""Beta sweeps: one run folder per beta (same data, seed and net), then the trade-off figures.
+
+A sweep folder holds `beta-B/` run folders, `sweep.json` (a list: one row per run, its settings
+and its summary), `figures/latent_panels.png`, `figures/rate_distortion.png` and `report.html`.
+An interrupted sweep resumes: finished runs (with summary.json) are kept, partial runs continue
+from their checkpoint. `from_conditioned` adds rows from one beta-conditioned model.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import html
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from vaekit import evaluate, io, plots, report, runs
+from vaekit.errors import VaekitError, check
+from vaekit.model import check_beta
+
+ROW_KEYS = (
+    "elbo",
+    "rate",
+    "distortion",
+    "loss",
+    "nll",
+    "knn_accuracy",
+    "active_units",
+    "aggregate_posterior_kl",
+    "mse",
+    "bits_per_dim",
+)
+
+
+def run_name(beta: float) -> str:
+    return f"beta-{beta:g}"
+
+
+def check_betas(betas) -> list[float]:
+    check(len(betas) >= 1, "Give at least one beta, e.g. --beta 0 1 4.")
+    for b in betas:
+        check_beta(b)
+    check(len(set(betas)) == len(betas), f"The betas {list(betas)} repeat a value; give each once.")
+    return sorted(float(b) for b in betas)
+
+
+def _train_one(settings: dict, out: str, threads: int) -> None:
+    from vaekit.cli import build_and_fit
+
+    if threads:
+        torch.set_num_threads(threads)
+    out_path = Path(out)
+    resume = (out_path / "checkpoint.pt").exists()
+    build_and_fit(settings, out_path, overwrite=not resume, progress=False, resume=resume)
+
+
+def run(betas, settings: dict, out: str | os.PathLike, jobs: int = 1, progress: bool = True) -> list[dict]:
+    """Train (or resume) one run per beta under `out`, then write sweep.json, figures, report."""
+    betas = check_betas(betas)
+    check(jobs >= 1, f"--jobs must be at least 1, not {jobs}.")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VaekitError(f"{out} is a file, not a folder; choose another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for beta in betas:
+        folder = out / run_name(beta)
+        if (folder / "summary.json").exists():
+            continue  # finished before an interruption: keep it
+        todo.append((dict(settings, beta=beta), str(folder)))
+    print(f"sweep: {len(betas) - len(todo)} of {len(betas)} runs already done, training {len(todo)}")
+    if jobs == 1 or len(todo) <= 1:
+        for i, (s, folder) in enumerate(todo):
+            if progress:
+                print(f"[{i + 1}/{len(todo)}] beta = {s['beta']:g} -> {folder}", flush=True)
+            _train_one(s, folder, 0)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(_train_one, s, f, threads): s["beta"] for s, f in todo}
+            for fut in cf.as_completed(futures):
+                fut.result()
+                if progress:
+                    print(f"beta = {futures[fut]:g} done", flush=True)
+    rows = [r for r in read_rows(out) if r.get("source") == "conditioned"]
+    for beta in betas:
+        folder = out / run_name(beta)
+        summary = json.loads((folder / "summary.json").read_text())
+        rows.append(
+            {
+                "beta": beta,
+                "source": "separate",
+                "run": folder.name,
+                "settings": runs.read_config(folder).get("options", {}),
+                **summary,
+            }
+        )
+    write(out, rows)
+    return rows
+
+
+def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
+    """Evaluate a beta-conditioned run at each beta (no retraining) and add the rows to `out`."""
+    model = runs.load(run_dir)
+    check(
+        model.conditional,
+        f"{run_dir} is not a beta-conditioned run; train one with vaekit train --beta-range LOW HIGH.",
+    )
+    betas = check_betas(betas)
+    lo, hi = model.beta_range
+    outside = [b for b in betas if not lo <= b <= hi]
+    check(
+        not outside,
+        f"The betas {outside} lie outside the run's range [{lo:g}, {hi:g}]; pick betas inside it.",
+    )
+    data = runs.load_data(run_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r for r in read_rows(out) if r.get("source") != "conditioned"]
+    for beta in betas:
+        summary = evaluate.summarize(model, data, nll_samples=nll_samples, beta=beta)
+        rows.append({"beta": beta, "source": "conditioned", "run": str(Path(run_dir).resolve()), **summary})
+    write(out, rows)
+    return rows
+
+
+def read_rows(out: Path) -> list[dict]:
+    path = Path(out) / "sweep.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def write(out: Path, rows: list[dict]) -> None:
+    rows = sorted(rows, key=lambda r: (r["source"] != "separate", r["beta"]))
+    io.write_json(out / "sweep.json", rows)
+    draw(out, rows)
+
+
+def _models(out: Path, rows: list[dict]):
+    """(beta, model, beta argument) for each row, in beta order; the data set of the first run."""
+    entries, data = [], None
+    cache = {}
+    for r in rows:
+        path = out / r["run"] if r["source"] == "separate" else Path(r["run"])
+        if str(path) not in cache:
+            cache[str(path)] = runs.load(path)
+        model = cache[str(path)]
+        entries.append((r["beta"], model, r["beta"] if model.conditional else None))
+        if data is None:
+            data = runs.load_data(path)
+    return entries, data
+
+
+def draw(out: Path, rows: list[dict]) -> None:
+    separate = [r for r in rows if r["source"] == "separate"]
+    panel_rows = separate or rows
+    entries, data = _models(out, panel_rows)
+    report.save_figure(latent_panels(entries, data), out / "figures" / "latent_panels.png")
+    report.save_figure(rate_distortion(rows), out / "figures" / "rate_distortion.png")
+    body = sweep_table(rows) + EXPLANATION
+    report.write_html(out, f"vaekit sweep: {out.name}", body, report.sorted_pngs(out))
+
+
+def regime(beta: float, betas: list[float]) -> str:
+    if beta == 0:
+        return "pure reconstruction"
+    if beta == max(betas) and len(betas) > 1:
+        return "more latent regularisation"
+    return ""
+
+
+def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
+    """One column per beta: the test set's latent means (2-D or first two PCs) coloured by label,
+    and under it the reconstructions of the same test inputs (inputs in the top strip row)."""
+    betas = [b for b, _, _ in entries]
+    n = len(entries)
+    is_image = data.is_image
+    fig = plt.figure(figsize=(3.3 * n, 4.9 if is_image else 3.6))
+    grid = fig.add_gridspec(2 if is_image else 1, n, height_ratios=[3.3, 1.0] if is_image else [1])
+    labels = data.labels("test")
+    x_in = data.x_test[:n_recon]
+    for i, (beta, model, beta_arg) in enumerate(entries):
+        ax = fig.add_subplot(grid[0, i])
+        means, _ = evaluate.encode_means(model, data.x_test, beta_arg)
+        plots.scatter_codes(ax, means, labels, data, legend=(i == n - 1), s=3)
+        if means.shape[1] == 2:
+            ax.add_patch(plt.Circle((0, 0), 2, fill=False, ls="--", color="grey", lw=0.8))
+        name = regime(beta, betas)
+        ax.set_title(f"beta = {beta:g}" + (f"\n{name}" if name else "\n"), fontsize=10)
+        if is_image:
+            with torch.no_grad():
+                recon = model.reconstruct(torch.as_tensor(x_in), beta_arg).numpy()
+            images = plots.to_images(np.concatenate([x_in, recon]), data.shape)
+            plots._grid(fig.add_subplot(grid[1, i]), images, 2, n_recon, "inputs / reconstructions")
+    fig.suptitle("latent space of the test set as beta grows (dashed circle: 2 sd of the prior)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def rate_distortion(rows: list[dict]) -> plt.Figure:
+    """Distortion against rate, one point per beta coloured by log10 beta, and the line
+    rate + distortion = -ELBO through the best (highest-ELBO) point."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    vae_rows = [r for r in rows if r.get("rate") is not None]
+    betas = [r["beta"] for r in vae_rows]
+    positive = [b for b in betas if b > 0]
+    floor = np.log10(min(positive)) - 1 if positive else -1.0
+    colour = [np.log10(b) if b > 0 else floor for b in betas]
+    norm = plt.Normalize(min(colour), max(colour)) if colour else None
+    for source, marker, size in (("separate", "o", 60), ("conditioned", "x", 70)):
+        sel = [i for i, r in enumerate(vae_rows) if r["source"] == source]
+        if not sel:
+            continue
+        sc = ax.scatter(
+            [vae_rows[i]["rate"] for i in sel],
+            [vae_rows[i]["distortion"] for i in sel],
+            c=[colour[i] for i in sel],
+            cmap="viridis",
+            norm=norm,
+            marker=marker,
+            s=size,
+            label="separately trained" if source == "separate" else "one beta-conditioned model",
+        )
+        for i in sel:
+            ax.annotate(
+                f"{vae_rows[i]['beta']:g}",
+                (vae_rows[i]["rate"], vae_rows[i]["distortion"]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=8,
+            )
+    if vae_rows:
+        fig.colorbar(
+            sc, ax=ax, label="log10 beta" + (f" (beta = 0 drawn at {floor:g})" if 0 in betas else "")
+        )
+        best = max(vae_rows, key=lambda r: r["elbo"])
+        total = best["rate"] + best["distortion"]
+        xs = np.linspace(0, max(r["rate"] for r in vae_rows) * 1.05, 50)
+        ax.plot(
+            xs,
+            total - xs,
+            "--",
+            color="grey",
+            lw=1,
+            label=f"rate + distortion = {total:.1f} (best -ELBO, beta = {best['beta']:g})",
+        )
+        low = min(r["distortion"] for r in vae_rows)
+        high = max(r["distortion"] for r in vae_rows)
+        pad = 0.1 * (high - low + 1)
+        ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("rate = KL(q(z|x) || p(z)), nats")
+    ax.set_ylabel("distortion = -E_q log p(x|z), nats")
+    ax.set_title("the rate-distortion trade-off (test split)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def sweep_table(rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("beta", "source", *ROW_KEYS))
+    body = []
+    for r in rows:
+        cells = [_fmt(r["beta"]), r["source"], *(_fmt(r.get(k)) for k in ROW_KEYS)]
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    compare = _comparison(rows)
+    return (
+        f"<h2>Runs (test split, nats per example)</h2><table><tr>{head}</tr>{''.join(body)}</table>{compare}"
+    )
+
+
+def _comparison(rows: list[dict]) -> str:
+    separate = {r["beta"]: r for r in rows if r["source"] == "separate"}
+    cond = {r["beta"]: r for r in rows if r["source"] == "conditioned"}
+    common = sorted(set(separate) & set(cond))
+    if not common:
+        return ""
+    lines = "".join(
+        f"<tr><td>{b:g}</td><td>{separate[b]['elbo']:.2f}</td><td>{cond[b]['elbo']:.2f}</td>"
+        f"<td>{cond[b]['elbo'] - separate[b]['elbo']:+.2f}</td></tr>"
+        for b in common
+    )
+    return (
+        "<h2>One beta-conditioned model against separately trained models</h2><table>"
+        "<tr><th>beta</th><th>ELBO separate</th><th>ELBO conditioned</th><th>difference</th></tr>"
+        f"{lines}</table>"
+    )
+
+
+EXPLANATION = """
+<h2>Reading the numbers</h2>
+<ul>
+<li><b>rate</b>: KL(q(z|x) || p(z)) in nats, the information the code carries
+about x. It falls as beta grows.</li>
+<li><b>distortion</b>: -E_q log p(x|z) in nats, how badly x is reconstructed. It rises as beta grows.</li>
+<li><b>elbo</b>: -(rate + distortion), the beta = 1 bound on log p(x) whatever beta trained the model; the
+dashed line in the rate-distortion figure joins all points with the best ELBO's rate + distortion.</li>
+<li><b>knn_accuracy</b>: 5-nearest-neighbour label accuracy from the latent means: how semantically
+organised the space is.</li>
+<li><b>active_units</b>: latent dimensions whose mean varies over the data (Cov > 0.01); collapsed
+dimensions carry no information.</li>
+<li><b>aggregate_posterior_kl</b>: KL from a Gaussian moment-matched to all codes together to N(0, I). Large
+means the codes do not fill the prior, so samples from the prior decode to nothing the model saw
+(typical of beta = 0); near 0 means the latent space has the prior's simple shape.</li>
+</ul>
+"""
