@@ -367,19 +367,48 @@ def demo(out, epochs, jobs):
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--nll-samples", type=int, default=None, help="Importance samples K [default: the run's].")
+@click.option(
+    "--metrics",
+    "metric_names",
+    default=None,
+    help="Disentanglement metrics: all, or a comma list of mig,dci,sap,modularity,betavae,factorvae.",
+)
+@click.option(
+    "--metric-preset",
+    type=click.Choice(["fast", "reference"]),
+    default="fast",
+    show_default=True,
+    help="reference = disentanglement_lib's sample counts; fast = 1/5 of them.",
+)
+@click.option("--dci-method", type=click.Choice(["gbt", "lasso"]), default="gbt", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def evaluate(run, nll_samples, as_json):
-    """Evaluate a trained run on its test split and rewrite summary.json."""
+def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, as_json):
+    """Evaluate a trained run on its test split, rewrite summary.json and the report."""
     from vaekit import evaluate as ev
     from vaekit import io, runs
+    from vaekit import report as rep
 
     model = runs.load(run)
     data = runs.load_data(run)
     config = runs.read_config(run)
     k = nll_samples if nll_samples is not None else config.get("train", {}).get("nll_samples", 100)
     check(k >= 0, f"--nll-samples must be at least 0, not {k}.")
-    summary = ev.summarize(model, data, nll_samples=k, seed=config.get("train", {}).get("seed", 0))
+    seed = config.get("train", {}).get("seed", 0)
+    summary = ev.summarize(model, data, nll_samples=k, seed=seed)
+    if metric_names:
+        names = (
+            ev.METRIC_NAMES if metric_names == "all" else tuple(n.strip() for n in metric_names.split(","))
+        )
+        unknown = [n for n in names if n not in ev.METRIC_NAMES]
+        if unknown:
+            raise VaekitError(
+                f"Unknown metric {unknown[0]!r}; choose all or some of {', '.join(ev.METRIC_NAMES)}."
+            )
+        scores = ev.disentanglement(model, data, names, metric_preset, seed, dci_method)
+        summary.update({k: v for k, v in scores.items() if isinstance(v, float)})
+        summary["disentanglement"] = {k: v for k, v in scores.items() if not isinstance(v, float)}
     io.write_json(Path(run) / "summary.json", summary)
+    rep.write_run(Path(run), model, data, io.read_jsonl(Path(run) / "metrics.jsonl"), summary)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

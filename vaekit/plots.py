@@ -239,3 +239,26 @@ def neighbors(data, query: int, found: np.ndarray, distances: np.ndarray) -> plt
         ax.set_title(label, fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def heatmap(matrix, factor_names, title: str, value_label: str) -> plt.Figure:
+    """A (latent_dim x n_factors) matrix: which latent dimension captures which factor."""
+    matrix = np.asarray(matrix, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 * matrix.shape[1] + 2, 0.35 * matrix.shape[0] + 1.5))
+    im = ax.imshow(matrix, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(matrix.shape[1]), factor_names, rotation=30, fontsize=8)
+    ax.set_yticks(range(matrix.shape[0]), [f"z{i + 1}" for i in range(matrix.shape[0])], fontsize=7)
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(
+            j,
+            i,
+            f"{v:.2f}",
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="white" if v < matrix.max() * 0.6 else "black",
+        )
+    fig.colorbar(im, ax=ax, label=value_label)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

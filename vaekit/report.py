@@ -38,15 +38,40 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     io.write_bytes(path, buffer.getvalue())
 
 
-def run_figures(model, data, history) -> dict:
-    """name -> Figure for a run folder."""
+def run_figures(model, data, history, summary: dict | None = None) -> dict:
+    """name -> Figure for a run folder (with the metric matrices when the summary has them)."""
+    summary = summary or {}
+    matrices = summary.get("disentanglement", {}).get("matrices", {})
+    factor_names = summary.get("disentanglement", {}).get("factor_names")
+    traversal_kw = {}
+    if "mig_mutual_information" in matrices:
+        import numpy as np
+
+        mi = np.asarray(matrices["mig_mutual_information"])
+        active = np.flatnonzero(np.asarray(summary.get("per_dim_kl", [1] * len(mi))) > 0.01)
+        order = active[np.argsort(-mi[active].max(1))] if len(active) else np.arange(len(mi))
+        traversal_kw = {"order": order[:10], "names": [factor_names[mi[d].argmax()] for d in order[:10]]}
     figures = {
         "reconstructions": plots.reconstructions(model, data),
         "samples": plots.samples(model),
         "latent_space": plots.latent_space(model, data),
-        "traversals": plots.traversals(model, data),
+        "traversals": plots.traversals(model, data, **traversal_kw),
         "training_curves": plots.training_curves(history),
     }
+    if "mig_mutual_information" in matrices:
+        figures["mutual_information"] = plots.heatmap(
+            matrices["mig_mutual_information"],
+            factor_names,
+            "mutual information between latent dimensions and factors (MIG's matrix)",
+            "nats",
+        )
+    if "dci_importance" in matrices:
+        figures["dci_importance"] = plots.heatmap(
+            matrices["dci_importance"],
+            factor_names,
+            "DCI importance of each latent dimension per factor",
+            "importance",
+        )
     if data.is_image:
         figures["latent_map"] = plots.latent_map(model, data)
         figures["manifold"] = plots.manifold(model)
@@ -55,7 +80,7 @@ def run_figures(model, data, history) -> dict:
 
 def write_run(out: Path, model, data, history, summary, extra_figures: dict | None = None) -> None:
     out = Path(out)
-    figures = run_figures(model, data, history)
+    figures = run_figures(model, data, history, summary)
     figures.update(extra_figures or {})
     for name, fig in figures.items():
         save_figure(fig, out / "figures" / f"{name}.png")

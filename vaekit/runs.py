@@ -100,7 +100,15 @@ def load_weights(run: Path, model: VAE) -> None:
         raise VaekitError(
             f"{path} is not a readable safetensors file ({err}); it may be truncated: restore it or retrain."
         ) from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    if "data_shift" in state and "data_scale" in state:
+        model.set_scaling(state["data_shift"], state["data_scale"])  # per-feature for tables
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        raise VaekitError(
+            f"{path} does not match the model in config.yaml ({str(err).splitlines()[-1].strip()}); "
+            "the two files come from different runs."
+        ) from None
     if missing or unexpected:
         raise VaekitError(
             f"{path} does not match the model in config.yaml (missing {list(missing)[:3]}, "
