@@ -74,6 +74,7 @@ TRAIN_OPTIONS = [
     Option("nll_samples", int, 100, "Importance samples K for the final NLL estimate."),
     Option("device", str, "auto", "auto, cpu or cuda."),
     Option("devices", int, 1, "Number of processes/devices (with --strategy ddp)."),
+    Option("num_nodes", int, 1, "Number of machines (with --strategy ddp, e.g. under SLURM)."),
     Option("strategy", str, "auto", "Fabric strategy: auto or ddp."),
     Option("precision", str, "32-true", "Fabric precision: 32-true, bf16-mixed, 16-mixed."),
 ]
@@ -209,6 +210,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         overwrite=overwrite,
         device=s["device"],
         devices=s["devices"],
+        num_nodes=s["num_nodes"],
         strategy=s["strategy"],
         precision=s["precision"],
         clip_grad=s["clip_grad"],
@@ -342,7 +344,7 @@ def _print_sweep(rows) -> None:
         click.echo(f"{r['beta']:8g} {r['source']:>11} " + " ".join(cells))
 
 
-DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 16.0)
+DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 64.0)
 
 
 @cli.command()
@@ -351,7 +353,7 @@ DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 16.0)
 @click.option("--jobs", type=int, default=2, show_default=True)
 def demo(out, epochs, jobs):
     """The slide made real: mnist5k, a 2-D latent space, beta from 0 (pure reconstruction)
-    through 1 to 16 (more latent regularisation), with the latent panels and the report."""
+    through 1 to 64 (more latent regularisation), with the latent panels and the report."""
     from vaekit import sweep as sw
 
     started = time.perf_counter()

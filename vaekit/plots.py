@@ -54,7 +54,7 @@ def _curves(ax, values, title):
 
 def reconstructions(model: VAE, data, n: int = 8) -> plt.Figure:
     """Test inputs (top row) and their reconstructions at the posterior mean (bottom row)."""
-    x = data.x_test[:n]
+    x = data.preview(n)
     with torch.no_grad():
         recon = model.reconstruct(torch.as_tensor(x)).numpy()
     images = to_images(np.concatenate([x, recon]), data.shape)
@@ -138,7 +138,7 @@ def latent_space(model: VAE, data, beta=None) -> plt.Figure:
 def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None, names=None) -> plt.Figure:
     """One row per latent dimension (sorted by its KL, largest first): decode the mean code of a
     test example with that dimension swept over [-limit, limit], the others held."""
-    means, variances = evaluate.encode_means(model, data.x_test[:500])
+    means, variances = evaluate.encode_means(model, data.preview(500))
     if order is None:
         kl = evaluate.per_dim_kl(means, variances) if model.kind == "vae" else np.var(means, 0)
         order = np.argsort(-kl)[: min(model.latent_dim, 10)]
@@ -190,7 +190,7 @@ def latent_map(model: VAE, data, n: int = 300, zoom: float = 0.9, beta=None) -> 
     """Thumbnails of test images drawn at their latent positions (2-D, or the first two PCs)."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    x = data.x_test[:n]
+    x = data.preview(n)
     means, _ = evaluate.encode_means(model, x, beta)
     points, (xl, yl) = project_2d(means)
     images = to_images(x, data.shape)

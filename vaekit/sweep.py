@@ -183,7 +183,7 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
     fig = plt.figure(figsize=(3.3 * n, 4.9 if is_image else 3.6))
     grid = fig.add_gridspec(2 if is_image else 1, n, height_ratios=[3.3, 1.0] if is_image else [1])
     labels = data.labels("test")
-    x_in = data.x_test[:n_recon]
+    x_in = data.preview(n_recon)
     for i, (beta, model, beta_arg) in enumerate(entries):
         ax = fig.add_subplot(grid[0, i])
         means, _ = evaluate.encode_means(model, data.x_test, beta_arg)

@@ -46,7 +46,7 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _fabric(device: str, devices: int, strategy: str, precision: str):
+def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes: int = 1):
     from lightning_fabric import Fabric
 
     accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "gpu": "cuda"}.get(device)
@@ -54,7 +54,10 @@ def _fabric(device: str, devices: int, strategy: str, precision: str):
     if accelerator == "cuda" and not torch.cuda.is_available():
         raise VaekitError("--device cuda was asked for but no CUDA device is available; use cpu.")
     check(devices >= 1, f"--devices must be at least 1, not {devices}.")
-    return Fabric(accelerator=accelerator, devices=devices, strategy=strategy, precision=precision)
+    check(num_nodes >= 1, f"--num-nodes must be at least 1, not {num_nodes}.")
+    return Fabric(
+        accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, precision=precision
+    )
 
 
 def fit(
@@ -70,6 +73,7 @@ def fit(
     overwrite: bool = False,
     device: str = "auto",
     devices: int = 1,
+    num_nodes: int = 1,
     strategy: str = "auto",
     precision: str = "32-true",
     clip_grad: float | None = None,
@@ -88,8 +92,8 @@ def fit(
     check(epochs >= 1, f"epochs must be at least 1, not {epochs}.")
     check(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
     check(lr > 0 and math.isfinite(lr), f"lr must be a positive number, not {lr}.")
-    fabric = _fabric(device, devices, strategy, precision)
-    if devices > 1:
+    fabric = _fabric(device, devices, strategy, precision, num_nodes)
+    if devices * num_nodes > 1:
         fabric.launch()
     world, rank = fabric.world_size, fabric.global_rank
     check(
