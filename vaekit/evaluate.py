@@ -183,6 +183,29 @@ def logistic_accuracy(train_codes, train_y, test_codes, test_y) -> float:
     return float(clf.fit(train_codes, train_y).score(test_codes, test_y))
 
 
+def factor_probes(data, train_means: np.ndarray, test_means: np.ndarray, max_train: int = 5000) -> dict:
+    """k-NN and logistic-regression accuracy of each ground-truth factor from the latent means
+    (factor values discretised to at most 20 classes; up to `max_train` training examples)."""
+    out = {}
+    names = data.factor_names or [f"factor_{i}" for i in range(data.factors.shape[1])]
+    train_f, test_f = data.factors[data.train_idx], data.factors[data.test_idx]
+    for j, name in enumerate(names):
+        column = np.concatenate([train_f[:, j], test_f[:, j]])
+        values = np.unique(column)
+        if len(values) > 20:
+            edges = np.quantile(column, np.linspace(0, 1, 21)[1:-1])
+            classes = np.digitize(column, edges)
+        else:
+            classes = np.searchsorted(values, column)
+        y_train, y_test = classes[: len(train_f)][:max_train], classes[len(train_f) :]
+        out[name] = {
+            "knn_accuracy": knn_accuracy(train_means[:max_train], y_train, test_means, y_test),
+            "logistic_accuracy": logistic_accuracy(train_means[:max_train], y_train, test_means, y_test),
+            "chance": float(np.bincount(y_test).max() / len(y_test)),
+        }
+    return out
+
+
 def aggregate_posterior_kl(means: np.ndarray, variances: np.ndarray) -> float:
     """KL(N(m, S) || N(0, I)) in nats, where N(m, S) moment-matches the aggregate posterior
     q(z) = E_x q(z|x): m = mean of the means, S = Cov(means) + mean of the posterior variances.
@@ -312,5 +335,8 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
     if data.y is not None:
         train_y, test_y = data.labels("train"), data.labels("test")
         out["knn_accuracy"] = knn_accuracy(train_means, train_y, means, test_y)
+        out["logistic_accuracy"] = logistic_accuracy(train_means, train_y, means, test_y)
+    if data.factors is not None:
+        out["factor_probes"] = factor_probes(data, train_means, means)
     out["versions"] = versions()
     return out
