@@ -111,12 +111,15 @@ def _coerce(key: str, value, where: str):
     opt = OPTIONS_BY_NAME[key]
     if value is None:
         return None
+    if opt.name == "hidden":
+        try:
+            return ",".join(str(s) for s in _hidden(value))
+        except (VaekitError, OverflowError) as err:
+            raise VaekitError(f"{where}: {err}") from None
     try:
         if opt.nargs == 2:
             check(isinstance(value, (list, tuple)) and len(value) == 2, "")
             return tuple(float(v) for v in value)
-        if opt.name == "hidden":
-            return ",".join(str(s) for s in _hidden(value))
         if opt.type is bool:
             check(isinstance(value, bool), "")
             return value
@@ -128,11 +131,13 @@ def _coerce(key: str, value, where: str):
             return float(value)
         check(isinstance(value, (str, int, float)) and not isinstance(value, bool), "")
         return str(value)
-    except (VaekitError, TypeError, ValueError):
+    except (VaekitError, TypeError, ValueError, OverflowError):
+        import reprlib
+
         kind = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}[opt.type]
         if opt.nargs == 2:
             kind = "a list of two numbers"
-        raise VaekitError(f"{where}: {key} must be {kind}, not {value!r}.") from None
+        raise VaekitError(f"{where}: {key} must be {kind}, not {reprlib.repr(value)}.") from None
 
 
 def read_config_file(path: str) -> dict:
@@ -140,8 +145,9 @@ def read_config_file(path: str) -> dict:
     check(p.is_file(), f"No config file at {p}; check the path.")
     try:
         content = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise VaekitError(f"{p} is not valid YAML ({str(err).splitlines()[0]}); fix its syntax.") from None
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise VaekitError(f"{p} is not valid YAML ({first}); fix its syntax.") from None
     if content is None:
         return {}
     check(

@@ -254,7 +254,7 @@ def _load_npz(path: Path) -> RawData:
 
 def _load_csv(path: Path, label_column: str | None) -> RawData:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except (UnicodeDecodeError, csv.Error) as err:
         raise VaekitError(f"{path} is not a readable text CSV file ({err}).") from None
@@ -269,7 +269,7 @@ def _load_csv(path: Path, label_column: str | None) -> RawData:
     if label_column is not None:
         check(
             label_column in names,
-            f"{path} has no column named '{label_column}'; its columns are {', '.join(names)}.",
+            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
         )
         label_idx = names.index(label_column)
     first_line = 2 if has_header else 1
@@ -290,7 +290,7 @@ def _load_csv(path: Path, label_column: str | None) -> RawData:
                 numbers.append(float(cell))
             except ValueError:
                 raise VaekitError(
-                    f"{path} line {line}, column '{names[j]}' holds {cell.strip()!r}, which is "
+                    f"{path} line {line}, column {names[j]!r} holds {cell.strip()!r}, which is "
                     "not a number; give numeric feature columns (name a text label column with "
                     "--label-column)."
                 ) from None
@@ -403,8 +403,9 @@ def validate(raw: RawData) -> RawData:
     x = np.asarray(raw.x)
     where = raw.source or "the data"
     check(
-        np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_,
-        f"The data in {where} has dtype {x.dtype}, not numbers; give a numeric array.",
+        (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating))
+        or x.dtype == np.bool_,
+        f"The data in {where} has dtype {x.dtype}, not real numbers; give a numeric array.",
     )
     check(x.ndim >= 1 and x.shape[0] > 0, f"The data in {where} is empty; give at least 2 examples.")
     if x.ndim == 1:
@@ -504,7 +505,14 @@ def from_raw(
     train_idx, test_idx = split_indices(len(raw.x), test_size, split_seed)
     if not isinstance(scaling, Scaling):
         scaling = fit_scaling(raw, train_idx, scaling)
-    x = scaling.apply(raw.x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = scaling.apply(raw.x)
+    bad = int((~np.isfinite(x)).sum())
+    check(
+        bad == 0 and np.all(np.isfinite(scaling.scale)) and np.all(np.isfinite(scaling.shift)),
+        f"The data in {raw.source or name} holds values too large for 32-bit floats ({bad} become "
+        "Inf after scaling); divide it by a large constant (or take logs) before training.",
+    )
     return Dataset(
         name=name,
         x=x,

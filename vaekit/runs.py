@@ -49,7 +49,16 @@ def prepare(out: str | os.PathLike, overwrite: bool = False) -> Path:
             else:
                 target.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(out)
     return out
+
+
+def remove_temp_files(out: Path) -> None:
+    """Delete the temporary files a write killed mid-way left behind (`.NAME.*.tmp`)."""
+    for folder in (out, out / "figures"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
 
 def save_config(out: Path, config: dict) -> None:

@@ -129,12 +129,21 @@ def fit(
             },
         )
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = _adam(model.parameters(), lr)
     start_epoch, start_step, history, partial = 0, 0, [], None
+    if resume and is_main:
+        runs.remove_temp_files(out)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            raise VaekitError(
+                f"{out}/checkpoint.pt does not match the model this run describes "
+                f"({type(err).__name__}); its config.yaml may have been edited: restore it, or train "
+                "a new run."
+            ) from None
         history = io.read_jsonl(out / "metrics.jsonl")[:start_epoch]
         partial = state.get("partial")
     module, optimizer = fabric.setup(model, optimizer)
@@ -232,6 +241,16 @@ def fit(
 
                 report.write_run(out, model, data, history, run.summary)
     return run
+
+
+def _adam(params, lr: float) -> torch.optim.Optimizer:
+    """Adam with the fused kernel where this torch has it (CPU since torch 2.4): one pass over
+    the parameters per step instead of several, the same maths."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
 
 
 def _draw_beta(model: VAE, b: int, gen: torch.Generator):
