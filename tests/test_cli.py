@@ -41,7 +41,15 @@ def test_train_writes_the_whole_run_folder(digits_run):
         "report.html",
     ):
         assert (digits_run / name).stat().st_size > 0, name
-    for fig in ("reconstructions", "samples", "latent_space", "traversals", "training_curves"):
+    for fig in (
+        "reconstructions",
+        "samples",
+        "latent_space",
+        "traversals",
+        "training_curves",
+        "latent_map",
+        "manifold",
+    ):
         png = (digits_run / "figures" / f"{fig}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     summary = json.loads((digits_run / "summary.json").read_text())
@@ -55,7 +63,7 @@ def test_train_writes_the_whole_run_folder(digits_run):
     config = yaml.safe_load((digits_run / "config.yaml").read_text())
     assert config["format_version"] == 1 and config["model"]["latent_dim"] == 3
     page = (digits_run / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "http" not in page.split("<body>")[1]
+    assert page.count("data:image/png;base64,") == 7 and "http" not in page.split("<body>")[1]
 
 
 def test_test_elbo_improves_over_training(digits_run):
