@@ -320,7 +320,9 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
     }
     if model.kind == "vae" and nll_samples > 0:
         result = nll(model, x_test, samples=nll_samples, beta=beta, seed=seed)
-        out.update(nll=result.nll, nll_stderr=result.stderr, nll_samples=nll_samples)
+        out.update(
+            nll=result.nll, nll_stderr=result.stderr, nll_samples=nll_samples, iwae_bound=result.iwae_bound
+        )
         if data.scaling.name == "standard":
             out["nll_user_units"] = result.nll - model.log_jacobian()
     figure = out.get("nll", out["elbo"] and -out["elbo"])

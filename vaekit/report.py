@@ -22,6 +22,7 @@ EXPLAIN = {
     "loss": "what training minimised: distortion + beta * rate",
     "nll": "importance-sampled -log p(x), nats (K samples: nll_samples)",
     "nll_stderr": "standard error of nll over test examples",
+    "iwae_bound": "the IWAE bound with K = nll_samples (Burda et al., 2016): -nll, >= elbo",
     "bits_per_dim": "nll (or -elbo) / (data dimensions * ln 2)",
     "mse": "mean squared error per dimension of the reconstruction at q's mean",
     "active_units": "latent dimensions whose mean varies over x (Cov > 0.01)",

@@ -165,12 +165,12 @@ def fit(
             module.train()
             gen = _generator(seed, epoch)
             order = torch.randperm(n, generator=gen)
-            sums = torch.zeros(4, dtype=torch.float64, device=dev)  # loss, distortion, rate, count
-            first = 0
+            sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss, distortion, rate
+            count, first = 0, 0
             if partial is not None and epoch == start_epoch and start_step > 0:
                 gen.set_state(partial["generator"])
                 sums += partial["sums"].to(dev)
-                first = start_step
+                count, first = int(partial["count"]), start_step
             started = time.perf_counter() - (partial or {}).get("seconds", 0.0)
             partial = None
             for step in range(first, steps):
@@ -184,29 +184,27 @@ def fit(
                 terms = module(xb, beta_local if model.conditional else None, noise[lo:hi].to(dev))
                 progress_epochs = epoch + step / steps
                 per_example = objective.loss(terms, beta_local, progress_epochs)
+                loss_sum = per_example.sum()
                 # the sum over the global batch / b, whatever the split: DDP averages over ranks
-                fabric.backward(per_example.sum() * (world / b))
+                fabric.backward(loss_sum * (world / b))
                 if clip_grad:
                     fabric.clip_gradients(module, optimizer, max_norm=clip_grad)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    rate = terms.rate.sum() if model.kind == "vae" else terms.rate.new_zeros(())
-                    sums += torch.stack(
-                        [
-                            per_example.sum(),
-                            terms.distortion.sum(),
-                            rate,
-                            per_example.new_tensor(hi - lo),
-                        ]
-                    ).double()
-                bar.step(sums, b)
+                with torch.no_grad():  # running sums stay on the device: no host sync per step
+                    parts = [loss_sum.detach(), terms.distortion.detach().sum()]
+                    if model.kind == "vae":
+                        parts.append(terms.rate.detach().sum())
+                    sums[: len(parts)] += torch.stack(parts)
+                count += hi - lo
+                bar.step(sums, count)
                 if stop["now"]:
                     if is_main and out is not None:
-                        _save_state(out, module, optimizer, epoch, step + 1, gen, sums, started)
+                        _save_state(out, module, optimizer, epoch, step + 1, gen, (sums, count), started)
                     raise Interrupted(out)
-            sums = fabric.all_reduce(sums, reduce_op="sum") if world > 1 else sums
-            train = (sums[:3] / sums[3]).tolist()
+            totals = torch.cat([sums, sums.new_tensor([count])])
+            totals = fabric.all_reduce(totals, reduce_op="sum") if world > 1 else totals
+            train = (totals[:3] / totals[3]).tolist()
             _check_finite(train, epoch, model)
             row = {
                 "epoch": epoch + 1,
@@ -314,7 +312,8 @@ def _save_state(out, module, optimizer, epoch, step, gen, sums, started) -> None
     if step > 0:
         state["partial"] = {
             "generator": gen.get_state(),
-            "sums": sums.cpu(),
+            "sums": sums[0].cpu(),
+            "count": sums[1],
             "seconds": time.perf_counter() - started,
         }
     runs.save_checkpoint(out, state)
@@ -332,11 +331,11 @@ class _progress:
 
             self.bar = tqdm(total=epochs, initial=start, unit="epoch", dynamic_ncols=True)
 
-    def step(self, sums, b):
+    def step(self, sums, count):
         if self.bar is None or time.perf_counter() - self.last < 0.5:
             return
         self.last = time.perf_counter()
-        loss, dist, rate, count = sums.tolist()
+        loss, dist, rate = sums.tolist()
         count = max(count, 1)
         self.bar.set_postfix_str(
             f"loss {loss / count:.2f} rate {rate / count:.2f} distortion {dist / count:.2f}"
