@@ -537,9 +537,16 @@ def score(run, source, out, label_column, seed):
 @cli.command()
 @click.argument("run", type=click.Path())
 def report(run):
-    """Re-draw a run's figures and report.html from its files."""
+    """Re-draw the figures and report.html of a run folder or a sweep folder."""
     from vaekit import io, runs
     from vaekit import report as rep
+    from vaekit import sweep as sw
+
+    rows = sw.read_rows(Path(run))
+    if rows:
+        sw.draw(Path(run), rows)
+        click.echo(f"wrote {Path(run) / 'report.html'}")
+        return
 
     model = runs.load(run)
     data = runs.load_data(run)

@@ -175,8 +175,10 @@ def regime(beta: float, betas: list[float]) -> str:
 
 
 def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
-    """One column per beta: the test set's latent means (2-D or first two PCs) coloured by label,
-    and under it the reconstructions of the same test inputs (inputs in the top strip row)."""
+    """One column per beta: one draw z ~ q(z|x) per test example (2-D, or the first two PCs),
+    coloured by label, and under it the reconstructions of the same test inputs (inputs in the
+    top strip row). Draws rather than means, so a posterior that collapsed onto the prior shows
+    as what it is: an N(0, I) cloud in which the classes mix."""
     betas = [b for b, _, _ in entries]
     n = len(entries)
     is_image = data.is_image
@@ -186,8 +188,10 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
     x_in = data.preview(n_recon)
     for i, (beta, model, beta_arg) in enumerate(entries):
         ax = fig.add_subplot(grid[0, i])
-        means, _ = evaluate.encode_means(model, data.x_test, beta_arg)
-        plots.scatter_codes(ax, means, labels, data, legend=(i == n - 1), s=3)
+        means, variances = evaluate.encode_means(model, data.x_test, beta_arg)
+        noise = np.random.default_rng(0).standard_normal(means.shape)
+        draws = means + np.sqrt(variances) * noise if model.kind == "vae" else means
+        plots.scatter_codes(ax, draws, labels, data, legend=(i == n - 1), s=3)
         if means.shape[1] == 2:
             ax.add_patch(plt.Circle((0, 0), 2, fill=False, ls="--", color="grey", lw=0.8))
         name = regime(beta, betas)
@@ -197,7 +201,11 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
                 recon = model.reconstruct(torch.as_tensor(x_in), beta_arg).numpy()
             images = plots.to_images(np.concatenate([x_in, recon]), data.shape)
             plots._grid(fig.add_subplot(grid[1, i]), images, 2, n_recon, "inputs / reconstructions")
-    fig.suptitle("latent space of the test set as beta grows (dashed circle: 2 sd of the prior)", fontsize=10)
+    fig.suptitle(
+        "latent space of the test set as beta grows: one z ~ q(z|x) per image "
+        "(dashed circle: 2 sd of the prior)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
