@@ -8,6 +8,7 @@ seed gives the same numbers, a resumed run continues exactly, and N processes ma
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -96,6 +97,9 @@ def fit(
     if devices * num_nodes > 1:
         fabric.launch()
     world, rank = fabric.world_size, fabric.global_rank
+    if world > 1 and fabric.device.type == "cpu":
+        # N processes on one machine's cores: oversubscribed OpenMP threads slow each step 10x+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
     check(
         batch_size % world == 0,
         f"batch_size {batch_size} must be a multiple of the {world} processes.",
