@@ -17,6 +17,9 @@ from torch import distributions as D
 from vaekit.model import VAE
 
 EVAL_BATCH = 1000
+# floats per intermediate (samples x batch x data_dim) tensor in `nll`: 2^21 (8 MB) keeps each
+# chunk in cache; 2^24 ran 1.8x slower on a 2-core CPU (benchmarks/RESULTS.md)
+CHUNK_FLOATS = 2**21
 
 
 @dataclass
@@ -87,10 +90,10 @@ def nll(
     x = torch.as_tensor(np.asarray(x, dtype=np.float32) if not torch.is_tensor(x) else x)
     if user_units:
         x = model.scale_input(x.to(device))
-    # keep (samples x batch x data_dim) floats near 2^24 per chunk
+    data_dim = math.prod(model.data_shape)
     if batch_size is None:
-        batch_size = max(1, min(EVAL_BATCH, 2**24 // max(1, samples * math.prod(model.data_shape))))
-    k_chunk = max(1, min(samples, 2**24 // max(1, batch_size * math.prod(model.data_shape))))
+        batch_size = max(1, min(EVAL_BATCH, CHUNK_FLOATS // max(1, samples * data_dim)))
+    k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, batch_size * data_dim)))
     out = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
