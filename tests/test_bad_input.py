@@ -148,3 +148,29 @@ def test_hostile_checkpoint_runs_no_code(cli, tmp_path, payload):
         cli("train", "--resume", tmp_path / "run", "--epochs", "2", "--quiet"), "cannot be loaded safely"
     )
     assert not marker.exists()
+
+
+def _png(path, height, width, value=128):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((height, width), value, dtype=np.uint8)).save(path)
+
+
+def test_mixed_image_sizes(cli, tmp_path):
+    _png(tmp_path / "imgs" / "a.png", 8, 8)
+    _png(tmp_path / "imgs" / "b.png", 9, 8)
+    _fails_clearly(_train(cli, tmp_path, "--data", tmp_path / "imgs"), "2 different sizes", "resize them")
+
+
+def test_image_folder_with_labels_loads_and_trains(cli, tmp_path):
+    import vaekit
+
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):
+        for i in range(6):
+            _png(tmp_path / "imgs" / label / f"{i}.png", 8, 8, int(rng.integers(0, 255)))
+    data = vaekit.datasets.load(tmp_path / "imgs", test_size=2)
+    assert data.shape == (1, 8, 8) and data.is_image and data.label_names == ["cats", "dogs"]
+    assert 0 <= data.x.min() and data.x.max() <= 1
+    assert _train(cli, tmp_path, "--data", tmp_path / "imgs", "--test-size", "2")[0] == 0

@@ -412,3 +412,25 @@ def test_resume_with_a_config_naming_another_data_file_writes_only_the_run(
     if code == 2:
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+def test_skip_nonfinite_skips_one_bad_batch_with_a_warning(tmp_path):
+    data = vaekit.datasets.load("digits")
+    model = vaekit.VAE.for_data(data, hidden=(16,))
+    calls = {"n": 0}
+    forward = model.decoder.forward
+
+    def one_bad_batch(z, c=None):
+        out = forward(z, c)
+        if model.decoder.training:
+            calls["n"] += 1
+            if calls["n"] == 7:
+                out = out * float("nan")
+        return out
+
+    model.decoder.forward = one_bad_batch
+    with pytest.warns(UserWarning, match="epoch 1: skipped 1 batch"):
+        run = vaekit.fit(model, data, epochs=2, skip_nonfinite=True, nll_samples=5, progress=False)
+    assert [r["epoch"] for r in run.history] == [1, 2]
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["test_elbo"]) for r in run.history)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -68,6 +68,13 @@ TRAIN_OPTIONS = [
     Option("seed", int, 0, "Seed for weights, batch order and noise."),
     Option("warmup_epochs", float, 0.0, "Linear KL warm-up over this many epochs."),
     Option("clip_grad", float, None, "Clip the gradient norm to this value."),
+    Option(
+        "skip_nonfinite",
+        bool,
+        False,
+        "Skip a batch whose loss or gradient is NaN or Inf, with a warning (one host sync per step).",
+        is_flag=True,
+    ),
     Option("test_size", float, 0.2, "Test split: a fraction, or a count of examples."),
     Option("scaling", str, "auto", "auto, unit (images to [0, 1]), standard (tables) or none."),
     Option("label_column", str, None, "CSV: the column that holds labels."),
@@ -220,6 +227,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         strategy=s["strategy"],
         precision=s["precision"],
         clip_grad=s["clip_grad"],
+        skip_nonfinite=bool(s["skip_nonfinite"]),
         nll_samples=s["nll_samples"],
         progress=progress,
         config={"options": _plain(s), "data": data_record(data, s)},
@@ -598,8 +606,11 @@ def datasets_command():
 
 def main(argv=None) -> None:
     """Entry point: one clear sentence and exit status 2 for bad input, never a traceback."""
+    import warnings
+
     from vaekit.train import Interrupted
 
+    warnings.showwarning = lambda message, *args, **kwargs: click.echo(f"warning: {message}", err=True)
     try:
         cli.main(args=argv, prog_name="vaekit", standalone_mode=False)
     except click.exceptions.Exit as e:

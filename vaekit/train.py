@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def fit(
     strategy: str = "auto",
     precision: str = "32-true",
     clip_grad: float | None = None,
+    skip_nonfinite: bool = False,
     nll_samples: int = 100,
     progress: bool = True,
     figures: bool = True,
@@ -127,6 +129,7 @@ def fit(
                     "seed": seed,
                     "warmup_epochs": warmup_epochs,
                     "clip_grad": clip_grad,
+                    "skip_nonfinite": skip_nonfinite,
                     "nll_samples": nll_samples,
                     "objective": objective.name,
                 },
@@ -170,7 +173,7 @@ def fit(
             gen = _generator(seed, epoch)
             order = torch.randperm(n, generator=gen)
             sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss, distortion, rate
-            count, first = 0, 0
+            count, first, skipped = 0, 0, 0
             if partial is not None and epoch == start_epoch and start_step > 0:
                 gen.set_state(partial["generator"])
                 sums += partial["sums"].to(dev)
@@ -191,6 +194,10 @@ def fit(
                 loss_sum = per_example.sum()
                 # the sum over the global batch / b, whatever the split: DDP averages over ranks
                 fabric.backward(loss_sum * (world / b))
+                if skip_nonfinite and not _all_finite(loss_sum, model, fabric, world):
+                    optimizer.zero_grad(set_to_none=True)  # this batch never touches the weights
+                    skipped += 1
+                    continue
                 if clip_grad:
                     fabric.clip_gradients(module, optimizer, max_norm=clip_grad)
                 optimizer.step()
@@ -206,6 +213,11 @@ def fit(
                     if is_main and out is not None:
                         _save_state(out, module, optimizer, epoch, step + 1, gen, (sums, count), started)
                     raise Interrupted(out)
+            if skipped and is_main:
+                warnings.warn(
+                    f"epoch {epoch + 1}: skipped {skipped} batch(es) whose loss or gradient was NaN or Inf",
+                    stacklevel=1,
+                )
             totals = torch.cat([sums, sums.new_tensor([count])])
             totals = fabric.all_reduce(totals, reduce_op="sum") if world > 1 else totals
             train = (totals[:3] / totals[3]).tolist()
@@ -243,6 +255,16 @@ def fit(
 
                 report.write_run(out, model, data, history, run.summary)
     return run
+
+
+def _all_finite(loss_sum, model, fabric, world: int) -> bool:
+    """Are the loss and every gradient finite on every process? (One host sync: only with
+    --skip-nonfinite.)"""
+    grads = [p.grad.detach().isfinite().all() for p in model.parameters() if p.grad is not None]
+    ok = torch.stack([loss_sum.detach().isfinite(), *grads]).all().float()
+    if world > 1:
+        ok = fabric.all_reduce(ok, reduce_op="mean")
+    return bool(ok.item() == 1.0)
 
 
 def _adam(params, lr: float) -> torch.optim.Optimizer:
