@@ -10,9 +10,8 @@ fitted on the training split only, and keeps it so outputs go back to the user's
 from __future__ import annotations
 
 import csv
-import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,10 +52,6 @@ class Scaling:
 
     def invert(self, x: np.ndarray) -> np.ndarray:
         return (x * self.scale + self.shift).astype(np.float32)
-
-    def log_jacobian(self, shape: Sequence[int]) -> float:
-        """log |d x_model / d x_user| summed over one example, in nats: subtract from log p(x_model)."""
-        return float(-np.sum(np.broadcast_to(np.log(self.scale), tuple(shape))))
 
 
 @dataclass
@@ -546,7 +541,3 @@ def load(
     raw = read_raw(source, label_column)
     name = str(source) if str(source) in _REGISTRY else Path(str(source)).name
     return from_raw(raw, name, test_size, split_seed, scaling)
-
-
-def bits_per_dim(nats: float, data_dim: int) -> float:
-    return nats / (data_dim * math.log(2.0))
