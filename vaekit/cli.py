@@ -610,7 +610,15 @@ def main(argv=None) -> None:
 
     from vaekit.train import Interrupted
 
-    warnings.showwarning = lambda message, *args, **kwargs: click.echo(f"warning: {message}", err=True)
+    default_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if Path(filename).parent == Path(__file__).parent:  # vaekit's own: one plain line
+            click.echo(f"warning: {message}", err=True)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         cli.main(args=argv, prog_name="vaekit", standalone_mode=False)
     except click.exceptions.Exit as e:

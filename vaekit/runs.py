@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -145,7 +146,9 @@ def load_checkpoint(run: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a hostile file's pickle-protocol warning is noise
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure means: do not trust this file
         raise VaekitError(
             f"{path} cannot be loaded safely ({type(err).__name__}); it may be corrupt or contain "
