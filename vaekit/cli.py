@@ -190,7 +190,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
     )
     data = datasets.load(
         s["data"],
-        test_size=int(s["test_size"]) if s["test_size"] >= 1 else s["test_size"],
+        test_size=s["test_size"],
         scaling=s["scaling"],
         label_column=s["label_column"],
     )

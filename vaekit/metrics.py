@@ -1378,6 +1378,30 @@ PRESETS: dict[str, dict[str, dict[str, int]]] = {
 ``"fast"`` = one fifth of every sample count (same estimators and group sizes)."""
 
 
+# metric name -> (function, result -> (flat scores, named (latent_dim, n_factors) matrices))
+_COMPUTE_ALL_TABLE: dict[str, tuple[Callable[..., Any], Callable[[Any], tuple[dict, dict]]]] = {
+    "mig": (mig, lambda r: ({"mig": r.score}, {"mig_mutual_information": r.mutual_information})),
+    "dci": (
+        dci,
+        lambda r: (
+            {
+                "dci_disentanglement": r.disentanglement,
+                "dci_completeness": r.completeness,
+                "dci_informativeness": r.informativeness,
+            },
+            {"dci_importance": r.importance},
+        ),
+    ),
+    "sap": (sap, lambda r: ({"sap": r.score}, {"sap_scores": r.score_matrix})),
+    "modularity": (
+        modularity_explicitness,
+        lambda r: ({"modularity": r.modularity, "explicitness": r.explicitness}, {}),
+    ),
+    "betavae": (betavae_score, lambda r: ({"betavae_score": r.score}, {})),
+    "factorvae": (factorvae_score, lambda r: ({"factorvae_score": r.score}, {"factorvae_votes": r.votes})),
+}
+
+
 def compute_all(
     represent: Representation,
     data: FactorData,
@@ -1438,37 +1462,12 @@ def compute_all(
         kw.update(overrides.get(name, {}))
         kw["eval_batch_size"] = kw.get("eval_batch_size", eval_batch_size)
         t0 = time.perf_counter()
-        if name == "mig":
-            r_mig = mig(represent, data, seed, **kw)
-            out["mig"] = r_mig.score
-            matrices["mig_mutual_information"] = r_mig.mutual_information
-            used = r_mig.settings
-        elif name == "dci":
-            r_dci = dci(represent, data, seed, **kw)
-            out["dci_disentanglement"] = r_dci.disentanglement
-            out["dci_completeness"] = r_dci.completeness
-            out["dci_informativeness"] = r_dci.informativeness
-            matrices["dci_importance"] = r_dci.importance
-            used = r_dci.settings
-        elif name == "sap":
-            r_sap = sap(represent, data, seed, **kw)
-            out["sap"] = r_sap.score
-            matrices["sap_scores"] = r_sap.score_matrix
-            used = r_sap.settings
-        elif name == "modularity":
-            r_mod = modularity_explicitness(represent, data, seed, **kw)
-            out["modularity"] = r_mod.modularity
-            out["explicitness"] = r_mod.explicitness
-            used = r_mod.settings
-        elif name == "betavae":
-            r_bv = betavae_score(represent, data, seed, **kw)
-            out["betavae_score"] = r_bv.score
-            used = r_bv.settings
-        else:
-            r_fv = factorvae_score(represent, data, seed, **kw)
-            out["factorvae_score"] = r_fv.score
-            matrices["factorvae_votes"] = r_fv.votes
-            used = r_fv.settings
+        function, unpack = _COMPUTE_ALL_TABLE[name]
+        result = function(represent, data, seed, **kw)
+        scores, named_matrices = unpack(result)
+        out.update(scores)
+        matrices.update(named_matrices)
+        used = result.settings
         seconds[name] = time.perf_counter() - t0
         settings[name] = dict(used)
     out["matrices"] = matrices

@@ -290,4 +290,4 @@ def describe(model: VAE) -> str:
     )
 
 
-__all__ = ["VAE", "Terms", "VaekitError"]
+__all__ = ["VAE", "Terms"]

@@ -32,6 +32,10 @@ class Objective:
     def loss(self, terms: Terms, beta: torch.Tensor | float, progress: float) -> torch.Tensor:
         raise NotImplementedError
 
+    def kl_weight(self, progress: float) -> float:
+        """The factor on beta * rate at `progress` epochs (logged in metrics.jsonl)."""
+        return 1.0
+
     def settings(self) -> dict:
         return {}
 
@@ -74,6 +78,9 @@ class Reconstruction(Objective):
 
     def loss(self, terms, beta, progress):
         return terms.distortion
+
+    def kl_weight(self, progress):
+        return 0.0
 
 
 def for_model(model, warmup_epochs: float = 0.0) -> Objective:

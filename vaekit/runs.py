@@ -165,10 +165,9 @@ def load_data(run: str | os.PathLike):
         isinstance(record, dict) and "source" in record,
         f"{run}/config.yaml does not say which data the run used; pass the data explicitly.",
     )
-    test_size = record.get("test_size", 0.2)
     return datasets.load(
         record["source"],
-        test_size=int(test_size) if test_size >= 1 else test_size,
+        test_size=record.get("test_size", 0.2),
         scaling=record.get("scaling", "auto"),
         label_column=record.get("label_column"),
     )

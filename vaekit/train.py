@@ -226,7 +226,7 @@ def fit(
                 "epoch": epoch + 1,
                 "seconds": round(time.perf_counter() - started, 4),
                 "beta": model.beta if not model.conditional else list(model.beta_range),
-                "kl_weight": objective.kl_weight(epoch + 1) if hasattr(objective, "kl_weight") else 0.0,
+                "kl_weight": objective.kl_weight(epoch + 1),
                 "train_loss": train[0],
                 "train_distortion": train[1],
                 "train_rate": train[2] if model.kind == "vae" else None,
