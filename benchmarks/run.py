@@ -28,11 +28,9 @@ import importlib.metadata  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
-import signal  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -128,9 +126,9 @@ def test_elbo(encode, logits, x: torch.Tensor, samples: int = ELBO_SAMPLES, seed
         log_px = torch.zeros(len(xb))
         for _ in range(samples):
             z = mean + std * torch.randn(mean.shape, generator=gen)
-            log_px -= F.binary_cross_entropy_with_logits(
-                logits(z).flatten(1), target, reduction="none"
-            ).sum(1)
+            log_px -= F.binary_cross_entropy_with_logits(logits(z).flatten(1), target, reduction="none").sum(
+                1
+            )
         total += float((log_px / samples - kl).sum())
     return total / len(x)
 
@@ -155,89 +153,69 @@ def matmul_gflops(layers: list[tuple[int, int]], batch: int = BATCH, seconds: fl
 
 # ----------------------------------------------------------------------------- taking turns
 class Baton:
-    """Round-robin turns between threads: only the holder computes. `pass_on(name)` hands the
-    turn to the next participant still running and blocks until it comes back; `active[name]`
-    is the time `name` held the turn, i.e. its own wall time, free of the others'."""
+    """Round-robin turns between trainers, all in the main thread: each runs in a greenlet (its
+    own Python stack on the same OS thread) and `pass_on(name)` switches to the next one still
+    running. One OS thread means one OpenMP thread pool, as in a user's script: trainers in
+    worker threads each get a pool of their own, and with more pool threads than cores libgomp
+    stops spinning between kernels, which made every step about 1.6x slower here (see README).
+    `active[name]` is the time `name` held the turn, i.e. its own wall time, free of the others'.
+    """
 
     def __init__(self, names):
         self.order = list(names)
-        self.turn = self.order[0] if self.order else None
-        self.cond = threading.Condition()
+        self.greenlets: dict = {}
         self.active = dict.fromkeys(self.order, 0.0)
+        self.current = None
         self.since = 0.0
 
-    def wait(self, name):
-        with self.cond:
-            self.cond.wait_for(lambda: self.turn == name)
-        self.since = time.perf_counter()
+    def _switch(self, name):
+        """Give the turn to `name` (from the scheduler) and account the time it holds it."""
+        self.current, self.since = name, time.perf_counter()
+        self.greenlets[name].switch()
 
-    def _hand_over(self, name, leaving):
+    def _back(self, name):
         self.active[name] += time.perf_counter() - self.since
-        i = self.order.index(name)
-        following = self.order[(i + 1) % len(self.order)]  # `name` itself when it is alone
-        if leaving:
-            self.order.remove(name)
-        self.turn = following if self.order else None
-        self.cond.notify_all()
 
     def pass_on(self, name):
-        with self.cond:
-            self._hand_over(name, leaving=False)
-            self.cond.wait_for(lambda: self.turn == name)
-        self.since = time.perf_counter()
-
-    def leave(self, name):
-        with self.cond:
-            self._hand_over(name, leaving=True)
+        """Called by `name` at the end of an epoch: let the next trainer run, then continue."""
+        self._back(name)
+        grad = torch.is_grad_enabled()  # a thread-local: keep each trainer's own
+        self.scheduler.switch()
+        torch.set_grad_enabled(grad)
 
     def others_running(self, name) -> bool:
         return any(n != name for n in self.order)
 
 
 def take_turns(jobs: dict, baton: Baton) -> dict:
-    """Run each job(baton) in its own worker thread, in turn. All run in worker threads alike: on
-    a loaded machine torch's OpenMP kernels in the main thread were measured several times slower
-    than the same kernels in a worker thread (see README), which would bias the comparison.
+    """Run each job(baton) in its own greenlet, in turn, until all have finished.
     Returns {name: result}."""
+    import greenlet
+
     results, errors = {}, {}
+    baton.scheduler = greenlet.getcurrent()
 
     def body(name, job):
-        torch.set_num_threads(THREADS)  # a per-thread setting for OpenMP; set it in each
-        baton.wait(name)
         try:
             results[name] = job(baton)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread below
+        except BaseException as e:  # noqa: BLE001 - re-raised below
             errors[name] = e
-        finally:
-            baton.leave(name)
+        baton._back(name)
+        baton.order.remove(name)
 
-    threads = [threading.Thread(target=body, args=(n, job), daemon=True) for n, job in jobs.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for name, job in jobs.items():
+        baton.greenlets[name] = greenlet.greenlet(lambda n=name, j=job: body(n, j))
+    while baton.order:
+        for name in list(baton.order):
+            if name in baton.order:
+                baton._switch(name)
+            if errors:
+                break
+        if errors:
+            break
     for name, err in errors.items():
         raise RuntimeError(f"{name} failed: {err!r}") from err
     return results
-
-
-def in_worker(fn):
-    """fn() in a worker thread, like the trainers (see take_turns), returning its result."""
-    out = {}
-
-    def body():
-        torch.set_num_threads(THREADS)
-        try:
-            out["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised below
-            out["error"] = e
-
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
 
 
 # ----------------------------------------------------------------------------- the three trainers
@@ -250,21 +228,9 @@ class Result:
     model: object = None
 
 
-class _NoSignal:
-    """Stands in for the `signal` module inside vaekit.train while fit runs in a worker thread,
-    where Python refuses to install its Ctrl-C handler (a once-per-call cost, nothing per step)."""
-
-    SIGINT = signal.SIGINT
-
-    @staticmethod
-    def signal(signum, handler):
-        return None
-
-
 class _VaekitHooks:
     """Hand the baton on after each of vaekit.fit's epochs (after its per-epoch test metrics, which
-    come after the epoch's `seconds` are taken), time its final `evaluate.summarize`, and let fit
-    run outside the main thread."""
+    come after the epoch's `seconds` are taken) and time its final `evaluate.summarize`."""
 
     def __init__(self):
         self.baton = None
@@ -289,17 +255,12 @@ class _VaekitHooks:
         if self.epoch_hook:
             vaekit.train._test_metrics = self.test_metrics
         vaekit.evaluate.summarize = self.summarize
-        self._signal = getattr(vaekit.train, "signal", None)
-        if self._signal is not None and threading.current_thread() is not threading.main_thread():
-            vaekit.train.signal = _NoSignal
         return self
 
     def __exit__(self, *exc):
         if self.epoch_hook:
             vaekit.train._test_metrics = self._test_metrics
         vaekit.evaluate.summarize = self._summarize
-        if self._signal is not None:
-            vaekit.train.signal = self._signal
 
 
 def train_vaekit(model, data, epochs: int, seed: int, baton: Baton) -> Result:
@@ -354,8 +315,10 @@ def train_plain(nets, x_train, x_test, epochs: int, seed: int, baton: Baton, fus
     default implementation, or with `fused=True` its one-kernel CPU version)."""
     torch.manual_seed(seed)
     model = PlainVAE(*nets)
-    opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True) if fused else torch.optim.Adam(
-        model.parameters(), lr=LR
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=LR, fused=True)
+        if fused
+        else torch.optim.Adam(model.parameters(), lr=LR)
     )
     result = Result()
     n = len(x_train)
@@ -726,7 +689,7 @@ def main(argv=None) -> int:
         if not args.no_nll:
             log(f"IS-NLL, K={NLL_SAMPLES} on {NLL_IMAGES} test images, seed {r} models")
             models = {fw: res.model for fw, res in results.items() if fw != "plain"}
-            timed = in_worker(lambda m=models, first=r == 0: nll_interleaved(m, xt_img, xt_flat, first, log))
+            timed = nll_interleaved(models, xt_img, xt_flat, r == 0, log)
             for label, value in timed.items():
                 nll.setdefault(label, []).append(value)
 
@@ -819,8 +782,8 @@ def main(argv=None) -> int:
             f"at start {info['load']}, at end {machine()['load']}",
             f"- python {info['python']}, torch {info['torch']} ({THREADS} threads), "
             f"vaekit {info['vaekit']}, pythae {info['pythae']}",
-            "- pythae's progress bars off (`TQDM_DISABLE=1`), no checkpoints; every trainer in a "
-            "worker thread",
+            "- pythae's progress bars off (`TQDM_DISABLE=1`), no checkpoints; every trainer in the "
+            "main thread (greenlets taking turns)",
         ]
         if missing:
             header.append(f"- pythae skipped: {missing}")

@@ -74,3 +74,30 @@ def test_batch_must_split_evenly(tmp_path):
     )
     assert done.returncode == 2
     assert "must be a multiple of the 2 processes" in done.stderr
+
+
+@pytest.mark.parametrize("clip_grad", [None, 0.05])
+def test_one_process_without_fabric_wrappers_matches_fabric(monkeypatch, clip_grad):
+    """One process at 32-bit trains without Fabric's wrappers (vaekit.train._direct); the result
+    is the same model as through Fabric, gradient clipping included."""
+    import torch
+
+    from vaekit import datasets, train
+    from vaekit.model import VAE
+
+    data = datasets.load("digits")
+
+    def weights(direct: bool):
+        monkeypatch.setattr(train, "_direct", lambda *a: direct)
+        model = VAE.for_data(data, latent_dim=2, hidden=(32,), seed=0)
+        train.fit(model, data, epochs=2, batch_size=64, nll_samples=0, progress=False, clip_grad=clip_grad)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    direct, fabric = weights(True), weights(False)
+    assert torch.allclose(direct, fabric, atol=1e-6), (direct - fabric).abs().max()
+    if clip_grad:  # clipping took effect: unclipped training ends elsewhere
+        monkeypatch.setattr(train, "_direct", lambda *a: True)
+        model = VAE.for_data(data, latent_dim=2, hidden=(32,), seed=0)
+        train.fit(model, data, epochs=2, batch_size=64, nll_samples=0, progress=False)
+        free = torch.cat([p.detach().flatten() for p in model.parameters()])
+        assert (free - direct).abs().max() > 1e-3

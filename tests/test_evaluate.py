@@ -101,3 +101,16 @@ def test_probes_and_summaries():
     assert evaluate.aggregate_posterior_kl(10 * rng.normal(size=(5000, 2)), np.full((5000, 2), 1e-4)) > 5
     kl = evaluate.per_dim_kl(np.zeros((3, 2)), np.ones((3, 2)))
     np.testing.assert_allclose(kl, 0.0, atol=1e-12)
+
+
+def test_decode_takes_several_leading_dimensions(linear_model):
+    """decode((K, B, latent)) has batch shape (K, B), and its log_prob(x) broadcasts x over K:
+    the same numbers as decoding each of the K slices on its own."""
+    model, x, _ = linear_model
+    z = torch.randn(5, 7, Z_DIM)
+    px = model.decode(z)
+    assert px.batch_shape == (5, 7)
+    together = px.log_prob(x[:7])
+    apart = torch.stack([model.decode(z[k]).log_prob(x[:7]) for k in range(5)])
+    assert together.shape == (5, 7)
+    assert torch.allclose(together, apart, atol=1e-5)

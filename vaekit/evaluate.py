@@ -55,13 +55,9 @@ def log_weights(model: VAE, x: torch.Tensor, samples: int, beta=None) -> torch.T
     """log p(x|z_k) + log p(z_k) - log q(z_k|x) for K draws z_k ~ q(z|x): (samples, batch)."""
     q = model.encode(x, beta)
     z = q.sample((samples,))  # (K, B, latent)
-    flat = z.reshape(-1, model.latent_dim)
-    beta_rep = None
-    if beta is not None and torch.as_tensor(beta).numel() > 1:
-        beta_rep = torch.as_tensor(beta).reshape(1, -1).expand(samples, -1).reshape(-1)
-    px = model.decode(flat, beta_rep if beta_rep is not None else beta)
-    x_rep = x.unsqueeze(0).expand(samples, *x.shape).reshape(-1, *x.shape[1:])
-    log_px = px.log_prob(x_rep).view(samples, -1)
+    if beta is not None and torch.as_tensor(beta).numel() > 1:  # one beta per example
+        beta = torch.as_tensor(beta).reshape(1, -1).expand(samples, -1).reshape(-1)
+    log_px = model.decode(z, beta).log_prob(x)  # (K, B): x broadcast over the samples, not copied
     return log_px + model.prior(x.device).log_prob(z) - q.log_prob(z)
 
 

@@ -197,8 +197,15 @@ class VAE(nn.Module):
         return D.Independent(D.Normal(mean, std, validate_args=False), 1)
 
     def decode(self, z: torch.Tensor, beta=None) -> D.Distribution:
-        """p(x|z): a distribution with event shape `data_shape`; `.mean` is the reconstruction."""
-        return self.likelihood(self.decoder(z, self._condition(z, beta)))
+        """p(x|z): a distribution with event shape `data_shape`; `.mean` is the reconstruction.
+
+        `z` may have several leading dimensions, e.g. (samples, batch, latent_dim): the batch
+        shape is then (samples, batch), and `log_prob(x)` broadcasts x (batch, ...) over the
+        samples without copying it. (`beta`, if a tensor, has one value per row of z flattened.)
+        """
+        flat = z.reshape(-1, z.shape[-1])
+        params = self.decoder(flat, self._condition(flat, beta))
+        return self.likelihood(params.reshape(*z.shape[:-1], *self.data_shape))
 
     def prior(self, device=None) -> D.Distribution:
         zeros = torch.zeros(self.latent_dim, device=device or self.data_scale.device)
