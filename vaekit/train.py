@@ -136,7 +136,7 @@ def fit(
             },
         )
 
-    direct = _direct(fabric, world, precision)
+    direct = _direct(world, precision)
     if direct:
         model.to(fabric.device)  # before the optimizer state is loaded onto the parameters
     optimizer = _adam(model.parameters(), lr)
@@ -266,10 +266,10 @@ def fit(
     return run
 
 
-def _direct(fabric, world: int, precision) -> bool:
+def _direct(world: int, precision) -> bool:
     """Train without Fabric's module and optimizer wrappers? On one process at full precision
-    they only add per-step work (about 7% of a small MLP's step on a CPU, measured with
-    benchmarks/run.py); DDP and mixed precision go through Fabric."""
+    they only add per-step work (about 7% of a small MLP's step on a CPU, in an A/B profile);
+    DDP and mixed precision go through Fabric."""
     return world == 1 and str(precision) in ("32-true", "32")
 
 
