@@ -243,6 +243,10 @@ def test_gbt_dci_reference_estimator(small_data) -> None:
     # z0 splits its importance between f0 and f1 (observed D ~0.6-0.75).
     assert noise.disentanglement + 0.3 < mix.disentanglement < good.disentanglement - 0.1
     assert mix.settings["estimator"] == "GradientBoostingClassifier()"
+    # the factors are fitted on every core by default; one process gives the same numbers
+    serial = M.dci(mixed, small_data, 0, **kw, n_jobs=1)
+    np.testing.assert_array_equal(serial.importance, mix.importance)
+    assert serial.informativeness == mix.informativeness
 
 
 def test_sap_continuous_variant_and_from_codes() -> None:

@@ -643,7 +643,7 @@ def dci_from_codes(
     method: str = "gbt",
     lasso_alpha: float = 0.001,
     seed: SeedLike = 0,
-    n_jobs: int | None = 1,
+    n_jobs: int | None = -1,
 ) -> DCIResult:
     """DCI of Eastwood & Williams (2018), "A Framework for the Quantitative Evaluation of
     Disentangled Representations", ICLR 2018, as computed by disentanglement_lib.
@@ -677,8 +677,8 @@ def dci_from_codes(
         lasso_alpha: L1 strength for ``method="lasso"`` (standardised units).
         seed: seeds the estimators (``random_state``), int or Generator.
         n_jobs: factors fitted in parallel (scikit-learn/joblib convention; results do not
-            depend on it). Default 1, as the gradient-boosted trees are the slowest part of
-            :func:`compute_all`.
+            depend on it). Default -1, every core: the gradient-boosted trees are the slowest
+            part of :func:`compute_all`.
 
     Returns:
         :class:`DCIResult` with the ``(latent_dim, n_factors)`` importance matrix.
@@ -732,7 +732,7 @@ def dci(
     num_test: int = 5_000,
     method: str = "gbt",
     lasso_alpha: float = 0.001,
-    n_jobs: int | None = 1,
+    n_jobs: int | None = -1,
     eval_batch_size: int = DEFAULT_EVAL_BATCH,
 ) -> DCIResult:
     """DCI disentanglement/completeness/informativeness (Eastwood & Williams 2018).
@@ -750,7 +750,7 @@ def dci(
         num_test: test points (reference 5,000).
         method: ``"gbt"`` (reference) or ``"lasso"``.
         lasso_alpha: L1 strength for the lasso method.
-        n_jobs: factors fitted in parallel (results do not depend on it).
+        n_jobs: factors fitted in parallel (default -1: every core; results do not depend on it).
         eval_batch_size: observations per call of ``represent``.
 
     Returns:
