@@ -4,6 +4,7 @@ but a `VaekitError` with a one-line message, and valid input loads correctly."""
 import csv
 import io as stdio
 import math
+import os
 import string
 import warnings
 from pathlib import Path
@@ -22,6 +23,8 @@ from vaekit.errors import VaekitError
 SETTINGS = settings(
     max_examples=80,
     deadline=None,
+    # CI runs one fixed set of examples (no flaky failures there); local runs keep exploring
+    derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
@@ -352,7 +355,10 @@ def _valid_value(name: str):
         return st.one_of(whole, whole.map(float)), int
     if opt.type is float:
         return st.one_of(st.floats(allow_nan=False), st.integers(-(10**9), 10**9)), float
-    return st.one_of(st.text(max_size=12), st.integers(-(10**6), 10**6)), str
+    # no U+0085: PyYAML's emitter writes it unescaped under allow_unicode=True and its reader then
+    # folds it into a space (vaekit writes its own YAML without allow_unicode, which escapes it)
+    text = st.text(st.characters(blacklist_characters="\x85"), max_size=12)
+    return st.one_of(text, st.integers(-(10**6), 10**6)), str
 
 
 @st.composite
@@ -376,3 +382,13 @@ def test_valid_config_reads_back_every_value(folder, config):
     result, err = _outcome(lambda: read_config_file(str(path)))
     assert err is None, f"refused a valid config {mapping}: {err}"
     assert result == expected
+
+
+def test_config_yaml_keeps_line_break_characters(tmp_path):
+    """vaekit's own YAML writer escapes the characters YAML reads as line breaks."""
+    from vaekit import io
+
+    value = "a\x85b\u2028c\u2029d\re"
+    io.write_yaml(tmp_path / "c.yaml", {"activation": value})
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["activation"] == value
+
