@@ -391,4 +391,3 @@ def test_config_yaml_keeps_line_break_characters(tmp_path):
     value = "a\x85b\u2028c\u2029d\re"
     io.write_yaml(tmp_path / "c.yaml", {"activation": value})
     assert yaml.safe_load((tmp_path / "c.yaml").read_text())["activation"] == value
-
