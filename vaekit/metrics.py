@@ -360,6 +360,20 @@ def _sample_codes(
     return _represent_factors(represent, data, factors, rng, eval_batch_size), factors
 
 
+def _sample_train_test(
+    represent: Representation,
+    data: FactorData,
+    num_train: int,
+    num_test: int,
+    rng: np.random.Generator,
+    eval_batch_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Independent train and test samples (in that order, from one ``rng``): codes and factors."""
+    z_tr, y_tr = _sample_codes(represent, data, num_train, rng, eval_batch_size)
+    z_te, y_te = _sample_codes(represent, data, num_test, rng, eval_batch_size)
+    return z_tr, y_tr, z_te, y_te
+
+
 def _check_pair(codes: np.ndarray, factors: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     z = np.asarray(codes, dtype=np.float64)
     y = np.asarray(factors)
@@ -757,8 +771,7 @@ def dci(
         :class:`DCIResult`; ``importance`` is ``(latent_dim, n_factors)``.
     """
     rng = _rng(seed)
-    z_tr, y_tr = _sample_codes(represent, data, num_train, rng, eval_batch_size)
-    z_te, y_te = _sample_codes(represent, data, num_test, rng, eval_batch_size)
+    z_tr, y_tr, z_te, y_te = _sample_train_test(represent, data, num_train, num_test, rng, eval_batch_size)
     return dci_from_codes(
         z_tr, y_tr, z_te, y_te, method=method, lasso_alpha=lasso_alpha, seed=rng, n_jobs=n_jobs
     )
@@ -890,8 +903,7 @@ def sap(
         :class:`SAPResult`; ``score_matrix`` is ``(latent_dim, n_factors)``.
     """
     rng = _rng(seed)
-    z_tr, y_tr = _sample_codes(represent, data, num_train, rng, eval_batch_size)
-    z_te, y_te = _sample_codes(represent, data, num_test, rng, eval_batch_size)
+    z_tr, y_tr, z_te, y_te = _sample_train_test(represent, data, num_train, num_test, rng, eval_batch_size)
     return sap_from_codes(z_tr, y_tr, z_te, y_te, continuous=continuous, svc_c=svc_c, seed=rng)
 
 
@@ -1055,8 +1067,7 @@ def modularity_explicitness(
         :class:`ModularityExplicitnessResult`.
     """
     rng = _rng(seed)
-    z_tr, y_tr = _sample_codes(represent, data, num_train, rng, eval_batch_size)
-    z_te, y_te = _sample_codes(represent, data, num_test, rng, eval_batch_size)
+    z_tr, y_tr, z_te, y_te = _sample_train_test(represent, data, num_train, num_test, rng, eval_batch_size)
     return modularity_explicitness_from_codes(z_tr, y_tr, z_te, y_te, num_bins=num_bins, seed=rng)
 
 

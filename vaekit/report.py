@@ -39,6 +39,17 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     io.write_bytes(path, buffer.getvalue())
 
 
+# figure name -> (summary.json matrix, title, colour-bar unit): drawn when `evaluate` stored it
+HEATMAPS = {
+    "mutual_information": (
+        "mig_mutual_information",
+        "mutual information between latent dimensions and factors (MIG's matrix)",
+        "nats",
+    ),
+    "dci_importance": ("dci_importance", "DCI importance of each latent dimension per factor", "importance"),
+}
+
+
 def run_figures(model, data, history, summary: dict | None = None) -> dict:
     """name -> Figure for a run folder (with the metric matrices when the summary has them)."""
     summary = summary or {}
@@ -59,20 +70,9 @@ def run_figures(model, data, history, summary: dict | None = None) -> dict:
         "traversals": plots.traversals(model, data, **traversal_kw),
         "training_curves": plots.training_curves(history),
     }
-    if "mig_mutual_information" in matrices:
-        figures["mutual_information"] = plots.heatmap(
-            matrices["mig_mutual_information"],
-            factor_names,
-            "mutual information between latent dimensions and factors (MIG's matrix)",
-            "nats",
-        )
-    if "dci_importance" in matrices:
-        figures["dci_importance"] = plots.heatmap(
-            matrices["dci_importance"],
-            factor_names,
-            "DCI importance of each latent dimension per factor",
-            "importance",
-        )
+    for name, (key, title, unit) in HEATMAPS.items():
+        if key in matrices:
+            figures[name] = plots.heatmap(matrices[key], factor_names, title, unit)
     if data.is_image:
         figures["latent_map"] = plots.latent_map(model, data)
         figures["manifold"] = plots.manifold(model)
