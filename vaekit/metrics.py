@@ -39,7 +39,8 @@ Interfaces:
   ``<metric>_from_codes(...)`` computes it from arrays of codes and factors where the metric is
   defined on such pairs (MIG, DCI, SAP, modularity/explicitness);
 * :func:`compute_all` runs a preset (``"reference"`` = the defaults above, ``"fast"`` = 1/5 of
-  every sample count) and returns a flat dict of floats plus matrices, timings and settings.
+  every sample count, ``"quick"`` = 1/50) and returns a flat dict of floats plus matrices,
+  timings and settings.
 """
 
 from __future__ import annotations
@@ -1377,16 +1378,23 @@ _REFERENCE: dict[str, dict[str, int]] = {
 
 _SAMPLE_COUNTS = ("num_train", "num_test", "num_eval", "num_variance_estimate")
 
+def _scaled_preset(divisor: int) -> dict[str, dict[str, int]]:
+    # every sample count divided; the group size (batch_size=64) of BetaVAE/FactorVAE is kept
+    return {
+        name: {k: (v // divisor if k in _SAMPLE_COUNTS else v) for k, v in cfg.items()}
+        for name, cfg in _REFERENCE.items()
+    }
+
+
 PRESETS: dict[str, dict[str, dict[str, int]]] = {
     "reference": _REFERENCE,
-    # 1/5 of every sample count; the group size (batch_size=64) of BetaVAE/FactorVAE is kept.
-    "fast": {
-        name: {k: (v // 5 if k in _SAMPLE_COUNTS else v) for k, v in cfg.items()}
-        for name, cfg in _REFERENCE.items()
-    },
+    "fast": _scaled_preset(5),
+    "quick": _scaled_preset(50),
 }
 """Sample counts per metric: ``"reference"`` = disentanglement_lib / Locatello et al. (2019),
-``"fast"`` = one fifth of every sample count (same estimators and group sizes)."""
+``"fast"`` = one fifth of every sample count, ``"quick"`` = one fiftieth (a first look in
+seconds; its scores are noisy, so compare models with ``fast`` or ``reference``). The same
+estimators and group sizes throughout."""
 
 
 # metric name -> (function, result -> (flat scores, named (latent_dim, n_factors) matrices))
@@ -1434,8 +1442,8 @@ def compute_all(
         represent: observations -> codes ``(batch, latent_dim)``.
         data: a :class:`FactorData`.
         seed: integer seed.
-        preset: ``"reference"`` (disentanglement_lib defaults) or ``"fast"`` (1/5 of every
-            sample count), see :data:`PRESETS`.
+        preset: ``"reference"`` (disentanglement_lib defaults), ``"fast"`` (1/5 of every
+            sample count) or ``"quick"`` (1/50), see :data:`PRESETS`.
         metrics: a subset of ``("mig", "dci", "sap", "modularity", "betavae", "factorvae")``.
         dci_method: ``"gbt"`` (reference) or ``"lasso"``, see :func:`dci_from_codes`.
         overrides: per metric, keyword arguments replacing or adding to the preset, e.g.

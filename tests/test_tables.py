@@ -1,0 +1,148 @@
+"""A table end to end: train on a CSV, reload, encode / score / sample in the user's units,
+the likelihood in user units, and the non-image figures, each value checked against a
+computation in the test."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST
+from reference import gaussian_kl_to_standard_normal, standardise_stats
+
+import vaekit
+from vaekit import report, runs
+
+SCALES = np.array([1.0, 1000.0, 0.01, 50.0, 3.0])
+OFFSETS = np.array([0.0, 5000.0, -1.0, 20.0, 7.0])
+COLUMNS = ["energy", "pt", "eta", "mass", "width"]
+N = 400
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """A probabilistic-PCA table (2 latent factors, 5 columns on very different scales) with a
+    text label column in the middle."""
+    gen = np.random.default_rng(11)
+    z = gen.normal(size=(N, 2))
+    w = gen.normal(size=(2, 5))
+    standard = z @ w + 0.3 * gen.normal(size=(N, 5))
+    values = standard * SCALES + OFFSETS
+    kind = np.where(z[:, 0] > 0, "signal", "background")
+    path = tmp_path_factory.mktemp("table") / "events.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS[:2] + ["kind"] + COLUMNS[2:])
+        for row, k in zip(values, kind, strict=True):
+            writer.writerow([repr(float(v)) for v in row[:2]] + [k] + [repr(float(v)) for v in row[2:]])
+    return path, values, kind
+
+
+@pytest.fixture(scope="module")
+def table_run(table, tmp_path_factory):
+    from vaekit.cli import main
+
+    path, _, _ = table
+    out = tmp_path_factory.mktemp("runs") / "events"
+    main(["train", "--data", path, "--label-column", "kind", "--latent-dim", "2", "--epochs", "6"]
+         + ["--out", str(out), *FAST])  # fmt: skip
+    return out
+
+
+def _user_scaling(run, values):
+    """The standardisation the run must use: mean and std of the training rows only."""
+    data = runs.load_data(run)
+    mean, std = standardise_stats(values[data.train_idx])
+    return data, mean, std
+
+
+def test_the_table_is_read_column_by_column_and_scaled_on_the_training_rows(table, table_run):
+    _, values, kind = table
+    data, mean, std = _user_scaling(table_run, values)
+    assert data.column_names == COLUMNS and data.kind == "tabular" and data.shape == (5,)
+    assert data.label_names == ["background", "signal"]
+    np.testing.assert_array_equal(np.asarray(data.label_names)[data.y], kind)
+    np.testing.assert_allclose(data.scaling.shift, mean, rtol=1e-6)
+    np.testing.assert_allclose(data.scaling.scale, std, rtol=1e-5)
+    all_mean, _ = standardise_stats(values)
+    assert not np.allclose(data.scaling.shift, all_mean, rtol=1e-4)  # the test rows were left out
+    np.testing.assert_allclose(data.x, (values - mean) / std, rtol=1e-4, atol=1e-4)
+
+
+def test_encode_score_and_sample_are_in_the_users_units(cli, table, table_run, tmp_path):
+    path, values, _ = table
+    _, mean, std = _user_scaling(table_run, values)
+    model = vaekit.load(table_run)
+    x_model = torch.as_tensor((values - mean) / std, dtype=torch.float32)
+    with torch.no_grad():
+        q = model.encode(x_model)
+
+    assert (
+        cli("encode", table_run, "--data", path, "--label-column", "kind", "--out", tmp_path / "z.csv")[0]
+        == 0
+    )
+    codes = np.loadtxt(tmp_path / "z.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(codes[:, :2], q.mean.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(codes[:, 2:], q.stddev.numpy(), rtol=1e-4, atol=1e-5)
+
+    assert (
+        cli("score", table_run, "--data", path, "--label-column", "kind", "--out", tmp_path / "s.csv")[0] == 0
+    )
+    scores = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(scores[:, 3], gaussian_kl_to_standard_normal(q.mean, q.stddev), rtol=1e-4)
+    with torch.no_grad():
+        recon = model.decoder(q.mean, None)
+    np.testing.assert_allclose(scores[:, 4], (recon - x_model).pow(2).sum(1).numpy(), rtol=1e-4)
+
+    assert cli("sample", table_run, "-n", "2000", "--out", tmp_path / "x.npy")[0] == 0
+    drawn = np.load(tmp_path / "x.npy")
+    with torch.no_grad():
+        torch.manual_seed(0)
+        expected = model.decoder(torch.randn(2000, 2), None).numpy() * std + mean
+    np.testing.assert_allclose(drawn, expected, rtol=1e-4, atol=1e-6 * np.abs(OFFSETS).max())
+    # in user units each column sits where the data's column does (scales 0.01 to 1000)
+    assert np.all(np.abs(drawn.mean(0) - values.mean(0)) < 0.5 * values.std(0))
+    # the spread of each column, relative to the data's, is alike for every column: each column was
+    # unscaled with its own std (decoder means at sigma = 1 are shrunk, so the ratio is below 1)
+    ratio = drawn.std(0) / values.std(0)
+    assert ratio.max() < 3 * ratio.min() and 0.05 < ratio.min() and ratio.max() < 2
+
+
+def test_likelihood_in_user_units_adds_the_log_jacobian(table, table_run):
+    """nll_user_units is a density of the user's numbers: -log p_user(x) = -log p_model(x_model)
+    + sum_j log std_j."""
+    _, values, _ = table
+    _, _, std = _user_scaling(table_run, values)
+    summary = json.loads((table_run / "summary.json").read_text())
+    assert summary["nll_user_units"] == pytest.approx(summary["nll"] + float(np.log(std).sum()), rel=1e-6)
+    assert summary["bits_per_dim"] == pytest.approx(summary["nll"] / (5 * math.log(2)), rel=1e-6)
+
+
+def test_a_table_gets_the_non_image_figures_with_its_own_numbers(table_run):
+    model = vaekit.load(table_run)
+    data = runs.load_data(table_run)
+    history = [json.loads(line) for line in (table_run / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((table_run / "summary.json").read_text())
+    on_disk = sorted(p.stem for p in (table_run / "figures").glob("*.png"))
+    assert on_disk == ["latent_space", "reconstructions", "samples", "training_curves", "traversals"]
+    figures = report.run_figures(model, data, history, summary)
+    assert sorted(figures) == on_disk
+    loss_ax = figures["training_curves"].axes[0]
+    train_line, test_line = loss_ax.lines
+    np.testing.assert_allclose(train_line.get_ydata(), [r["train_loss"] for r in history])
+    np.testing.assert_allclose(test_line.get_ydata(), [r["test_loss"] for r in history])
+    inputs_ax, recon_ax = figures["reconstructions"].axes
+    x = data.preview(8)[:4]
+    with torch.no_grad():
+        recon = model.reconstruct(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose([line.get_ydata() for line in inputs_ax.lines], x)
+    np.testing.assert_allclose([line.get_ydata() for line in recon_ax.lines], recon, rtol=1e-5)
+    # traversals: one panel per latent dimension, each a curve over the 5 columns per step
+    assert len(figures["traversals"].axes) == 2
+    assert all(len(ax.lines) == 9 and len(ax.lines[0].get_ydata()) == 5 for ax in figures["traversals"].axes)
+    page = (table_run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5

@@ -1,0 +1,145 @@
+"""Options and workflows end to end from the command line: .npz with labels and factors, each
+--scaling fitted on the training split only, the README's disentanglement workflow on sprites32,
+and a report page that escapes what the user named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST
+
+import vaekit
+from vaekit import datasets, report, runs
+
+
+def test_npz_with_labels_and_factors(cli, tmp_path):
+    """x, y and factors are read from the archive: the labels reach the probes, the factors the
+    per-factor probes and the disentanglement metrics."""
+    gen = np.random.default_rng(4)
+    factors = np.stack([gen.integers(0, 4, 300), gen.integers(0, 5, 300)], axis=1)
+    x = np.zeros((300, 1, 8, 8), np.float32)
+    x[np.arange(300), 0, factors[:, 0] * 2, factors[:, 1]] = 1.0  # a lit pixel at (2 f0, f1)
+    y = factors[:, 0]
+    np.savez(tmp_path / "d.npz", x=x, y=y, factors=factors)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", tmp_path / "d.npz", "--latent-dim", "2", "--epochs", "2", "--out", run, *FAST
+    )
+    assert code == 0, err
+    data = runs.load_data(run)
+    np.testing.assert_array_equal(data.x, x)
+    np.testing.assert_array_equal(data.y, y)
+    np.testing.assert_array_equal(data.factors, factors)
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["factor_probes"]) == {"factor_0", "factor_1"}
+    chance = np.bincount(y[data.test_idx]).max() / len(data.test_idx)
+    assert summary["factor_probes"]["factor_0"]["chance"] == pytest.approx(chance)
+    assert 0 <= summary["knn_accuracy"] <= 1
+    code, out, err = cli("evaluate", run, "--metrics", "mig", "--metric-preset", "quick", "--json")
+    assert code == 0, err
+    mi = np.asarray(json.loads(out)["disentanglement"]["matrices"]["mig_mutual_information"])
+    assert mi.shape == (2, 2) and 0 <= json.loads(out)["mig"] <= 1
+
+
+@pytest.mark.parametrize("scaling", ["unit", "standard", "none"])
+def test_scaling_is_fitted_on_the_training_split_only(cli, tmp_path, scaling):
+    """A test row far outside the training range changes nothing in the fitted scaling."""
+    gen = np.random.default_rng(5)
+    x = gen.uniform(10, 300, size=(100, 6)).astype(np.float32)
+    split = datasets.split_indices(100, 0.2)
+    x[split[1][0]] = 5000.0  # an outlier in the test split
+    np.save(tmp_path / "x.npy", x)
+    run = tmp_path / scaling
+    args = ["--data", tmp_path / "x.npy", "--scaling", scaling, "--likelihood", "gaussian", "--epochs", "1"]
+    assert cli("train", *args, "--out", run, *FAST)[0] == 0
+    model = vaekit.load(run)
+    train = x[split[0]].astype(np.float64)
+    shift, scale = model.data_shift.numpy(), model.data_scale.numpy()
+    if scaling == "unit":
+        np.testing.assert_allclose(shift, [train.min()], rtol=1e-6)
+        np.testing.assert_allclose(scale, [train.max() - train.min()], rtol=1e-5)
+    elif scaling == "standard":
+        np.testing.assert_allclose(shift, train.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(scale, train.std(0), rtol=1e-4)
+    else:
+        assert shift.tolist() == [0.0] and scale.tolist() == [1.0]
+    data = runs.load_data(run)
+    assert data.scaling.name == scaling
+    np.testing.assert_allclose(data.x, (x - shift) / scale, rtol=1e-5, atol=1e-5)
+
+
+def test_disentanglement_workflow_on_sprites32(cli, tmp_path):
+    """The README's workflow: train on the built-in sprites32, `evaluate --metrics all`, and the
+    report labels each traversal row with the factor its dimension shares most information with,
+    and draws the metric matrices with latent dimensions as rows and factors as columns."""
+    run = tmp_path / "sprites"
+    # the MLP, a large batch and a small test split keep this test short; the steps are the README's
+    small = ["--arch", "mlp", "--batch-size", "256", "--test-size", "1000"]
+    code, _, err = cli(
+        "train", "--data", "sprites32", "--latent-dim", "4", "--epochs", "1", *small, "--out", run, *FAST
+    )
+    assert code == 0, err
+    quick = ["--metric-preset", "quick", "--dci-method", "lasso", "--nll-samples", "5"]
+    code, out, err = cli("evaluate", run, "--metrics", "all", *quick, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary == json.loads((run / "summary.json").read_text())
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "sap", "modularity", "betavae_score"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    names = summary["disentanglement"]["factor_names"]
+    assert names == ["shape", "scale", "orientation", "pos_x", "pos_y"]
+    mi = np.asarray(summary["disentanglement"]["matrices"]["mig_mutual_information"])
+    assert mi.shape == (4, 5)
+    assert summary["disentanglement"]["settings"]["preset"] == "quick"
+
+    model, data = runs.load(run), runs.load_data(run)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    figures = report.run_figures(model, data, history, summary)
+    active = [d for d in range(4) if summary["per_dim_kl"][d] > 0.01]
+    expected_rows = sorted(active, key=lambda d: -mi[d].max())
+    labels = [t.get_text() for t in figures["traversals"].axes[0].texts]
+    assert labels == [f"z{d + 1} → {names[int(mi[d].argmax())]}" for d in expected_rows]
+    heat = figures["mutual_information"].axes[0]
+    np.testing.assert_allclose(heat.images[0].get_array(), mi)
+    assert [t.get_text() for t in heat.get_xticklabels()] == names
+    assert [t.get_text() for t in heat.get_yticklabels()] == ["z1", "z2", "z3", "z4"]
+    dci = np.asarray(summary["disentanglement"]["matrices"]["dci_importance"])
+    np.testing.assert_allclose(figures["dci_importance"].axes[0].images[0].get_array(), dci)
+    page = (run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 9  # 7 run figures + the two heatmaps
+
+
+def test_report_escapes_what_the_user_named(cli, tmp_path):
+    """A run folder and labels named like markup appear as text in report.html, never as tags."""
+    folder = tmp_path / "images"
+    for label in ("<b>bold<b>", "plain"):
+        (folder / label).mkdir(parents=True)
+    from PIL import Image
+
+    gen = np.random.default_rng(0)
+    for i in range(12):
+        label = "<b>bold<b>" if i % 2 else "plain"
+        Image.fromarray(gen.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / label / f"{i}.png")
+    run = tmp_path / "<script>alert(1)"
+    code, _, err = cli("train", "--data", folder, "--epochs", "1", "--out", run, *FAST)
+    assert code == 0, err
+    assert runs.load_data(run).label_names == ["<b>bold<b>", "plain"]
+    page = (run / "report.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)" in page
+    assert "<b>bold" not in page
+
+
+def test_gpu_smoke(cli, tmp_path):
+    """Where a CUDA device exists: a run trains on it, reloads, and gives finite numbers close to
+    the CPU's (the CPU-determinism tests pin --device cpu)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    args = ["train", "--data", "digits", "--epochs", "2", "--hidden", "64", "--nll-samples", "10", "--quiet"]
+    assert cli(*args, "--device", "cuda", "--out", tmp_path / "gpu")[0] == 0
+    assert cli(*args, "--device", "cpu", "--out", tmp_path / "cpu")[0] == 0
+    gpu = json.loads((tmp_path / "gpu" / "summary.json").read_text())
+    cpu = json.loads((tmp_path / "cpu" / "summary.json").read_text())
+    assert np.isfinite(gpu["elbo"]) and gpu["elbo"] == pytest.approx(cpu["elbo"], rel=0.05)
