@@ -5,6 +5,15 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Tests that inspect figures leave them open; close them so none piles up."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture
 def cli(capsys):
     """Run `vaekit ARGS` in-process: returns (exit status, stdout, stderr)."""
