@@ -143,3 +143,24 @@ def test_gpu_smoke(cli, tmp_path):
     gpu = json.loads((tmp_path / "gpu" / "summary.json").read_text())
     cpu = json.loads((tmp_path / "cpu" / "summary.json").read_text())
     assert np.isfinite(gpu["elbo"]) and gpu["elbo"] == pytest.approx(cpu["elbo"], rel=0.05)
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's Python block, executed as written except for fewer epochs and a temporary
+    run folder."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert "epochs=30" in block and '"runs/mnist"' in block
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block.replace("epochs=30", "epochs=1"), "README.md", "exec"), namespace)
+    run = namespace["run"]
+    assert (tmp_path / "runs" / "mnist" / "model.safetensors").exists()
+    assert [r["epoch"] for r in run.history] == [1]
+    assert namespace["q"].mean.shape == (8, 2)
+    # the block ends by reloading the run: the reloaded model encodes as the trained one did
+    reloaded = namespace["model"].encode(namespace["x"])
+    assert torch.equal(reloaded.mean, namespace["q"].mean)
