@@ -78,6 +78,11 @@ TRAIN_OPTIONS = [
     Option("test_size", float, 0.2, "Test split: a fraction, or a count of examples."),
     Option("scaling", str, "auto", "auto, unit (images to [0, 1]), standard (tables) or none."),
     Option("label_column", str, None, "CSV: the column that holds labels."),
+    Option("columns", str, None, "Tables: the feature columns to use, comma separated [default: all]."),
+    Option("drop_columns", str, None, "Tables: feature columns to leave out, comma separated."),
+    Option("x_key", str, None, ".npz: the array of observations [default: x]."),
+    Option("y_key", str, None, ".npz: the array of labels [default: y]."),
+    Option("factors_key", str, None, ".npz: the array of ground-truth factors [default: factors]."),
     Option("nll_samples", int, 100, "Importance samples K for the final NLL estimate."),
     Option("device", str, "auto", "auto, cpu or cuda."),
     Option("devices", int, 1, "Number of processes/devices (with --strategy ddp)."),
@@ -193,7 +198,12 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         test_size=s["test_size"],
         scaling=s["scaling"],
         label_column=s["label_column"],
+        keys=npz_keys(s),
+        columns=s["columns"],
+        drop_columns=s["drop_columns"],
     )
+    for note in data.notes:
+        click.echo(f"note: {note}", err=True)
     model = VAE.for_data(
         data,
         latent_dim=s["latent_dim"],
@@ -209,7 +219,10 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         seed=s["seed"],
     )
     if progress:
+        from vaekit.model import describe
+
         click.echo(data.describe(), err=True)
+        click.echo(describe(model), err=True)
     return train.fit(
         model,
         data,
@@ -234,6 +247,11 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
     )
 
 
+def npz_keys(s: dict) -> dict:
+    """The .npz array names the settings give (--x-key, --y-key, --factors-key)."""
+    return {role: s.get(f"{role}_key") for role in ("x", "y", "factors") if s.get(f"{role}_key")}
+
+
 def _plain(s: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
 
@@ -252,6 +270,11 @@ def data_record(data, s: dict) -> dict:
         "test_size": s["test_size"],
         "scaling": data.scaling.name,
         "label_column": s["label_column"],
+        "keys": npz_keys(s) or None,
+        "notes": data.notes,
+        "columns": s["columns"],
+        "drop_columns": s["drop_columns"],
+        "column_names": data.column_names,
         "label_names": data.label_names,
         "factor_names": data.factor_names,
     }
@@ -467,11 +490,17 @@ def _refuse_existing(out: Path) -> None:
     check(not out.exists(), f"{out} already exists; choose another --out (nothing was overwritten).")
 
 
-def _user_data(model, source, label_column=None):
-    """A user's file (or a built-in) in the model's units, with the run's own scaling."""
-    from vaekit import datasets
+def _user_data(model, source, label_column=None, run=None):
+    """A user's file (or a built-in) in the model's units, with the run's own scaling; a table's
+    columns are matched to the run's by name."""
+    from vaekit import datasets, runs
 
-    raw = datasets.read_raw(source, label_column)
+    record = runs.read_config(run).get("data", {}) if run is not None else {}
+    raw = datasets.read_raw(source, label_column, record.get("keys"))
+    if record.get("column_names") and raw.column_names is not None:
+        raw = datasets.match_columns(raw, record["column_names"])
+    for note in raw.notes:
+        click.echo(f"note: {note}", err=True)
     raw = datasets.validate(raw)
     x = raw.x
     check(
@@ -498,7 +527,7 @@ def encode(run, source, out, label_column):
     check(out.suffix in (".npy", ".csv"), f"--out must end in .npy or .csv, not {out.name!r}.")
     _refuse_existing(out)
     model = runs.load(run)
-    x, _ = _user_data(model, source, label_column)
+    x, _ = _user_data(model, source, label_column, run)
     means, variances = ev.encode_means(model, x)
     if out.suffix == ".npy":
         with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
@@ -534,7 +563,7 @@ def score(run, source, out, label_column, seed):
     check(out.suffix == ".csv", f"--out must end in .csv, not {out.name!r}.")
     _refuse_existing(out)
     model = runs.load(run)
-    x, _ = _user_data(model, source, label_column)
+    x, _ = _user_data(model, source, label_column, run)
     t = ev.per_example_terms(model, x, seed=seed)
     neg_elbo = t["distortion"] + np.nan_to_num(t["rate"])
     rows = np.c_[np.arange(len(neg_elbo)), neg_elbo, t["distortion"], t["rate"], t["squared_error"]]

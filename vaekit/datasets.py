@@ -10,6 +10,7 @@ fitted on the training split only, and keeps it so outputs go back to the user's
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class RawData:
     column_names: list[str] | None = None
     full_scale: float | None = None  # the value that means "full intensity" (255 for 8-bit)
     meta: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know, said once
 
 
 @dataclass
@@ -85,10 +87,19 @@ class Dataset:
         return self.kind == "image"
 
     @property
+    def is_pixels(self) -> bool:
+        """Images, or arrays of pixel values (unsigned integers scaled by their type's range)."""
+        return self.is_image or self.extra.get("full_scale") is not None
+
+    @property
     def value_range(self) -> tuple[float, float]:
-        """Range of the scaled training data."""
-        xt = self.x[self.train_idx]
-        return float(xt.min()), float(xt.max())
+        """Range of the whole scaled data (both splits: no split decides what the data are)."""
+        return float(self.x.min()), float(self.x.max())
+
+    @property
+    def notes(self) -> list[str]:
+        """Sentences about how the file was read (conversions, dropped columns), said once."""
+        return list(self.extra.get("notes", []))
 
     @property
     def x_train(self) -> np.ndarray:
@@ -126,7 +137,7 @@ class Dataset:
         return (
             f"{self.name}: {len(self.x)} examples ({len(self.train_idx)} train, "
             f"{len(self.test_idx)} test) of shape {self.shape}, {self.kind}, "
-            f"scaling {self.scaling.name} -> [{lo:.3g}, {hi:.3g}]{labels}"
+            f"scaling {self.scaling.name} -> [{lo:.4g}, {hi:.4g}]{labels}"
         )
 
 
@@ -217,30 +228,72 @@ def _load_npy(path: Path) -> RawData:
         x = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise VaekitError(f"{path} is not a readable NumPy file ({err}); give a .npy array.") from None
-    return RawData(x=x, source=str(path))
+    return _array_raw(x, str(path))
 
 
-def _load_npz(path: Path) -> RawData:
+# unsigned integers are pixels (or counts): scaled by their type's full range, never per column
+PIXEL_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.bool_): 1.0}
+
+
+def _array_raw(x: np.ndarray, source: str) -> RawData:
+    raw = RawData(x=x, source=source)
+    dtype = np.asarray(x).dtype
+    if dtype in PIXEL_FULL_SCALE:
+        raw.full_scale = PIXEL_FULL_SCALE[dtype]
+        if dtype != np.bool_:
+            raw.notes.append(
+                f"{Path(source).name} holds {dtype} values: read as pixels and scaled by the type's full "
+                f"range ({raw.full_scale:g} = 1), not column by column (--scaling standard to override)."
+            )
+    return raw
+
+
+def _load_npz(path: Path, keys: dict | None = None) -> RawData:
+    """x (and optional y, factors) from an .npz archive: only those arrays are read, nothing is
+    unpickled, and the entries left out are named in a note. `keys` maps x/y/factors to the
+    archive's own names (--x-key, --y-key, --factors-key)."""
+    keys = {"x": "x", "y": "y", "factors": "factors", **{k: v for k, v in (keys or {}).items() if v}}
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+        archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise VaekitError(f"{path} is not a readable .npz archive ({err}).") from None
-    check(
-        "x" in arrays,
-        f"{path} has no array named 'x' (it has {', '.join(arrays) or 'none'}); "
-        "save the observations as x (and optionally y, factors).",
-    )
-    raw = RawData(x=arrays["x"], source=str(path))
+    with archive:
+        names = list(archive.files)
+        check(
+            keys["x"] in names,
+            f"{path} has no array named {keys['x']!r} (it has {', '.join(map(repr, names)) or 'none'}); "
+            "name the observations with --x-key (and labels, factors with --y-key, --factors-key).",
+        )
+        arrays = {}
+        for role, key in keys.items():
+            if key not in names:
+                check(
+                    key == role,
+                    f"{path} has no array named {key!r} for {role} (it has {', '.join(map(repr, names))}).",
+                )
+                continue
+            try:
+                arrays[role] = archive[key]
+            except ValueError as err:  # an object array: reading it would unpickle
+                raise VaekitError(
+                    f"{path}: the entry {key!r} holds Python objects ({err}); vaekit never unpickles, so "
+                    "save it as a numeric array."
+                ) from None
+    raw = _array_raw(arrays["x"], str(path))
+    ignored = [n for n in names if n not in {keys[r] for r in arrays}]
+    if ignored:
+        raw.notes.append(
+            f"{path.name}: read {', '.join(keys[r] for r in arrays)}; ignored {', '.join(ignored)}."
+        )
     if "y" in arrays:
-        raw.y, raw.label_names = _encode_labels(arrays["y"], f"{path}: y")
+        raw.y, raw.label_names = _encode_labels(arrays["y"], f"{path}: {keys['y']}")
     if "factors" in arrays:
         factors = np.asarray(arrays["factors"])
         if factors.ndim == 1:
             factors = factors[:, None]
         check(
             factors.ndim == 2 and np.issubdtype(factors.dtype, np.number),
-            f"{path}: factors must be a numeric array of shape (n, n_factors).",
+            f"{path}: {keys['factors']} must be a numeric array of shape (n, n_factors).",
         )
         raw.factors = factors
         raw.factor_names = [f"factor_{i}" for i in range(factors.shape[1])]
@@ -281,21 +334,54 @@ def _load_csv(path: Path, label_column: str | None) -> RawData:
             if j == label_idx:
                 labels.append(cell.strip())
                 continue
+            text = cell.strip()
+            check(
+                text != "",
+                f"{path} line {line}, column {names[j]!r} is empty (a missing value); remove or impute it.",
+            )
             try:
-                numbers.append(float(cell))
+                number = float(text)
             except ValueError:
                 raise VaekitError(
-                    f"{path} line {line}, column {names[j]!r} holds {cell.strip()!r}, which is "
+                    f"{path} line {line}, column {names[j]!r} holds {text!r}, which is "
                     "not a number; give numeric feature columns (name a text label column with "
                     "--label-column)."
                 ) from None
+            if not math.isfinite(number):
+                raise VaekitError(
+                    f"{path} line {line}, column {names[j]!r} holds {text!r} (a missing or infinite "
+                    "value); remove or impute it."
+                )
+            numbers.append(number)
         values.append(numbers)
     features = [n for j, n in enumerate(names) if j != label_idx]
     check(bool(features), f"{path} has no feature columns besides the label column.")
-    raw = RawData(x=np.asarray(values, dtype=np.float64), source=str(path), column_names=features)
+    x = np.asarray(values, dtype=np.float64).reshape(len(values), len(features))
+    raw = RawData(x=x, source=str(path), column_names=features)
     if label_idx is not None:
         raw.y, raw.label_names = _encode_labels(np.asarray(labels), f"{path}: {label_column}")
+    _drop_index_column(raw, path)
     return raw
+
+
+INDEX_NAMES = ("", "Unnamed: 0", "index")
+
+
+def _drop_index_column(raw: RawData, path: Path) -> None:
+    """A first column with no name (or pandas' "Unnamed: 0" / "index") holding 0, 1, ..., n-1 is
+    the row index pandas writes with `to_csv`, not a measurement: drop it, and say so."""
+    names = raw.column_names or []
+    if len(names) < 2 or names[0] not in INDEX_NAMES:
+        return
+    first = raw.x[:, 0]
+    if np.array_equal(first, np.arange(len(first))) or np.array_equal(first, np.arange(1, len(first) + 1)):
+        raw.x = raw.x[:, 1:]
+        raw.column_names = names[1:]
+        shown = repr(names[0]) if names[0] else "with no name"
+        raw.notes.append(
+            f"{path.name}: the first column ({shown}) holds the row numbers 0..n-1 that pandas writes as "
+            "an index; it was dropped (it is not a measurement)."
+        )
 
 
 def _load_image_folder(path: Path) -> RawData:
@@ -354,8 +440,10 @@ def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str]
     return codes.astype(np.int64), [str(n) for n in names]
 
 
-def read_raw(source: str | os.PathLike, label_column: str | None = None) -> RawData:
-    """Read a built-in data set by name, or a user's file or folder, in the user's units."""
+def read_raw(source: str | os.PathLike, label_column: str | None = None, keys: dict | None = None) -> RawData:
+    """Read a built-in data set by name, or a user's file or folder, in the user's units.
+
+    `keys`: for an .npz, the archive's names of x, y and factors (default "x", "y", "factors")."""
     text = str(source)
     if text in _REGISTRY:
         raw = _REGISTRY[text][0]()
@@ -381,7 +469,7 @@ def read_raw(source: str | os.PathLike, label_column: str | None = None) -> RawD
     if suffix == ".npy":
         raw = _load_npy(path)
     elif suffix == ".npz":
-        raw = _load_npz(path)
+        raw = _load_npz(path, keys)
     elif suffix in (".csv", ".txt", ".tsv"):
         raw = _load_csv(path, label_column)
     else:
@@ -391,6 +479,58 @@ def read_raw(source: str | os.PathLike, label_column: str | None = None) -> RawD
         )
     if label_column is not None and suffix != ".csv":
         raise VaekitError("--label-column applies to CSV files only; drop it for this data.")
+    return raw
+
+
+def _column_list(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    return [c.strip() for c in str(value).split(",") if c.strip()]
+
+
+def select_columns(raw: RawData, columns=None, drop_columns=None) -> RawData:
+    """Keep the table columns named in `columns` (in that order) and/or remove those in
+    `drop_columns` (comma-separated text or a list). Raises VaekitError naming unknown columns."""
+    keep, drop = _column_list(columns), _column_list(drop_columns)
+    if not keep and not drop:
+        return raw
+    names = raw.column_names
+    check(
+        names is not None, f"{raw.source}: --columns and --drop-columns apply to tables with named columns."
+    )
+    unknown = [c for c in keep + drop if c not in names]
+    if unknown:
+        raise VaekitError(
+            f"{raw.source} has no column {unknown[0]!r} (--columns/--drop-columns); its columns are "
+            f"{', '.join(map(repr, names))}."
+        )
+    chosen = [c for c in (keep or names) if c not in drop]
+    check(bool(chosen), f"{raw.source}: no feature column is left after --drop-columns.")
+    raw.x = np.asarray(raw.x)[:, [names.index(c) for c in chosen]]
+    raw.column_names = chosen
+    return raw
+
+
+def match_columns(raw: RawData, trained_on: list[str]) -> RawData:
+    """Bring a table's columns into the order a model was trained on, by name: any order, extra
+    columns ignored (and named in a note); a missing column is an error naming it."""
+    names = raw.column_names
+    if names is None or names == trained_on:
+        return raw
+    missing = [c for c in trained_on if c not in names]
+    check(
+        not missing,
+        f"{raw.source} lacks the column{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(map(repr, missing))} that the model was trained on; give a table with "
+        f"{', '.join(map(repr, trained_on))}.",
+    )
+    extra = [c for c in names if c not in trained_on]
+    if extra:
+        raw.notes.append(f"{Path(raw.source).name}: ignored the columns {', '.join(map(repr, extra))}.")
+    raw.x = np.asarray(raw.x)[:, [names.index(c) for c in trained_on]]
+    raw.column_names = list(trained_on)
     return raw
 
 
@@ -463,15 +603,31 @@ def split_indices(n: int, test_size: float | int, seed: int = 0) -> tuple[np.nda
 
 
 def fit_scaling(raw: RawData, train_idx: np.ndarray, how: str = "auto") -> Scaling:
-    """Choose x_model = (x - shift) / scale from the training split only."""
+    """Choose x_model = (x - shift) / scale.
+
+    - `unit` maps the data's range to [0, 1]: by the full scale of its type where that is known
+      (255 for 8-bit pixels), else by the range of the whole data (both splits: a range is a
+      property of the data, and no split may decide whether a value is valid), one range for an
+      image, one per column for a table.
+    - `standard` subtracts each column's mean and divides by its standard deviation, fitted on
+      the training split only; a column whose spread is float noise next to its own mean keeps
+      scale 1 (the tolerance is per column, so a small-valued column beside a large one is still
+      scaled).
+    - `auto` is `unit` for images and for unsigned-integer arrays (pixels or counts), `standard`
+      for other tables.
+    """
     check(how in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, not {how!r}.")
-    x = raw.x[train_idx]
     if how == "auto":
-        how = "unit" if raw.kind == "image" else "standard"
+        how = "unit" if raw.kind == "image" or raw.full_scale is not None else "standard"
     if how == "none":
         return Scaling("none", np.zeros(1, np.float32), np.ones(1, np.float32))
     if how == "unit":
+        x = raw.x
         full_scale = raw.full_scale
+        if raw.kind != "image" and full_scale is None:  # a table: each column to [0, 1]
+            lo, hi = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+            span = np.where(hi > lo, hi - lo, 1.0)
+            return Scaling("unit", lo.astype(np.float32), span.astype(np.float32))
         lo, hi = float(x.min()), float(x.max())
         if full_scale is None:
             if lo >= 0 and hi <= 1:
@@ -482,10 +638,13 @@ def fit_scaling(raw: RawData, train_idx: np.ndarray, how: str = "auto") -> Scali
                 shift = np.full(1, lo, np.float32)
                 return Scaling("unit", shift, np.full(1, max(hi - lo, 1e-12), np.float32))
         return Scaling("unit", np.zeros(1, np.float32), np.full(1, full_scale, np.float32))
-    mean = x.mean(axis=0).astype(np.float32)
-    std = x.std(axis=0).astype(np.float32)
-    std = np.where(std > 1e-8 * max(1.0, float(np.abs(mean).max())), std, 1.0).astype(np.float32)
-    return Scaling("standard", mean, std)
+    x = raw.x[train_idx].astype(np.float64)
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    # float32 resolves about 1e-7 of a value: a spread below 1e-6 of the column's own mean is noise
+    noise = (std == 0) | (std <= 1e-6 * np.abs(mean))
+    std = np.where(noise, 1.0, std)
+    return Scaling("standard", mean.astype(np.float32), std.astype(np.float32))
 
 
 def from_raw(
@@ -521,7 +680,7 @@ def from_raw(
         factors=raw.factors,
         factor_names=raw.factor_names,
         column_names=raw.column_names,
-        extra={"source": raw.source, **raw.meta},
+        extra={"source": raw.source, "notes": list(raw.notes), "full_scale": raw.full_scale, **raw.meta},
     )
 
 
@@ -531,13 +690,19 @@ def load(
     split_seed: int = 0,
     scaling: str | Scaling = "auto",
     label_column: str | None = None,
+    keys: dict | None = None,
+    columns=None,
+    drop_columns=None,
 ) -> Dataset:
     """Load a built-in data set by name, or a file or folder, split and scaled.
+
+    `keys` names an .npz archive's arrays: {"x": ..., "y": ..., "factors": ...}; `columns` /
+    `drop_columns` choose a table's feature columns by name.
 
     >>> data = load("digits")
     >>> data.x.shape, data.shape
     ((1797, 1, 8, 8), (1, 8, 8))
     """
-    raw = read_raw(source, label_column)
+    raw = select_columns(read_raw(source, label_column, keys), columns, drop_columns)
     name = str(source) if str(source) in _REGISTRY else Path(str(source)).name
     return from_raw(raw, name, test_size, split_seed, scaling)

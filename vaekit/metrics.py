@@ -1378,6 +1378,7 @@ _REFERENCE: dict[str, dict[str, int]] = {
 
 _SAMPLE_COUNTS = ("num_train", "num_test", "num_eval", "num_variance_estimate")
 
+
 def _scaled_preset(divisor: int) -> dict[str, dict[str, int]]:
     # every sample count divided; the group size (batch_size=64) of BetaVAE/FactorVAE is kept
     return {

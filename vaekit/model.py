@@ -98,11 +98,18 @@ class VAE(nn.Module):
     ) -> VAE:
         """Build the default nets for a `vaekit.datasets.Dataset` (weights seeded by `seed`).
 
-        `likelihood="auto"` picks bernoulli for data in [0, 1] and gaussian otherwise.
+        `likelihood="auto"`: for images (and pixel arrays) bernoulli when the data lie in [0, 1],
+        else gaussian; for tables a Gaussian with one learned sigma per column
+        (gaussian-learned, per_dim_sigma): a fixed sigma = 1 on standardised columns calls most
+        of each column noise (on probabilistic-PCA data its test NLL was 25.7 nats above the
+        exact value, against 0.34 with a learned sigma per column).
         """
         if likelihood == "auto":
             lo, hi = data.value_range
-            likelihood = "bernoulli" if lo >= 0 and hi <= 1 else "gaussian"
+            if data.is_pixels:
+                likelihood = "bernoulli" if lo >= 0 and hi <= 1 else "gaussian"
+            else:
+                likelihood, per_dim_sigma = "gaussian-learned", True
         config = {
             "data_shape": list(data.shape),
             "latent_dim": int(latent_dim),
@@ -273,13 +280,17 @@ def check_beta_range(beta_range) -> None:
 
 
 def check_likelihood_fits(model: VAE, data) -> None:
+    """Refuse a likelihood whose support the data (both splits) leave."""
     if model.likelihood.needs_unit_interval:
-        lo, hi = float(data.x.min()), float(data.x.max())
+        lo, hi = data.value_range
         if lo < 0 or hi > 1:
+            fix = "use --likelihood gaussian or laplace"
+            if data.scaling.name != "unit":
+                fix += ", or --scaling unit"
+            # repr-exact digits, so 1.0000063 is not printed as 1
             raise VaekitError(
-                f"The {model.likelihood.name} likelihood needs data in [0, 1] but "
-                f"{data.name} spans [{lo:.4g}, {hi:.4g}] after scaling; use --likelihood "
-                "gaussian or laplace, or --scaling unit."
+                f"The {model.likelihood.name} likelihood needs data in [0, 1] but {data.name} spans "
+                f"[{lo!r}, {hi!r}] after {data.scaling.name} scaling; {fix}."
             )
 
 
@@ -291,9 +302,14 @@ def describe(model: VAE) -> str:
         else f"beta {model.beta:g}"
     )
     n_params = sum(p.numel() for p in model.parameters())
+    sigma = ""
+    if model.likelihood.name == "gaussian-learned":
+        sigma = " (one learned sigma per dimension)" if cfg.get("per_dim_sigma") else " (one learned sigma)"
+    elif model.likelihood.name == "gaussian":
+        sigma = f" (sigma {cfg.get('sigma', 1.0):g})"
     return (
         f"{model.kind.upper()} {cfg.get('arch', 'custom')} latent_dim {model.latent_dim}, "
-        f"{model.likelihood.name} likelihood, {beta}, {n_params:,} parameters"
+        f"{model.likelihood.name} likelihood{sigma}, {beta}, {n_params:,} parameters"
     )
 
 

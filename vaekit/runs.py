@@ -170,4 +170,7 @@ def load_data(run: str | os.PathLike):
         test_size=record.get("test_size", 0.2),
         scaling=record.get("scaling", "auto"),
         label_column=record.get("label_column"),
+        keys=record.get("keys"),
+        columns=record.get("columns"),
+        drop_columns=record.get("drop_columns"),
     )

@@ -1,0 +1,233 @@
+"""Users' arrays and tables are read as what they hold: pixel arrays by their type's range, the
+whole data's range decides validity, .npz side entries are skipped unread, each table column is
+scaled on its own, pandas' index column is dropped, columns are matched by name, and a missing
+value is called missing. Each test checks the loaded values."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import yaml
+from conftest import FAST
+
+from vaekit import datasets, runs
+
+
+@pytest.mark.parametrize(
+    ("dtype", "full", "shape"),
+    [(np.uint8, 255, (600, 784)), (np.uint16, 65535, (300, 30)), (np.uint8, 255, (200, 12, 12))],
+    ids=["flat-uint8", "uint16-table", "uint8-images"],
+)
+def test_unsigned_integer_arrays_are_pixels_whatever_their_shape(tmp_path, dtype, full, shape):
+    gen = np.random.default_rng(0)
+    x = gen.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True).astype(dtype)
+    x[:, :3] = 0  # near-empty border pixels: standardising them per column would blow them up
+    x[0, 0] = 1
+    np.save(tmp_path / "x.npy", x)
+    data = datasets.load(tmp_path / "x.npy")
+    assert data.scaling.name == "unit"
+    np.testing.assert_array_equal(data.scaling.scale, [full])
+    expected = x.astype(np.float64) / full
+    if x.ndim == 3:
+        expected = expected[:, None]
+    np.testing.assert_allclose(data.x, expected, rtol=1e-6)
+    assert data.x.max() <= 1.0 and data.x.min() >= 0.0
+    assert any(f"{np.dtype(dtype)} values" in note for note in data.notes)
+
+
+def test_flat_pixel_array_trains_with_a_pixel_likelihood(cli, tmp_path):
+    x = np.random.default_rng(1).integers(0, 256, size=(200, 64)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    code, _, err = cli("train", "--data", tmp_path / "x.npy", "--epochs", "1", "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    assert "read as pixels" in err
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert config["model"]["likelihood"] == "bernoulli" and config["data"]["scaling"] == "unit"
+
+
+def test_the_whole_datas_range_decides_not_the_training_split(cli, tmp_path):
+    """Float images in [-1, 1] whose largest value lies in the test split: unit scaling uses the
+    whole range, so every value lands in [0, 1] and the Bernoulli default is accepted."""
+    gen = np.random.default_rng(2)
+    x = gen.uniform(-1, 0.999, size=(100, 1, 6, 6)).astype(np.float32)
+    test_row = datasets.split_indices(100, 0.2)[1][0]
+    x[test_row, 0, 0, 0] = 1.0000063
+    x[test_row, 0, 0, 1] = -1.0000021
+    np.save(tmp_path / "x.npy", x)
+    data = datasets.load(tmp_path / "x.npy")
+    assert float(data.x.max()) == 1.0 and float(data.x.min()) == 0.0
+    np.testing.assert_allclose(data.scaling.shift, [np.float32(-1.0000021)])
+    np.testing.assert_allclose(
+        data.scaling.scale, [np.float32(1.0000063) - np.float32(-1.0000021)], rtol=1e-6
+    )
+    code, _, err = cli("train", "--data", tmp_path / "x.npy", "--epochs", "1", "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+
+
+def test_a_range_in_a_message_shows_the_offending_value(cli, tmp_path):
+    x = np.full((50, 4), 0.5, np.float32)
+    x[7, 2] = 1.0000063
+    x += np.random.default_rng(0).uniform(0, 0.1, size=x.shape).astype(np.float32) * (x < 1)
+    np.save(tmp_path / "x.npy", x)
+    args = ["--data", tmp_path / "x.npy", "--likelihood", "bernoulli", "--scaling", "none", "--epochs", "1"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
+    assert code == 2
+    assert "1.0000063" in err and "after none scaling" in err and "--scaling unit" in err
+    code, _, err = cli(
+        "train", *args[:-4], "--scaling", "standard", "--epochs", "1", "--out", tmp_path / "s", *FAST
+    )
+    assert code == 2 and "after standard scaling" in err
+
+
+def _dsprites_like(path):
+    gen = np.random.default_rng(3)
+    imgs = gen.integers(0, 2, size=(40, 8, 8)).astype(np.uint8)
+    classes = np.stack([gen.integers(0, 3, 40), gen.integers(0, 6, 40)], axis=1)
+    metadata = np.array({"title": "dSprites-like", "latents_names": ("shape", "scale")}, dtype=object)
+    np.savez(path, imgs=imgs, latents_classes=classes, latents_values=classes * 0.5, metadata=metadata)
+    return imgs, classes
+
+
+def test_npz_side_entries_are_skipped_unread(tmp_path, monkeypatch):
+    path = tmp_path / "dsprites.npz"
+    imgs, classes = _dsprites_like(path)
+    calls = []
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: calls.append(a))  # unpickling would show here
+    raw = datasets.read_raw(path, keys={"x": "imgs", "factors": "latents_classes"})
+    np.testing.assert_array_equal(raw.x, imgs)
+    np.testing.assert_array_equal(raw.factors, classes)
+    assert calls == []
+    (note,) = [n for n in raw.notes if "ignored" in n]
+    assert "latents_values" in note and "metadata" in note
+
+
+def test_npz_without_x_names_its_keys_and_the_option(cli, tmp_path):
+    path = tmp_path / "dsprites.npz"
+    _dsprites_like(path)
+    code, _, err = cli("train", "--data", path, "--epochs", "1", "--out", tmp_path / "r", *FAST)
+    assert code == 2
+    assert "'imgs'" in err and "'metadata'" in err and "--x-key" in err
+    assert not (tmp_path / "r").exists()
+    code, _, err = cli(
+        "train", "--data", path, "--x-key", "imgs", "--factors-key", "latents_classes",
+        "--epochs", "1", "--out", tmp_path / "r", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    data = runs.load_data(tmp_path / "r")
+    assert data.factors.shape == (40, 2) and data.scaling.scale.tolist() == [255.0]
+
+
+def test_each_table_column_is_scaled_on_its_own(tmp_path):
+    gen = np.random.default_rng(4)
+    x = np.c_[1e6 + gen.normal(size=300) * 1e3, gen.normal(size=300) * 0.005, np.full(300, 3.0)]
+    np.save(tmp_path / "t.npy", x)
+    data = datasets.load(tmp_path / "t.npy")
+    train = x[data.train_idx]
+    np.testing.assert_allclose(data.scaling.scale, [train[:, 0].std(), train[:, 1].std(), 1.0], rtol=1e-5)
+    assert data.x_train[:, 1].std() == pytest.approx(1.0, rel=1e-3)  # the small column is not ignored
+    unit = datasets.load(tmp_path / "t.npy", scaling="unit")
+    np.testing.assert_allclose(unit.scaling.shift, x.min(0), rtol=1e-6)
+    np.testing.assert_allclose(unit.scaling.scale, [np.ptp(x[:, 0]), np.ptp(x[:, 1]), 1.0], rtol=1e-5)
+    assert np.allclose(unit.x[:, :2].min(0), 0, atol=1e-5) and np.allclose(unit.x[:, :2].max(0), 1, atol=1e-5)
+
+
+def _table(path, columns, rows, index=False):
+    lines = [("," if index else "") + ",".join(columns)]
+    for i, row in enumerate(rows):
+        lines.append((f"{i}," if index else "") + ",".join(repr(float(v)) for v in row))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_pandas_index_is_dropped_and_columns_are_matched_by_name(cli, tmp_path):
+    pd = pytest.importorskip("pandas")
+    gen = np.random.default_rng(5)
+    values = gen.normal(size=(120, 3)) * [1.0, 10.0, 100.0]
+    pd.DataFrame(values, columns=["a", "b", "c"]).to_csv(tmp_path / "train.csv")  # with its index
+    code, _, err = cli(
+        "train", "--data", tmp_path / "train.csv", "--epochs", "1", "--out", tmp_path / "r", *FAST
+    )
+    assert code == 0, err
+    assert "row numbers" in err
+    data = runs.load_data(tmp_path / "r")
+    assert data.column_names == ["a", "b", "c"] and data.shape == (3,)
+    # score a file without the index, columns reordered, one extra column
+    _table(
+        tmp_path / "new.csv", ["c", "extra", "a", "b"], np.c_[values[:, 2], values[:, 0] * 0, values[:, :2]]
+    )
+    code, _, err = cli("score", tmp_path / "r", "--data", tmp_path / "new.csv", "--out", tmp_path / "s1.csv")
+    assert code == 0, err
+    assert "'extra'" in err
+    _table(tmp_path / "same.csv", ["a", "b", "c"], values)
+    assert cli("score", tmp_path / "r", "--data", tmp_path / "same.csv", "--out", tmp_path / "s2.csv")[0] == 0
+    s1 = np.loadtxt(tmp_path / "s1.csv", delimiter=",", skiprows=1)
+    s2 = np.loadtxt(tmp_path / "s2.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(s1[:, 3], s2[:, 3], rtol=1e-6)  # the rate: same rows, same codes
+    _table(tmp_path / "short.csv", ["a", "c"], values[:, [0, 2]])
+    code, _, err = cli(
+        "score", tmp_path / "r", "--data", tmp_path / "short.csv", "--out", tmp_path / "s3.csv"
+    )
+    assert code == 2 and "lacks the column 'b'" in err and not (tmp_path / "s3.csv").exists()
+
+
+def test_columns_and_drop_columns_choose_the_features(cli, tmp_path):
+    gen = np.random.default_rng(6)
+    _table(tmp_path / "t.csv", ["id", "a", "b", "c"], np.c_[np.arange(50) + 1000, gen.normal(size=(50, 3))])
+    code, _, err = cli(
+        "train",
+        "--data",
+        tmp_path / "t.csv",
+        "--drop-columns",
+        "id",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "r",
+        *FAST,
+    )
+    assert code == 0, err
+    assert runs.load_data(tmp_path / "r").column_names == ["a", "b", "c"]
+    code, _, err = cli(
+        "train",
+        "--data",
+        tmp_path / "t.csv",
+        "--columns",
+        "c,a",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "q",
+        *FAST,
+    )
+    assert code == 0, err
+    data = runs.load_data(tmp_path / "q")
+    assert data.column_names == ["c", "a"] and data.shape == (2,)
+    code, _, err = cli(
+        "train", "--data", tmp_path / "t.csv", "--columns", "a,zz", "--out", tmp_path / "z", *FAST
+    )
+    assert code == 2 and "no column 'zz'" in err
+
+
+@pytest.mark.parametrize(("cell", "words"), [("", "is empty (a missing value)"), ("nan", "'nan' (a missing")])
+def test_a_missing_value_is_called_missing(cli, tmp_path, cell, words):
+    text = "f1,f2,f3\n1,2,3\n4,5,6\n7,8," + cell + "\n1,1,1\n"
+    (tmp_path / "t.csv").write_text(text)
+    code, _, err = cli("train", "--data", tmp_path / "t.csv", "--out", tmp_path / "r", *FAST)
+    assert code == 2
+    assert "line 4, column 'f3'" in err and words in err and "remove or impute" in err
+    assert "--label-column" not in err
+
+
+def test_a_table_defaults_to_a_learned_sigma_per_column(cli, tmp_path):
+    _table(tmp_path / "t.csv", ["a", "b"], np.random.default_rng(7).normal(size=(60, 2)))
+    code, _, err = cli(
+        "train", "--data", tmp_path / "t.csv", "--epochs", "1", "--out", tmp_path / "r", "--device", "cpu"
+    )
+    assert code == 0, err
+    assert "gaussian-learned likelihood (one learned sigma per dimension)" in err
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert config["model"]["likelihood"] == "gaussian-learned" and config["model"]["per_dim_sigma"] is True
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert np.isfinite(summary["nll"])
