@@ -231,3 +231,49 @@ def test_a_table_defaults_to_a_learned_sigma_per_column(cli, tmp_path):
     assert config["model"]["likelihood"] == "gaussian-learned" and config["model"]["per_dim_sigma"] is True
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert np.isfinite(summary["nll"])
+
+
+# ----------------------------------------------------------------------------- summaries that do not mislead
+
+
+def test_one_class_labels_give_null_label_scores_with_a_note(cli, tmp_path):
+    x = np.random.default_rng(8).normal(size=(80, 3))
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(80, int))
+    code, _, err = cli("train", "--data", tmp_path / "d.npz", "--epochs", "1", "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["knn_accuracy"] is None and summary["logistic_accuracy"] is None
+    assert any("one class" in n for n in summary["notes"]) and "one class" in err
+    assert "NaN" not in (tmp_path / "r" / "summary.json").read_text()
+
+
+def test_a_tiny_test_split_gives_null_statistics_with_a_warning(cli, tmp_path):
+    x = np.random.default_rng(9).normal(size=(60, 5))
+    np.save(tmp_path / "x.npy", x)
+    args = ["--data", tmp_path / "x.npy", "--latent-dim", "4", "--epochs", "1", "--test-size", "5"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["n_test"] == 5
+    assert summary["active_units"] is None and summary["aggregate_posterior_kl"] is None
+    assert len(summary["per_dim_kl"]) == 4 and all(v >= 0 for v in summary["per_dim_kl"])
+    assert "warning:" in err and "at least 10 test examples" in err
+
+
+def test_an_exploded_loss_is_a_diverged_run(cli, tmp_path):
+    """Values of 1e6 with --scaling none: the loss is finite but about 1e11 nats per dimension."""
+    x = np.random.default_rng(10).normal(size=(60, 3)) * 1e6
+    np.save(tmp_path / "x.npy", x)
+    args = ["--data", tmp_path / "x.npy", "--scaling", "none", "--likelihood", "gaussian", "--epochs", "2"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
+    assert code == 3
+    assert "diverged" in err and "per dimension" in err and "epoch 1" in err
+    assert "no checkpoint was written" in err and "--resume" not in err
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_half_precision_on_a_cpu_is_refused_not_swapped(cli, tmp_path):
+    args = ["train", "--data", "digits", "--epochs", "1", "--precision", "16-mixed"]
+    code, _, err = cli(*args, "--out", tmp_path / "r", *FAST)
+    assert code == 2 and "needs a CUDA device" in err and "bf16-mixed" in err
+    assert not (tmp_path / "r" / "config.yaml").exists()

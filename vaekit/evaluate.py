@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import platform
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from torch import distributions as D
 from vaekit.model import VAE
 
 EVAL_BATCH = 1000
+# fewer test codes than this make a variance (active units) or a covariance (aggregate KL) noise
+MIN_TEST_FOR_STATISTICS = 10
 # floats per intermediate (samples x batch x data_dim) tensor in `nll`: 2^21 (8 MB) keeps each
 # chunk in cache; 2^24 ran 1.8x slower on a 2-core CPU (benchmarks/RESULTS.md)
 CHUNK_FLOATS = 2**21
@@ -329,15 +332,32 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
     out["mse"] = float(terms["squared_error"].mean() / data.data_dim)
     train_means, _ = encode_means(model, x_train, beta)
     means, variances = encode_means(model, x_test, beta)
-    out["active_units"] = active_units(means)
+    notes = []
+    # a variance over test codes, and a covariance of latent_dim dimensions, need enough codes
+    enough = len(x_test) >= max(MIN_TEST_FOR_STATISTICS, 2 * model.latent_dim)
+    out["active_units"] = active_units(means) if enough else None
     if model.kind == "vae":
-        out["aggregate_posterior_kl"] = aggregate_posterior_kl(means, variances)
+        out["aggregate_posterior_kl"] = aggregate_posterior_kl(means, variances) if enough else None
         out["per_dim_kl"] = [float(v) for v in per_dim_kl(means, variances)]
+    if not enough:
+        notes.append(
+            f"active_units and aggregate_posterior_kl need at least "
+            f"{max(MIN_TEST_FOR_STATISTICS, 2 * model.latent_dim)} test examples (there are {len(x_test)}); "
+            "they are null. Use a larger --test-size."
+        )
     if data.y is not None:
         train_y, test_y = data.labels("train"), data.labels("test")
-        out["knn_accuracy"] = knn_accuracy(train_means, train_y, means, test_y)
-        out["logistic_accuracy"] = logistic_accuracy(train_means, train_y, means, test_y)
+        if len(np.unique(train_y)) < 2:
+            out["knn_accuracy"] = out["logistic_accuracy"] = None
+            notes.append("The labels have one class in the training split, so label accuracies are null.")
+        else:
+            out["knn_accuracy"] = knn_accuracy(train_means, train_y, means, test_y)
+            out["logistic_accuracy"] = logistic_accuracy(train_means, train_y, means, test_y)
     if data.factors is not None:
         out["factor_probes"] = factor_probes(data, train_means, means)
+    if notes:
+        out["notes"] = notes
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
     out["versions"] = versions()
     return out

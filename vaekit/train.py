@@ -55,6 +55,12 @@ def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes:
     check(accelerator is not None, f"--device must be auto, cpu or cuda, not {device!r}.")
     if accelerator == "cuda" and not torch.cuda.is_available():
         raise VaekitError("--device cuda was asked for but no CUDA device is available; use cpu.")
+    on_cpu = accelerator == "cpu" or not torch.cuda.is_available()
+    # Fabric would quietly run 16-mixed as bf16 on a CPU: config.yaml must say what ran
+    check(
+        not (on_cpu and str(precision) in ("16-mixed", "16", "16-true")),
+        f"--precision {precision} needs a CUDA device; on a CPU use bf16-mixed or 32-true.",
+    )
     check(devices >= 1, f"--devices must be at least 1, not {devices}.")
     check(num_nodes >= 1, f"--num-nodes must be at least 1, not {num_nodes}.")
     return Fabric(
@@ -231,6 +237,8 @@ def fit(
             totals = fabric.all_reduce(totals, reduce_op="sum") if world > 1 else totals
             train = (totals[:3] / totals[3]).tolist()
             _check_finite(train, epoch, model)
+            test_metrics = _test_metrics(model, x_test, objective, seed)
+            _check_finite(train, epoch, model, test_metrics["test_loss"])
             row = {
                 "epoch": epoch + 1,
                 "seconds": round(time.perf_counter() - started, 4),
@@ -239,7 +247,7 @@ def fit(
                 "train_loss": train[0],
                 "train_distortion": train[1],
                 "train_rate": train[2] if model.kind == "vae" else None,
-                **_test_metrics(model, x_test, objective, seed),
+                **test_metrics,
             }
             history.append(row)
             bar.epoch_done(row)
@@ -325,23 +333,40 @@ def _test_metrics(model: VAE, x_test: torch.Tensor, objective, seed: int) -> dic
     }
 
 
-def _check_finite(train: list[float], epoch: int, model: VAE) -> None:
+# nats per data dimension beyond which a finite loss means the run diverged: a Gaussian with
+# sigma = 1 reaches it only for values about 140 standard deviations from its mean
+EXPLODED_NATS_PER_DIM = 1e4
+
+
+def _check_finite(train: list[float], epoch: int, model: VAE, test_loss: float | None = None) -> None:
+    kept = (
+        "the last good checkpoint is kept (vaekit train --resume continues from it)"
+        if epoch > 0
+        else "no checkpoint was written (it happened in the first epoch)"
+    )
     names = ["loss", "distortion", "rate"]
     for name, value in zip(names, train, strict=True):
         if name == "rate" and model.kind == "ae":
             continue
         if not math.isfinite(value):
             raise NumericalError(
-                f"The training {name} became {value} in epoch {epoch + 1}; the last good "
-                "checkpoint is kept. Try a lower --lr, --clip-grad 10, or another likelihood "
-                "(a larger --sigma, or gaussian-learned)."
+                f"The training {name} became {value} in epoch {epoch + 1}; {kept}. Try a lower --lr, "
+                "--clip-grad 10, or another likelihood (a larger --sigma, or gaussian-learned)."
             )
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
         raise NumericalError(
             f"The weights {bad[0]} became non-finite in epoch {epoch + 1} (a NaN or Inf gradient); "
-            "the last good checkpoint is kept. Try a lower --lr or --clip-grad 10."
+            f"{kept}. Try a lower --lr or --clip-grad 10."
         )
+    data_dim = math.prod(model.data_shape)
+    for name, value in (("training loss", train[0]), ("test loss", test_loss)):
+        if value is not None and abs(value) / data_dim > EXPLODED_NATS_PER_DIM:
+            raise NumericalError(
+                f"The {name} reached {value:.3g} nats in epoch {epoch + 1} ({abs(value) / data_dim:.3g} per "
+                f"dimension): the run diverged; {kept}. Check the data's scaling (--scaling standard "
+                "for tables), or try a lower --lr or --clip-grad 10."
+            )
 
 
 def _save_state(out, module, optimizer, epoch, step, gen, sums, started) -> None:
