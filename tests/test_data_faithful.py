@@ -277,3 +277,25 @@ def test_half_precision_on_a_cpu_is_refused_not_swapped(cli, tmp_path):
     code, _, err = cli(*args, "--out", tmp_path / "r", *FAST)
     assert code == 2 and "needs a CUDA device" in err and "bf16-mixed" in err
     assert not (tmp_path / "r" / "config.yaml").exists()
+
+
+def test_a_separate_test_file_forms_the_test_split(cli, tmp_path):
+    gen = np.random.default_rng(11)
+    train, test = gen.normal(size=(90, 3)) * [1, 5, 50], gen.normal(size=(25, 3)) * [1, 5, 50] + 3
+    _table(tmp_path / "train.csv", ["a", "b", "c"], train)
+    _table(tmp_path / "test.csv", ["c", "a", "b"], test[:, [2, 0, 1]])  # another column order
+    args = ["--data", tmp_path / "train.csv", "--test-data", tmp_path / "test.csv", "--epochs", "1"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert config["data"]["test_data"] == str((tmp_path / "test.csv").resolve())
+    data = runs.load_data(tmp_path / "r")
+    assert len(data.train_idx) == 90 and len(data.test_idx) == 25
+    mean, std = train.mean(0), train.std(0)  # fitted on the training file only
+    np.testing.assert_allclose(data.scaling.shift, mean, rtol=1e-5)
+    np.testing.assert_allclose(data.x_test, (test - mean) / std, rtol=1e-4, atol=1e-5)
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["n_test"] == 25
+    np.save(tmp_path / "wrong.npy", gen.normal(size=(10, 4)))
+    args = ["--data", tmp_path / "train.csv", "--test-data", tmp_path / "wrong.npy", "--epochs", "1"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "w", *FAST)
+    assert code == 2 and "shape (4,)" in err and "(3,)" in err

@@ -76,6 +76,7 @@ TRAIN_OPTIONS = [
         is_flag=True,
     ),
     Option("test_size", float, 0.2, "Test split: a fraction, or a count of examples."),
+    Option("test_data", str, None, "A separate file whose examples form the test split (no random split)."),
     Option("scaling", str, "auto", "auto, unit (images to [0, 1]), standard (tables) or none."),
     Option("label_column", str, None, "CSV: the column that holds labels."),
     Option("columns", str, None, "Tables: the feature columns to use, comma separated [default: all]."),
@@ -201,6 +202,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         keys=npz_keys(s),
         columns=s["columns"],
         drop_columns=s["drop_columns"],
+        test_data=s["test_data"],
     )
     for note in data.notes:
         click.echo(f"note: {note}", err=True)
@@ -267,7 +269,8 @@ def data_record(data, s: dict) -> dict:
         "name": data.name,
         "shape": list(data.shape),
         "kind": data.kind,
-        "test_size": s["test_size"],
+        "test_size": s["test_size"] if not s["test_data"] else None,
+        "test_data": str(Path(s["test_data"]).resolve()) if s["test_data"] else None,
         "scaling": data.scaling.name,
         "label_column": s["label_column"],
         "keys": npz_keys(s) or None,

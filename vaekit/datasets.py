@@ -647,16 +647,58 @@ def fit_scaling(raw: RawData, train_idx: np.ndarray, how: str = "auto") -> Scali
     return Scaling("standard", mean.astype(np.float32), std.astype(np.float32))
 
 
+def _labels_as_text(raw: RawData) -> np.ndarray:
+    return np.asarray([raw.label_names[i] for i in raw.y] if raw.label_names else raw.y.astype(str))
+
+
+def join_test_file(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
+    """Append a separate test file's examples to the training file's: (joined, n_train). A table's
+    test columns are matched to the training columns by name; labels are joined by their names."""
+    if raw.column_names is not None and test_raw.column_names is not None:
+        test_raw = match_columns(test_raw, raw.column_names)
+    raw, test_raw = validate(raw), validate(test_raw)
+    check(
+        raw.x.shape[1:] == test_raw.x.shape[1:],
+        f"The test data {test_raw.source} has examples of shape {tuple(test_raw.x.shape[1:])} but the "
+        f"training data {raw.source} has {tuple(raw.x.shape[1:])}; give test data like the training data.",
+    )
+    for name in ("y", "factors"):
+        check(
+            (getattr(raw, name) is None) == (getattr(test_raw, name) is None),
+            f"Only one of {raw.source} and {test_raw.source} has {name}; give both or neither.",
+        )
+    n_train = len(raw.x)
+    dtype = np.result_type(raw.x.dtype, test_raw.x.dtype)
+    raw.x = np.concatenate([raw.x.astype(dtype), test_raw.x.astype(dtype)])
+    if raw.factors is not None:
+        raw.factors = np.concatenate([raw.factors, test_raw.factors])
+    if raw.y is not None:
+        raw.y, raw.label_names = _encode_labels(
+            np.concatenate([_labels_as_text(raw), _labels_as_text(test_raw)])
+            if raw.label_names or test_raw.label_names
+            else np.concatenate([raw.y, test_raw.y]),
+            f"{raw.source} and {test_raw.source}: labels",
+        )
+    raw.notes += test_raw.notes
+    return raw, n_train
+
+
 def from_raw(
     raw: RawData,
     name: str,
     test_size: float | int = 0.2,
     split_seed: int = 0,
     scaling: str | Scaling = "auto",
+    test_raw: RawData | None = None,
 ) -> Dataset:
-    """Validate `raw`, split it and scale it."""
-    raw = validate(raw)
-    train_idx, test_idx = split_indices(len(raw.x), test_size, split_seed)
+    """Validate `raw`, split it and scale it. With `test_raw` (a separate test file), the test
+    split is exactly that file's examples and `test_size` is not used."""
+    if test_raw is not None:
+        raw, n_train = join_test_file(raw, test_raw)
+        train_idx, test_idx = np.arange(n_train), np.arange(n_train, len(raw.x))
+    else:
+        raw = validate(raw)
+        train_idx, test_idx = split_indices(len(raw.x), test_size, split_seed)
     if not isinstance(scaling, Scaling):
         scaling = fit_scaling(raw, train_idx, scaling)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -693,11 +735,13 @@ def load(
     keys: dict | None = None,
     columns=None,
     drop_columns=None,
+    test_data: str | os.PathLike | None = None,
 ) -> Dataset:
     """Load a built-in data set by name, or a file or folder, split and scaled.
 
     `keys` names an .npz archive's arrays: {"x": ..., "y": ..., "factors": ...}; `columns` /
-    `drop_columns` choose a table's feature columns by name.
+    `drop_columns` choose a table's feature columns by name; `test_data` is a separate file
+    whose examples form the test split (instead of a random `test_size` split).
 
     >>> data = load("digits")
     >>> data.x.shape, data.shape
@@ -705,4 +749,9 @@ def load(
     """
     raw = select_columns(read_raw(source, label_column, keys), columns, drop_columns)
     name = str(source) if str(source) in _REGISTRY else Path(str(source)).name
-    return from_raw(raw, name, test_size, split_seed, scaling)
+    test_raw = None
+    if test_data is not None:
+        test_raw = read_raw(test_data, label_column, keys)
+        if raw.column_names is None:
+            test_raw = select_columns(test_raw, columns, drop_columns)
+    return from_raw(raw, name, test_size, split_seed, scaling, test_raw)

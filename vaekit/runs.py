@@ -167,10 +167,11 @@ def load_data(run: str | os.PathLike):
     )
     return datasets.load(
         record["source"],
-        test_size=record.get("test_size", 0.2),
+        test_size=record.get("test_size") or 0.2,
         scaling=record.get("scaling", "auto"),
         label_column=record.get("label_column"),
         keys=record.get("keys"),
         columns=record.get("columns"),
         drop_columns=record.get("drop_columns"),
+        test_data=record.get("test_data"),
     )
