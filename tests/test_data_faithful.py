@@ -299,3 +299,71 @@ def test_a_separate_test_file_forms_the_test_split(cli, tmp_path):
     args = ["--data", tmp_path / "train.csv", "--test-data", tmp_path / "wrong.npy", "--epochs", "1"]
     code, _, err = cli("train", *args, "--out", tmp_path / "w", *FAST)
     assert code == 2 and "shape (4,)" in err and "(3,)" in err
+
+
+# ----------------------------------------------------------------------------- HDF5 and Parquet
+
+
+def _frame_values(n=50, seed=12):
+    gen = np.random.default_rng(seed)
+    return gen.normal(size=(n, 3)) * [1e-3, 1.0, 1e4], np.where(gen.random(n) > 0.5, "sig", "bkg")
+
+
+def test_parquet_round_trip_with_a_label_column(cli, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values, kind = _frame_values()
+    table = pa.table({"px": values[:, 0], "kind": kind, "py": values[:, 1], "e": values[:, 2]})
+    pq.write_table(table, tmp_path / "events.parquet")
+    raw = datasets.read_raw(tmp_path / "events.parquet", label_column="kind")
+    np.testing.assert_array_equal(raw.x, values)  # exact
+    assert raw.column_names == ["px", "py", "e"]
+    np.testing.assert_array_equal(np.asarray(raw.label_names)[raw.y], kind)
+    args = ["--data", tmp_path / "events.parquet", "--label-column", "kind", "--epochs", "1"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    assert runs.load_data(tmp_path / "r").column_names == ["px", "py", "e"]
+    with_null = pa.table({"a": pa.array([1.0, None, 3.0]), "b": [1.0, 2.0, 3.0]})
+    pq.write_table(with_null, tmp_path / "null.parquet")
+    code, _, err = cli("train", "--data", tmp_path / "null.parquet", "--out", tmp_path / "n", *FAST)
+    assert code == 2 and "column 'a' holds 1 missing values" in err
+
+
+def test_hdf5_datasets_compound_tables_and_column_groups(cli, tmp_path):
+    import h5py
+
+    values, _ = _frame_values()
+    compound = np.zeros(len(values), dtype=[("px", "f8"), ("py", "f4"), ("e", "f8")])
+    for j, name in enumerate(("px", "py", "e")):
+        compound[name] = values[:, j]
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["plain"] = values
+        f["events"] = compound
+        group = f.create_group("columns")
+        group["a"], group["b"] = values[:, 0], values[:, 2]
+    code, _, err = cli("train", "--data", tmp_path / "d.h5", "--out", tmp_path / "r", *FAST)
+    assert code == 2 and "--key" in err and "plain" in err and "events" in err
+    raw = datasets.read_raw(tmp_path / "d.h5", keys={"table": "plain"})
+    np.testing.assert_array_equal(raw.x, values)
+    raw = datasets.read_raw(tmp_path / "d.h5", keys={"table": "events"})
+    assert raw.column_names == ["px", "py", "e"]
+    np.testing.assert_array_equal(raw.x[:, [0, 2]], values[:, [0, 2]])
+    np.testing.assert_array_equal(raw.x[:, 1], values[:, 1].astype(np.float32))
+    raw = datasets.read_raw(tmp_path / "d.h5", keys={"table": "columns"})
+    assert raw.column_names == ["a", "b"]
+    np.testing.assert_array_equal(raw.x, values[:, [0, 2]])
+    code, _, err = cli(
+        "train",
+        "--data",
+        tmp_path / "d.h5",
+        "--key",
+        "events",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "r",
+        *FAST,
+    )
+    assert code == 0, err
+    assert runs.load_data(tmp_path / "r").column_names == ["px", "py", "e"]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vaekit import datasets
+from vaekit import datasets, tables
 from vaekit.cli import OPTIONS_BY_NAME, read_config_file
 from vaekit.errors import VaekitError
 
@@ -215,7 +215,7 @@ def test_one_line_messages_with_a_newline_in_a_column_name(folder, content, labe
 
 NAMES = st.lists(
     st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=6).filter(
-        lambda s: not datasets._is_number(s)
+        lambda s: not tables._is_number(s)
     ),
     min_size=1,
     max_size=4,

@@ -45,7 +45,12 @@ def _hidden(value) -> list[int]:
 
 
 TRAIN_OPTIONS = [
-    Option("data", str, "mnist5k", "Built-in data set name or a .npy/.npz/.csv file or image folder."),
+    Option(
+        "data",
+        str,
+        "mnist5k",
+        "Built-in data set name, a .npy/.npz/.csv/.tsv/.parquet/.h5 file, or an image folder.",
+    ),
     Option("latent_dim", int, 2, "Number of latent dimensions."),
     Option("beta", float, 1.0, "KL weight: 0 = pure reconstruction, 1 = the ELBO, >1 more regularisation."),
     Option("beta_range", float, None, "Train one beta-conditioned model over [LOW, HIGH].", nargs=2),
@@ -78,9 +83,10 @@ TRAIN_OPTIONS = [
     Option("test_size", float, 0.2, "Test split: a fraction, or a count of examples."),
     Option("test_data", str, None, "A separate file whose examples form the test split (no random split)."),
     Option("scaling", str, "auto", "auto, unit (images to [0, 1]), standard (tables) or none."),
-    Option("label_column", str, None, "CSV: the column that holds labels."),
+    Option("label_column", str, None, "Tables: the column that holds labels."),
     Option("columns", str, None, "Tables: the feature columns to use, comma separated [default: all]."),
     Option("drop_columns", str, None, "Tables: feature columns to leave out, comma separated."),
+    Option("key", str, None, "HDF5: the dataset or group that holds the table."),
     Option("x_key", str, None, ".npz: the array of observations [default: x]."),
     Option("y_key", str, None, ".npz: the array of labels [default: y]."),
     Option("factors_key", str, None, ".npz: the array of ground-truth factors [default: factors]."),
@@ -251,7 +257,10 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
 
 def npz_keys(s: dict) -> dict:
     """The .npz array names the settings give (--x-key, --y-key, --factors-key)."""
-    return {role: s.get(f"{role}_key") for role in ("x", "y", "factors") if s.get(f"{role}_key")}
+    keys = {role: s.get(f"{role}_key") for role in ("x", "y", "factors") if s.get(f"{role}_key")}
+    if s.get("key"):
+        keys["table"] = s["key"]
+    return keys
 
 
 def _plain(s: dict) -> dict:

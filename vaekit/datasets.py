@@ -9,8 +9,6 @@ fitted on the training split only, and keeps it so outputs go back to the user's
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import numpy as np
 from vaekit.errors import VaekitError, check
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+TABLE_FILE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".h5", ".hdf5", ".hdf")
 SCALINGS = ("auto", "unit", "standard", "none")
 
 
@@ -252,7 +251,9 @@ def _load_npz(path: Path, keys: dict | None = None) -> RawData:
     """x (and optional y, factors) from an .npz archive: only those arrays are read, nothing is
     unpickled, and the entries left out are named in a note. `keys` maps x/y/factors to the
     archive's own names (--x-key, --y-key, --factors-key)."""
-    keys = {"x": "x", "y": "y", "factors": "factors", **{k: v for k, v in (keys or {}).items() if v}}
+    keys = {"x": "x", "y": "y", "factors": "factors"} | {
+        k: v for k, v in (keys or {}).items() if v and k in ("x", "y", "factors")
+    }
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -300,66 +301,20 @@ def _load_npz(path: Path, keys: dict | None = None) -> RawData:
     return raw
 
 
-def _load_csv(path: Path, label_column: str | None) -> RawData:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise VaekitError(f"{path} is not a readable text CSV file ({err}).") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    check(bool(rows), f"{path} holds no rows; give a CSV with a header and one row per example.")
-    header = [h.strip() for h in rows[0]]
-    has_header = not all(_is_number(h) for h in header)
-    names = header if has_header else [f"column_{i}" for i in range(len(header))]
-    body = rows[1:] if has_header else rows
-    check(bool(body), f"{path} has a header but no data rows; add one row per example.")
-    label_idx = None
-    if label_column is not None:
-        check(
-            label_column in names,
-            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
-        )
-        label_idx = names.index(label_column)
-    first_line = 2 if has_header else 1
-    values, labels = [], []
-    for i, row in enumerate(body):
-        line = first_line + i
-        check(
-            len(row) == len(names),
-            f"{path} line {line} has {len(row)} values but the first row has {len(names)}; "
-            "every row needs the same number of columns.",
-        )
-        numbers = []
-        for j, cell in enumerate(row):
-            if j == label_idx:
-                labels.append(cell.strip())
-                continue
-            text = cell.strip()
-            check(
-                text != "",
-                f"{path} line {line}, column {names[j]!r} is empty (a missing value); remove or impute it.",
-            )
-            try:
-                number = float(text)
-            except ValueError:
-                raise VaekitError(
-                    f"{path} line {line}, column {names[j]!r} holds {text!r}, which is "
-                    "not a number; give numeric feature columns (name a text label column with "
-                    "--label-column)."
-                ) from None
-            if not math.isfinite(number):
-                raise VaekitError(
-                    f"{path} line {line}, column {names[j]!r} holds {text!r} (a missing or infinite "
-                    "value); remove or impute it."
-                )
-            numbers.append(number)
-        values.append(numbers)
-    features = [n for j, n in enumerate(names) if j != label_idx]
-    check(bool(features), f"{path} has no feature columns besides the label column.")
-    x = np.asarray(values, dtype=np.float64).reshape(len(values), len(features))
-    raw = RawData(x=x, source=str(path), column_names=features)
-    if label_idx is not None:
-        raw.y, raw.label_names = _encode_labels(np.asarray(labels), f"{path}: {label_column}")
+def _load_table(path: Path, label_column: str | None, key: str | None = None) -> RawData:
+    """A CSV/TSV, Parquet or HDF5 table (see `vaekit.tables`) as RawData, pandas' index dropped."""
+    from vaekit import tables
+
+    suffix = path.suffix.lower()
+    if suffix in tables.PARQUET_SUFFIXES:
+        table = tables.read_parquet(path, label_column)
+    elif suffix in tables.HDF5_SUFFIXES:
+        table = tables.read_hdf5(path, key, label_column)
+    else:
+        table = tables.read_csv(path, label_column)
+    raw = RawData(x=table.values, source=str(path), column_names=table.names)
+    if table.labels is not None:
+        raw.y, raw.label_names = _encode_labels(table.labels, f"{path}: {label_column}")
     _drop_index_column(raw, path)
     return raw
 
@@ -420,14 +375,6 @@ def _size(shape: tuple) -> str:
     return f"{shape[1]}x{shape[0]}"
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str] | None]:
     labels = np.asarray(labels).reshape(-1)
     if np.issubdtype(labels.dtype, np.integer):
@@ -443,7 +390,8 @@ def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str]
 def read_raw(source: str | os.PathLike, label_column: str | None = None, keys: dict | None = None) -> RawData:
     """Read a built-in data set by name, or a user's file or folder, in the user's units.
 
-    `keys`: for an .npz, the archive's names of x, y and factors (default "x", "y", "factors")."""
+    `keys`: for an .npz, the archive's names of x, y and factors (default "x", "y", "factors");
+    for an HDF5 file, "table" names the dataset or group that holds the table."""
     text = str(source)
     if text in _REGISTRY:
         raw = _REGISTRY[text][0]()
@@ -470,15 +418,17 @@ def read_raw(source: str | os.PathLike, label_column: str | None = None, keys: d
         raw = _load_npy(path)
     elif suffix == ".npz":
         raw = _load_npz(path, keys)
-    elif suffix in (".csv", ".txt", ".tsv"):
-        raw = _load_csv(path, label_column)
+    elif suffix in TABLE_FILE_SUFFIXES:
+        raw = _load_table(path, label_column, (keys or {}).get("table"))
     else:
         raise VaekitError(
-            f"{path} has the suffix {suffix!r}, which vaekit cannot read; give a .npy, .npz or "
-            ".csv file, or a folder of images."
+            f"{path} has the suffix {suffix!r}, which vaekit cannot read; give a .npy, .npz, .csv, "
+            ".tsv, .parquet or .h5 file, or a folder of images."
         )
-    if label_column is not None and suffix != ".csv":
-        raise VaekitError("--label-column applies to CSV files only; drop it for this data.")
+    if label_column is not None and suffix not in TABLE_FILE_SUFFIXES:
+        raise VaekitError(
+            "--label-column applies to tables (CSV, Parquet, HDF5) only; drop it for this data."
+        )
     return raw
 
 

@@ -1,0 +1,260 @@
+"""Tables from files: CSV (pandas' C parser), Parquet (pyarrow) and HDF5 (h5py), each to one
+float64 matrix with its column names and an optional label column.
+
+The fast readers handle well-formed files; when one meets anything it cannot read exactly (a
+ragged row, a text or empty cell, a NaN), the plain-Python CSV pass re-reads the file only to
+name the line and column in one sentence. Values are parsed round-trip exact.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vaekit.errors import VaekitError, check
+
+TABLE_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t"}
+PARQUET_SUFFIXES = (".parquet", ".pq")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+
+
+def _round_trip() -> dict:
+    import pandas as pd
+
+    # before pandas 3 the default "high" float parser could be off in the last digit; 3.x parses
+    # exactly by default and deprecates the argument
+    return {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
+@dataclass
+class Table:
+    """values (n, d) float64; names, one per column of values; labels (n,) or None."""
+
+    values: np.ndarray
+    names: list[str]
+    labels: np.ndarray | None = None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_row(path: Path, sep: str) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for row in csv.reader(f, delimiter=sep):
+                if any(cell.strip() for cell in row):
+                    return [cell.strip() for cell in row]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise VaekitError(f"{path} is not a readable text CSV file ({err}).") from None
+    raise VaekitError(f"{path} holds no rows; give a CSV with a header and one row per example.")
+
+
+def read_csv(path: Path, label_column: str | None = None) -> Table:
+    """A CSV (or .tsv) of numeric columns: a header row if the first row is not all numbers, and
+    optionally a label column (any text). Raises VaekitError naming the line and column of the
+    first cell that is not a finite number."""
+    sep = TABLE_SUFFIXES.get(path.suffix.lower(), ",")
+    first = _first_row(path, sep)
+    has_header = not all(_is_number(h) for h in first)
+    names = first if has_header else [f"column_{i}" for i in range(len(first))]
+    if label_column is not None:
+        check(
+            label_column in names,
+            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
+        )
+    table = _read_csv_fast(path, sep, names, has_header, label_column)
+    if table is None:  # something the fast reader cannot take exactly: find and name it
+        table = _read_csv_exact(path, sep, names, has_header, label_column)
+    return table
+
+
+def _read_csv_fast(path, sep, names, has_header, label_column) -> Table | None:
+    import pandas as pd
+
+    round_trip = _round_trip()
+    features = [n for n in names if n != label_column]
+    if len(set(names)) != len(names) or not features:
+        return None
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            skiprows=1 if has_header else 0,
+            names=names,
+            dtype={n: np.float64 for n in features} | ({label_column: str} if label_column else {}),
+            **round_trip,
+            skip_blank_lines=True,
+            keep_default_na=False,
+            na_values=[],
+            encoding="utf-8-sig",
+            engine="c",
+            index_col=False,
+        )
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    values = frame[features].to_numpy(dtype=np.float64)
+    if len(values) == 0 or not np.isfinite(values).all():
+        return None
+    labels = frame[label_column].str.strip().to_numpy() if label_column else None
+    return Table(values, features, labels)
+
+
+def _read_csv_exact(path, sep, names, has_header, label_column) -> Table:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f, delimiter=sep))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise VaekitError(f"{path} is not a readable text CSV file ({err}).") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    body = rows[1:] if has_header else rows
+    check(bool(body), f"{path} has a header but no data rows; add one row per example.")
+    label_idx = names.index(label_column) if label_column is not None else None
+    first_line = 2 if has_header else 1
+    values, labels = [], []
+    for i, row in enumerate(body):
+        line = first_line + i
+        check(
+            len(row) == len(names),
+            f"{path} line {line} has {len(row)} values but the first row has {len(names)}; "
+            "every row needs the same number of columns.",
+        )
+        numbers = []
+        for j, cell in enumerate(row):
+            if j == label_idx:
+                labels.append(cell.strip())
+                continue
+            text = cell.strip()
+            check(
+                text != "",
+                f"{path} line {line}, column {names[j]!r} is empty (a missing value); remove or impute it.",
+            )
+            try:
+                number = float(text)
+            except ValueError:
+                raise VaekitError(
+                    f"{path} line {line}, column {names[j]!r} holds {text!r}, which is not a number; "
+                    "give numeric feature columns (name a text label column with --label-column)."
+                ) from None
+            if not math.isfinite(number):
+                raise VaekitError(
+                    f"{path} line {line}, column {names[j]!r} holds {text!r} (a missing or infinite "
+                    "value); remove or impute it."
+                )
+            numbers.append(number)
+        values.append(numbers)
+    features = [n for j, n in enumerate(names) if j != label_idx]
+    check(bool(features), f"{path} has no feature columns besides the label column.")
+    x = np.asarray(values, dtype=np.float64).reshape(len(values), len(features))
+    return Table(x, features, np.asarray(labels) if label_idx is not None else None)
+
+
+def _columns_to_table(path: Path, columns: dict[str, np.ndarray], label_column: str | None) -> Table:
+    """Named 1-D columns (equal length) -> a Table; non-numeric feature columns are refused."""
+    names = list(columns)
+    check(bool(names), f"{path} holds no columns.")
+    if label_column is not None:
+        check(
+            label_column in columns,
+            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
+        )
+    features = [n for n in names if n != label_column]
+    check(bool(features), f"{path} has no feature columns besides the label column.")
+    lengths = {len(columns[n]) for n in names}
+    check(
+        len(lengths) == 1, f"{path}: the columns have different lengths {sorted(lengths)}; they must match."
+    )
+    out = np.empty((lengths.pop(), len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        column = np.asarray(columns[name])
+        if not (np.issubdtype(column.dtype, np.number) or column.dtype == np.bool_):
+            raise VaekitError(
+                f"{path}: column {name!r} holds {column.dtype} values, not numbers; give numeric feature "
+                "columns (name a text label column with --label-column)."
+            )
+        out[:, j] = column
+        bad = ~np.isfinite(out[:, j])
+        if bad.any():
+            raise VaekitError(
+                f"{path}: column {name!r} holds {int(bad.sum())} missing or infinite values (the first at "
+                f"row {int(np.argmax(bad))}); remove or impute them."
+            )
+    labels = np.asarray(columns[label_column]) if label_column is not None else None
+    return Table(out, features, labels)
+
+
+def read_parquet(path: Path, label_column: str | None = None) -> Table:
+    """A Parquet file's columns (pyarrow); nulls are refused naming the column."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        raise VaekitError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err}).") from None
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if column.null_count and name != label_column:
+            raise VaekitError(
+                f"{path}: column {name!r} holds {column.null_count} missing values (nulls); remove or "
+                "impute them."
+            )
+        columns[str(name)] = column.to_numpy(zero_copy_only=False)
+    return _columns_to_table(path, columns, label_column)
+
+
+def read_hdf5(path: Path, key: str | None = None, label_column: str | None = None) -> Table:
+    """A table from an HDF5 file (h5py): `key` names a 2-D numeric dataset (columns column_0, ...),
+    a compound dataset (its field names are the columns), or a group of equal-length 1-D
+    datasets (their names are the columns). Without `key` the file must hold exactly one."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise VaekitError(f"{path} is not a readable HDF5 file ({err}).") from None
+    with f:
+        candidates = []
+        f.visititems(lambda name, obj: candidates.append(name) if isinstance(obj, h5py.Dataset) else None)
+        if key is None:
+            tables = [n for n in candidates if f[n].ndim == 2 or f[n].dtype.names]
+            check(
+                len(tables) == 1,
+                f"{path} holds {len(tables)} table-shaped datasets ({', '.join(tables[:8]) or 'none'}; all "
+                f"datasets: {', '.join(candidates[:12]) or 'none'}); name one with --key.",
+            )
+            key = tables[0]
+        check(
+            key in f,
+            f"{path} has no dataset or group {key!r}; it has {', '.join(candidates[:12]) or 'none'}.",
+        )
+        obj = f[key]
+        if isinstance(obj, h5py.Group):
+            columns = {
+                name: obj[name][()]
+                for name in obj
+                if isinstance(obj[name], h5py.Dataset) and obj[name].ndim == 1
+            }
+            return _columns_to_table(path, columns, label_column)
+        data = obj[()]
+    if data.dtype.names:  # compound: named fields
+        return _columns_to_table(path, {name: data[name] for name in data.dtype.names}, label_column)
+    check(
+        data.ndim == 2,
+        f"{path}: dataset {key!r} has shape {data.shape}; give a 2-D table (rows x columns) or a group "
+        "of 1-D columns (for images or arrays use .npy or .npz).",
+    )
+    check(
+        label_column is None, f"{path}: dataset {key!r} has no column names, so --label-column cannot apply."
+    )
+    names = [f"column_{i}" for i in range(data.shape[1])]
+    return _columns_to_table(path, {n: data[:, i] for i, n in enumerate(names)}, None)
