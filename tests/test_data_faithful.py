@@ -367,3 +367,76 @@ def test_hdf5_datasets_compound_tables_and_column_groups(cli, tmp_path):
     )
     assert code == 0, err
     assert runs.load_data(tmp_path / "r").column_names == ["px", "py", "e"]
+
+
+# ----------------------------------------------------------------------------- images from the command line
+
+
+def test_a_16_bit_image_folder_trains_on_its_true_values(cli, tmp_path):
+    """The case that trained on all-ones images: 16-bit PNGs with values 1000-1400."""
+    from PIL import Image
+
+    gen = np.random.default_rng(13)
+    folder = tmp_path / "stamps"
+    folder.mkdir()
+    stored = gen.integers(1000, 1401, size=(20, 12, 12)).astype(np.uint16)
+    for i, image in enumerate(stored):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")  # Pillow writes mode I;16
+    code, _, err = cli("train", "--data", folder, "--epochs", "1", "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    data = runs.load_data(tmp_path / "r")
+    np.testing.assert_array_equal(data.scaling.scale, [65535.0])
+    np.testing.assert_allclose(data.x[:, 0], stored / 65535.0, rtol=1e-6)
+    assert data.x.std() > 0  # not a constant image
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert np.isfinite(summary["elbo"])
+
+
+def test_mixed_grey_and_colour_images_with_transparency(cli, tmp_path):
+    """A folder where a few images are grey and one has alpha: all become RGB (said once), the
+    transparent pixel shows the stated background, and the run reloads the same way."""
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    gen = np.random.default_rng(14)
+    colour = gen.integers(0, 256, size=(6, 8, 8, 3)).astype(np.uint8)
+    for i, image in enumerate(colour):
+        Image.fromarray(image).save(folder / f"c{i}.png")
+    grey = gen.integers(0, 256, size=(8, 8)).astype(np.uint8)
+    Image.fromarray(grey).save(folder / "g0.png")
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255  # red everywhere, fully transparent in the top-left pixel
+    rgba[..., 3] = 255
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(folder / "t0.png")
+    args = ["--data", folder, "--background", "0", "--epochs", "1", "--test-size", "2"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    assert err.count("promoted to RGB") == 1
+    data = runs.load_data(tmp_path / "r")
+    assert data.shape == (3, 8, 8)
+    names = sorted([f"c{i}.png" for i in range(6)] + ["g0.png", "t0.png"])
+    x = {name: data.x[i] for i, name in enumerate(names)}
+    np.testing.assert_allclose(x["g0.png"], np.repeat(grey[None] / 255.0, 3, 0), rtol=1e-6)
+    np.testing.assert_allclose(x["t0.png"][:, 0, 0], [0, 0, 0])  # transparent: the black background
+    np.testing.assert_allclose(x["t0.png"][:, 1, 1], [1, 0, 0])  # opaque red
+
+
+def test_an_image_folder_of_any_size_trains_a_conv_net(cli, tmp_path):
+    """96 x 72 RGB stamps: auto picks the conv net, and reconstructions have the images' shape."""
+    import torch
+    from PIL import Image
+
+    folder = tmp_path / "stamps"
+    folder.mkdir()
+    gen = np.random.default_rng(15)
+    for i in range(12):
+        Image.fromarray(gen.integers(0, 256, size=(72, 96, 3)).astype(np.uint8)).save(folder / f"{i}.png")
+    code, _, err = cli("train", "--data", folder, "--epochs", "1", "--out", tmp_path / "r", *FAST)
+    assert code == 0, err
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert config["model"]["arch"] == "conv" and config["model"]["data_shape"] == [3, 72, 96]
+    model, data = runs.load(tmp_path / "r"), runs.load_data(tmp_path / "r")
+    with torch.no_grad():
+        assert model.reconstruct(torch.as_tensor(data.x_test)).shape == (len(data.x_test), 3, 72, 96)

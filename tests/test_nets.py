@@ -26,11 +26,38 @@ def test_conv_nets_map_images_to_codes_and_back(side, cond_dim):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters())
 
 
-def test_auto_picks_conv_for_32_px_and_mlp_for_28():
+def test_auto_picks_conv_from_32_px_and_mlp_below():
     assert nets.resolve_arch("auto", (1, 32, 32)) == "conv"
+    assert nets.resolve_arch("auto", (3, 128, 96)) == "conv"
     assert nets.resolve_arch("auto", (1, 28, 28)) == "mlp"
-    with pytest.raises(vaekit.errors.VaekitError, match="square images"):
-        nets.build("conv", (1, 30, 30), 2, 4)
+    assert nets.resolve_arch("auto", (30,)) == "mlp"
+    with pytest.raises(vaekit.errors.VaekitError, match="at least 16 px"):
+        nets.build("conv", (1, 12, 30), 2, 4)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 16, 16), (3, 96, 96), (1, 100, 100), (3, 128, 128), (1, 40, 24), (2, 33, 47)]
+)
+def test_conv_nets_take_any_image_size_of_16_px_and_more(shape):
+    """Galaxy stamps are 128 px, many sets 96 or 256, some not square: the decoder's output has
+    exactly the image's shape, and a reconstruction loss trains through both nets."""
+    encoder, decoder = nets.build("conv", shape, latent_dim=4, enc_out=8)
+    x = torch.rand(3, *shape)
+    h = encoder(x)
+    assert h.shape == (3, 8)
+    out = decoder(h[:, :4])
+    assert out.shape == (3, *shape)
+    ((out - x) ** 2).mean().backward()
+    assert all(p.grad is not None for p in [*encoder.parameters(), *decoder.parameters()])
+
+
+def test_the_conv_plan_of_the_original_sizes_is_unchanged():
+    """28, 32 and 64 px keep the stages and channels runs were trained with (old runs load)."""
+    assert nets._conv_plan((1, 28, 28)) == (2, [32, 32])
+    assert nets._conv_plan((1, 32, 32)) == (3, [32, 32, 64])
+    assert nets._conv_plan((3, 64, 64)) == (4, [32, 32, 64, 64])
+    decoder = nets.ConvDecoder(3, (1, 64, 64))
+    assert decoder.start == (4, 4)
 
 
 def _squares(n, side=32, seed=0):

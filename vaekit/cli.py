@@ -64,7 +64,7 @@ TRAIN_OPTIONS = [
     Option("sigma", float, 1.0, "Fixed sigma of the gaussian likelihood (sigma^2 x c acts like beta x c)."),
     Option("per_dim_sigma", bool, False, "gaussian-learned: one sigma per data dimension.", is_flag=True),
     Option("model", str, "vae", "vae, or ae for a deterministic autoencoder (no KL)."),
-    Option("arch", str, "auto", "mlp, conv (28/32/64 px images) or auto."),
+    Option("arch", str, "auto", "mlp, conv (images of 16 px and more) or auto (conv from 32 px)."),
     Option("hidden", str, "512,256", "MLP hidden layer sizes, comma separated."),
     Option("activation", str, "relu", "relu, elu, gelu, tanh or silu."),
     Option("epochs", int, 30, "Training epochs."),
@@ -86,6 +86,13 @@ TRAIN_OPTIONS = [
     Option("label_column", str, None, "Tables: the column that holds labels."),
     Option("columns", str, None, "Tables: the feature columns to use, comma separated [default: all]."),
     Option("drop_columns", str, None, "Tables: feature columns to leave out, comma separated."),
+    Option(
+        "alpha",
+        str,
+        "composite",
+        "Images with transparency: composite onto --background, or keep alpha as a channel.",
+    ),
+    Option("background", float, 1.0, "Grey level (0 = black, 1 = white) that transparent pixels show."),
     Option("key", str, None, "HDF5: the dataset or group that holds the table."),
     Option("x_key", str, None, ".npz: the array of observations [default: x]."),
     Option("y_key", str, None, ".npz: the array of labels [default: y]."),
@@ -209,6 +216,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         columns=s["columns"],
         drop_columns=s["drop_columns"],
         test_data=s["test_data"],
+        image_options=image_options(s),
     )
     for note in data.notes:
         click.echo(f"note: {note}", err=True)
@@ -255,6 +263,10 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
     )
 
 
+def image_options(s: dict) -> dict:
+    return {"alpha": s.get("alpha") or "composite", "background": s.get("background", 1.0)}
+
+
 def npz_keys(s: dict) -> dict:
     """The .npz array names the settings give (--x-key, --y-key, --factors-key)."""
     keys = {role: s.get(f"{role}_key") for role in ("x", "y", "factors") if s.get(f"{role}_key")}
@@ -283,6 +295,7 @@ def data_record(data, s: dict) -> dict:
         "scaling": data.scaling.name,
         "label_column": s["label_column"],
         "keys": npz_keys(s) or None,
+        "image_options": image_options(s) if data.is_image else None,
         "notes": data.notes,
         "columns": s["columns"],
         "drop_columns": s["drop_columns"],
@@ -508,7 +521,7 @@ def _user_data(model, source, label_column=None, run=None):
     from vaekit import datasets, runs
 
     record = runs.read_config(run).get("data", {}) if run is not None else {}
-    raw = datasets.read_raw(source, label_column, record.get("keys"))
+    raw = datasets.read_raw(source, label_column, record.get("keys"), record.get("image_options"))
     if record.get("column_names") and raw.column_names is not None:
         raw = datasets.match_columns(raw, record["column_names"])
     for note in raw.notes:

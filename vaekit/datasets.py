@@ -18,7 +18,7 @@ import numpy as np
 
 from vaekit.errors import VaekitError, check
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 TABLE_FILE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".h5", ".hdf5", ".hdf")
 SCALINGS = ("auto", "unit", "standard", "none")
 
@@ -339,40 +339,19 @@ def _drop_index_column(raw: RawData, path: Path) -> None:
         )
 
 
-def _load_image_folder(path: Path) -> RawData:
-    from PIL import Image, UnidentifiedImageError
+def _load_images(path: Path, image_options: dict | None = None) -> RawData:
+    """A folder of images (sub-folders as labels) or one image file, at the values the files store
+    (see `vaekit.images`): `full_scale` is the type's full range, so `unit` scaling divides by it."""
+    from vaekit import images
 
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    check(bool(files), f"The folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
-    images, labels, sizes = [], [], {}
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                mode = "RGB" if im.mode in ("RGB", "RGBA", "P", "CMYK") else "L"
-                arr = np.asarray(im.convert(mode))
-        except (UnidentifiedImageError, OSError) as err:
-            raise VaekitError(f"{p} is not a readable image ({err}); remove or replace it.") from None
-        sizes.setdefault(arr.shape, p)
-        images.append(arr)
-        labels.append(p.parent.name if p.parent != path else "")
-    if len(sizes) > 1:
-        (s1, p1), (s2, p2) = list(sizes.items())[:2]
-        raise VaekitError(
-            f"The images in {path} have {len(sizes)} different sizes ({p1.name} is "
-            f"{_size(s1)}, {p2.name} is {_size(s2)}); resize them to one size."
-        )
-    if any(len(a.shape) == 3 for a in images) and any(len(a.shape) == 2 for a in images):
-        images = [a if a.ndim == 3 else np.repeat(a[..., None], 3, -1) for a in images]
-    x = np.stack(images).astype(np.float32)
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-    raw = RawData(x=x, kind="image", source=str(path), full_scale=255.0)
-    if len(set(labels)) > 1 or labels[0]:
-        raw.y, raw.label_names = _encode_labels(np.asarray(labels), f"{path} sub-folders")
+    opts = {k: v for k, v in (image_options or {}).items() if v is not None}
+    stack = images.read_folder(path, **opts) if path.is_dir() else images.read_file(path, **opts)
+    raw = RawData(x=stack.x, kind="image", source=str(path), full_scale=stack.full_scale)
+    raw.notes = list(stack.notes)
+    raw.meta["image_mode"] = stack.mode
+    if len(set(stack.labels)) > 1 or stack.labels[0]:
+        raw.y, raw.label_names = _encode_labels(np.asarray(stack.labels), f"{path} sub-folders")
     return raw
-
-
-def _size(shape: tuple) -> str:
-    return f"{shape[1]}x{shape[0]}"
 
 
 def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str] | None]:
@@ -387,11 +366,17 @@ def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str]
     return codes.astype(np.int64), [str(n) for n in names]
 
 
-def read_raw(source: str | os.PathLike, label_column: str | None = None, keys: dict | None = None) -> RawData:
+def read_raw(
+    source: str | os.PathLike,
+    label_column: str | None = None,
+    keys: dict | None = None,
+    image_options: dict | None = None,
+) -> RawData:
     """Read a built-in data set by name, or a user's file or folder, in the user's units.
 
     `keys`: for an .npz, the archive's names of x, y and factors (default "x", "y", "factors");
-    for an HDF5 file, "table" names the dataset or group that holds the table."""
+    for an HDF5 file, "table" names the dataset or group that holds the table. `image_options`:
+    {"alpha": "composite" | "keep", "background": grey level in [0, 1]} for images."""
     text = str(source)
     if text in _REGISTRY:
         raw = _REGISTRY[text][0]()
@@ -410,7 +395,7 @@ def read_raw(source: str | os.PathLike, label_column: str | None = None, keys: d
             f"({', '.join(builtin_names())}) nor an existing path."
         )
     if path.is_dir():
-        return _load_image_folder(path)
+        return _load_images(path, image_options)
     check(os.access(path, os.R_OK), f"{path} cannot be read (permission denied); fix its mode.")
     check(path.stat().st_size > 0, f"{path} is empty (0 bytes); give a file that holds the data.")
     suffix = path.suffix.lower()
@@ -420,10 +405,12 @@ def read_raw(source: str | os.PathLike, label_column: str | None = None, keys: d
         raw = _load_npz(path, keys)
     elif suffix in TABLE_FILE_SUFFIXES:
         raw = _load_table(path, label_column, (keys or {}).get("table"))
+    elif suffix in IMAGE_SUFFIXES:
+        raw = _load_images(path, image_options)
     else:
         raise VaekitError(
             f"{path} has the suffix {suffix!r}, which vaekit cannot read; give a .npy, .npz, .csv, "
-            ".tsv, .parquet or .h5 file, or a folder of images."
+            ".tsv, .parquet or .h5 file, an image file, or a folder of images."
         )
     if label_column is not None and suffix not in TABLE_FILE_SUFFIXES:
         raise VaekitError(
@@ -686,6 +673,7 @@ def load(
     columns=None,
     drop_columns=None,
     test_data: str | os.PathLike | None = None,
+    image_options: dict | None = None,
 ) -> Dataset:
     """Load a built-in data set by name, or a file or folder, split and scaled.
 
@@ -697,11 +685,11 @@ def load(
     >>> data.x.shape, data.shape
     ((1797, 1, 8, 8), (1, 8, 8))
     """
-    raw = select_columns(read_raw(source, label_column, keys), columns, drop_columns)
+    raw = select_columns(read_raw(source, label_column, keys, image_options), columns, drop_columns)
     name = str(source) if str(source) in _REGISTRY else Path(str(source)).name
     test_raw = None
     if test_data is not None:
-        test_raw = read_raw(test_data, label_column, keys)
+        test_raw = read_raw(test_data, label_column, keys, image_options)
         if raw.column_names is None:
             test_raw = select_columns(test_raw, columns, drop_columns)
     return from_raw(raw, name, test_size, split_seed, scaling, test_raw)

@@ -1,4 +1,4 @@
-"""Encoders and decoders: an MLP for any flat data and small conv nets for 28, 32 and 64 px images.
+"""Encoders and decoders: an MLP for any flat data and small conv nets for images of 16 px and more.
 
 An encoder maps x (batch, *shape) to (batch, out_dim); a decoder maps z (batch, latent_dim) to
 likelihood parameters (batch, *shape). Both take an optional condition `c` (batch, cond_dim),
@@ -15,7 +15,6 @@ from torch import nn
 from vaekit.errors import VaekitError
 
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
-CONV_SIZES = (28, 32, 64)
 
 
 def activation(name: str) -> type[nn.Module]:
@@ -61,19 +60,35 @@ class MLPDecoder(nn.Module):
 CONV_MEMORY_FORMAT = torch.channels_last
 
 
+MIN_CONV_SIDE = 16
+CONV_CHANNELS = [32, 32, 64, 64, 128, 128, 256, 256]
+
+
 def _conv_plan(shape) -> tuple[int, list[int]]:
-    """Number of stride-2 stages and their channels for a (C, H, W) image."""
-    if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in CONV_SIZES:
+    """Number of stride-2 stages and their channels for a (C, H, W) image of any size with sides
+    of at least 16 px: halve while the smaller side stays at least 4 px (28 -> 7: 2 stages,
+    32 -> 4: 3, 64 -> 4: 4, 128 -> 4: 5)."""
+    if len(shape) != 3 or min(shape[1], shape[2]) < MIN_CONV_SIDE:
         raise VaekitError(
-            f"--arch conv handles square images of {', '.join(map(str, CONV_SIZES))} px, not shape "
-            f"{tuple(shape)}; use --arch mlp."
+            f"--arch conv needs images (channels, height, width) with sides of at least {MIN_CONV_SIDE} px, "
+            f"not shape {tuple(shape)}; use --arch mlp."
         )
-    stages = {28: 2, 32: 3, 64: 4}[shape[1]]
-    return stages, [32, 32, 64, 64][:stages]
+    stages, side = 0, min(shape[1], shape[2])
+    while side // 2 >= 4 and stages < len(CONV_CHANNELS):
+        side //= 2
+        stages += 1
+    return stages, CONV_CHANNELS[:stages]
+
+
+def _halved(size: int, stages: int) -> int:
+    for _ in range(stages):
+        size //= 2  # a 4x4 convolution with stride 2 and padding 1 gives floor(size / 2)
+    return size
 
 
 class ConvEncoder(nn.Module):
-    """Stride-2 4x4 convolutions (28 -> 7, 32 -> 4, 64 -> 4), then a hidden linear layer."""
+    """Stride-2 4x4 convolutions (28 -> 7, 32 -> 4, 64 -> 4, any size >= 16 px, square or not),
+    then a hidden linear layer."""
 
     def __init__(self, in_shape, out_dim, act="relu", cond_dim=0, hidden=256):
         super().__init__()
@@ -84,10 +99,8 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), a()]
             c_in = c_out
         self.conv = nn.Sequential(*layers)
-        side = in_shape[1] // 2**stages
-        self.head = nn.Sequential(
-            nn.Linear(c_in * side * side + cond_dim, hidden), a(), nn.Linear(hidden, out_dim)
-        )
+        flat = c_in * _halved(in_shape[1], stages) * _halved(in_shape[2], stages)
+        self.head = nn.Sequential(nn.Linear(flat + cond_dim, hidden), a(), nn.Linear(hidden, out_dim))
         self.conv.to(memory_format=CONV_MEMORY_FORMAT)
 
     def forward(self, x, c=None):
@@ -95,18 +108,21 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """The mirror of `ConvEncoder` with transposed convolutions."""
+    """The mirror of `ConvEncoder` with transposed convolutions. Each doubles the size, so it
+    starts from ceil(side / 2^stages) and crops the result to the image's size where that is not
+    a multiple of 2^stages (e.g. 96 or 100 px; never for 28, 32 or 64)."""
 
     def __init__(self, latent_dim, out_shape, act="relu", cond_dim=0, hidden=256):
         super().__init__()
         stages, channels = _conv_plan(out_shape)
         a = activation(act)
-        self.side = out_shape[1] // 2**stages
+        self.out_hw = (int(out_shape[1]), int(out_shape[2]))
+        self.start = tuple(-(-s // 2**stages) for s in self.out_hw)
         self.c0 = channels[-1]
         self.head = nn.Sequential(
             nn.Linear(latent_dim + cond_dim, hidden),
             a(),
-            nn.Linear(hidden, self.c0 * self.side * self.side),
+            nn.Linear(hidden, self.c0 * self.start[0] * self.start[1]),
             a(),
         )
         layers = []
@@ -121,12 +137,16 @@ class ConvDecoder(nn.Module):
         self.deconv.to(memory_format=CONV_MEMORY_FORMAT)
 
     def forward(self, z, c=None):
-        h = self.head(_cat(z, c)).view(-1, self.c0, self.side, self.side)
-        return self.deconv(h)
+        h = self.head(_cat(z, c)).view(-1, self.c0, *self.start)
+        out = self.deconv(h)
+        if out.shape[-2:] != self.out_hw:
+            out = out[..., : self.out_hw[0], : self.out_hw[1]]
+        return out
 
 
 def build(arch, shape, latent_dim, enc_out, hidden=(512, 256), act="relu", cond_dim=0):
-    """An (encoder, decoder) pair; `arch` is 'mlp', 'conv' or 'auto' (conv for 32 and 64 px)."""
+    """An (encoder, decoder) pair; `arch` is 'mlp', 'conv' or 'auto' (conv for images whose sides
+    are 32 px or more)."""
     arch = resolve_arch(arch, shape)
     if arch == "conv":
         return (
@@ -144,7 +164,8 @@ def resolve_arch(arch: str, shape) -> str:
     if arch not in ("auto", "mlp", "conv"):
         raise VaekitError(f"--arch must be auto, mlp or conv, not {arch!r}.")
     if arch == "auto":
-        # On 28 px MNIST the MLP trains faster and reaches a better ELBO than the small conv net.
-        is_big_image = len(shape) == 3 and shape[1] == shape[2] and shape[1] in (32, 64)
+        # On 28 px MNIST the MLP trains faster and reaches a better ELBO than the small conv net;
+        # from 32 px on, the MLP's first layer grows with the pixel count and the conv net wins.
+        is_big_image = len(shape) == 3 and min(shape[1], shape[2]) >= 32
         return "conv" if is_big_image else "mlp"
     return arch

@@ -174,4 +174,5 @@ def load_data(run: str | os.PathLike):
         columns=record.get("columns"),
         drop_columns=record.get("drop_columns"),
         test_data=record.get("test_data"),
+        image_options=record.get("image_options"),
     )

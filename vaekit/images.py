@@ -1,0 +1,613 @@
+"""Read image files at the values they store, whatever their Pillow mode and bit depth.
+
+`read_folder` and `read_file` return an `ImageStack`: the pixel values as the files store them (no
+scaling), the value that means full intensity, and one sentence per thing the user should know (grey
+images promoted to RGB, alpha composited, CMYK converted, frames expanded...). Anything that cannot be
+read faithfully is refused with one sentence naming the file, what it holds and the fix.
+
+Decisions, so that callers and users can rely on them:
+
+* Integer samples keep their stored values; `full_scale` is the largest value of the stored type:
+  1, 3, 15, 255, 65535 or 2**32 - 1 for 1-, 2-, 4-, 8-, 16- and 32-bit unsigned samples, and 127, 32767
+  or 2**31 - 1 for signed ones (signed TIFFs; negative values stay negative). Pillow's mode ``I`` is
+  only a container: the file says what is in it (a 16-bit PNG is 16-bit even where Pillow opens it as
+  ``I``; a 32-bit TIFF says whether it is signed). Float samples keep their values; `full_scale` is None.
+* Palette images are expanded to their colours: one grey channel when every colour the image uses is
+  grey, RGB otherwise; palette entries are 8-bit, so `full_scale` is 255.
+* Transparency is composited onto a grey `background` (a fraction of full scale; 1.0, white, by
+  default: how viewers and web pages show transparent images, so what the user saw) or kept as the last
+  channel. Images without alpha in a stack that keeps it count as fully opaque.
+* Multi-frame files (animated GIF/PNG, multi-page TIFF) give one example per frame; TIFF pages marked
+  as reduced-resolution copies (thumbnails) or transparency masks are skipped.
+* EXIF / TIFF orientation tags are applied, so images stand as viewers show them.
+* Pillow has no 16-bit colour mode and keeps only the high byte of 16-bit RGB, RGBA and grey+alpha
+  samples. Its decoders still undo the file's compression and filters correctly, so such frames are
+  decoded a second time with the byte order of the final unpacking step swapped, which keeps the low
+  bytes; the two halves give the exact 16-bit values.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import sys
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vaekit.errors import VaekitError, check
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"})
+ALPHA_CHOICES = ("composite", "keep")
+# How notes tell the user to keep alpha instead of compositing it; the command line names the option.
+ALPHA_KEEP_HINT = "--alpha keep"
+
+# TIFF tags read to learn what Pillow's mode does not say.
+_BITS_PER_SAMPLE = 258
+_SAMPLE_FORMAT = 339
+_SAMPLES_PER_PIXEL = 277
+_NEW_SUBFILE_TYPE = 254
+_ORIENTATION = 274
+_KINDS = {1: "u", 2: "i", 3: "f"}  # TIFF SampleFormat -> unsigned int, signed int, float
+
+
+@dataclass
+class ImageStack:
+    """Images read at the values their files store.
+
+    x: (n, C, H, W) float32 (float64 when 32-bit integers exceed 2**24, float32's exact range), with
+        C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA); alpha, when kept, is the last channel.
+    full_scale: the value meaning full intensity (see the module docstring); None for float images.
+    labels: per image, the sub-folder it lies in relative to the folder read, "/"-separated; "" at the
+        top level and for `read_file`.
+    names: per image, its file relative to the folder read, with " frame k" (from 1) for multi-frame files.
+    notes: one sentence per thing the user should know, each said once.
+    mode: a short description of x's layout, e.g. "16-bit grey" or "8-bit RGBA".
+    """
+
+    x: np.ndarray
+    full_scale: float | None
+    labels: list[str]
+    names: list[str]
+    notes: list[str] = field(default_factory=list)
+    mode: str = ""
+
+
+@dataclass
+class _Frame:
+    """One decoded frame, before the frames of a stack are brought to one layout."""
+
+    name: str
+    label: str
+    data: np.ndarray  # (H, W, C) stored values: 1 or 3 colour channels, then alpha when `alpha`
+    kind: str  # "u", "i" or "f"
+    bits: int
+    alpha: bool
+    events: set[str]  # what the notes should mention about this frame: "cmyk", "rgbx", "rotated", ...
+
+    @property
+    def colour(self) -> bool:
+        return self.data.shape[2] - self.alpha == 3
+
+    def describe(self) -> str:
+        return _describe(self.kind, self.bits, self.colour, self.alpha)
+
+    def size(self) -> str:
+        return f"{self.data.shape[1]}x{self.data.shape[0]} {self.describe()}"
+
+
+def read_folder(path: Path, alpha: str = "composite", background: float = 1.0) -> ImageStack:
+    """Read every image under the folder `path` (sub-folders too; their names become labels).
+
+    Files are taken in sorted path order, by suffix (`IMAGE_SUFFIXES`, any case); names starting with
+    "." (hidden files, macOS "._" resource forks) are skipped, and a note says so. Every frame of a
+    multi-frame file is one image.
+
+    alpha: "composite" blends transparent pixels onto `background`; "keep" keeps alpha as the last
+        channel. background: grey level in [0, 1] of full scale.
+    Returns an `ImageStack` with x of shape (n, C, H, W); see `ImageStack`.
+    Raises VaekitError for an empty folder, an unreadable file, or images that cannot share one array
+    (different sizes, or different bit depths other than 1-, 2- and 4-bit grey among 8-bit images).
+    """
+    path = Path(path)
+    check(path.is_dir(), f"{path} is not a folder; give a folder of images or use read_file for one file.")
+    _check_options(alpha, background)
+    files, hidden = [], 0
+    for p in sorted(path.rglob("*")):
+        if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
+            continue
+        if any(part.startswith(".") for part in p.relative_to(path).parts):
+            hidden += 1
+            continue
+        files.append(p)
+    check(bool(files), f"The folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    frames, per_file = [], []
+    for p in files:
+        relative = p.relative_to(path)
+        label = relative.parent.as_posix() if relative.parent != Path(".") else ""
+        got, skipped = _read_frames(p, relative.as_posix(), label)
+        frames += got
+        per_file.append((relative.as_posix(), len(got), skipped))
+    notes = _file_notes(per_file)
+    if hidden:
+        plural = "s" if hidden != 1 else ""
+        notes.insert(0, f"{hidden} hidden image file{plural} (names starting with '.') skipped.")
+    return _stack(frames, f"The images in {path}", alpha, background, notes)
+
+
+def read_file(path: Path, alpha: str = "composite", background: float = 1.0) -> ImageStack:
+    """Read one image file; each frame of a multi-frame file (animated GIF/PNG, multi-page TIFF) is one image.
+
+    alpha, background: as for `read_folder`.
+    Returns an `ImageStack` with x of shape (frames, C, H, W) and labels all "".
+    Raises VaekitError when the file is missing or unreadable, or its frames cannot share one array.
+    """
+    path = Path(path)
+    check(path.is_file(), f"{path} does not exist or is not a file; give an image file.")
+    _check_options(alpha, background)
+    frames, skipped = _read_frames(path, path.name, "")
+    notes = _file_notes([(path.name, len(frames), skipped)])
+    return _stack(frames, f"The frames of {path}", alpha, background, notes)
+
+
+def _check_options(alpha: str, background: float) -> None:
+    check(alpha in ALPHA_CHOICES, f"alpha must be 'composite' or 'keep', not {alpha!r}.")
+    try:
+        level = float(background)
+    except (TypeError, ValueError):
+        level = float("nan")
+    check(
+        0.0 <= level <= 1.0,
+        f"The background must be a grey level between 0 (black) and 1 (white), not {background!r}.",
+    )
+
+
+# ----------------------------------------------------------------------------- one file
+
+
+def _pillow_fails(path: Path, err: Exception) -> VaekitError:
+    from PIL import UnidentifiedImageError
+
+    detail = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, UnidentifiedImageError):  # its message repeats the path
+        detail = "Pillow does not recognise its contents"
+    what = _tiff_layout(path)
+    if what:
+        return VaekitError(
+            f"{path} is a TIFF of {what}, which Pillow cannot read ({detail}); save it as 8- or 16-bit "
+            "grey, 8- or 16-bit RGB(A) or 32-bit float grey TIFF, or remove it."
+        )
+    return VaekitError(
+        f"{path} could not be read as an image ({detail}); replace it with a readable copy or remove it."
+    )
+
+
+@contextmanager
+def _pillow(path: Path):
+    """Around calls into Pillow: it raises many exception types for bad files (OSError, SyntaxError,
+    ValueError, struct.error, zlib.error, EOFError...), which all mean the same thing to the user."""
+    try:
+        yield
+    except VaekitError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise _pillow_fails(path, err) from None
+
+
+def _read_frames(path: Path, name: str, label: str) -> tuple[list[_Frame], int]:
+    """The frames of one file, and how many TIFF pages were skipped as thumbnails or masks."""
+    from PIL import Image
+
+    with _pillow(path):
+        im = Image.open(path)
+    with im:
+        with _pillow(path):
+            n = getattr(im, "n_frames", 1)  # a GIF is read through to count its frames
+        header = _png_header(path) if im.format == "PNG" else None
+        frames, skipped = [], 0
+        for index in range(n):
+            if index:
+                with _pillow(path):
+                    im.seek(index)
+            if im.format == "TIFF" and n > 1 and int(im.tag_v2.get(_NEW_SUBFILE_TYPE, 0)) & 5:
+                skipped += 1  # bit 0: a reduced-resolution copy; bit 2: a transparency mask
+                continue
+            frame_name = f"{name} frame {index + 1}" if n > 1 else name
+            frames.append(_read_frame(im, path, index, frame_name, label, header))
+    check(bool(frames), f"{path} holds only reduced-resolution or mask pages; save the full image itself.")
+    return frames, skipped
+
+
+def _file_notes(files: list[tuple[str, int, int]]) -> list[str]:
+    """Notes on multi-frame files and skipped pages, given (name, frames, skipped pages) per file."""
+    notes = []
+    multi = [(name, n) for name, n, _ in files if n > 1]
+    if len(multi) == 1:
+        notes.append(f"{multi[0][0]} holds {multi[0][1]} frames; each frame is one image.")
+    elif multi:
+        notes.append(
+            f"{len(multi)} files hold several frames (e.g. {multi[0][0]} has {multi[0][1]}); "
+            "each frame is one image."
+        )
+    skipped = [(name, k) for name, _, k in files if k]
+    if skipped:
+        total = sum(k for _, k in skipped)
+        notes.append(
+            f"{total} reduced-resolution or mask TIFF page{'s' if total != 1 else ''} skipped "
+            f"(thumbnails, not images; {skipped[0][0]} has {skipped[0][1]})."
+        )
+    return notes
+
+
+def _png_header(path: Path) -> tuple[int, int]:
+    """(bit depth, colour type) from the PNG's IHDR chunk, which always comes first."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[24], head[25]
+
+
+def _tiff_format(im) -> tuple[str, int]:
+    """(kind, bits) of the current TIFF page's first sample."""
+    bits = im.tag_v2.get(_BITS_PER_SAMPLE, (1,))
+    fmt = im.tag_v2.get(_SAMPLE_FORMAT, (1,))
+    first = lambda v: int(v[0] if isinstance(v, (tuple, list)) else v)  # noqa: E731
+    return _KINDS.get(first(fmt), "u"), first(bits)
+
+
+# (samples per pixel, kind, bits) that Pillow reads; other TIFF layouts it refuses.
+_PILLOW_TIFF_LAYOUTS = (
+    {(1, "u", b) for b in (1, 2, 4, 8, 16, 32)}
+    | {(1, "i", b) for b in (8, 16, 32)}
+    | {
+        (1, "f", 32),
+        (2, "u", 8),
+        (3, "u", 8),
+        (3, "u", 16),
+        (4, "u", 8),
+        (4, "u", 16),
+    }
+)
+
+
+def _tiff_layout(path: Path) -> str | None:
+    """ "3 samples per pixel of 64-bit float" for a TIFF whose first page has a layout Pillow does not
+    read, from its tags; None for other files (not a TIFF, a layout Pillow reads, unreadable tags)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 16)
+        order = {b"II": "<", b"MM": ">"}[data[:2]]
+        (offset,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+        tags = {}
+        for i in range(count):
+            entry = data[offset + 2 + 12 * i : offset + 14 + 12 * i]
+            tag, typ, _, value = struct.unpack(order + "HHI4s", entry)
+            if typ == 3:  # SHORT: the first value sits in the entry itself
+                tags[tag] = struct.unpack(order + "H", value[:2])[0]
+    except (KeyError, struct.error, OSError):
+        return None
+    samples, bits = tags.get(_SAMPLES_PER_PIXEL, 1), tags.get(_BITS_PER_SAMPLE, 1)
+    kind = _KINDS.get(tags.get(_SAMPLE_FORMAT, 1), "u")
+    if (samples, kind, bits) in _PILLOW_TIFF_LAYOUTS:
+        return None
+    number = {"u": "unsigned integer", "i": "signed integer", "f": "float"}[kind]
+    return f"{samples} sample{'s' if samples != 1 else ''} per pixel of {bits}-bit {number}"
+
+
+def _tile_rawmode(im) -> str:
+    """The raw mode Pillow will unpack the current frame's pixels with (before it is loaded)."""
+    if not im.tile:
+        return ""
+    args = im.tile[0][3]
+    return args if isinstance(args, str) else str(args[0]) if args else ""
+
+
+def _read_frame(im, path: Path, index: int, name: str, label: str, header) -> _Frame:
+    """Decode the current frame of `im` to its stored values. Pillow's mode does not always say what the
+    file stores, so the PNG header or the TIFF tags decide where they know better."""
+    mode, events = im.mode, set()
+    stored = _tiff_format(im) if im.format == "TIFF" else None
+    if header is not None:
+        stored = ("u", header[0])
+    rawmode = _tile_rawmode(im)
+    with _pillow(path):
+        im.load()
+        a = np.asarray(im)
+    alpha = False
+    wide = bool(stored and stored[1] == 16)  # 16-bit samples in a mode Pillow holds at 8 bits
+    if mode == "1":
+        kind, bits, data = "u", 1, a.astype(np.uint8)[..., None]
+    elif mode == "L" and stored and stored[1] in (2, 4):
+        # Pillow stretches 2- and 4-bit grey to 0-255 (x85, x17); undo it to the stored values
+        kind, bits = "u", stored[1]
+        data = (a // (255 // (2**bits - 1)))[..., None]
+    elif mode == "L" and stored == ("i", 8):
+        kind, bits, data = "i", 8, a.view(np.int8)[..., None]  # Pillow reads signed bytes as unsigned
+    elif mode in ("L", "LA", "RGB", "RGBA", "RGBX") and not wide:
+        kind, bits, data = "u", 8, a.reshape(a.shape[0], a.shape[1], -1)
+        alpha = mode in ("LA", "RGBA")
+        if mode == "RGBX":
+            data, events = data[..., :3], {"rgbx"}
+    elif mode in ("LA", "RGB", "RGBA"):
+        kind, bits = "u", 16
+        data = _read_16bit(im, path, index, rawmode, a)
+        alpha = data.shape[2] in (2, 4)
+    elif mode == "CMYK":
+        # the naive conversion, without the file's colour profile: R = (1 - C)(1 - K) of full scale
+        kind, bits = "u", 16 if wide else 8
+        full = 2.0**bits - 1
+        cmyk = (_read_16bit(im, path, index, rawmode, a) if wide else a).astype(np.float64) / full
+        data = full * (1.0 - cmyk[..., :3]) * (1.0 - cmyk[..., 3:])
+        events = {"cmyk"}
+    elif mode in ("P", "PA"):
+        kind, bits, data, alpha = "u", 8, *_expand_palette(im, a)
+    elif mode.startswith("I;16"):
+        kind, bits, data = "u", 16, a.astype(np.uint16)[..., None]
+    elif mode == "I":
+        kind, bits = stored if stored and stored[0] != "f" else ("i", 32)
+        if (kind, bits) == ("u", 32):
+            a = a.view(np.uint32)  # Pillow keeps unsigned 32-bit samples in a signed container
+        data = a[..., None]
+    elif mode == "F":
+        kind, bits, data = "f", 32, a.astype(np.float32)[..., None]
+    else:
+        raise VaekitError(
+            f"{path} is a {mode} image, which vaekit cannot read faithfully; convert it to grey or RGB "
+            "(PNG or TIFF) and try again."
+        )
+    if not alpha:
+        data = _apply_key_transparency(im, mode, data, _full_scale(kind, bits))
+        alpha = data.shape[2] in (2, 4)
+    data, rotated = _orient(im, data)
+    if rotated:
+        events.add("rotated")
+    if kind == "f" and not np.isfinite(data).all():
+        events.add("nonfinite")
+    return _Frame(name, label, data, kind, bits, alpha, events)
+
+
+def _read_16bit(im, path: Path, index: int, rawmode: str, high: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint16 samples of a 16-bit grey+alpha, RGB(A) or CMYK frame, of which Pillow decoded only
+    the high bytes (`high`, unpacked with `rawmode`): decode the frame again, unpacking the other byte."""
+    if im.format == "PNG" and index > 0:
+        # an animation frame is blended onto the previous ones, which were decoded the usual way
+        raise VaekitError(
+            f"{path} frame {index + 1} is a 16-bit colour animation frame, which vaekit cannot read "
+            "exactly; save the frames as separate 16-bit PNG files."
+        )
+    if rawmode == "LA;16B" and high.shape[2] == 4:
+        # 16-bit grey + alpha PNG: Pillow fills RGBA with L, L, L, A. The plain 8-bit RGBA unpacker uses
+        # the same 4 bytes per pixel, so it hands over both bytes of both samples.
+        b = _decode_with_rawmode(path, index, "RGBA").astype(np.uint16)
+        return b[..., 0::2] << 8 | b[..., 1::2]
+    match = re.fullmatch(r"(RGBA?|CMYK);16([BLN])", rawmode)
+    if match is None:
+        raise VaekitError(
+            f"{path} stores 16-bit {im.mode} samples in a layout vaekit cannot read exactly "
+            f"({rawmode or 'unknown'}); save it as 8-bit colour or 16-bit grey, or remove it."
+        )
+    native = "L" if sys.byteorder == "little" else "B"
+    order = {"B": "B", "L": "L", "N": native}[match[2]]
+    low = _decode_with_rawmode(path, index, f"{match[1]};16{'L' if order == 'B' else 'B'}")
+    return high.astype(np.uint16) << 8 | low.astype(np.uint16)
+
+
+def _decode_with_rawmode(path: Path, index: int, rawmode: str) -> np.ndarray:
+    from PIL import Image
+
+    with _pillow(path), Image.open(path) as im:
+        if index:
+            im.seek(index)
+        tiles = []
+        for t in im.tile:
+            args = rawmode if isinstance(t[3], str) else (rawmode, *t[3][1:])
+            tiles.append(t._replace(args=args) if hasattr(t, "_replace") else (t[0], t[1], t[2], args))
+        im.tile = tiles
+        im.load()
+        a = np.asarray(im)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _expand_palette(im, index: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A palette frame's colours: ((H, W, C) uint8, has alpha). One channel when every colour it uses is
+    grey; alpha only when some pixel it uses is not fully opaque."""
+    own_alpha = None
+    if index.ndim == 3:  # PA: palette index, alpha
+        index, own_alpha = index[..., 0], index[..., 1]
+    entries = np.array(im.getpalette("RGBA") or [], dtype=np.uint8).reshape(-1, 4)
+    palette = np.zeros((256, 4), np.uint8)
+    palette[:, 3] = 255
+    palette[: len(entries)] = entries[:256]
+    transparency = im.info.get("transparency")
+    if isinstance(transparency, int) and 0 <= transparency < 256:
+        palette[transparency, 3] = 0
+    elif isinstance(transparency, bytes):
+        palette[: len(transparency), 3] = np.frombuffer(transparency, np.uint8)[:256]
+    used = palette[np.unique(index)]
+    grey = bool(np.all(used[:, 0] == used[:, 1]) and np.all(used[:, 1] == used[:, 2]))
+    colours = palette[index][..., :1] if grey else palette[index][..., :3]
+    alphas = palette[index][..., 3:] if own_alpha is None else own_alpha[..., None]
+    if own_alpha is not None or np.any(used[:, 3] < 255):
+        return np.concatenate([colours, alphas], axis=2), True
+    return colours, False
+
+
+def _apply_key_transparency(im, mode: str, data: np.ndarray, full: float | None) -> np.ndarray:
+    """PNG grey and RGB images may name one colour (tRNS) as fully transparent: add an alpha channel
+    when a pixel has that colour."""
+    key = im.info.get("transparency")
+    if mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "RGB") or key is None or isinstance(key, bytes):
+        return data
+    key = np.atleast_1d(np.asarray(key, dtype=np.int64))
+    if key.size != data.shape[2]:
+        return data
+    clear = np.all(data == key.astype(data.dtype), axis=2)
+    if not clear.any():
+        return data
+    opacity = np.where(clear, 0, full).astype(data.dtype)[..., None]
+    return np.concatenate([data, opacity], axis=2)
+
+
+# (flip left-right first?, number of quarter turns counter-clockwise) per EXIF orientation 2-8.
+_ORIENTATIONS = {
+    2: (True, 0),
+    3: (False, 2),
+    4: (True, 2),
+    5: (True, 1),
+    6: (False, 3),
+    7: (True, 3),
+    8: (False, 1),
+}
+
+
+def _orient(im, data: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Turn the frame as its EXIF / TIFF orientation tag says, so it stands as viewers show it."""
+    try:
+        orientation = int(im.getexif().get(_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - unreadable metadata must not cost the user the pixels
+        return data, False
+    if orientation not in _ORIENTATIONS:
+        return data, False
+    flip, turns = _ORIENTATIONS[orientation]
+    if flip:
+        data = data[:, ::-1]
+    return np.ascontiguousarray(np.rot90(data, turns)), True
+
+
+# ----------------------------------------------------------------------------- many frames, one array
+
+
+def _describe(kind: str, bits: int, colour: bool, alpha: bool) -> str:
+    number = {"u": f"{bits}-bit", "i": f"{bits}-bit signed", "f": f"{bits}-bit float"}[kind]
+    layout = ("RGBA" if alpha else "RGB") if colour else ("grey+alpha" if alpha else "grey")
+    return f"{number} {layout}"
+
+
+def _full_scale(kind: str, bits: int) -> float | None:
+    if kind == "f":
+        return None
+    return float(2**bits - 1) if kind == "u" else float(2 ** (bits - 1) - 1)
+
+
+def _stack(frames: list[_Frame], where: str, alpha: str, background: float, notes: list[str]) -> ImageStack:
+    """Bring the frames to one number format, size and channel layout, and stack them as (n, C, H, W)."""
+    n = len(frames)
+    # 1-, 2- and 4-bit grey among 8-bit images: PNG optimisers store 8-bit images that use few grey levels
+    # that way, and the scaling to 8 bits (x255, x85, x17) is exact.
+    formats = {(f.kind, f.bits) for f in frames}
+    if len(formats) > 1 and all(kind == "u" and bits <= 8 for kind, bits in formats):
+        target = max(bits for _, bits in formats)
+        low = [f for f in frames if f.bits < target]
+        notes.append(
+            f"{len(low)} of {n} images store fewer than {target} bits per sample ({low[0].name} is "
+            f"{low[0].describe()}); their values were scaled exactly to {target} bits to match the others."
+        )
+        for f in low:
+            f.data = f.data.astype(np.uint16) * ((2**target - 1) // (2**f.bits - 1))
+            f.bits = target
+    counts = Counter((f.kind, f.bits) for f in frames)
+    if len(counts) > 1:
+        a, b = _first_two(frames, counts, lambda f: (f.kind, f.bits))
+        raise VaekitError(
+            f"{where} mix bit depths ({a.name} is {a.describe()}, {b.name} is {b.describe()}); "
+            "convert them to one bit depth."
+        )
+    sizes = Counter(f.data.shape[:2] for f in frames)
+    if len(sizes) > 1:
+        a, b = _first_two(frames, sizes, lambda f: f.data.shape[:2])
+
+        def example(f: _Frame) -> str:
+            others = sizes[f.data.shape[:2]] - 1
+            return f"{f.name} is {f.size()}" + (
+                f" like {others} other{'s' if others > 1 else ''}" if others else ""
+            )
+
+        raise VaekitError(
+            f"{where} have {len(sizes)} different sizes ({example(a)}, {example(b)}); "
+            "resize them to one size."
+        )
+    kind, bits = frames[0].kind, frames[0].bits
+    full = _full_scale(kind, bits)
+    colour = any(f.colour for f in frames)
+    with_alpha = [f for f in frames if f.alpha]
+    keep = alpha == "keep" and bool(with_alpha)
+    channels = (3 if colour else 1) + keep
+    h, w = frames[0].data.shape[:2]
+    # float32 holds integers exactly up to 2**24; beyond that only float64 keeps the stored values
+    big = (
+        kind != "f"
+        and bits == 32
+        and any(max(-float(f.data.min()), float(f.data.max())) > 2**24 for f in frames)
+    )
+    x = np.empty((n, channels, h, w), np.float64 if big else np.float32)
+    for i, f in enumerate(frames):
+        values = f.data[..., : f.data.shape[2] - f.alpha]
+        if f.alpha and not keep:
+            opacity = f.data[..., -1:].astype(np.float64) / full
+            values = values * opacity + background * full * (1.0 - opacity)
+        x[i, : 3 if colour else 1] = np.moveaxis(values, 2, 0)  # a grey frame broadcasts to R, G and B
+        if keep:
+            x[i, -1] = f.data[..., -1] if f.alpha else full
+    notes += _layout_notes(frames, colour, with_alpha, keep, alpha, background)
+    return ImageStack(
+        x=x,
+        full_scale=full,
+        labels=[f.label for f in frames],
+        names=[f.name for f in frames],
+        notes=notes,
+        mode=_describe(kind, bits, colour, keep),
+    )
+
+
+def _first_two(frames: list[_Frame], counts: Counter, key) -> tuple[_Frame, _Frame]:
+    """The first frame of the most common group and the first frame of the next most common one."""
+    (first, _), (second, _) = counts.most_common(2)
+    return next(f for f in frames if key(f) == first), next(f for f in frames if key(f) == second)
+
+
+def _who(hit: list[_Frame], n: int) -> tuple[str, bool]:
+    """The subject of a note about the frames `hit` out of `n`, and whether it is plural."""
+    if len(hit) == 1:
+        return (hit[0].name if n == 1 else f"1 of {n} images ({hit[0].name})"), False
+    return (f"All {n} images" if len(hit) == n else f"{len(hit)} of {n} images (e.g. {hit[0].name})"), True
+
+
+_EVENT_NOTES = {  # event -> (singular, plural) predicate
+    "cmyk": ("is CMYK", "are CMYK", "; converted to RGB as (1 - C)(1 - K), without any colour profile"),
+    "rgbx": ("has", "have", " a 4th channel marked as padding (RGBX); it was dropped"),
+    "rotated": ("was", "were", " turned or flipped as the orientation tag in the file says"),
+    "nonfinite": ("holds", "hold", " NaN or infinite values"),
+}
+
+
+def _layout_notes(frames, colour, with_alpha, keep, alpha, background) -> list[str]:
+    n, notes = len(frames), []
+    grey = [f for f in frames if not f.colour]
+    if colour and grey:
+        who, plural = _who(grey, n)
+        notes.append(
+            f"{who} {'are' if plural else 'is'} greyscale; promoted to RGB to match the colour ones."
+        )
+    if with_alpha and keep:
+        missing = [f for f in frames if not f.alpha]
+        extra = ""
+        if missing:
+            who, plural = _who(missing, n)
+            extra = f"; {who} {'have' if plural else 'has'} none and count as fully opaque"
+        notes.append(f"Alpha kept as the last channel{extra}.")
+    elif with_alpha:
+        who, plural = _who(with_alpha, n)
+        shade = {1.0: "white", 0.0: "black"}.get(float(background), f"grey ({background:g} of full scale)")
+        notes.append(
+            f"{who} {'have' if plural else 'has'} an alpha channel; it was composited onto "
+            f"a {shade} background ({ALPHA_KEEP_HINT} keeps it as an extra channel)."
+        )
+    for event, (one, many, rest) in _EVENT_NOTES.items():
+        hit = [f for f in frames if event in f.events]
+        if hit:
+            who, plural = _who(hit, n)
+            notes.append(f"{who} {many if plural else one}{rest}.")
+    return notes
