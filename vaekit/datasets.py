@@ -578,8 +578,9 @@ def fit_scaling(raw: RawData, train_idx: np.ndarray, how: str = "auto") -> Scali
     x = raw.x[train_idx].astype(np.float64)
     mean = x.mean(axis=0)
     std = x.std(axis=0)
-    # float32 resolves about 1e-7 of a value: a spread below 1e-6 of the column's own mean is noise
-    noise = (std == 0) | (std <= 1e-6 * np.abs(mean))
+    # float32 resolves about 1e-7 of a value: a spread below 1e-6 of the column's own mean is noise;
+    # so is one near float32's smallest normal numbers (1.2e-38), where dividing by it overflows
+    noise = (std < 1e-30) | (std <= 1e-6 * np.abs(mean))
     std = np.where(noise, 1.0, std)
     return Scaling("standard", mean.astype(np.float32), std.astype(np.float32))
 

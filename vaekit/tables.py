@@ -80,32 +80,26 @@ def read_csv(path: Path, label_column: str | None = None) -> Table:
 def _read_csv_fast(path, sep, names, has_header, label_column) -> Table | None:
     import pandas as pd
 
-    round_trip = _round_trip()
-    features = [n for n in names if n != label_column]
-    if len(set(names)) != len(names) or not features:
-        return None
+    if len(set(names)) != len(names):
+        return None  # pandas would rename duplicates; the exact pass reads them as they are
     try:
+        # the same call as reading the file with pandas directly: NaN for empty or "nan" cells and
+        # text columns as objects both send the file to the exact pass, which names the cell
         frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=None,
-            skiprows=1 if has_header else 0,
-            names=names,
-            dtype={n: np.float64 for n in features} | ({label_column: str} if label_column else {}),
-            **round_trip,
-            skip_blank_lines=True,
-            keep_default_na=False,
-            na_values=[],
-            encoding="utf-8-sig",
-            engine="c",
-            index_col=False,
+            path, sep=sep, header=0 if has_header else None, encoding="utf-8-sig", engine="c", **_round_trip()
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return None
-    values = frame[features].to_numpy(dtype=np.float64)
-    if len(values) == 0 or not np.isfinite(values).all():
+    if frame.shape[1] != len(names) or len(frame) == 0:
         return None
-    labels = frame[label_column].str.strip().to_numpy() if label_column else None
+    frame.columns = names
+    features = [n for n in names if n != label_column]
+    if not features or not all(pd.api.types.is_numeric_dtype(frame[n]) for n in features):
+        return None
+    values = frame[features].to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        return None
+    labels = frame[label_column].astype(str).str.strip().to_numpy() if label_column else None
     return Table(values, features, labels)
 
 
@@ -256,5 +250,16 @@ def read_hdf5(path: Path, key: str | None = None, label_column: str | None = Non
     check(
         label_column is None, f"{path}: dataset {key!r} has no column names, so --label-column cannot apply."
     )
-    names = [f"column_{i}" for i in range(data.shape[1])]
-    return _columns_to_table(path, {n: data[:, i] for i, n in enumerate(names)}, None)
+    check(
+        np.issubdtype(data.dtype, np.number),
+        f"{path}: dataset {key!r} holds {data.dtype} values, not numbers; give a numeric table.",
+    )
+    values = data.astype(np.float64, copy=False)  # one array, no per-column copies
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise VaekitError(
+            f"{path}: dataset {key!r} holds {int(bad.sum())} missing or infinite values (the first at row "
+            f"{row}, column {col}); remove or impute them."
+        )
+    return Table(values, [f"column_{i}" for i in range(values.shape[1])], None)
