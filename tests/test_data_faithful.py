@@ -324,6 +324,11 @@ def test_parquet_round_trip_with_a_label_column(cli, tmp_path):
     code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
     assert code == 0, err
     assert runs.load_data(tmp_path / "r").column_names == ["px", "py", "e"]
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]}, index=[10, 11, 12])
+    frame.to_parquet(tmp_path / "indexed.parquet")  # pandas stores its index as a column
+    raw = datasets.read_raw(tmp_path / "indexed.parquet")
+    assert raw.column_names == ["a", "b"] and raw.x.tolist() == [[1, 4], [2, 5], [3, 6]]
     with_null = pa.table({"a": pa.array([1.0, None, 3.0]), "b": [1.0, 2.0, 3.0]})
     pq.write_table(with_null, tmp_path / "null.parquet")
     code, _, err = cli("train", "--data", tmp_path / "null.parquet", "--out", tmp_path / "n", *FAST)

@@ -187,23 +187,58 @@ def _columns_to_table(path: Path, columns: dict[str, np.ndarray], label_column: 
 
 
 def read_parquet(path: Path, label_column: str | None = None) -> Table:
-    """A Parquet file's columns (pyarrow); nulls are refused naming the column."""
+    """A Parquet file's columns (pyarrow), read one column at a time into one float64 matrix, so
+    the peak memory is the matrix plus one column; nulls are refused naming the column."""
     import pyarrow.parquet as pq
 
+    def fail(err: Exception) -> VaekitError:
+        return VaekitError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err}).")
+
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        names = [str(n) for n in parquet.schema_arrow.names]
+        n_rows = parquet.metadata.num_rows
     except Exception as err:  # noqa: BLE001 - pyarrow raises many types for a bad file
-        raise VaekitError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err}).") from None
-    columns = {}
-    for name in table.column_names:
-        column = table.column(name)
-        if column.null_count and name != label_column:
+        raise fail(err) from None
+    pandas_index = {str(c) for c in (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])}
+    names = [n for n in names if n not in pandas_index]  # pandas' stored index is not a measurement
+    if label_column is not None:
+        check(
+            label_column in names,
+            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
+        )
+    features = [n for n in names if n != label_column]
+    check(bool(features), f"{path} has no feature columns besides the label column.")
+    out = np.empty((n_rows, len(features)), dtype=np.float64)
+    labels = None
+    for name in names:
+        try:
+            column = parquet.read(columns=[name]).column(0)
+        except Exception as err:  # noqa: BLE001
+            raise fail(err) from None
+        if name == label_column:
+            labels = column.to_numpy(zero_copy_only=False)
+            continue
+        if column.null_count:
             raise VaekitError(
                 f"{path}: column {name!r} holds {column.null_count} missing values (nulls); remove or "
                 "impute them."
             )
-        columns[str(name)] = column.to_numpy(zero_copy_only=False)
-    return _columns_to_table(path, columns, label_column)
+        values = column.to_numpy(zero_copy_only=False)
+        if not (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_):
+            raise VaekitError(
+                f"{path}: column {name!r} holds {column.type} values, not numbers; give numeric feature "
+                "columns (name a text label column with --label-column)."
+            )
+        j = features.index(name)
+        out[:, j] = values
+        bad = ~np.isfinite(out[:, j])
+        if bad.any():
+            raise VaekitError(
+                f"{path}: column {name!r} holds {int(bad.sum())} missing or infinite values (the first at "
+                f"row {int(np.argmax(bad))}); remove or impute them."
+            )
+    return Table(out, features, labels)
 
 
 def read_hdf5(path: Path, key: str | None = None, label_column: str | None = None) -> Table:
