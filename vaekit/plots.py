@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
 
 from vaekit import evaluate  # noqa: E402
 from vaekit.model import VAE  # noqa: E402
@@ -90,6 +89,8 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
         return np.c_[codes, np.zeros(len(codes))], ("z1", "(1-D latent)")
     if codes.shape[1] == 2:
         return codes, ("z1", "z2")
+    from sklearn.decomposition import PCA  # imported here: scikit-learn adds ~2 s to every command's start
+
     pca = PCA(n_components=2).fit(codes)
     ratio = pca.explained_variance_ratio_
     return pca.transform(codes), (

@@ -102,6 +102,10 @@ def fit(
     check(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
     check(lr > 0 and math.isfinite(lr), f"lr must be a positive number, not {lr}.")
     fabric = _fabric(device, devices, strategy, precision, num_nodes)
+    check(  # before launching: a wrong split should not cost starting the processes
+        batch_size % (devices * num_nodes) == 0,
+        f"batch_size {batch_size} must be a multiple of the {devices * num_nodes} processes.",
+    )
     if devices * num_nodes > 1:
         fabric.launch()
     world, rank = fabric.world_size, fabric.global_rank
