@@ -50,7 +50,7 @@ def check_betas(betas) -> list[float]:
 
 
 def _train_one(settings: dict, out: str, threads: int) -> None:
-    from vaekit.cli import build_and_fit
+    from vaekit.workflow import build_and_fit
 
     if threads:
         torch.set_num_threads(threads)
