@@ -268,7 +268,7 @@ def test_an_exploded_loss_is_a_diverged_run(cli, tmp_path):
     code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
     assert code == 3
     assert "diverged" in err and "per dimension" in err and "epoch 1" in err
-    assert "no checkpoint was written" in err and "--resume" not in err
+    assert "no epoch had finished" in err and "--resume" not in err
     assert not (tmp_path / "r" / "summary.json").exists()
 
 
@@ -349,6 +349,11 @@ def test_hdf5_datasets_compound_tables_and_column_groups(cli, tmp_path):
         group["a"], group["b"] = values[:, 0], values[:, 2]
     code, _, err = cli("train", "--data", tmp_path / "d.h5", "--out", tmp_path / "r", *FAST)
     assert code == 2 and "--key" in err and "plain" in err and "events" in err
+    blocks = np.zeros(4, dtype=[("index", "i8"), ("values_block_0", "f8", (3,))])  # pandas' to_hdf table
+    with h5py.File(tmp_path / "pandas.h5", "w") as f:
+        f["table"] = blocks
+    code, _, err = cli("train", "--data", tmp_path / "pandas.h5", "--out", tmp_path / "p", *FAST)
+    assert code == 2 and "'values_block_0' has shape (4, 3)" in err
     raw = datasets.read_raw(tmp_path / "d.h5", keys={"table": "plain"})
     np.testing.assert_array_equal(raw.x, values)
     raw = datasets.read_raw(tmp_path / "d.h5", keys={"table": "events"})
@@ -445,3 +450,40 @@ def test_an_image_folder_of_any_size_trains_a_conv_net(cli, tmp_path):
     model, data = runs.load(tmp_path / "r"), runs.load_data(tmp_path / "r")
     with torch.no_grad():
         assert model.reconstruct(torch.as_tensor(data.x_test)).shape == (len(data.x_test), 3, 72, 96)
+
+
+def test_test_file_labels_join_by_value_and_ranges_must_match(cli, tmp_path):
+    """Labels 0.0/1.0 in the training file and 0/1 in the test file are the same two classes;
+    an 8-bit training array with a 16-bit test array is refused, naming both."""
+    gen = np.random.default_rng(16)
+    train, test = gen.normal(size=(40, 2)), gen.normal(size=(10, 2))
+    (tmp_path / "train.csv").write_text(
+        "a,b,y\n" + "".join(f"{r[0]},{r[1]},{i % 2}.0\n" for i, r in enumerate(train))
+    )
+    (tmp_path / "test.csv").write_text(
+        "a,b,y\n" + "".join(f"{r[0]},{r[1]},{i % 2}\n" for i, r in enumerate(test))
+    )
+    data = datasets.load(tmp_path / "train.csv", label_column="y", test_data=tmp_path / "test.csv")
+    assert data.label_names is None and sorted(set(data.y.tolist())) == [0, 1]
+    np.testing.assert_array_equal(data.labels("test"), np.arange(10) % 2)
+    np.save(tmp_path / "a8.npy", gen.integers(0, 256, size=(20, 4, 4)).astype(np.uint8))
+    np.save(tmp_path / "a16.npy", gen.integers(0, 65536, size=(5, 4, 4)).astype(np.uint16))
+    args = ["--data", tmp_path / "a8.npy", "--test-data", tmp_path / "a16.npy", "--epochs", "1"]
+    code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
+    assert code == 2 and "a8.npy" in err and "a16.npy" in err and "different ranges" in err
+
+
+def test_a_reloaded_run_sees_the_inputs_it_was_trained_on(cli, tmp_path):
+    """load_data uses the scaling saved with the weights; a file that now reads with another
+    shape is refused with a sentence, not a traceback."""
+    gen = np.random.default_rng(17)
+    _table(tmp_path / "t.csv", ["a", "b", "c"], gen.normal(size=(60, 3)) * [1, 10, 100])
+    assert cli("train", "--data", tmp_path / "t.csv", "--epochs", "1", "--out", tmp_path / "r", *FAST)[0] == 0
+    model = runs.load(tmp_path / "r")
+    _table(tmp_path / "t.csv", ["a", "b", "c"], gen.normal(size=(60, 3)) * [5, 50, 500])  # the file changed
+    data = runs.load_data(tmp_path / "r")
+    np.testing.assert_array_equal(data.scaling.shift, model.data_shift.numpy())
+    np.testing.assert_array_equal(data.scaling.scale, model.data_scale.numpy())
+    _table(tmp_path / "t.csv", ["a", "b", "c", "d"], gen.normal(size=(60, 4)))
+    code, _, err = cli("evaluate", tmp_path / "r")
+    assert code == 2 and "now reads as examples of shape (4,)" in err and "(3,)" in err

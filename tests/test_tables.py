@@ -86,6 +86,9 @@ def test_encode_score_and_sample_are_in_the_users_units(cli, table, table_run, t
         == 0
     )
     codes = np.loadtxt(tmp_path / "z.csv", delimiter=",", skiprows=1)
+    # without --label-column the run's own label column is left out, as in training
+    assert cli("encode", table_run, "--data", path, "--out", tmp_path / "z2.csv")[0] == 0
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "z2.csv", delimiter=",", skiprows=1), codes)
     np.testing.assert_allclose(codes[:, :2], q.mean.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(codes[:, 2:], q.stddev.numpy(), rtol=1e-4, atol=1e-5)
 

@@ -402,7 +402,18 @@ def _user_data(model, source, label_column=None, run=None):
     from vaekit import datasets, runs
 
     record = runs.read_config(run).get("data", {}) if run is not None else {}
-    raw = datasets.read_raw(source, label_column, record.get("keys"), record.get("image_options"))
+    # the run's own way of reading: its x array name and label column, not its y/factors names
+    # (a file to encode need not have labels)
+    keys = {k: v for k, v in (record.get("keys") or {}).items() if k in ("x", "table")}
+    raw = None
+    if label_column is None and record.get("label_column"):
+        try:  # the run's own label column, where the file has it
+            raw = datasets.read_raw(source, record["label_column"], keys, record.get("image_options"))
+        except VaekitError as err:
+            if "has no column named" not in str(err) and "applies to tables" not in str(err):
+                raise
+    if raw is None:
+        raw = datasets.read_raw(source, label_column, keys, record.get("image_options"))
     if record.get("column_names") and raw.column_names is not None:
         raw = datasets.match_columns(raw, record["column_names"])
     for note in raw.notes:

@@ -334,8 +334,8 @@ def _drop_index_column(raw: RawData, path: Path) -> None:
         raw.column_names = names[1:]
         shown = repr(names[0]) if names[0] else "with no name"
         raw.notes.append(
-            f"{path.name}: the first column ({shown}) holds the row numbers 0..n-1 that pandas writes as "
-            "an index; it was dropped (it is not a measurement)."
+            f"{path.name}: the first column ({shown}) holds the row numbers (0..n-1 or 1..n) that pandas "
+            "writes as an index; it was dropped (it is not a measurement)."
         )
 
 
@@ -362,7 +362,14 @@ def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str]
         check(np.all(np.isfinite(labels)), f"{what} holds NaN or Inf labels; fix those labels.")
         if np.all(labels == np.round(labels)):
             return labels.astype(np.int64), None
-    names, codes = np.unique(labels.astype(str), return_inverse=True)
+    text = np.char.strip(labels.astype(str))
+    try:  # labels written as whole numbers ("0", "1.0") are those numbers, whichever file they are in
+        numbers = text.astype(np.float64)
+    except ValueError:
+        numbers = None
+    if numbers is not None and np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)):
+        return numbers.astype(np.int64), None
+    names, codes = np.unique(text, return_inverse=True)
     return codes.astype(np.int64), [str(n) for n in names]
 
 
@@ -605,6 +612,12 @@ def join_test_file(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
             (getattr(raw, name) is None) == (getattr(test_raw, name) is None),
             f"Only one of {raw.source} and {test_raw.source} has {name}; give both or neither.",
         )
+    if raw.full_scale != test_raw.full_scale:
+        raise VaekitError(
+            f"{raw.source} and {test_raw.source} hold values of different ranges (full scale "
+            f"{raw.full_scale} and {test_raw.full_scale}, e.g. 8-bit and 16-bit); give test data of the "
+            "training data's type."
+        )
     n_train = len(raw.x)
     dtype = np.result_type(raw.x.dtype, test_raw.x.dtype)
     raw.x = np.concatenate([raw.x.astype(dtype), test_raw.x.astype(dtype)])
@@ -639,6 +652,15 @@ def from_raw(
         train_idx, test_idx = split_indices(len(raw.x), test_size, split_seed)
     if not isinstance(scaling, Scaling):
         scaling = fit_scaling(raw, train_idx, scaling)
+    else:
+        try:  # a saved scaling (a reloaded run) must fit the examples as the file reads now
+            np.broadcast_shapes(raw.x.shape[1:], np.shape(scaling.shift), np.shape(scaling.scale))
+        except ValueError:
+            raise VaekitError(
+                f"{raw.source or name} now reads as examples of shape {tuple(raw.x.shape[1:])} but the run's "
+                f"saved scaling is for shape {tuple(np.shape(scaling.shift))}; the file changed, or an older "
+                "vaekit read it differently (e.g. kept a pandas index column): retrain the run on it."
+            ) from None
     with np.errstate(over="ignore", invalid="ignore"):
         x = scaling.apply(raw.x)
     bad = int((~np.isfinite(x)).sum())

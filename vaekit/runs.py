@@ -165,10 +165,10 @@ def load_data(run: str | os.PathLike):
         isinstance(record, dict) and "source" in record,
         f"{run}/config.yaml does not say which data the run used; pass the data explicitly.",
     )
-    return datasets.load(
+    data = datasets.load(
         record["source"],
         test_size=record.get("test_size") or 0.2,
-        scaling=record.get("scaling", "auto"),
+        scaling=_saved_scaling(Path(run), record.get("scaling", "auto")),
         label_column=record.get("label_column"),
         keys=record.get("keys"),
         columns=record.get("columns"),
@@ -176,3 +176,26 @@ def load_data(run: str | os.PathLike):
         test_data=record.get("test_data"),
         image_options=record.get("image_options"),
     )
+    shape = read_config(run)["model"].get("data_shape")
+    check(
+        shape is None or list(data.shape) == list(shape),
+        f"{record['source']} now reads as examples of shape {tuple(data.shape)} but the run's model takes "
+        f"{tuple(shape or ())}; the file changed, or an older vaekit read it differently (e.g. kept a pandas "
+        "index column): retrain the run on it.",
+    )
+    return data
+
+
+def _saved_scaling(run: Path, name: str):
+    """The scaling the run was trained with, from the weights file's buffers (so a reloaded run sees
+    exactly the inputs it was trained on, whatever today's defaults); `name` if it cannot be read."""
+    from safetensors import safe_open
+
+    from vaekit import datasets
+
+    try:
+        with safe_open(str(run / "model.safetensors"), framework="pt") as f:
+            shift, scale = f.get_tensor("data_shift").numpy(), f.get_tensor("data_scale").numpy()
+    except Exception:  # noqa: BLE001 - a missing or partial file: fit the scaling again
+        return name
+    return datasets.Scaling(name if name != "auto" else "saved", shift, scale)

@@ -86,7 +86,14 @@ def _read_csv_fast(path, sep, names, has_header, label_column) -> Table | None:
         # the same call as reading the file with pandas directly: NaN for empty or "nan" cells and
         # text columns as objects both send the file to the exact pass, which names the cell
         frame = pd.read_csv(
-            path, sep=sep, header=0 if has_header else None, encoding="utf-8-sig", engine="c", **_round_trip()
+            path,
+            sep=sep,
+            header=0 if has_header else None,
+            encoding="utf-8-sig",
+            engine="c",
+            # labels as the file writes them (pandas would turn 0 and 0.0 into one float)
+            dtype={names.index(label_column): str} if label_column is not None else None,
+            **_round_trip(),
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return None
@@ -170,6 +177,11 @@ def _columns_to_table(path: Path, columns: dict[str, np.ndarray], label_column: 
     out = np.empty((lengths.pop(), len(features)), dtype=np.float64)
     for j, name in enumerate(features):
         column = np.asarray(columns[name])
+        if column.ndim != 1:
+            raise VaekitError(
+                f"{path}: column {name!r} has shape {column.shape}, not one value per row (pandas' "
+                "to_hdf table format stores blocks like this); save one 1-D column per feature."
+            )
         if not (np.issubdtype(column.dtype, np.number) or column.dtype == np.bool_):
             raise VaekitError(
                 f"{path}: column {name!r} holds {column.dtype} values, not numbers; give numeric feature "

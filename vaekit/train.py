@@ -240,7 +240,7 @@ def fit(
             totals = torch.cat([sums, sums.new_tensor([count])])
             totals = fabric.all_reduce(totals, reduce_op="sum") if world > 1 else totals
             train = (totals[:3] / totals[3]).tolist()
-            _check_finite(train, epoch, model)
+            _check_finite(train, epoch, model, history)
             test_metrics = _test_metrics(model, x_test, objective, seed)
             row = {
                 "epoch": epoch + 1,
@@ -337,16 +337,18 @@ def _test_metrics(model: VAE, x_test: torch.Tensor, objective, seed: int) -> dic
 
 
 # nats per data dimension beyond which a finite training loss means the run diverged: a Gaussian
-# with sigma = 1 reaches it only for values about 1,400 standard deviations from its mean
-# (unscaled data of a few hundred, --scaling none, starts near 1e4 and still trains)
-EXPLODED_NATS_PER_DIM = 1e6
+# with sigma = 1 reaches it only for values about 45,000 from its mean (unscaled data of a few
+# thousand, --scaling none, starts near 1e7 and may still train); later epochs also stop when the
+# loss jumps far above the best epoch so far
+EXPLODED_NATS_PER_DIM = 1e9
+EXPLODED_RISE = 1e3
 
 
-def _check_finite(train: list[float], epoch: int, model: VAE) -> None:
+def _check_finite(train: list[float], epoch: int, model: VAE, history: list[dict] | None = None) -> None:
     kept = (
         "the last good checkpoint is kept (vaekit train --resume continues from it)"
         if epoch > 0
-        else "no checkpoint was written (it happened in the first epoch)"
+        else "no epoch had finished, so no checkpoint of a finished epoch exists"
     )
     names = ["loss", "distortion", "rate"]
     for name, value in zip(names, train, strict=True):
@@ -365,8 +367,11 @@ def _check_finite(train: list[float], epoch: int, model: VAE) -> None:
         )
     # the training loss only: a test loss can be huge because of one outlier (what anomaly
     # scores look for), which is no sign that the optimisation diverged
-    per_dim = abs(train[0]) / math.prod(model.data_shape)
-    if per_dim > EXPLODED_NATS_PER_DIM:
+    data_dim = math.prod(model.data_shape)
+    per_dim = abs(train[0]) / data_dim
+    best = min((r["train_loss"] for r in history or [] if r.get("train_loss") is not None), default=None)
+    jumped = best is not None and train[0] - best > EXPLODED_RISE * max(abs(best), data_dim)
+    if per_dim > EXPLODED_NATS_PER_DIM or jumped:
         raise NumericalError(
             f"The training loss reached {train[0]:.3g} nats in epoch {epoch + 1} ({per_dim:.3g} per "
             f"dimension): the run diverged; {kept}. Check the data's scaling (--scaling standard "
