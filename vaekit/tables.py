@@ -66,11 +66,7 @@ def read_csv(path: Path, label_column: str | None = None) -> Table:
     first = _first_row(path, sep)
     has_header = not all(_is_number(h) for h in first)
     names = first if has_header else [f"column_{i}" for i in range(len(first))]
-    if label_column is not None:
-        check(
-            label_column in names,
-            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
-        )
+    _features(path, names, label_column)  # the label column exists; a feature column besides it
     table = _read_csv_fast(path, sep, names, has_header, label_column)
     if table is None:  # something the fast reader cannot take exactly: find and name it
         table = _read_csv_exact(path, sep, names, has_header, label_column)
@@ -154,46 +150,55 @@ def _read_csv_exact(path, sep, names, has_header, label_column) -> Table:
             numbers.append(number)
         values.append(numbers)
     features = [n for j, n in enumerate(names) if j != label_idx]
-    check(bool(features), f"{path} has no feature columns besides the label column.")
     x = np.asarray(values, dtype=np.float64).reshape(len(values), len(features))
     return Table(x, features, np.asarray(labels) if label_idx is not None else None)
+
+
+def _features(path: Path, names: list[str], label_column: str | None) -> list[str]:
+    """The feature columns: every column but the label column, which must exist if named."""
+    if label_column is not None:
+        check(
+            label_column in names,
+            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
+        )
+    features = [n for n in names if n != label_column]
+    check(bool(features), f"{path} has no feature columns besides the label column.")
+    return features
+
+
+def _fill_column(path: Path, out: np.ndarray, j: int, name: str, column: np.ndarray) -> None:
+    """out[:, j] = column, refusing a column that is not one finite number per row."""
+    if column.ndim != 1:
+        raise VaekitError(
+            f"{path}: column {name!r} has shape {column.shape}, not one value per row (pandas' "
+            "to_hdf table format stores blocks like this); save one 1-D column per feature."
+        )
+    if not (np.issubdtype(column.dtype, np.number) or column.dtype == np.bool_):
+        raise VaekitError(
+            f"{path}: column {name!r} holds {column.dtype} values, not numbers; give numeric feature "
+            "columns (name a text label column with --label-column)."
+        )
+    out[:, j] = column
+    bad = ~np.isfinite(out[:, j])
+    if bad.any():
+        raise VaekitError(
+            f"{path}: column {name!r} holds {int(bad.sum())} missing or infinite values (the first at "
+            f"row {int(np.argmax(bad))}); remove or impute them."
+        )
 
 
 def _columns_to_table(path: Path, columns: dict[str, np.ndarray], label_column: str | None) -> Table:
     """Named 1-D columns (equal length) -> a Table; non-numeric feature columns are refused."""
     names = list(columns)
     check(bool(names), f"{path} holds no columns.")
-    if label_column is not None:
-        check(
-            label_column in columns,
-            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
-        )
-    features = [n for n in names if n != label_column]
-    check(bool(features), f"{path} has no feature columns besides the label column.")
+    features = _features(path, names, label_column)
     lengths = {len(columns[n]) for n in names}
     check(
         len(lengths) == 1, f"{path}: the columns have different lengths {sorted(lengths)}; they must match."
     )
     out = np.empty((lengths.pop(), len(features)), dtype=np.float64)
     for j, name in enumerate(features):
-        column = np.asarray(columns[name])
-        if column.ndim != 1:
-            raise VaekitError(
-                f"{path}: column {name!r} has shape {column.shape}, not one value per row (pandas' "
-                "to_hdf table format stores blocks like this); save one 1-D column per feature."
-            )
-        if not (np.issubdtype(column.dtype, np.number) or column.dtype == np.bool_):
-            raise VaekitError(
-                f"{path}: column {name!r} holds {column.dtype} values, not numbers; give numeric feature "
-                "columns (name a text label column with --label-column)."
-            )
-        out[:, j] = column
-        bad = ~np.isfinite(out[:, j])
-        if bad.any():
-            raise VaekitError(
-                f"{path}: column {name!r} holds {int(bad.sum())} missing or infinite values (the first at "
-                f"row {int(np.argmax(bad))}); remove or impute them."
-            )
+        _fill_column(path, out, j, name, np.asarray(columns[name]))
     labels = np.asarray(columns[label_column]) if label_column is not None else None
     return Table(out, features, labels)
 
@@ -214,13 +219,7 @@ def read_parquet(path: Path, label_column: str | None = None) -> Table:
         raise fail(err) from None
     pandas_index = {str(c) for c in (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])}
     names = [n for n in names if n not in pandas_index]  # pandas' stored index is not a measurement
-    if label_column is not None:
-        check(
-            label_column in names,
-            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
-        )
-    features = [n for n in names if n != label_column]
-    check(bool(features), f"{path} has no feature columns besides the label column.")
+    features = _features(path, names, label_column)
     out = np.empty((n_rows, len(features)), dtype=np.float64)
     labels = None
     for name in names:
@@ -236,20 +235,7 @@ def read_parquet(path: Path, label_column: str | None = None) -> Table:
                 f"{path}: column {name!r} holds {column.null_count} missing values (nulls); remove or "
                 "impute them."
             )
-        values = column.to_numpy(zero_copy_only=False)
-        if not (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_):
-            raise VaekitError(
-                f"{path}: column {name!r} holds {column.type} values, not numbers; give numeric feature "
-                "columns (name a text label column with --label-column)."
-            )
-        j = features.index(name)
-        out[:, j] = values
-        bad = ~np.isfinite(out[:, j])
-        if bad.any():
-            raise VaekitError(
-                f"{path}: column {name!r} holds {int(bad.sum())} missing or infinite values (the first at "
-                f"row {int(np.argmax(bad))}); remove or impute them."
-            )
+        _fill_column(path, out, features.index(name), name, column.to_numpy(zero_copy_only=False))
     return Table(out, features, labels)
 
 
