@@ -251,3 +251,10 @@ def test_bf16_mixed_precision_trains_close_to_full_precision(cli, tmp_path):
     a = json.loads((tmp_path / "full" / "summary.json").read_text())
     b = json.loads((tmp_path / "bf16" / "summary.json").read_text())
     assert b["elbo"] == pytest.approx(a["elbo"], rel=0.05)
+
+
+def test_datasets_lists_the_built_ins_and_every_file_format(cli):
+    code, out, _ = cli("datasets")
+    assert code == 0
+    for word in ("digits", "mnist5k", "sprites32", ".npz", ".parquet", ".h5", "TIFF", "--x-key", "--key"):
+        assert word in out, word

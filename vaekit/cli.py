@@ -546,8 +546,11 @@ def datasets_command():
     click.echo("Built in (offline):")
     for name, desc in datasets.describe_builtins().items():
         click.echo(f"  {name:<10} {desc}")
-    click.echo("Your own: a .npy array, a .npz with x (and y, factors), a .csv of numeric columns")
-    click.echo("(--label-column NAME), or a folder of images with one sub-folder per label.")
+    click.echo("Your own: a .npy array; a .npz with x, y, factors (--x-key, --y-key, --factors-key);")
+    click.echo(
+        "a table as .csv/.tsv, .parquet or .h5 (--key; --label-column NAME, --columns, --drop-columns);"
+    )
+    click.echo("an image file or a folder of images (PNG, JPEG, BMP, GIF, TIFF; sub-folders as labels).")
 
 
 def main(argv=None) -> None:
