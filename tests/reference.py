@@ -64,3 +64,12 @@ def importance_sampled_nll(model, x: torch.Tensor, samples: int, seed: int = 7) 
         log_px = bernoulli_log_prob(x, logits)
         log_w = log_px + log_prior - log_q
         return float(-(torch.logsumexp(log_w, 0) - math.log(samples)).mean())
+
+
+def diagonal_mixture_log_prob(z: torch.Tensor, weights, means, stds) -> torch.Tensor:
+    """log sum_k w_k prod_j N(z_j; mu_kj, s_kj^2), written out: z (..., d); weights (K,),
+    means and stds (K, d). float64."""
+    z = z.double().unsqueeze(-2)  # (..., 1, d)
+    means, stds = torch.as_tensor(means).double(), torch.as_tensor(stds).double()
+    log_n = -0.5 * (((z - means) / stds) ** 2 + 2 * torch.log(stds) + math.log(2 * math.pi)).sum(-1)
+    return torch.logsumexp(log_n + torch.log(torch.as_tensor(weights).double()), dim=-1)

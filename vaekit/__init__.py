@@ -6,7 +6,8 @@ from vaekit import datasets, evaluate, objectives, plots  # noqa: E402
 from vaekit.errors import VaekitError  # noqa: E402
 from vaekit.model import VAE  # noqa: E402
 from vaekit.runs import load  # noqa: E402
-from vaekit.train import Run, fit  # noqa: E402
+from vaekit.train import Run  # noqa: E402
+from vaekit.workflow import fit  # noqa: E402
 
 __all__ = [
     "VAE",

@@ -52,6 +52,32 @@ TRAIN_OPTIONS = [
     Option("sigma", float, 1.0, "Fixed sigma of the gaussian likelihood (sigma^2 x c acts like beta x c)."),
     Option("per_dim_sigma", bool, False, "gaussian-learned: one sigma per data dimension.", is_flag=True),
     Option("model", str, "vae", "vae, or ae for a deterministic autoencoder (no KL)."),
+    Option(
+        "objective",
+        str,
+        "auto",
+        "What training minimises: beta-elbo, beta-elbo-conditioned, reconstruction "
+        "(auto: reconstruction for --model ae, beta-elbo-conditioned with --beta-range, else beta-elbo).",
+    ),
+    Option(
+        "prior",
+        str,
+        "normal",
+        "p(z): normal (N(0, I)), mog (a learned mixture of Gaussians) or vamp (VampPrior).",
+    ),
+    Option(
+        "prior_components",
+        int,
+        None,
+        "Mixture components K of the mog or vamp prior [mog 10, vamp 50 pseudo-inputs].",
+    ),
+    Option("prior_weights", str, None, "mog: learned or uniform mixture weights [learned]."),
+    Option(
+        "condition",
+        str,
+        "none",
+        "none, or labels: a label-conditional VAE (the data's labels go into encoder and decoder).",
+    ),
     Option("arch", str, "auto", "mlp, conv (images of 16 px and more) or auto (conv from 32 px)."),
     Option("hidden", str, "512,256", "MLP hidden layer sizes, comma separated."),
     Option("activation", str, "relu", "relu, elu, gelu, tanh or silu."),
@@ -92,6 +118,24 @@ TRAIN_OPTIONS = [
     Option("strategy", str, "auto", "Fabric strategy: auto or ddp."),
     Option("precision", str, "32-true", "Fabric precision: 32-true, bf16-mixed, 16-mixed."),
 ]
+
+
+def _objective_options() -> list[Option]:
+    """One option per setting that a registered objective declares (`Objective.SETTINGS`), so a
+    new objective's settings reach the command line and config files without editing this file."""
+    from vaekit import objectives
+
+    have = {o.name for o in TRAIN_OPTIONS}
+    extra = []
+    for cls in objectives.OBJECTIVES.values():
+        for key, (kind, default, meaning) in cls.SETTINGS.items():
+            if key not in have:
+                have.add(key)
+                extra.append(Option(key, kind, default, f"{cls.name}: {meaning}."))
+    return extra
+
+
+TRAIN_OPTIONS += _objective_options()
 OPTIONS_BY_NAME = {o.name: o for o in TRAIN_OPTIONS}
 
 
@@ -339,7 +383,7 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, as_json)
     k = nll_samples if nll_samples is not None else config.get("train", {}).get("nll_samples", 100)
     check(k >= 0, f"--nll-samples must be at least 0, not {k}.")
     seed = config.get("train", {}).get("seed", 0)
-    summary = ev.summarize(model, data, nll_samples=k, seed=seed)
+    summary = ev.summarize(model, data, nll_samples=k, seed=seed, objective=runs.load_objective(run, model))
     if metric_names:
         names = (
             ev.METRIC_NAMES if metric_names == "all" else tuple(n.strip() for n in metric_names.split(","))
@@ -368,7 +412,13 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, as_json)
 @click.option("--out", type=click.Path(), required=True, help="FILE.png (a grid) or FILE.npy (arrays).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
-def sample(run, n, out, seed, beta):
+@click.option(
+    "--label",
+    default=None,
+    help="For a label-conditional run: the class to draw, as the data names it "
+    "[default: every class in turn].",
+)
+def sample(run, n, out, seed, beta, label):
     """Draw samples from the prior through the decoder."""
     import torch
 
@@ -379,17 +429,26 @@ def sample(run, n, out, seed, beta):
     check(out.suffix in (".png", ".npy"), f"--out must end in .png or .npy, not {out.name!r}.")
     _refuse_existing(out)
     model = runs.load(run)
+    check(
+        label is None or model.conditional,
+        f"--label needs a label-conditional run (trained with --condition labels); {run} is not one.",
+    )
+    check(
+        beta is None or model.beta_conditioned,
+        f"--beta needs a beta-conditioned run (trained with --beta-range); {run} is not one.",
+    )
+    labels = model.class_index([label]) if label is not None else None
     if out.suffix == ".npy":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            x = model.unscale_output(model.sample(n, beta)).numpy()
+            x = model.unscale_output(model.sample(n, beta, labels=labels)).numpy()
         from vaekit import io
 
         with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.save(f, x)
     else:
-        report.save_figure(plots.samples(model, n, seed), out)
-    click.echo(f"wrote {n} samples to {out}")
+        report.save_figure(plots.samples(model, n, seed, beta=beta, labels=labels), out)
+    click.echo(f"wrote {n} samples{f' of class {label}' if label is not None else ''} to {out}")
 
 
 def _refuse_existing(out: Path) -> None:
@@ -397,8 +456,9 @@ def _refuse_existing(out: Path) -> None:
 
 
 def _user_data(model, source, label_column=None, run=None):
-    """A user's file (or a built-in) in the model's units, with the run's own scaling; a table's
-    columns are matched to the run's by name."""
+    """A user's file (or a built-in) as a `Batch` in the model's units, with the run's own
+    scaling; a table's columns are matched to the run's by name. A label-conditional model gets
+    the file's labels, matched to the run's classes by name."""
     from vaekit import datasets, runs
 
     record = runs.read_config(run).get("data", {}) if run is not None else {}
@@ -427,7 +487,19 @@ def _user_data(model, source, label_column=None, run=None):
     )
     import torch
 
-    return model.scale_input(torch.as_tensor(x, dtype=torch.float32)), raw
+    from vaekit.batch import Batch
+
+    labels = None
+    if model.conditional:
+        check(
+            raw.y is not None,
+            f"{run} is a label-conditional model, so it needs each example's label, and {source} has none; "
+            "give --label-column (tables) or data with labels.",
+        )
+        values, inverse = np.unique(raw.y, return_inverse=True)
+        names = [raw.label_names[v] if raw.label_names else str(v) for v in values]
+        labels = model.class_index(names)[torch.as_tensor(inverse.reshape(-1))]
+    return Batch(model.scale_input(torch.as_tensor(x, dtype=torch.float32)), labels), raw
 
 
 @cli.command()
@@ -527,7 +599,8 @@ def neighbors(run, index, k, out):
     data = runs.load_data(run)
     check(0 <= index < len(data.x), f"--index must be between 0 and {len(data.x) - 1}, not {index}.")
     check(k >= 1, f"-k must be at least 1, not {k}.")
-    means, _ = ev.encode_means(model, data.x)
+    labels = model.data_classes(data, index=np.arange(len(data.x)))
+    means, _ = ev.encode_means(model, data.x, labels=labels)
     found, distances = ev.nearest_neighbors(means, index, k)
     out = Path(out) if out else Path(run) / "figures" / f"neighbors-{index}.png"
     rep.save_figure(plots.neighbors(data, index, found, distances), out)

@@ -116,16 +116,20 @@ class Dataset:
     def label_name(self, label: int) -> str:
         return self.label_names[label] if self.label_names else str(label)
 
-    def preview(self, n: int) -> np.ndarray:
-        """n test examples for figures: a fixed random draw, one per label first when labelled
-        (the test split is in file order, which is often sorted by label)."""
+    def preview_index(self, n: int) -> np.ndarray:
+        """Indices into `x` of n test examples for figures: a fixed random draw, one per label
+        first when labelled (the test split is in file order, which is often sorted by label)."""
         rng = np.random.default_rng(0)
         order = rng.permutation(len(self.test_idx))
         if self.y is not None:
             labels = self.y[self.test_idx][order]
             _, first = np.unique(labels, return_index=True)
             order = np.concatenate([order[np.sort(first)], np.delete(order, first)])
-        return self.x_test[order[:n]]
+        return self.test_idx[order[:n]]
+
+    def preview(self, n: int) -> np.ndarray:
+        """The examples at `preview_index(n)` (n, *shape)."""
+        return self.x[self.preview_index(n)]
 
     def to_user_units(self, x: np.ndarray) -> np.ndarray:
         return self.scaling.invert(x)

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import distributions as D
 
+from vaekit import objectives
+from vaekit.batch import Batch, as_batch
+from vaekit.errors import VaekitError
 from vaekit.model import VAE
 
 EVAL_BATCH = 1000
@@ -48,20 +50,77 @@ def _device(model: VAE) -> torch.device:
     return model.data_scale.device
 
 
-def _batches(x, batch_size):
-    for start in range(0, len(x), batch_size):
-        yield start, x[start : start + batch_size]
+def _as_batch(x, beta=None, labels=None) -> Batch:
+    """Any x (numpy, tensor or Batch) with its conditions as one float32 CPU-or-device Batch."""
+    if not isinstance(x, Batch) and not torch.is_tensor(x):
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if labels is not None and not torch.is_tensor(labels):
+        labels = torch.as_tensor(np.asarray(labels)).long()
+    return as_batch(x, beta, labels)
 
 
 @torch.no_grad()
-def log_weights(model: VAE, x: torch.Tensor, samples: int, beta=None) -> torch.Tensor:
+def loss_terms(
+    model: VAE,
+    x,
+    objective: objectives.Objective | None = None,
+    beta=None,
+    labels=None,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    progress: float = math.inf,
+    squared_error: bool = False,
+    batch_size: int = EVAL_BATCH,
+) -> dict[str, np.ndarray]:
+    """The objective's per-example terms over a whole data set, through the same call that
+    training makes (the one loss path).
+
+    Args:
+        x: (n, *data_shape) in the likelihood's units, or a `Batch`.
+        objective: default: the model's own (`objectives.for_model`).
+        beta, labels: conditions, (n,) or one value for all (see `vaekit.batch.as_batch`).
+        seed / generator: the reparameterisation noise, drawn (batch, latent_dim) per batch of
+            `batch_size` from `generator` (or a generator seeded with `seed`).
+        progress: the training position schedules read (default: the end of training).
+        squared_error: also return the summed squared error of the reconstruction at q's mean.
+    Returns name -> (n,) float64 arrays: "loss", each of the objective's terms, "elbo" (beta = 1,
+    one z draw) where the objective has both distortion and rate, and "squared_error" if asked.
+    """
+    objective = objective or objectives.for_model(model)
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    device = _device(model)
+    batch = _as_batch(x, beta, labels)
+    parts: dict[str, list[torch.Tensor]] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(batch), batch_size):
+            b = batch[start : start + batch_size].to(device)
+            noise = torch.randn(len(b), model.latent_dim, generator=gen).to(device)
+            out = objective(model, b, noise, progress)
+            values = {"loss": out.loss, **out.terms}
+            if squared_error:
+                recon = model.decode(out.outputs.q.mean, b.beta, b.labels).mean
+                values["squared_error"] = (recon - b.x).pow(2).flatten(1).sum(1)
+            for name, value in values.items():
+                parts.setdefault(name, []).append(value.detach().double().cpu())
+    finally:
+        model.train(was_training)
+    result = {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
+    if "distortion" in result and "rate" in result:
+        result["elbo"] = -(result["distortion"] + result["rate"])
+    return result
+
+
+@torch.no_grad()
+def log_weights(model: VAE, x, samples: int, beta=None, labels=None) -> torch.Tensor:
     """log p(x|z_k) + log p(z_k) - log q(z_k|x) for K draws z_k ~ q(z|x): (samples, batch)."""
-    q = model.encode(x, beta)
+    batch = as_batch(x, beta, labels)
+    q = model.encode(batch)
     z = q.sample((samples,))  # (K, B, latent)
-    if beta is not None and torch.as_tensor(beta).numel() > 1:  # one beta per example
-        beta = torch.as_tensor(beta).reshape(1, -1).expand(samples, -1).reshape(-1)
-    log_px = model.decode(z, beta).log_prob(x)  # (K, B): x broadcast over the samples, not copied
-    return log_px + model.prior(x.device).log_prob(z) - q.log_prob(z)
+    # (K, B): x broadcast over the samples, not copied; conditions repeated over them in decode
+    log_px = model.decode(z, batch.beta, batch.labels).log_prob(batch.x)
+    return log_px + model.prior.log_prob(z) - q.log_prob(z)
 
 
 @torch.no_grad()
@@ -73,22 +132,29 @@ def nll(
     beta=None,
     user_units: bool = False,
     seed: int = 0,
+    labels=None,
 ) -> NLL:
-    """Importance-sampled -log p(x) (Rezende et al., 2014; Burda et al., 2016), chunked so memory
-    stays bounded. With `user_units=True`, `x` is in the user's own units (as loaded from their
-    file): it is scaled as in training and the scaling's log-Jacobian is included, so the figure
-    is a density of the user's data."""
+    """Importance-sampled -log p(x) (Rezende et al., 2014; Burda et al., 2016, eq. 8), chunked so
+    memory stays bounded; p(z) is the model's prior (any `vaekit.priors.Prior`).
+
+    Args:
+        x: (n, *data_shape) in the likelihood's units, or the user's units with `user_units`:
+            then it is scaled as in training and the scaling's log-Jacobian is included, so the
+            figure is a density of the user's data.
+        samples: K >= 1 importance samples per example.
+        beta, labels: conditions, (n,) or one value for all.
+    Raises `VaekitError` for a deterministic autoencoder or K < 1."""
     if model.kind == "ae":
-        raise ValueError("A deterministic autoencoder has no likelihood; train a VAE for nll.")
+        raise VaekitError("A deterministic autoencoder has no likelihood; train a VAE for nll.")
     samples = int(samples)
     if samples < 1:
-        raise ValueError(f"samples must be at least 1, not {samples}.")
+        raise VaekitError(f"samples must be at least 1, not {samples}.")
     was_training = model.training
     model.eval()
     device = _device(model)
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32) if not torch.is_tensor(x) else x)
+    batch = _as_batch(x, beta, labels)
     if user_units:
-        x = model.scale_input(x.to(device))
+        batch = Batch(model.scale_input(batch.x.to(device)), batch.labels, batch.beta)
     data_dim = math.prod(model.data_shape)
     if batch_size is None:
         batch_size = max(1, min(EVAL_BATCH, CHUNK_FLOATS // max(1, samples * data_dim)))
@@ -96,11 +162,11 @@ def nll(
     out = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for _, xb in _batches(x, batch_size):
-            xb = xb.to(device)
+        for start in range(0, len(batch), batch_size):
+            xb = batch[start : start + batch_size].to(device)
             parts = []
             for k0 in range(0, samples, k_chunk):
-                parts.append(log_weights(model, xb, min(k_chunk, samples - k0), beta))
+                parts.append(log_weights(model, xb, min(k_chunk, samples - k0)))
             lw = torch.cat(parts, 0)
             out.append(-(torch.logsumexp(lw, 0) - math.log(samples)))
     model.train(was_training)
@@ -113,40 +179,25 @@ def nll(
 
 
 @torch.no_grad()
-def encode_means(model: VAE, x, beta=None, batch_size: int = EVAL_BATCH):
-    """Posterior means and variances (n, latent_dim) as numpy arrays."""
+def encode_means(model: VAE, x, beta=None, batch_size: int = EVAL_BATCH, labels=None):
+    """Posterior means and variances (n, latent_dim) as numpy arrays; x (n, *data_shape)."""
     means, variances = [], []
     device = _device(model)
-    for _, xb in _batches(torch.as_tensor(x), batch_size):
-        q = model.encode(xb.to(device), beta)
+    batch = _as_batch(x, beta, labels)
+    for start in range(0, len(batch), batch_size):
+        q = model.encode(batch[start : start + batch_size].to(device))
         means.append(q.mean.cpu())
         variances.append(q.variance.cpu())
     return torch.cat(means).numpy(), torch.cat(variances).numpy()
 
 
-@torch.no_grad()
-def per_example_terms(model: VAE, x, beta=None, seed: int = 0, batch_size: int = EVAL_BATCH):
-    """Distortion, rate (one z sample each) and squared error of the reconstruction at the
-    posterior mean, per example: a dict of (n,) arrays in nats (squared error: summed over dims)."""
-    device = _device(model)
-    dist, rate, sq = [], [], []
-    was_training = model.training
-    model.eval()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for _, xb in _batches(torch.as_tensor(x), batch_size):
-            xb = xb.to(device)
-            t = model.terms(xb, beta)
-            dist.append(t.distortion.cpu())
-            rate.append(t.rate.cpu())
-            recon = model.decode(t.q.mean, beta).mean
-            sq.append((recon - xb).pow(2).flatten(1).sum(1).cpu())
-    model.train(was_training)
-    return {
-        "distortion": torch.cat(dist).double().numpy(),
-        "rate": torch.cat(rate).double().numpy(),
-        "squared_error": torch.cat(sq).double().numpy(),
-    }
+def per_example_terms(model: VAE, x, beta=None, seed: int = 0, batch_size: int = EVAL_BATCH, labels=None):
+    """Per-example scores (n,) each: the model objective's loss and terms (distortion, rate: one z
+    draw each, nats), "elbo", and the squared error of the reconstruction at the posterior mean
+    (summed over dimensions); a deterministic autoencoder's rate is NaN. See `loss_terms`."""
+    out = loss_terms(model, x, beta=beta, labels=labels, seed=seed, squared_error=True, batch_size=batch_size)
+    out.setdefault("rate", np.full(len(out["loss"]), np.nan))
+    return out
 
 
 def nearest_neighbors(codes: np.ndarray, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -208,25 +259,32 @@ def factor_probes(data, train_means: np.ndarray, test_means: np.ndarray, max_tra
     return out
 
 
-def aggregate_posterior_kl(means: np.ndarray, variances: np.ndarray) -> float:
-    """KL(N(m, S) || N(0, I)) in nats, where N(m, S) moment-matches the aggregate posterior
-    q(z) = E_x q(z|x): m = mean of the means, S = Cov(means) + mean of the posterior variances.
-    0 when q(z) matches the prior in its first two moments; large for an unregularised code."""
+def aggregate_posterior_kl(means: np.ndarray, variances: np.ndarray, prior=None) -> float:
+    """KL(N(m, S) || p(z)) in nats, where N(m, S) moment-matches the aggregate posterior
+    q(z) = E_x q(z|x): m = mean of the means (n, latent_dim), S = Cov(means) + mean of the
+    posterior variances (n, latent_dim). `prior`: a `vaekit.priors.Prior` (default N(0, I), in
+    closed form; a mixture prior by Monte Carlo). 0 when q(z) matches N(0, I) in its first two
+    moments; large for an unregularised code."""
+    from vaekit import priors
+
     m = torch.as_tensor(means, dtype=torch.float64)
     centred = m - m.mean(0)
     cov = centred.T @ centred / max(1, len(m) - 1)
     cov = cov + torch.diag(torch.as_tensor(variances, dtype=torch.float64).mean(0))
     cov = cov + 1e-9 * torch.eye(len(cov), dtype=torch.float64)
-    fitted = D.MultivariateNormal(m.mean(0), covariance_matrix=cov)
-    zeros = torch.zeros(len(cov), dtype=torch.float64)
-    prior = D.MultivariateNormal(zeros, covariance_matrix=torch.eye(len(cov), dtype=torch.float64))
-    return float(D.kl_divergence(fitted, prior))
+    prior = prior if prior is not None else priors.StandardNormal(len(cov))
+    return prior.kl_from_gaussian(m.mean(0), cov)
 
 
-def per_dim_kl(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
-    """Average KL(q(z_j|x) || N(0, 1)) per latent dimension (latent_dim,), nats."""
-    q = D.Normal(torch.as_tensor(means), torch.as_tensor(variances).sqrt())
-    return D.kl_divergence(q, D.Normal(0.0, 1.0)).mean(0).double().numpy()
+def per_dim_kl(means: np.ndarray, variances: np.ndarray, prior=None) -> np.ndarray:
+    """Average KL(q(z_j|x) || p(z_j)) per latent dimension (latent_dim,), nats; means and
+    variances (n, latent_dim). p(z_j) is the prior's marginal (default N(0, 1), closed form)."""
+    from vaekit import priors
+
+    means, variances = torch.as_tensor(means), torch.as_tensor(variances)
+    prior = prior if prior is not None else priors.StandardNormal(means.shape[1])
+    with torch.no_grad():
+        return prior.marginal_kl(means, variances).double().numpy()
 
 
 def factor_data(data):
@@ -304,14 +362,17 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0) -> dict:
-    """The final evaluation on the test split: the keys of `summary.json`."""
+def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0, objective=None) -> dict:
+    """The final evaluation on the test split: the keys of `summary.json`. `loss` is the
+    objective's (default: the model's own) at the end of training, from the same loss path as
+    training; every other term the objective names is stored as `<name>` too."""
     beta_value = model.beta if beta is None else float(beta)
     x_test, x_train = data.x_test, data.x_train
-    terms = per_example_terms(model, x_test, beta, seed)
+    labels_test, labels_train = model.data_classes(data, "test"), model.data_classes(data, "train")
+    terms = loss_terms(model, x_test, objective, beta, labels_test, seed, squared_error=True)
     distortion = float(terms["distortion"].mean())
-    rate = float(terms["rate"].mean())
-    loss = distortion if model.kind == "ae" else distortion + beta_value * rate
+    rate = float(terms["rate"].mean()) if "rate" in terms else math.nan
+    loss = float(terms["loss"].mean())
     out: dict = {
         "beta": beta_value,
         "n_test": len(x_test),
@@ -320,8 +381,11 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
         "distortion": distortion,
         "loss": loss,
     }
+    for name, values in terms.items():  # the objective's own further terms (e.g. a TC estimate)
+        if name not in ("distortion", "rate", "loss", "elbo", "squared_error"):
+            out[name] = float(values.mean())
     if model.kind == "vae" and nll_samples > 0:
-        result = nll(model, x_test, samples=nll_samples, beta=beta, seed=seed)
+        result = nll(model, x_test, samples=nll_samples, beta=beta, seed=seed, labels=labels_test)
         out.update(
             nll=result.nll, nll_stderr=result.stderr, nll_samples=nll_samples, iwae_bound=result.iwae_bound
         )
@@ -330,15 +394,17 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
     figure = out.get("nll", out["elbo"] and -out["elbo"])
     out["bits_per_dim"] = _finite(figure / (data.data_dim * math.log(2))) if figure else None
     out["mse"] = float(terms["squared_error"].mean() / data.data_dim)
-    train_means, _ = encode_means(model, x_train, beta)
-    means, variances = encode_means(model, x_test, beta)
+    train_means, _ = encode_means(model, x_train, beta, labels=labels_train)
+    means, variances = encode_means(model, x_test, beta, labels=labels_test)
     notes = []
     # a variance over test codes, and a covariance of latent_dim dimensions, need enough codes
     enough = len(x_test) >= max(MIN_TEST_FOR_STATISTICS, 2 * model.latent_dim)
     out["active_units"] = active_units(means) if enough else None
     if model.kind == "vae":
-        out["aggregate_posterior_kl"] = aggregate_posterior_kl(means, variances) if enough else None
-        out["per_dim_kl"] = [float(v) for v in per_dim_kl(means, variances)]
+        out["aggregate_posterior_kl"] = (
+            aggregate_posterior_kl(means, variances, model.prior) if enough else None
+        )
+        out["per_dim_kl"] = [float(v) for v in per_dim_kl(means, variances, model.prior)]
     if not enough:
         notes.append(
             f"active_units and aggregate_posterior_kl need at least "

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vaekit import evaluate  # noqa: E402
-from vaekit.model import VAE  # noqa: E402
+from vaekit.model import VAE, describe_prior  # noqa: E402
 
 
 def to_images(x: np.ndarray, shape) -> np.ndarray | None:
@@ -53,9 +53,10 @@ def _curves(ax, values, title):
 
 def reconstructions(model: VAE, data, n: int = 8) -> plt.Figure:
     """Test inputs (top row) and their reconstructions at the posterior mean (bottom row)."""
-    x = data.preview(n)
+    index = data.preview_index(n)
+    x = data.x[index]
     with torch.no_grad():
-        recon = model.reconstruct(torch.as_tensor(x)).numpy()
+        recon = model.reconstruct(torch.as_tensor(x), labels=model.data_classes(data, index=index)).numpy()
     images = to_images(np.concatenate([x, recon]), data.shape)
     if images is None:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3))
@@ -67,11 +68,18 @@ def reconstructions(model: VAE, data, n: int = 8) -> plt.Figure:
     return fig
 
 
-def samples(model: VAE, n: int = 64, seed: int = 0) -> plt.Figure:
-    """Decoder means at z ~ N(0, I)."""
+def prior_text(model: VAE) -> str:
+    return describe_prior(model.prior)
+
+
+def samples(model: VAE, n: int = 64, seed: int = 0, beta=None, labels=None) -> plt.Figure:
+    """Decoder means at z drawn from the prior; for a label-conditional model without `labels`
+    (one class index, or (n,)), one row per class (up to 10 classes, 8 samples each)."""
+    if model.conditional and labels is None:
+        return samples_per_class(model, seed=seed, beta=beta)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        x = model.sample(n).numpy()
+        x = model.sample(n, beta, labels=labels).numpy()
     images = to_images(x, model.data_shape)
     if images is None:
         fig, ax = plt.subplots(figsize=(6, 3))
@@ -79,8 +87,65 @@ def samples(model: VAE, n: int = 64, seed: int = 0) -> plt.Figure:
         return fig
     cols = int(math.ceil(math.sqrt(n)))
     fig, ax = plt.subplots(figsize=(cols * 0.7, cols * 0.7))
-    _grid(ax, images, int(math.ceil(n / cols)), cols, "samples: decoder mean at z ~ N(0, I)")
+    _grid(ax, images, int(math.ceil(n / cols)), cols, f"samples: decoder mean at z ~ {prior_text(model)}")
     return fig
+
+
+def samples_per_class(
+    model: VAE, per_class: int = 8, seed: int = 0, max_classes: int = 10, beta=None
+) -> plt.Figure:
+    """A label-conditional model's samples: one row per class, `per_class` decoder means each
+    (z from the prior, the same z in every row, so a column shows one z across classes)."""
+    classes = list(range(min(model.n_classes, max_classes)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        z = model.prior.sample(per_class)
+    with torch.no_grad():
+        rows = [model.decode(z, beta, torch.full((per_class,), c)).mean.numpy() for c in classes]
+    names = [model.classes[c] for c in classes]
+    images = to_images(np.concatenate(rows), model.data_shape)
+    if images is None:
+        fig, axes = plt.subplots(len(classes), 1, figsize=(6, 1.5 * len(classes)), squeeze=False)
+        for ax, r, name in zip(axes[:, 0], rows, names, strict=True):
+            _curves(ax, r, f"samples of class {name}")
+        fig.tight_layout()
+        return fig
+    fig, ax = plt.subplots(figsize=(per_class * 0.8 + 0.8, len(classes) * 0.8 + 0.6))
+    _grid(ax, images, len(classes), per_class, f"samples per class: decoder mean at z ~ {prior_text(model)}")
+    h = images.shape[1] + 1
+    for i, name in enumerate(names):
+        ax.text(-2, i * h + h / 2, name, ha="right", va="center", fontsize=7)
+    return fig
+
+
+# a 2-D N(0, I) holds 1 - exp(-2) = 86.5% of its mass within 2 sd: the contour drawn for any prior
+PRIOR_CONTOUR_MASS = 1 - math.exp(-2)
+
+
+def prior_contour(ax, model: VAE) -> None:
+    """Draw the 2-D prior's own contour enclosing 86.5% of its mass (for N(0, I): the circle of
+    radius 2, 2 sd); nothing for other latent sizes or an autoencoder."""
+    if model.latent_dim != 2 or model.kind != "vae":
+        return
+    prior = model.prior
+    if prior.name == "normal":
+        ax.add_patch(plt.Circle((0, 0), 2, fill=False, ls="--", color="grey", lw=0.8))
+        return
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        level = float(torch.quantile(prior.log_prob(prior.sample(20000)), 1 - PRIOR_CONTOUR_MASS))
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        gx, gy = torch.meshgrid(torch.linspace(x0, x1, 200), torch.linspace(y0, y1, 200), indexing="xy")
+        density = prior.log_prob(torch.stack([gx, gy], -1).reshape(-1, 2)).reshape(200, 200)
+    ax.contour(
+        gx.numpy(),
+        gy.numpy(),
+        density.numpy(),
+        levels=[level],
+        colors="grey",
+        linestyles="--",
+        linewidths=0.8,
+    )
 
 
 def project_2d(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
@@ -127,40 +192,50 @@ def scatter_codes(ax, codes, labels, data, legend=True, s=4):
 
 def latent_space(model: VAE, data, beta=None) -> plt.Figure:
     """The test set's posterior means, coloured by label (2-D, or the first two PCs)."""
-    means, _ = evaluate.encode_means(model, data.x_test, beta)
+    means, _ = evaluate.encode_means(model, data.x_test, beta, labels=model.data_classes(data, "test"))
     fig, ax = plt.subplots(figsize=(5.5, 5))
     scatter_codes(ax, means, data.labels("test"), data)
-    if means.shape[1] == 2:
-        ax.add_patch(plt.Circle((0, 0), 2, fill=False, ls="--", color="grey", lw=0.8))
-    ax.set_title(f"latent space (test set posterior means, latent_dim {model.latent_dim})", fontsize=9)
+    prior_contour(ax, model)
+    contour = " (dashed: the prior's 86% contour)" if model.latent_dim == 2 and model.kind == "vae" else ""
+    ax.set_title(
+        f"latent space (test set posterior means, latent_dim {model.latent_dim}){contour}", fontsize=9
+    )
     return fig
 
 
 def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None, names=None) -> plt.Figure:
-    """One row per latent dimension (sorted by its KL, largest first): decode the mean code of a
-    test example with that dimension swept over [-limit, limit], the others held."""
-    means, variances = evaluate.encode_means(model, data.preview(500))
+    """One row per latent dimension (sorted by its KL to the prior's marginal, largest first):
+    decode the mean code of a test example with that dimension swept over the prior's mean
+    -/+ `limit` sd (for N(0, I): [-limit, limit]), the others held."""
+    index = data.preview_index(500)
+    labels = model.data_classes(data, index=index)
+    means, variances = evaluate.encode_means(model, data.x[index], labels=labels)
     if order is None:
-        kl = evaluate.per_dim_kl(means, variances) if model.kind == "vae" else np.var(means, 0)
+        kl = evaluate.per_dim_kl(means, variances, model.prior) if model.kind == "vae" else np.var(means, 0)
         order = np.argsort(-kl)[: min(model.latent_dim, 10)]
     base = torch.as_tensor(means[0])
-    values = torch.linspace(-limit, limit, steps)
+    low, high = model.prior.ranges(limit) if model.kind == "vae" else (base - limit, base + limit)
     rows = []
     for d in order:
         z = base.repeat(steps, 1)
-        z[:, d] = values
+        z[:, d] = torch.linspace(float(low[d]), float(high[d]), steps)
         with torch.no_grad():
-            rows.append(model.decode(z).mean.numpy())
+            rows.append(model.decode(z, labels=None if labels is None else labels[:1]).mean.numpy())
     x = np.concatenate(rows)
     images = to_images(x, model.data_shape)
     if images is None:
         fig, axes = plt.subplots(len(order), 1, figsize=(6, 1.6 * len(order)), squeeze=False)
         for ax, r, d in zip(axes[:, 0], rows, order, strict=True):
-            _curves(ax, r, f"z{d + 1} from {-limit} to {limit}")
+            _curves(ax, r, f"z{d + 1} from {float(low[d]):.3g} to {float(high[d]):.3g}")
         fig.tight_layout()
         return fig
     fig, ax = plt.subplots(figsize=(steps * 0.8, len(order) * 0.8 + 0.6))
-    _grid(ax, images, len(order), steps, f"traversals: rows z_j from {-limit} to {limit}, by KL")
+    span = (
+        f"from {-limit} to {limit}"
+        if model.prior.name == "normal"
+        else f"over the prior's mean -/+ {limit} sd"
+    )
+    _grid(ax, images, len(order), steps, f"traversals: rows z_j {span}, by KL")
     for i, d in enumerate(order):
         h = images.shape[1] + 1
         label = f"z{d + 1}" + (f" → {names[i]}" if names is not None else "")
@@ -168,21 +243,39 @@ def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None,
     return fig
 
 
+def curve_names(history: list[dict]) -> list[str]:
+    """The logged terms of a run, in the order training logged them: "loss" first, then each
+    term the objective named (from the train_<name> / test_<name> keys; the derived test ELBO
+    is not repeated)."""
+    names: list[str] = []
+    for row in history:
+        for key, value in row.items():
+            for split in ("train_", "test_"):
+                name = key[len(split) :]
+                if key.startswith(split) and name != "elbo" and name not in names and value is not None:
+                    names.append(name)
+    return sorted(names, key=lambda n: n != "loss")
+
+
 def training_curves(history: list[dict]) -> plt.Figure:
-    """Loss, distortion and rate per epoch, train and test."""
+    """Every logged term per epoch (nats unless its name says otherwise), train and test: loss,
+    distortion, rate and whatever further terms the objective names."""
     epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
-    for ax, key in zip(axes, ("loss", "distortion", "rate"), strict=True):
+    names = curve_names(history) or ["loss"]
+    cols = min(len(names), 4)
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.7 * cols, 3 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, names, strict=False):
         for split, style in (("train", "-"), ("test", "--")):
             vals = [r.get(f"{split}_{key}") for r in history]
-            if all(v is not None for v in vals):
+            if vals and all(v is not None for v in vals):
                 ax.plot(epochs, vals, style, label=split)
         ax.set_title(f"{key} (nats)", fontsize=9)
         ax.set_xlabel("epoch")
         if ax.lines:
             ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "no KL term (autoencoder)", ha="center", transform=ax.transAxes)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -191,8 +284,9 @@ def latent_map(model: VAE, data, n: int = 300, zoom: float = 0.9, beta=None) -> 
     """Thumbnails of test images drawn at their latent positions (2-D, or the first two PCs)."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    x = data.preview(n)
-    means, _ = evaluate.encode_means(model, x, beta)
+    index = data.preview_index(n)
+    x = data.x[index]
+    means, _ = evaluate.encode_means(model, x, beta, labels=model.data_classes(data, index=index))
     points, (xl, yl) = project_2d(means)
     images = to_images(x, data.shape)
     fig, ax = plt.subplots(figsize=(7, 7))
@@ -207,18 +301,27 @@ def latent_map(model: VAE, data, n: int = 300, zoom: float = 0.9, beta=None) -> 
 
 
 def manifold(model: VAE, steps: int = 15, limit: float = 2.5, beta=None) -> plt.Figure:
-    """Decoder means on a regular grid over the first two latent dimensions (others at 0)."""
-    values = torch.linspace(-limit, limit, steps)
-    z = torch.zeros(steps * steps, model.latent_dim)
-    grid_y, grid_x = torch.meshgrid(values.flip(0), values, indexing="ij")
+    """Decoder means on a regular grid over the first two latent dimensions, each over the
+    prior's mean -/+ `limit` sd (for N(0, I): [-limit, limit]); the others at the prior's mean.
+    A label-conditional model is drawn for its first class."""
+    mean, _ = model.prior.moments()
+    low, high = model.prior.ranges(limit)
+    z = mean.detach().repeat(steps * steps, 1)
+    d2 = 1 if model.latent_dim > 1 else 0
+    values_y = torch.linspace(float(low[d2]), float(high[d2]), steps).flip(0)
+    values_x = torch.linspace(float(low[0]), float(high[0]), steps)
+    grid_y, grid_x = torch.meshgrid(values_y, values_x, indexing="ij")
     z[:, 0] = grid_x.reshape(-1)
     if model.latent_dim > 1:
         z[:, 1] = grid_y.reshape(-1)
+    labels = torch.zeros(1, dtype=torch.long) if model.conditional else None
     with torch.no_grad():
-        x = model.decode(z, beta).mean.numpy()
+        x = model.decode(z, beta, labels).mean.numpy()
     images = to_images(x, model.data_shape)
     fig, ax = plt.subplots(figsize=(7, 7))
-    _grid(ax, images, steps, steps, f"manifold: decoded z1, z2 on a grid over [-{limit}, {limit}]")
+    span = f"[-{limit}, {limit}]" if model.prior.name == "normal" else f"the prior's mean -/+ {limit} sd"
+    which = f" (class {model.classes[0]})" if model.conditional else ""
+    _grid(ax, images, steps, steps, f"manifold: decoded z1, z2 on a grid over {span}{which}")
     return fig
 
 

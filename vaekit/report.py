@@ -19,7 +19,7 @@ EXPLAIN = {
     "elbo": "evidence lower bound (beta = 1), nats per example; higher is better",
     "rate": "KL(q(z|x) || p(z)), nats: how much information the code carries",
     "distortion": "-E_q[log p(x|z)], nats: how badly x is reconstructed",
-    "loss": "what training minimised: distortion + beta * rate",
+    "loss": "what training minimised: the objective's value (distortion + beta * rate for the beta-ELBO)",
     "nll": "importance-sampled -log p(x), nats (K samples: nll_samples)",
     "nll_stderr": "standard error of nll over test examples",
     "iwae_bound": "the IWAE bound with K = nll_samples (Burda et al., 2016): -nll, >= elbo",
@@ -27,7 +27,7 @@ EXPLAIN = {
     "mse": "mean squared error per dimension of the reconstruction at q's mean",
     "active_units": "latent dimensions whose mean varies over x (Cov > 0.01)",
     "knn_accuracy": "5-NN label accuracy from the latent means: semantic structure",
-    "aggregate_posterior_kl": "KL from the moment-matched aggregate posterior to N(0, I): "
+    "aggregate_posterior_kl": "KL from the moment-matched aggregate posterior to the prior: "
     "0 = the codes fill the prior; large = an unshaped latent space",
 }
 
@@ -77,6 +77,18 @@ def run_figures(model, data, history, summary: dict | None = None) -> dict:
         figures["latent_map"] = plots.latent_map(model, data)
         figures["manifold"] = plots.manifold(model)
     return figures
+
+
+class RunReport:
+    """A `vaekit.train.fit` callback: when training ends, draw the run's figures and write
+    report.html into the run folder (nothing for a run without a folder)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def on_fit_end(self, run) -> None:
+        if run.path is not None:
+            write_run(run.path, run.model, self.data, run.history, run.summary)
 
 
 def write_run(out: Path, model, data, history, summary, extra_figures: dict | None = None) -> None:

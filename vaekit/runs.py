@@ -136,6 +136,25 @@ def load(run: str | os.PathLike) -> VAE:
     return model
 
 
+def load_objective(run: str | os.PathLike, model: VAE):
+    """The objective a run trained with, from config.yaml's train section (a name with its settings;
+    runs written before objectives had settings store only the name, with warmup_epochs beside it)."""
+    from vaekit import objectives
+
+    train = read_config(run).get("train") or {}
+    entry = train.get("objective")
+    if isinstance(entry, dict):
+        settings = {k: v for k, v in entry.items() if k != "name"}
+        return objectives.make(entry.get("name"), model, **settings)
+    name = entry if isinstance(entry, str) else None
+    if name in (None, objectives.default_name(model)) or name not in objectives.OBJECTIVES:
+        name = objectives.default_name(model)
+    settings = {}
+    if "warmup_epochs" in objectives.OBJECTIVES[name].SETTINGS:
+        settings["warmup_epochs"] = train.get("warmup_epochs") or 0.0
+    return objectives.make(name, model, **settings)
+
+
 def save_checkpoint(out: Path, state: dict) -> None:
     with io.atomic_path(out / "checkpoint.pt") as tmp:
         torch.save(state, tmp)

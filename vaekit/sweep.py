@@ -109,7 +109,7 @@ def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
     """Evaluate a beta-conditioned run at each beta (no retraining) and add the rows to `out`."""
     model = runs.load(run_dir)
     check(
-        model.conditional,
+        model.beta_conditioned,
         f"{run_dir} is not a beta-conditioned run; train one with vaekit train --beta-range LOW HIGH.",
     )
     betas = check_betas(betas)
@@ -150,7 +150,7 @@ def _models(out: Path, rows: list[dict]):
         if str(path) not in cache:
             cache[str(path)] = runs.load(path)
         model = cache[str(path)]
-        entries.append((r["beta"], model, r["beta"] if model.conditional else None))
+        entries.append((r["beta"], model, r["beta"] if model.beta_conditioned else None))
         if data is None:
             data = runs.load_data(path)
     return entries, data
@@ -185,25 +185,28 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
     fig = plt.figure(figsize=(3.3 * n, 4.9 if is_image else 3.6))
     grid = fig.add_gridspec(2 if is_image else 1, n, height_ratios=[3.3, 1.0] if is_image else [1])
     labels = data.labels("test")
-    x_in = data.preview(n_recon)
+    index = data.preview_index(n_recon)
+    x_in = data.x[index]
     for i, (beta, model, beta_arg) in enumerate(entries):
         ax = fig.add_subplot(grid[0, i])
-        means, variances = evaluate.encode_means(model, data.x_test, beta_arg)
+        means, variances = evaluate.encode_means(
+            model, data.x_test, beta_arg, labels=model.data_classes(data, "test")
+        )
         noise = np.random.default_rng(0).standard_normal(means.shape)
         draws = means + np.sqrt(variances) * noise if model.kind == "vae" else means
         plots.scatter_codes(ax, draws, labels, data, legend=(i == n - 1), s=3)
-        if means.shape[1] == 2:
-            ax.add_patch(plt.Circle((0, 0), 2, fill=False, ls="--", color="grey", lw=0.8))
+        plots.prior_contour(ax, model)
         name = regime(beta, betas)
         ax.set_title(f"beta = {beta:g}" + (f"\n{name}" if name else "\n"), fontsize=10)
         if is_image:
             with torch.no_grad():
-                recon = model.reconstruct(torch.as_tensor(x_in), beta_arg).numpy()
+                classes = model.data_classes(data, index=index)
+                recon = model.reconstruct(torch.as_tensor(x_in), beta_arg, classes).numpy()
             images = plots.to_images(np.concatenate([x_in, recon]), data.shape)
             plots._grid(fig.add_subplot(grid[1, i]), images, 2, n_recon, "inputs / reconstructions")
     fig.suptitle(
         "latent space of the test set as beta grows: one z ~ q(z|x) per image "
-        "(dashed circle: 2 sd of the prior)",
+        "(dashed: the prior's contour holding 86% of its mass; 2 sd for N(0, I))",
         fontsize=10,
     )
     fig.tight_layout()

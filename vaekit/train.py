@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vaekit import evaluate, io, objectives, runs
+from vaekit.batch import Batch
 from vaekit.errors import NumericalError, VaekitError, check
 from vaekit.model import VAE
 
@@ -88,15 +89,24 @@ def fit(
     skip_nonfinite: bool = False,
     nll_samples: int = 100,
     progress: bool = True,
-    figures: bool = True,
     config: dict | None = None,
+    objective: objectives.Objective | None = None,
+    callbacks=(),
 ) -> Run:
-    """Train `model` on `data.x_train`, evaluating on the test split every epoch.
+    """Train `model` on `data.x_train`, evaluating on the test split every epoch (the loop only:
+    figures and reports are callbacks; `vaekit.fit` adds the report's).
 
     With `out`, the run folder is written as it goes (see SPEC: config.yaml, model.safetensors,
-    checkpoint.pt, metrics.jsonl, summary.json, figures/, report.html). `resume=True` continues
-    from `out/checkpoint.pt`. `config` is the data/train part of config.yaml (the CLI passes it).
+    checkpoint.pt, metrics.jsonl, summary.json). `resume=True` continues from `out/checkpoint.pt`.
+    `config` is the data part of config.yaml (the CLI passes it). `objective`: a
+    `vaekit.objectives.Objective` (default: the model's own, with `warmup_epochs`); every term
+    its `LossOutput` names is logged per epoch as train_<name> and test_<name>. A label-conditional
+    model trains on the data's labels. `callbacks`: objects with optional methods
+    `on_epoch_end(run, row)` (every process, after the epoch's row is written) and
+    `on_fit_end(run)` (main process, after summary.json).
     Returns a `Run` with the history and the final `evaluate.summarize` result.
+    Raises `VaekitError` for a bad setting, `NumericalError` when training diverges, and
+    `Interrupted` on Ctrl-C (after saving the position).
     """
     check(epochs >= 1, f"epochs must be at least 1, not {epochs}.")
     check(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
@@ -118,7 +128,8 @@ def fit(
     )
     is_main = rank == 0
     out = Path(out) if out is not None else None
-    objective = objectives.for_model(model, warmup_epochs)
+    if objective is None:
+        objective = objectives.for_model(model, warmup_epochs)
 
     state = None
     if resume:
@@ -141,7 +152,7 @@ def fit(
                     "clip_grad": clip_grad,
                     "skip_nonfinite": skip_nonfinite,
                     "nll_samples": nll_samples,
-                    "objective": objective.name,
+                    "objective": objective.settings(),
                 },
             },
         )
@@ -173,11 +184,13 @@ def fit(
     backward = (lambda loss: loss.backward()) if direct else fabric.backward
     dev = fabric.device
 
-    x_train = torch.as_tensor(data.x_train).to(dev)
-    x_test = torch.as_tensor(data.x_test).to(dev)
-    n = len(x_train)
+    train_set = _batch(data, "train", model).to(dev)
+    test_set = _batch(data, "test", model).to(dev)
+    n = len(train_set)
     steps = math.ceil(n / batch_size)
     stop = {"now": False}
+    names: list[str] | None = None  # the objective's term names, from its first output
+    run = Run(model=model, history=history, path=out)
 
     def on_sigint(signum, frame):
         stop["now"] = True
@@ -189,11 +202,15 @@ def fit(
             module.train()
             gen = _generator(seed, epoch)
             order = torch.randperm(n, generator=gen)
-            sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss, distortion, rate
+            sums = None  # per name: the sum over examples (float64, on the device: no host sync)
             count, first, skipped = 0, 0, 0
             if partial is not None and epoch == start_epoch and start_step > 0:
                 gen.set_state(partial["generator"])
-                sums += partial["sums"].to(dev)
+                # checkpoints from before named terms hold (loss, distortion, rate) without names
+                names = list(
+                    partial.get("names") or ["loss", "distortion", "rate"][: 3 if model.kind == "vae" else 2]
+                )
+                sums = partial["sums"][: len(names)].to(dev)
                 count, first = int(partial["count"]), start_step
             started = time.perf_counter() - (partial or {}).get("seconds", 0.0)
             partial = None
@@ -203,12 +220,11 @@ def fit(
                 noise = torch.randn(b, model.latent_dim, generator=gen)
                 beta = _draw_beta(model, b, gen)
                 lo, hi = (b * rank) // world, (b * (rank + 1)) // world
-                xb = x_train[idx[lo:hi].to(dev)]
-                beta_local = beta[lo:hi].to(dev) if torch.is_tensor(beta) else beta
-                terms = module(xb, beta_local if model.conditional else None, noise[lo:hi].to(dev))
-                progress_epochs = epoch + step / steps
-                per_example = objective.loss(terms, beta_local, progress_epochs)
-                loss_sum = per_example.sum()
+                local = train_set[idx[lo:hi].to(dev)]
+                if torch.is_tensor(beta):
+                    local.beta = beta[lo:hi].to(dev)
+                out_ = objective(module, local, noise[lo:hi].to(dev), epoch + step / steps)
+                loss_sum = out_.loss.sum()
                 # the sum over the global batch / b, whatever the split: DDP averages over ranks
                 backward(loss_sum * (world / b))
                 if skip_nonfinite and not _all_finite(loss_sum, model, fabric, world):
@@ -222,34 +238,39 @@ def fit(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 with torch.no_grad():  # running sums stay on the device: no host sync per step
-                    parts = [loss_sum.detach(), terms.distortion.detach().sum()]
-                    if model.kind == "vae":
-                        parts.append(terms.rate.detach().sum())
-                    sums[: len(parts)] += torch.stack(parts)
+                    if names is None:
+                        names = ["loss", *out_.terms]
+                    values = torch.stack(
+                        [loss_sum.detach(), *(out_.terms[k].detach().sum() for k in names[1:])]
+                    )
+                    sums = values.double() if sums is None else sums + values.double()
                 count += hi - lo
-                bar.step(sums, count)
+                bar.step(names, sums, count)
                 if stop["now"]:
                     if is_main and out is not None:
-                        _save_state(out, module, optimizer, epoch, step + 1, gen, (sums, count), started)
+                        _save_state(
+                            out, module, optimizer, epoch, step + 1, gen, (names, sums, count), started
+                        )
                     raise Interrupted(out)
             if skipped and is_main:
                 warnings.warn(
                     f"epoch {epoch + 1}: skipped {skipped} batch(es) whose loss or gradient was NaN or Inf",
                     stacklevel=1,
                 )
+            if sums is None:  # every batch skipped
+                names = names or ["loss"]
+                sums = torch.full((len(names),), math.nan, dtype=torch.float64, device=dev)
             totals = torch.cat([sums, sums.new_tensor([count])])
             totals = fabric.all_reduce(totals, reduce_op="sum") if world > 1 else totals
-            train = (totals[:3] / totals[3]).tolist()
+            train = dict(zip(names, (totals[:-1] / totals[-1]).tolist(), strict=True))
             _check_finite(train, epoch, model, history)
-            test_metrics = _test_metrics(model, x_test, objective, seed)
+            test_metrics = _test_metrics(model, test_set, objective, seed, epoch + 1)
             row = {
                 "epoch": epoch + 1,
                 "seconds": round(time.perf_counter() - started, 4),
-                "beta": model.beta if not model.conditional else list(model.beta_range),
-                "kl_weight": objective.kl_weight(epoch + 1),
-                "train_loss": train[0],
-                "train_distortion": train[1],
-                "train_rate": train[2] if model.kind == "vae" else None,
+                "beta": model.beta if not model.beta_conditioned else list(model.beta_range),
+                **objective.schedule(epoch + 1),
+                **{f"train_{k}": v for k, v in train.items()},
                 **test_metrics,
             }
             history.append(row)
@@ -258,23 +279,30 @@ def fit(
                 io.write_jsonl(out / "metrics.jsonl", history)
                 runs.save_weights(out, model)
                 _save_state(out, module, optimizer, epoch + 1, 0, None, None, 0.0)
+            for callback in callbacks:
+                if hasattr(callback, "on_epoch_end"):
+                    callback.on_epoch_end(run, row)
     finally:
         bar.close()
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
 
     model.eval()
-    run = Run(model=model, history=history, path=out)
     if is_main:
-        run.summary = evaluate.summarize(model, data, nll_samples=nll_samples, seed=seed)
+        run.summary = evaluate.summarize(model, data, nll_samples=nll_samples, seed=seed, objective=objective)
         run.summary["seconds"] = sum(r["seconds"] for r in history)
         if out is not None:
             io.write_json(out / "summary.json", run.summary)
-            if figures:
-                from vaekit import report
-
-                report.write_run(out, model, data, history, run.summary)
+        for callback in callbacks:
+            if hasattr(callback, "on_fit_end"):
+                callback.on_fit_end(run)
     return run
+
+
+def _batch(data, split: str, model: VAE) -> Batch:
+    """One split of the data as a Batch (labels included for a label-conditional model)."""
+    x = torch.as_tensor(data.x_train if split == "train" else data.x_test)
+    return Batch(x, model.data_classes(data, split))
 
 
 def _direct(world: int, precision) -> bool:
@@ -305,35 +333,19 @@ def _adam(params, lr: float) -> torch.optim.Optimizer:
 
 
 def _draw_beta(model: VAE, b: int, gen: torch.Generator):
-    if not model.conditional:
+    if not model.beta_conditioned:
         return model.beta
     lo, hi = (math.log(v) for v in model.beta_range)
     return torch.exp(lo + (hi - lo) * torch.rand(b, generator=gen))
 
 
-@torch.no_grad()
-def _test_metrics(model: VAE, x_test: torch.Tensor, objective, seed: int) -> dict:
-    was = model.training
-    model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=x_test.device)
-    gen = _generator(seed, 10**6)
-    for start in range(0, len(x_test), evaluate.EVAL_BATCH):
-        xb = x_test[start : start + evaluate.EVAL_BATCH]
-        noise = torch.randn(len(xb), model.latent_dim, generator=gen).to(xb.device)
-        t = model.terms(xb, None, noise)
-        rate = t.rate.sum() if model.kind == "vae" else t.rate.new_zeros(())
-        beta = model.beta
-        loss = t.distortion.sum() + (beta * rate if model.kind == "vae" else 0.0)
-        sums += torch.stack([loss, t.distortion.sum(), rate]).double()
-    model.train(was)
-    loss, distortion, rate = (sums / len(x_test)).tolist()
-    vae = model.kind == "vae"
-    return {
-        "test_loss": loss,
-        "test_distortion": distortion,
-        "test_rate": rate if vae else None,
-        "test_elbo": -(distortion + rate) if vae else None,
-    }
+def _test_metrics(model: VAE, test_set: Batch, objective, seed: int, progress: float = math.inf) -> dict:
+    """The epoch's test pass: the objective's mean terms on the test split through the same
+    loss path as training (noise from a fixed generator, so epochs compare like with like)."""
+    terms = evaluate.loss_terms(
+        model, test_set, objective, generator=_generator(seed, 10**6), progress=progress
+    )
+    return {f"test_{k}": float(v.mean()) for k, v in terms.items()}
 
 
 # nats per data dimension beyond which a finite training loss means the run diverged: a Gaussian
@@ -344,16 +356,13 @@ EXPLODED_NATS_PER_DIM = 1e9
 EXPLODED_RISE = 1e3
 
 
-def _check_finite(train: list[float], epoch: int, model: VAE, history: list[dict] | None = None) -> None:
+def _check_finite(train: dict[str, float], epoch: int, model: VAE, history: list[dict] | None = None) -> None:
     kept = (
         "the last good checkpoint is kept (vaekit train --resume continues from it)"
         if epoch > 0
         else "no epoch had finished, so no checkpoint of a finished epoch exists"
     )
-    names = ["loss", "distortion", "rate"]
-    for name, value in zip(names, train, strict=True):
-        if name == "rate" and model.kind == "ae":
-            continue
+    for name, value in train.items():
         if not math.isfinite(value):
             raise NumericalError(
                 f"The training {name} became {value} in epoch {epoch + 1}; {kept}. Try a lower --lr, "
@@ -368,12 +377,13 @@ def _check_finite(train: list[float], epoch: int, model: VAE, history: list[dict
     # the training loss only: a test loss can be huge because of one outlier (what anomaly
     # scores look for), which is no sign that the optimisation diverged
     data_dim = math.prod(model.data_shape)
-    per_dim = abs(train[0]) / data_dim
+    loss = train["loss"]
+    per_dim = abs(loss) / data_dim
     best = min((r["train_loss"] for r in history or [] if r.get("train_loss") is not None), default=None)
-    jumped = best is not None and train[0] - best > EXPLODED_RISE * max(abs(best), data_dim)
+    jumped = best is not None and loss - best > EXPLODED_RISE * max(abs(best), data_dim)
     if per_dim > EXPLODED_NATS_PER_DIM or jumped:
         raise NumericalError(
-            f"The training loss reached {train[0]:.3g} nats in epoch {epoch + 1} ({per_dim:.3g} per "
+            f"The training loss reached {loss:.3g} nats in epoch {epoch + 1} ({per_dim:.3g} per "
             f"dimension): the run diverged; {kept}. Check the data's scaling (--scaling standard "
             "for tables), or try a lower --lr or --clip-grad 10."
         )
@@ -387,10 +397,12 @@ def _save_state(out, module, optimizer, epoch, step, gen, sums, started) -> None
         "step": step,
     }
     if step > 0:
+        names, totals, count = sums
         state["partial"] = {
             "generator": gen.get_state(),
-            "sums": sums[0].cpu(),
-            "count": sums[1],
+            "names": list(names or []),
+            "sums": totals.cpu() if totals is not None else torch.zeros(0, dtype=torch.float64),
+            "count": count,
             "seconds": time.perf_counter() - started,
         }
     runs.save_checkpoint(out, state)
@@ -408,24 +420,20 @@ class _progress:
 
             self.bar = tqdm(total=epochs, initial=start, unit="epoch", dynamic_ncols=True)
 
-    def step(self, sums, count):
-        if self.bar is None or time.perf_counter() - self.last < 0.5:
+    def step(self, names, sums, count):
+        if self.bar is None or sums is None or time.perf_counter() - self.last < 0.5:
             return
         self.last = time.perf_counter()
-        loss, dist, rate = sums.tolist()
         count = max(count, 1)
         self.bar.set_postfix_str(
-            f"loss {loss / count:.2f} rate {rate / count:.2f} distortion {dist / count:.2f}"
+            " ".join(f"{k} {v / count:.2f}" for k, v in zip(names, sums.tolist(), strict=True))
         )
 
     def epoch_done(self, row):
         if self.bar is None:
             return
-        rate = row["test_rate"]
-        rate_text = f" rate {rate:.2f}" if rate is not None else ""
-        self.bar.set_postfix_str(
-            f"test loss {row['test_loss']:.2f}{rate_text} distortion {row['test_distortion']:.2f}"
-        )
+        shown = [(k[5:], v) for k, v in row.items() if k.startswith("test_") and isinstance(v, float)]
+        self.bar.set_postfix_str("test " + " ".join(f"{k} {v:.2f}" for k, v in shown))
         self.bar.update(1)
 
     def close(self):

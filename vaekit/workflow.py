@@ -27,9 +27,67 @@ def hidden_sizes(value) -> list[int]:
     return sizes
 
 
+def fit(model, data, *args, figures: bool = True, callbacks=(), **kwargs):
+    """`vaekit.train.fit` plus the run's figures and report.html (when `out` is given and
+    `figures`): what `vaekit.fit` is. Same arguments and result as `vaekit.train.fit`."""
+    from vaekit import report, train
+
+    extra = [report.RunReport(data)] if figures else []
+    return train.fit(model, data, *args, callbacks=[*callbacks, *extra], **kwargs)
+
+
+def prior_settings(s: dict) -> dict:
+    """config.yaml's prior entry from the settings (--prior, --prior-components, --prior-weights)."""
+    name = s.get("prior") or "normal"
+    out: dict = {"name": name}
+    if name == "normal":
+        check(
+            s.get("prior_components") is None,
+            "--prior-components applies to the mog and vamp priors; add --prior mog or --prior vamp.",
+        )
+        return out
+    if s.get("prior_components") is not None:
+        out["components"] = s["prior_components"]
+    weights = s.get("prior_weights") or "learned"
+    check(
+        weights in ("learned", "uniform"),
+        f"--prior-weights must be learned or uniform, not {weights!r}.",
+    )
+    check(
+        name == "mog" or weights == "learned" or s.get("prior_weights") is None,
+        "--prior-weights applies to the mog prior (the VampPrior's weights are 1/K, as in the paper).",
+    )
+    if name == "mog":
+        out["learn_weights"] = weights == "learned"
+    return out
+
+
+def make_objective(s: dict, model):
+    """The objective the settings name (--objective, default: the model's own), with the settings
+    it declares taken from `s`; a setting given for an objective that does not have it is refused."""
+    from vaekit import objectives
+
+    name = s.get("objective") or "auto"
+    resolved = objectives.default_name(model) if name == "auto" else name
+    check(
+        resolved in objectives.OBJECTIVES,
+        f"Unknown objective {name!r}; choose one of auto, {', '.join(objectives.OBJECTIVES)}.",
+    )
+    declared = objectives.OBJECTIVES[resolved].SETTINGS
+    for other in objectives.OBJECTIVES.values():
+        for key, (_, default, _) in other.SETTINGS.items():
+            value = s.get(key)
+            if key not in declared and value is not None and value != default:
+                raise VaekitError(
+                    f"--{key.replace('_', '-')} applies to the {other.name} objective, not {resolved}; "
+                    "drop it or choose that objective."
+                )
+    return objectives.make(resolved, model, **{k: s.get(k) for k in declared})
+
+
 def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: bool = False):
     """Load data, build the model and train it: the one path the CLI commands share."""
-    from vaekit import datasets, train
+    from vaekit import datasets
     from vaekit.model import VAE
 
     check(
@@ -62,13 +120,16 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         per_dim_sigma=bool(s["per_dim_sigma"]),
         beta_range=tuple(s["beta_range"]) if s["beta_range"] else None,
         seed=s["seed"],
+        prior=prior_settings(s),
+        condition=s.get("condition") or "none",
     )
+    objective = make_objective(s, model)
     if progress:
         from vaekit.model import describe
 
         click.echo(data.describe(), err=True)
         click.echo(describe(model), err=True)
-    return train.fit(
+    return fit(
         model,
         data,
         epochs=s["epochs"],
@@ -89,6 +150,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         nll_samples=s["nll_samples"],
         progress=progress,
         config={"options": _plain(s), "data": data_record(data, s)},
+        objective=objective,
     )
 
 

@@ -1,0 +1,78 @@
+"""A batch record: the observations and whatever conditions travel with them.
+
+Every model, objective and evaluation function takes one `Batch`, so a new input (labels today,
+covariates tomorrow) is a field here, not a new argument threaded through every signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+
+@dataclass
+class Batch:
+    """Observations and their conditions.
+
+    Args:
+        x: (batch, *data_shape) in the units the likelihood sees (the data set's scaled `x`).
+        labels: (batch,) int64 class indices 0..n_classes-1, for a label-conditional model
+            (Sohn et al., 2015); None otherwise.
+        beta: (batch,) KL weights, for a beta-conditioned model (one per example); None means
+            the model's own beta.
+    A condition of shape (1,) is shared by every example.
+    """
+
+    x: torch.Tensor
+    labels: torch.Tensor | None = None
+    beta: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index) -> Batch:
+        """The examples at `index` (a slice, an index tensor or a boolean mask), conditions too
+        (a condition shared by all examples, shape (1,), stays shared)."""
+
+        def pick(t):
+            return t if t is None or (len(t) == 1 and len(self.x) != 1) else t[index]
+
+        return Batch(self.x[index], pick(self.labels), pick(self.beta))
+
+    def to(self, device) -> Batch:
+        return Batch(
+            self.x.to(device),
+            None if self.labels is None else self.labels.to(device),
+            None if self.beta is None else self.beta.to(device),
+        )
+
+    def repeat(self, samples: int) -> Batch:
+        """Each example's conditions repeated for `samples` leading draws, flattened sample-major
+        ((samples * batch,)), to match z of shape (samples, batch, latent_dim) flattened."""
+
+        def rep(t):
+            return None if t is None else t.reshape(1, -1).expand(samples, -1).reshape(-1)
+
+        return replace(self, labels=rep(self.labels), beta=rep(self.beta))
+
+
+def as_batch(x, beta=None, labels=None) -> Batch:
+    """A `Batch` from a Batch (returned as is, conditions given here override) or from x
+    (batch, *data_shape) with optional `beta` (a number or (batch,)) and `labels` ((batch,) or one
+    class index for every example; a single value is kept with shape (1,), shared)."""
+    if isinstance(x, Batch):
+        if beta is None and labels is None:
+            return x
+        base = x
+    else:
+        base = Batch(torch.as_tensor(x))
+    if labels is not None:
+        labels = torch.as_tensor(labels, device=base.x.device).long().reshape(-1)
+    if beta is not None:
+        beta = torch.as_tensor(beta, dtype=base.x.dtype, device=base.x.device).reshape(-1)
+    return Batch(
+        base.x,
+        labels if labels is not None else base.labels,
+        beta if beta is not None else base.beta,
+    )
