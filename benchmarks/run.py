@@ -25,6 +25,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import importlib.metadata  # noqa: E402
+import inspect  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -229,15 +230,22 @@ class Result:
 
 
 class _VaekitHooks:
-    """Hand the baton on after each of vaekit.fit's epochs (after its per-epoch test metrics, which
-    come after the epoch's `seconds` are taken) and time its final `evaluate.summarize`."""
+    """Hand the baton on after each of vaekit.fit's epochs (after the epoch's row is taken: its
+    `seconds` include the per-epoch test pass, as the other trainers' epochs include theirs) and
+    time its final `evaluate.summarize`."""
 
     def __init__(self):
         self.baton = None
         self.summarize_seconds = 0.0
-        self.epoch_hook = hasattr(vaekit.train, "_test_metrics")
+        # vaekit.fit with epoch-end callbacks: the baton passes in on_epoch_end, after the epoch's
+        # row (its `seconds` included) is written; older versions: patch the per-epoch test pass
+        self.callbacks = "callbacks" in inspect.signature(vaekit.train.fit).parameters
+        self.epoch_hook = not self.callbacks and hasattr(vaekit.train, "_test_metrics")
         self._test_metrics = getattr(vaekit.train, "_test_metrics", None)
         self._summarize = vaekit.evaluate.summarize
+
+    def on_epoch_end(self, run, row):
+        self.baton.pass_on("vaekit")
 
     def test_metrics(self, *args, **kwargs):
         out = self._test_metrics(*args, **kwargs)
@@ -277,6 +285,7 @@ def train_vaekit(model, data, epochs: int, seed: int, baton: Baton) -> Result:
             progress=False,
             nll_samples=0,
             figures=False,
+            **({"callbacks": [hooks]} if hooks.callbacks else {}),
         )
     model.eval()
     res = Result(epoch_seconds=[row["seconds"] for row in run.history], model=model)
@@ -532,7 +541,7 @@ def run_repeat(arch, data, tensors, epochs, seed, frameworks, probe_layers, log)
             f"test ELBO {res.elbo:8.2f}{own}"
         )
         log("      epoch seconds: " + " ".join(f"{t:.2f}" for t in res.epoch_seconds))
-    if "vaekit" in results and not _VaekitHooks().epoch_hook:
+    if "vaekit" in results and not (_VaekitHooks().epoch_hook or _VaekitHooks().callbacks):
         log("  note: vaekit.train has no _test_metrics to hook; vaekit ran all its epochs in one turn")
     if probes:
         log(f"  matmul probe: median {statistics.median(probes):.1f} GFLOP/s over {len(probes)} turns")

@@ -10,114 +10,20 @@ import csv
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
 import yaml
 
+from vaekit import config
+from vaekit.config import Option
 from vaekit.errors import VaekitError, check
 from vaekit.workflow import build_and_fit, hidden_sizes
 
-
-@dataclass(frozen=True)
-class Option:
-    name: str  # config key; the flag is --name-with-dashes
-    type: Any
-    default: Any
-    help: str
-    nargs: int = 1
-    is_flag: bool = False
-
-
-TRAIN_OPTIONS = [
-    Option(
-        "data",
-        str,
-        "mnist5k",
-        "Built-in data set name, a .npy/.npz/.csv/.tsv/.parquet/.h5 file, or an image folder.",
-    ),
-    Option("latent_dim", int, 2, "Number of latent dimensions."),
-    Option("beta", float, 1.0, "KL weight: 0 = pure reconstruction, 1 = the ELBO, >1 more regularisation."),
-    Option("beta_range", float, None, "Train one beta-conditioned model over [LOW, HIGH].", nargs=2),
-    Option(
-        "likelihood",
-        str,
-        "auto",
-        "gaussian, gaussian-learned, bernoulli, continuous-bernoulli, laplace "
-        "(auto: bernoulli for [0, 1] data, else gaussian).",
-    ),
-    Option("sigma", float, 1.0, "Fixed sigma of the gaussian likelihood (sigma^2 x c acts like beta x c)."),
-    Option("per_dim_sigma", bool, False, "gaussian-learned: one sigma per data dimension.", is_flag=True),
-    Option("model", str, "vae", "vae, or ae for a deterministic autoencoder (no KL)."),
-    Option(
-        "objective",
-        str,
-        "auto",
-        "What training minimises: beta-elbo, beta-elbo-conditioned, reconstruction "
-        "(auto: reconstruction for --model ae, beta-elbo-conditioned with --beta-range, else beta-elbo).",
-    ),
-    Option(
-        "prior",
-        str,
-        "normal",
-        "p(z): normal (N(0, I)), mog (a learned mixture of Gaussians) or vamp (VampPrior).",
-    ),
-    Option(
-        "prior_components",
-        int,
-        None,
-        "Mixture components K of the mog or vamp prior [mog 10, vamp 50 pseudo-inputs].",
-    ),
-    Option("prior_weights", str, None, "mog: learned or uniform mixture weights [learned]."),
-    Option(
-        "condition",
-        str,
-        "none",
-        "none, or labels: a label-conditional VAE (the data's labels go into encoder and decoder).",
-    ),
-    Option("arch", str, "auto", "mlp, conv (images of 16 px and more) or auto (conv from 32 px)."),
-    Option("hidden", str, "512,256", "MLP hidden layer sizes, comma separated."),
-    Option("activation", str, "relu", "relu, elu, gelu, tanh or silu."),
-    Option("epochs", int, 30, "Training epochs."),
-    Option("batch_size", int, 64, "Examples per step."),
-    Option("lr", float, 1e-3, "Adam learning rate."),
-    Option("seed", int, 0, "Seed for weights, batch order and noise."),
-    Option("warmup_epochs", float, 0.0, "Linear KL warm-up over this many epochs."),
-    Option("clip_grad", float, None, "Clip the gradient norm to this value."),
-    Option(
-        "skip_nonfinite",
-        bool,
-        False,
-        "Skip a batch whose loss or gradient is NaN or Inf, with a warning (one host sync per step).",
-        is_flag=True,
-    ),
-    Option("test_size", float, 0.2, "Test split: a fraction, or a count of examples."),
-    Option("test_data", str, None, "A separate file whose examples form the test split (no random split)."),
-    Option("scaling", str, "auto", "auto, unit (images to [0, 1]), standard (tables) or none."),
-    Option("label_column", str, None, "Tables: the column that holds labels."),
-    Option("columns", str, None, "Tables: the feature columns to use, comma separated [default: all]."),
-    Option("drop_columns", str, None, "Tables: feature columns to leave out, comma separated."),
-    Option(
-        "alpha",
-        str,
-        "composite",
-        "Images with transparency: composite onto --background, or keep alpha as a channel.",
-    ),
-    Option("background", float, 1.0, "Grey level (0 = black, 1 = white) that transparent pixels show."),
-    Option("key", str, None, "HDF5: the dataset or group that holds the table."),
-    Option("x_key", str, None, ".npz: the array of observations [default: x]."),
-    Option("y_key", str, None, ".npz: the array of labels [default: y]."),
-    Option("factors_key", str, None, ".npz: the array of ground-truth factors [default: factors]."),
-    Option("nll_samples", int, 100, "Importance samples K for the final NLL estimate."),
-    Option("device", str, "auto", "auto, cpu or cuda."),
-    Option("devices", int, 1, "Number of processes/devices (with --strategy ddp)."),
-    Option("num_nodes", int, 1, "Number of machines (with --strategy ddp, e.g. under SLURM)."),
-    Option("strategy", str, "auto", "Fabric strategy: auto or ddp."),
-    Option("precision", str, "32-true", "Fabric precision: 32-true, bf16-mixed, 16-mixed."),
-]
+# every training option, generated from the typed configs' fields (vaekit.config), then the
+# settings each registered objective declares
+TRAIN_OPTIONS = config.options()
 
 
 def _objective_options() -> list[Option]:

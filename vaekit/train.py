@@ -12,13 +12,14 @@ import os
 import signal
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 
 from vaekit import evaluate, io, objectives, runs
 from vaekit.batch import Batch
+from vaekit.config import TrainConfig
 from vaekit.errors import NumericalError, VaekitError, check
 from vaekit.model import VAE
 
@@ -72,30 +73,23 @@ def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes:
 def fit(
     model: VAE,
     data,
-    epochs: int = 10,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    seed: int = 0,
+    settings: TrainConfig | None = None,
+    *,
     out: str | Path | None = None,
-    warmup_epochs: float = 0.0,
     resume: bool = False,
     overwrite: bool = False,
-    device: str = "auto",
-    devices: int = 1,
-    num_nodes: int = 1,
-    strategy: str = "auto",
-    precision: str = "32-true",
-    clip_grad: float | None = None,
-    skip_nonfinite: bool = False,
-    nll_samples: int = 100,
     progress: bool = True,
     config: dict | None = None,
     objective: objectives.Objective | None = None,
     callbacks=(),
+    **options,
 ) -> Run:
     """Train `model` on `data.x_train`, evaluating on the test split every epoch (the loop only:
     figures and reports are callbacks; `vaekit.fit` adds the report's).
 
+    `settings`: a `vaekit.config.TrainConfig` (epochs, batch_size, lr, seed, warmup_epochs,
+    clip_grad, skip_nonfinite, nll_samples, device, devices, num_nodes, strategy, precision);
+    any of its fields may also be given as a keyword (`fit(model, data, epochs=5)`), overriding it.
     With `out`, the run folder is written as it goes (see SPEC: config.yaml, model.safetensors,
     checkpoint.pt, metrics.jsonl, summary.json). `resume=True` continues from `out/checkpoint.pt`.
     `config` is the data part of config.yaml (the CLI passes it). `objective`: a
@@ -108,10 +102,22 @@ def fit(
     Raises `VaekitError` for a bad setting, `NumericalError` when training diverges, and
     `Interrupted` on Ctrl-C (after saving the position).
     """
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    check(
+        not unknown,
+        f"fit() has no setting {unknown[0]!r}; TrainConfig's are {', '.join(sorted(known))}."
+        if unknown
+        else "",
+    )
+    s = replace(settings or TrainConfig(), **options)
+    epochs, batch_size, lr, seed = s.epochs, s.batch_size, s.lr, s.seed
+    clip_grad, skip_nonfinite, nll_samples = s.clip_grad, s.skip_nonfinite, s.nll_samples
+    devices, num_nodes = s.devices, s.num_nodes
     check(epochs >= 1, f"epochs must be at least 1, not {epochs}.")
     check(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
     check(lr > 0 and math.isfinite(lr), f"lr must be a positive number, not {lr}.")
-    fabric = _fabric(device, devices, strategy, precision, num_nodes)
+    fabric = _fabric(s.device, devices, s.strategy, s.precision, num_nodes)
     check(  # before launching: a wrong split should not cost starting the processes
         batch_size % (devices * num_nodes) == 0,
         f"batch_size {batch_size} must be a multiple of the {devices * num_nodes} processes.",
@@ -129,7 +135,10 @@ def fit(
     is_main = rank == 0
     out = Path(out) if out is not None else None
     if objective is None:
-        objective = objectives.for_model(model, warmup_epochs)
+        objective = objectives.for_model(model, s.warmup_epochs) if s.objective == "auto" else None
+        if objective is None:
+            settings_ = {"warmup_epochs": s.warmup_epochs} if s.warmup_epochs else {}
+            objective = objectives.make(s.objective, model, **settings_)
 
     state = None
     if resume:
@@ -143,21 +152,11 @@ def fit(
             {
                 **(config or {}),
                 "model": model.config,
-                "train": {
-                    "epochs": epochs,
-                    "batch_size": batch_size,
-                    "lr": lr,
-                    "seed": seed,
-                    "warmup_epochs": warmup_epochs,
-                    "clip_grad": clip_grad,
-                    "skip_nonfinite": skip_nonfinite,
-                    "nll_samples": nll_samples,
-                    "objective": objective.settings(),
-                },
+                "train": {**asdict(s), "objective": objective.settings()},
             },
         )
 
-    direct = _direct(world, precision)
+    direct = _direct(world, s.precision)
     if direct:
         model.to(fabric.device)  # before the optimizer state is loaded onto the parameters
     optimizer = _adam(model.parameters(), lr)

@@ -1,8 +1,9 @@
 """Settings to a trained run: load the data, build the model and fit it, the one path that the
 command line, sweeps and the demo share (so the CLI and the sweep do not import each other).
 
-`settings` is the flat dict of training options (`vaekit.cli.TRAIN_OPTIONS` names them, with
-their defaults); `build_and_fit` writes the run folder and returns the `vaekit.train.Run`.
+`settings` is the flat dict of training options (the fields of `vaekit.config`'s DataConfig,
+ModelConfig and TrainConfig, plus the objectives' settings); `build_and_fit` writes the run
+folder and returns the `vaekit.train.Run`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from vaekit import config
 from vaekit.errors import VaekitError, check
 
 
@@ -129,25 +131,15 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
 
         click.echo(data.describe(), err=True)
         click.echo(describe(model), err=True)
+    settings = config.section(config.TrainConfig, s)
+    settings.skip_nonfinite = bool(settings.skip_nonfinite)
     return fit(
         model,
         data,
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        seed=s["seed"],
+        settings,
         out=out,
-        warmup_epochs=s["warmup_epochs"],
         resume=resume,
         overwrite=overwrite,
-        device=s["device"],
-        devices=s["devices"],
-        num_nodes=s["num_nodes"],
-        strategy=s["strategy"],
-        precision=s["precision"],
-        clip_grad=s["clip_grad"],
-        skip_nonfinite=bool(s["skip_nonfinite"]),
-        nll_samples=s["nll_samples"],
         progress=progress,
         config={"options": _plain(s), "data": data_record(data, s)},
         objective=objective,

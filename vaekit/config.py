@@ -1,0 +1,157 @@
+"""Typed settings, one dataclass per stage: which data (`DataConfig`), which model
+(`ModelConfig`) and how to train it (`TrainConfig`). Each field is written once, here, with its
+type, default and meaning; the command line's options and the config-file keys are generated from
+these fields (`options()`), `vaekit.train.fit` takes a `TrainConfig`, and config.yaml stores them.
+
+An objective's own settings (e.g. `warmup_epochs`) are declared by the objective
+(`vaekit.objectives.Objective.SETTINGS`) and join the options the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+
+def setting(default, meaning: str, *, kind: type | None = None, nargs: int = 1, flag: bool = False):
+    """A field with its meaning (the `--help` text) and, where the annotation is not a plain type,
+    its kind (`int`, `float`, `str`, `bool`); `nargs=2` for a pair; `flag` for an on/off switch."""
+    return field(default=default, metadata={"help": meaning, "kind": kind, "nargs": nargs, "flag": flag})
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how they are read and split."""
+
+    data: str = setting(
+        "mnist5k", "Built-in data set name, a .npy/.npz/.csv/.tsv/.parquet/.h5 file, or an image folder."
+    )
+    test_size: float = setting(0.2, "Test split: a fraction, or a count of examples.", kind=float)
+    test_data: str | None = setting(
+        None, "A separate file whose examples form the test split (no random split).", kind=str
+    )
+    scaling: str = setting("auto", "auto, unit (images to [0, 1]), standard (tables) or none.")
+    label_column: str | None = setting(None, "Tables: the column that holds labels.", kind=str)
+    columns: str | None = setting(
+        None, "Tables: the feature columns to use, comma separated [default: all].", kind=str
+    )
+    drop_columns: str | None = setting(
+        None, "Tables: feature columns to leave out, comma separated.", kind=str
+    )
+    alpha: str = setting(
+        "composite", "Images with transparency: composite onto --background, or keep alpha as a channel."
+    )
+    background: float = setting(
+        1.0, "Grey level (0 = black, 1 = white) that transparent pixels show.", kind=float
+    )
+    key: str | None = setting(None, "HDF5: the dataset or group that holds the table.", kind=str)
+    x_key: str | None = setting(None, ".npz: the array of observations [default: x].", kind=str)
+    y_key: str | None = setting(None, ".npz: the array of labels [default: y].", kind=str)
+    factors_key: str | None = setting(
+        None, ".npz: the array of ground-truth factors [default: factors].", kind=str
+    )
+
+
+@dataclass
+class ModelConfig:
+    """The model: latent size, likelihood, nets, prior and conditions."""
+
+    latent_dim: int = setting(2, "Number of latent dimensions.")
+    beta: float = setting(1.0, "KL weight: 0 = pure reconstruction, 1 = the ELBO, >1 more regularisation.")
+    beta_range: tuple[float, float] | None = setting(
+        None, "Train one beta-conditioned model over [LOW, HIGH].", kind=float, nargs=2
+    )
+    likelihood: str = setting(
+        "auto",
+        "gaussian, gaussian-learned, bernoulli, continuous-bernoulli, laplace "
+        "(auto: bernoulli for [0, 1] data, else gaussian).",
+    )
+    sigma: float = setting(1.0, "Fixed sigma of the gaussian likelihood (sigma^2 x c acts like beta x c).")
+    per_dim_sigma: bool = setting(False, "gaussian-learned: one sigma per data dimension.", flag=True)
+    model: str = setting("vae", "vae, or ae for a deterministic autoencoder (no KL).")
+    prior: str = setting(
+        "normal", "p(z): normal (N(0, I)), mog (a learned mixture of Gaussians) or vamp (VampPrior)."
+    )
+    prior_components: int | None = setting(
+        None, "Mixture components K of the mog or vamp prior [mog 10, vamp 50 pseudo-inputs].", kind=int
+    )
+    prior_weights: str | None = setting(None, "mog: learned or uniform mixture weights [learned].", kind=str)
+    condition: str = setting(
+        "none", "none, or labels: a label-conditional VAE (the data's labels go into encoder and decoder)."
+    )
+    arch: str = setting("auto", "mlp, conv (images of 16 px and more) or auto (conv from 32 px).")
+    hidden: str = setting("512,256", "MLP hidden layer sizes, comma separated.")
+    activation: str = setting("relu", "relu, elu, gelu, tanh or silu.")
+
+
+@dataclass
+class TrainConfig:
+    """How the model is trained and measured at the end."""
+
+    objective: str = setting(
+        "auto",
+        "What training minimises: beta-elbo, beta-elbo-conditioned, reconstruction "
+        "(auto: reconstruction for --model ae, beta-elbo-conditioned with --beta-range, else beta-elbo).",
+    )
+    epochs: int = setting(30, "Training epochs.")
+    batch_size: int = setting(64, "Examples per step.")
+    lr: float = setting(1e-3, "Adam learning rate.")
+    seed: int = setting(0, "Seed for weights, batch order and noise.")
+    clip_grad: float | None = setting(None, "Clip the gradient norm to this value.", kind=float)
+    skip_nonfinite: bool = setting(
+        False,
+        "Skip a batch whose loss or gradient is NaN or Inf, with a warning (one host sync per step).",
+        flag=True,
+    )
+    nll_samples: int = setting(100, "Importance samples K for the final NLL estimate.")
+    device: str = setting("auto", "auto, cpu or cuda.")
+    devices: int = setting(1, "Number of processes/devices (with --strategy ddp).")
+    num_nodes: int = setting(1, "Number of machines (with --strategy ddp, e.g. under SLURM).")
+    strategy: str = setting("auto", "Fabric strategy: auto or ddp.")
+    precision: str = setting("32-true", "Fabric precision: 32-true, bf16-mixed, 16-mixed.")
+    warmup_epochs: float = setting(0.0, "beta-elbo: linear KL warm-up over this many epochs.")
+
+
+SECTIONS = (DataConfig, ModelConfig, TrainConfig)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option / config-file key, generated from a field."""
+
+    name: str  # config key; the flag is --name-with-dashes
+    type: Any
+    default: Any
+    help: str
+    nargs: int = 1
+    is_flag: bool = False
+
+
+def options() -> list[Option]:
+    """Every field of every section as an Option, in section order."""
+    out = []
+    for section in SECTIONS:
+        for f in fields(section):
+            meta = f.metadata
+            kind = meta.get("kind") or (f.type if isinstance(f.type, type) else _annotation_kind(f.type))
+            default = None if f.default is MISSING else f.default
+            out.append(
+                Option(f.name, kind, default, meta["help"], meta.get("nargs", 1), meta.get("flag", False))
+            )
+    return out
+
+
+def _annotation_kind(annotation) -> type:
+    # `from __future__ import annotations` leaves annotations as text: read the leading type name
+    text = str(annotation).split("|")[0].split("[")[0].strip()
+    return {"int": int, "float": float, "str": str, "bool": bool}.get(text, str)
+
+
+def section(cls, settings: dict):
+    """The `cls` (DataConfig, ModelConfig or TrainConfig) holding the matching keys of a flat
+    settings dict (keys it does not know are left for the other sections)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in settings.items() if k in names})
+
+
+__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "Option", "options", "section"]
