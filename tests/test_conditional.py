@@ -83,6 +83,31 @@ def test_reload_encode_and_score_use_the_labels(conditional_run, cli, tmp_path):
     assert (conditional_run / "figures" / "samples.png").exists()
 
 
+def test_conditional_likelihood_per_batch_equals_one_example_at_a_time(conditional_run):
+    """The IS-NLL repeats each example's label over its importance samples: a batch of mixed
+    labels gives each example the figure it gets alone (same noise: one example per batch)."""
+    model = runs.load(conditional_run)
+    data = runs.load_data(conditional_run)
+    x = torch.as_tensor(data.x_test[:6])
+    labels = model.data_classes(data, "test")[:6]
+    together = evaluate.nll(model, x, samples=50, labels=labels, batch_size=1, seed=4).per_example
+    alone = [
+        evaluate.nll(model, x[i : i + 1], samples=50, labels=labels[i : i + 1], seed=4).per_example[0]
+        for i in range(6)
+    ]
+    wrong = evaluate.nll(model, x, samples=50, labels=(labels + 1) % 10, batch_size=1, seed=4).per_example
+    np.testing.assert_allclose(together[:1], alone[:1], rtol=1e-6)
+    batched = evaluate.nll(model, x, samples=50, labels=labels, seed=4).per_example
+    assert np.abs(batched - np.array(alone)).max() < 0.5  # other noise, same quantity
+    assert wrong.mean() > together.mean() + 1.0  # the label is used: a wrong one explains x worse
+
+
+def test_png_samples_say_what_they_show(conditional_run, cli, tmp_path):
+    code, out, err = cli("sample", conditional_run, "-n", "20", "--out", tmp_path / "grid.png")
+    assert code == 0, err
+    assert "wrote 2 samples of each of 10 classes" in out
+
+
 def test_sampling_a_class_the_model_never_saw_is_one_sentence(conditional_run, cli, tmp_path):
     code, _, err = cli("sample", conditional_run, "--label", "12", "--out", tmp_path / "x.npy")
     assert code == 2 and "The label '12' is not one this model was trained on" in err

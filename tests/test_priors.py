@@ -230,3 +230,11 @@ def test_unknown_prior_and_bad_settings_are_one_sentence():
         priors.make({"name": "mog", "components": 0}, 2)
     with pytest.raises(VaekitError, match="no setting 'temperature'"):
         priors.make({"name": "mog", "temperature": 2}, 2)
+    with pytest.raises(
+        VaekitError, match=r"The vamp prior has no setting 'learn_weights' \(its settings: components\)"
+    ):
+        priors.make({"name": "vamp", "learn_weights": False}, 2)
+    with pytest.raises(VaekitError, match="The normal prior has no setting 'components'"):
+        priors.make({"name": "normal", "components": 3}, 2)
+    fixed = priors.make({"name": "mog", "components": 3, "learn_weights": False}, 2)
+    assert "logits" in dict(fixed.named_buffers()) and "logits" not in dict(fixed.named_parameters())

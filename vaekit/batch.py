@@ -6,7 +6,7 @@ covariates tomorrow) is a field here, not a new argument threaded through every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -41,20 +41,12 @@ class Batch:
         return Batch(self.x[index], pick(self.labels), pick(self.beta))
 
     def to(self, device) -> Batch:
+        """The same batch with every tensor on `device`."""
         return Batch(
             self.x.to(device),
             None if self.labels is None else self.labels.to(device),
             None if self.beta is None else self.beta.to(device),
         )
-
-    def repeat(self, samples: int) -> Batch:
-        """Each example's conditions repeated for `samples` leading draws, flattened sample-major
-        ((samples * batch,)), to match z of shape (samples, batch, latent_dim) flattened."""
-
-        def rep(t):
-            return None if t is None else t.reshape(1, -1).expand(samples, -1).reshape(-1)
-
-        return replace(self, labels=rep(self.labels), beta=rep(self.beta))
 
 
 def as_batch(x, beta=None, labels=None) -> Batch:

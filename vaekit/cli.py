@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -354,7 +355,16 @@ def sample(run, n, out, seed, beta, label):
             np.save(f, x)
     else:
         report.save_figure(plots.samples(model, n, seed, beta=beta, labels=labels), out)
-    click.echo(f"wrote {n} samples{f' of class {label}' if label is not None else ''} to {out}")
+    if label is not None:
+        what = f"{n} samples of class {label}"
+    elif model.conditional and out.suffix == ".png":
+        shown = min(model.n_classes, 10)
+        what = f"{math.ceil(n / shown)} samples of each of {shown} classes"
+    elif model.conditional:
+        what = f"{n} samples, classes in turn ({', '.join(model.classes[:3])}, ...)"
+    else:
+        what = f"{n} samples"
+    click.echo(f"wrote {what} to {out}")
 
 
 def _refuse_existing(out: Path) -> None:
@@ -459,7 +469,8 @@ def score(run, source, out, label_column, seed):
     _refuse_existing(out)
     model = runs.load(run)
     x, _ = _user_data(model, source, label_column, run)
-    t = ev.per_example_terms(model, x, seed=seed)
+    t = ev.loss_terms(model, x, runs.load_objective(run, model), seed=seed, squared_error=True)
+    t.setdefault("rate", np.full(len(t["loss"]), np.nan))
     neg_elbo = t["distortion"] + np.nan_to_num(t["rate"])
     rows = np.c_[np.arange(len(neg_elbo)), neg_elbo, t["distortion"], t["rate"], t["squared_error"]]
     _write_csv(out, ["index", "neg_elbo", "distortion", "rate", "squared_error"], rows)

@@ -85,6 +85,7 @@ def loss_terms(
         squared_error: also return the summed squared error of the reconstruction at q's mean.
     Returns name -> (n,) float64 arrays: "loss", each of the objective's terms, "elbo" (beta = 1,
     one z draw) where the objective has both distortion and rate, and "squared_error" if asked.
+    Raises `VaekitError` when a label-conditional model gets no labels or unknown ones.
     """
     objective = objective or objectives.for_model(model)
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
@@ -100,7 +101,8 @@ def loss_terms(
             out = objective(model, b, noise, progress)
             values = {"loss": out.loss, **out.terms}
             if squared_error:
-                recon = model.decode(out.outputs.q.mean, b.beta, b.labels).mean
+                mean = out.outputs.q.mean if out.outputs is not None else model.encode(b).mean
+                recon = model.decode(mean, b.beta, b.labels).mean
                 values["squared_error"] = (recon - b.x).pow(2).flatten(1).sum(1)
             for name, value in values.items():
                 parts.setdefault(name, []).append(value.detach().double().cpu())
@@ -155,7 +157,8 @@ def nll(
     batch = _as_batch(x, beta, labels)
     if user_units:
         batch = Batch(model.scale_input(batch.x.to(device)), batch.labels, batch.beta)
-    data_dim = math.prod(model.data_shape)
+    # floats per importance sample: the data's and, for a mixture prior, one density per component
+    data_dim = max(math.prod(model.data_shape), getattr(model.prior, "n_components", 0) * model.latent_dim)
     if batch_size is None:
         batch_size = max(1, min(EVAL_BATCH, CHUNK_FLOATS // max(1, samples * data_dim)))
     k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, batch_size * data_dim)))
@@ -263,8 +266,9 @@ def aggregate_posterior_kl(means: np.ndarray, variances: np.ndarray, prior=None)
     """KL(N(m, S) || p(z)) in nats, where N(m, S) moment-matches the aggregate posterior
     q(z) = E_x q(z|x): m = mean of the means (n, latent_dim), S = Cov(means) + mean of the
     posterior variances (n, latent_dim). `prior`: a `vaekit.priors.Prior` (default N(0, I), in
-    closed form; a mixture prior by Monte Carlo). 0 when q(z) matches N(0, I) in its first two
-    moments; large for an unregularised code."""
+    closed form; a mixture prior by Monte Carlo). Lower is better: 0 when q(z) matches N(0, I)
+    in its first two moments; for a mixture prior even a perfect fit stays above 0 (no Gaussian
+    is a mixture); large for an unregularised code."""
     from vaekit import priors
 
     m = torch.as_tensor(means, dtype=torch.float64)
@@ -317,6 +321,11 @@ def disentanglement(
     `matrices` (latent_dim x n_factors), `seconds` and `settings` (preset, sample counts)."""
     from vaekit import metrics as m
 
+    if model.conditional:
+        raise VaekitError(
+            "Disentanglement metrics need codes of x alone, and a label-conditional run's codes depend on "
+            "its labels; evaluate a run trained without --condition labels."
+        )
     shape = model.data_shape
 
     def represent(observations: np.ndarray) -> np.ndarray:

@@ -52,7 +52,8 @@ class VAE(nn.Module):
     parameters (batch, *data_shape). The condition c (batch, cond_dim) is built by `condition`:
     log beta (1 column) for a beta-conditioned model (`beta_range=(lo, hi)`: one model for every
     beta in the range), then a one-hot label (n_classes columns) for a label-conditional model
-    (`classes`: the label names, in the order of the one-hot columns; Sohn et al., 2015).
+    (`classes`: the label names, in the order of the one-hot columns; Sohn et al., 2015, with an
+    unconditional prior p(z|y) = p(z) as in Kingma et al., 2014, M2).
     `prior` is a `vaekit.priors.Prior`, a name or config.yaml's prior entry (default N(0, I)).
     """
 
@@ -273,15 +274,17 @@ class VAE(nn.Module):
         if self.conditional:
             check(
                 batch.labels is not None,
-                "This model is label-conditional: give each example's label (the data's labels, "
-                "or --label for samples).",
+                "This model is label-conditional: pass each example's class index as labels= "
+                "(model.class_index maps label names to them).",
             )
             labels = batch.labels.long().reshape(-1)
-            bad = (labels < 0) | (labels >= self.n_classes)
-            if bool(bad.any()):
-                raise VaekitError(
-                    f"This model knows the labels 0 to {self.n_classes - 1}, not {int(labels[bad][0])}."
-                )
+            if labels.device.type == "cpu":  # on an accelerator this check would cost a host sync per step
+                bad = (labels < 0) | (labels >= self.n_classes)
+                if bool(bad.any()):
+                    raise VaekitError(
+                        f"This model knows the class indices 0 to {self.n_classes - 1}, not "
+                        f"{int(labels[bad][0])}; map label names with model.class_index."
+                    )
             parts.append(nn.functional.one_hot(labels, self.n_classes).to(x.dtype))
         rows = max(len(p) for p in parts)
         c = torch.cat([p.expand(rows, -1) if len(p) == 1 else p for p in parts], dim=1)
@@ -290,7 +293,8 @@ class VAE(nn.Module):
     def class_index(self, names) -> torch.Tensor:
         """Label names (or values, as text) -> the class indices (n,) the nets take. Raises
         `VaekitError` naming a label the model was not trained on."""
-        lookup = {c: i for i, c in enumerate(self.classes or [])}
+        check(self.conditional, "This model is not label-conditional, so it has no classes.")
+        lookup = {c: i for i, c in enumerate(self.classes)}
         names = [str(n) for n in names]
         unknown = [n for n in names if n not in lookup]
         if unknown:
@@ -303,7 +307,11 @@ class VAE(nn.Module):
         for a label-conditional model; None for any other model."""
         if not self.conditional:
             return None
-        check(data.y is not None, f"This model is label-conditional but {data.name} has no labels.")
+        check(
+            data.y is not None,
+            f"This model is label-conditional but {data.name} has no labels; give data with labels "
+            "(--label-column, a y array) or use a run trained without --condition labels.",
+        )
         values = data.y[index] if index is not None else data.labels(split)
         unique, inverse = np.unique(values, return_inverse=True)
         return self.class_index([data.label_name(int(v)) for v in unique])[

@@ -24,6 +24,8 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 
 
 def register(name: str):
+    """Class decorator: add an Objective subclass to OBJECTIVES under `name` (--objective NAME)."""
+
     def wrap(cls):
         cls.name = name
         OBJECTIVES[name] = cls
@@ -107,7 +109,7 @@ class BetaELBO(Objective):
         super().__init__(**settings)
         w = self.warmup_epochs
         if not (w >= 0 and math.isfinite(w)):
-            raise VaekitError(f"warmup_epochs must be at least 0, not {w!r}.")
+            raise VaekitError(f"warmup_epochs must be a finite number of at least 0, not {w!r}.")
 
     def kl_weight(self, progress: float) -> float:
         """The factor on beta * rate at `progress` epochs."""

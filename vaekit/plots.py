@@ -69,6 +69,7 @@ def reconstructions(model: VAE, data, n: int = 8) -> plt.Figure:
 
 
 def prior_text(model: VAE) -> str:
+    """The model's prior in words for figure titles, e.g. "N(0, I)" or "mog (10 components)"."""
     return describe_prior(model.prior)
 
 
@@ -76,7 +77,8 @@ def samples(model: VAE, n: int = 64, seed: int = 0, beta=None, labels=None) -> p
     """Decoder means at z drawn from the prior; for a label-conditional model without `labels`
     (one class index, or (n,)), one row per class (up to 10 classes, 8 samples each)."""
     if model.conditional and labels is None:
-        return samples_per_class(model, seed=seed, beta=beta)
+        per_class = max(1, math.ceil(n / min(model.n_classes, 10)))
+        return samples_per_class(model, per_class=per_class, seed=seed, beta=beta)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         x = model.sample(n, beta, labels=labels).numpy()

@@ -25,6 +25,8 @@ MC_SAMPLES = 20_000  # draws for a Monte-Carlo KL of a Gaussian to a prior witho
 
 
 def register(name: str):
+    """Class decorator: add a Prior subclass to PRIORS under `name` (what --prior and config.yaml use)."""
+
     def wrap(cls):
         cls.name = name
         PRIORS[name] = cls
@@ -39,10 +41,16 @@ class Prior(nn.Module):
 
     name = "base"
     closed_form_kl = False
+    SETTINGS: tuple[str, ...] = ()  # the keys config.yaml's prior entry may hold besides "name"
 
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = int(latent_dim)
+
+    def _device(self) -> torch.device:
+        for t in [*self.parameters(), *self.buffers()]:
+            return t.device
+        return torch.device("cpu")
 
     def distribution(self) -> D.Distribution:
         raise NotImplementedError
@@ -78,33 +86,32 @@ class Prior(nn.Module):
         return mean - sds * var.sqrt(), mean + sds * var.sqrt()
 
     def marginal_kl(self, means: torch.Tensor, variances: torch.Tensor, samples: int = 64) -> torch.Tensor:
-        """Average over examples of KL(q(z_j|x) || p(z_j)) per dimension (latent_dim,), nats,
-        for q(z_j|x) = N(means, variances), (n, latent_dim) each. Monte Carlo here (seeded)."""
+        """Average over examples of KL(q(z_j|x) || p(z_j)) per dimension (latent_dim,), nats, on
+        the CPU, for q(z_j|x) = N(means, variances), (n, latent_dim) each. Here by Monte Carlo:
+        `samples` seeded draws per example and dimension (standard error about sd / sqrt(n samples))."""
         gen = torch.Generator().manual_seed(0)
         std = variances.sqrt()
         eps = torch.randn((samples, *means.shape), generator=gen, dtype=means.dtype)
         z = means + std * eps
         log_q = D.Normal(means, std).log_prob(z)
-        return (log_q - self.marginal_log_prob(z)).mean((0, 1))
+        log_p = self.marginal_log_prob(z.to(self._device())).to("cpu", log_q.dtype)
+        return (log_q - log_p).mean((0, 1))
 
     def marginal_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z_j) of each dimension's marginal: z (..., latent_dim) -> (..., latent_dim)."""
         raise NotImplementedError
 
     def kl_from_gaussian(self, mean: torch.Tensor, cov: torch.Tensor) -> float:
-        """KL(N(mean, cov) || p) in nats (float64 inputs): Monte Carlo with MC_SAMPLES seeded draws
-        where no closed form exists (standard error about sd(log ratio) / 141)."""
+        """KL(N(mean, cov) || p) in nats, for mean (latent_dim,) and cov (latent_dim, latent_dim)
+        float64 CPU tensors: Monte Carlo with MC_SAMPLES seeded draws where no closed form exists
+        (standard error about sd(log ratio) / 141)."""
         fitted = D.MultivariateNormal(mean, covariance_matrix=cov)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             z = fitted.sample((MC_SAMPLES,))
         with torch.no_grad():
-            log_p = self.log_prob(z.to(self._dtype())).double()
+            log_p = self.log_prob(z.to(self._device(), torch.float32)).to("cpu", torch.float64)
         return float((fitted.log_prob(z) - log_p).mean())
-
-    def _dtype(self) -> torch.dtype:
-        params = list(self.parameters())
-        return params[0].dtype if params else torch.float32
 
 
 @register("normal")
@@ -132,6 +139,7 @@ class StandardNormal(Prior):
         return zeros, torch.ones_like(zeros)
 
     def marginal_kl(self, means, variances, samples: int = 64):
+        """Closed form: 0.5 * (m^2 + v - 1 - log v), averaged over examples."""
         q = D.Normal(means, variances.sqrt())
         return D.kl_divergence(q, D.Normal(0.0, 1.0)).mean(0)
 
@@ -185,10 +193,14 @@ class MixtureOfGaussians(_DiagonalMixture):
 
     Args:
         latent_dim: dimensions of z.
-        components: K >= 1. The means start at seeded N(0, I) draws, the scales at 1.
+        components: K >= 1. The means start at seeded N(0, I) draws, the scales at 1 (learned as
+            log-scales, clamped to [-15, 10] so a component can neither vanish nor overflow).
         learn_weights: learn the mixture weights pi (a softmax of K logits) or keep them 1/K.
     The rate has no closed form: it is estimated at the sampled z (see `Prior.kl`).
+    Raises `VaekitError` for K < 1.
     """
+
+    SETTINGS = ("components", "learn_weights")
 
     def __init__(self, latent_dim: int, components: int = 10, learn_weights: bool = True, **_):
         super().__init__(latent_dim)
@@ -224,6 +236,8 @@ class VampPrior(_DiagonalMixture):
     examples (`init_from`) or, when none are given, at seeded N(0, 0.01) noise.
     """
 
+    SETTINGS = ("components",)
+
     def __init__(self, latent_dim: int, components: int = 50, data_shape=(1,), **_):
         super().__init__(latent_dim)
         check_components(components, "vamp")
@@ -232,6 +246,7 @@ class VampPrior(_DiagonalMixture):
         self._model: list = []  # a list, so the encoder is not registered twice as a submodule
 
     def attach(self, model) -> None:
+        """Use `model.encode` for q(z|u_k) (the VAE does this when it is built with this prior)."""
         self._model[:] = [model]
 
     def init_from(self, x: torch.Tensor) -> None:
@@ -243,7 +258,11 @@ class VampPrior(_DiagonalMixture):
             )
 
     def components(self):
-        check(bool(self._model), "The VampPrior is not attached to a model (VampPrior.attach(model)).")
+        check(
+            bool(self._model),
+            "The VampPrior is not attached to a model; build the model with VAE(..., prior=this prior) "
+            "or call prior.attach(model).",
+        )
         q = self._model[0].encode(self.pseudo_inputs)
         logits = torch.zeros(self.n_components, device=self.pseudo_inputs.device)
         return logits, q.base_dist.loc, q.base_dist.scale
@@ -261,7 +280,9 @@ def check_components(components, prior: str) -> None:
 
 
 def make(settings: dict | str | None, latent_dim: int, data_shape=(1,)) -> Prior:
-    """The prior that `settings` (config.yaml's `prior` entry, or a name) describes; None = N(0, I)."""
+    """The prior that `settings` (config.yaml's `prior` entry, or a name) describes; None = N(0, I).
+    `data_shape` is one example's shape (a VampPrior's pseudo-inputs have it). Raises
+    `VaekitError` for an unknown prior, a setting that prior does not have, or a bad value."""
     if settings is None:
         settings = {"name": "normal"}
     if isinstance(settings, str):
@@ -270,14 +291,12 @@ def make(settings: dict | str | None, latent_dim: int, data_shape=(1,)) -> Prior
     name = settings.pop("name", "normal")
     if name not in PRIORS:
         raise VaekitError(f"Unknown prior {name!r}; choose one of {', '.join(PRIORS)}.")
-    known = {"components", "learn_weights"}
-    unknown = sorted(set(settings) - known)
-    check(
-        not unknown,
-        f"The {name} prior has no setting {unknown[0]!r} (known: {', '.join(sorted(known))})."
-        if unknown
-        else "",
-    )
+    known = PRIORS[name].SETTINGS
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise VaekitError(
+            f"The {name} prior has no setting {unknown[0]!r} (its settings: {', '.join(known) or 'none'})."
+        )
     return PRIORS[name](latent_dim, data_shape=tuple(data_shape), **settings)
 
 

@@ -27,8 +27,8 @@ EXPLAIN = {
     "mse": "mean squared error per dimension of the reconstruction at q's mean",
     "active_units": "latent dimensions whose mean varies over x (Cov > 0.01)",
     "knn_accuracy": "5-NN label accuracy from the latent means: semantic structure",
-    "aggregate_posterior_kl": "KL from the moment-matched aggregate posterior to the prior: "
-    "0 = the codes fill the prior; large = an unshaped latent space",
+    "aggregate_posterior_kl": "KL from the moment-matched aggregate posterior to the prior (lower is "
+    "better; 0 = the codes fill an N(0, I) prior); large = an unshaped latent space",
 }
 
 
@@ -87,8 +87,14 @@ class RunReport:
         self.data = data
 
     def on_fit_end(self, run) -> None:
-        if run.path is not None:
-            write_run(run.path, run.model, self.data, run.history, run.summary)
+        if run.path is None:
+            return
+        model = run.model
+        if next(model.parameters()).device.type != "cpu":  # figures are drawn from CPU arrays
+            import copy
+
+            model = copy.deepcopy(model).cpu()
+        write_run(run.path, model, self.data, run.history, run.summary)
 
 
 def write_run(out: Path, model, data, history, summary, extra_figures: dict | None = None) -> None:

@@ -137,18 +137,26 @@ def load(run: str | os.PathLike) -> VAE:
 
 
 def load_objective(run: str | os.PathLike, model: VAE):
-    """The objective a run trained with, from config.yaml's train section (a name with its settings;
-    runs written before objectives had settings store only the name, with warmup_epochs beside it)."""
+    """The `vaekit.objectives.Objective` a run trained with, from config.yaml's train section (a
+    name with its settings; runs written before objectives had settings store only the name, with
+    warmup_epochs beside it; runs without one get the model's default). Raises `VaekitError` for
+    an objective this vaekit does not have."""
     from vaekit import objectives
 
     train = read_config(run).get("train") or {}
     entry = train.get("objective")
     if isinstance(entry, dict):
         settings = {k: v for k, v in entry.items() if k != "name"}
-        return objectives.make(entry.get("name"), model, **settings)
-    name = entry if isinstance(entry, str) else None
-    if name in (None, objectives.default_name(model)) or name not in objectives.OBJECTIVES:
-        name = objectives.default_name(model)
+        name = entry.get("name")
+    else:
+        settings, name = {}, entry if isinstance(entry, str) else objectives.default_name(model)
+    check(
+        name in objectives.OBJECTIVES,
+        f"{run}/config.yaml says the run trained with the objective {name!r}, which this vaekit does not "
+        f"have ({', '.join(objectives.OBJECTIVES)}); upgrade vaekit.",
+    )
+    if isinstance(entry, dict):
+        return objectives.make(name, model, **settings)
     settings = {}
     if "warmup_epochs" in objectives.OBJECTIVES[name].SETTINGS:
         settings["warmup_epochs"] = train.get("warmup_epochs") or 0.0

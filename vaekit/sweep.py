@@ -178,7 +178,7 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
     """One column per beta: one draw z ~ q(z|x) per test example (2-D, or the first two PCs),
     coloured by label, and under it the reconstructions of the same test inputs (inputs in the
     top strip row). Draws rather than means, so a posterior that collapsed onto the prior shows
-    as what it is: an N(0, I) cloud in which the classes mix."""
+    as what it is: a cloud shaped like the prior in which the classes mix."""
     betas = [b for b, _, _ in entries]
     n = len(entries)
     is_image = data.is_image
@@ -322,8 +322,8 @@ dashed line in the rate-distortion figure joins all points with the best ELBO's 
 organised the space is.</li>
 <li><b>active_units</b>: latent dimensions whose mean varies over the data (Cov > 0.01); collapsed
 dimensions carry no information.</li>
-<li><b>aggregate_posterior_kl</b>: KL from a Gaussian moment-matched to all codes together to N(0, I). Large
+<li><b>aggregate_posterior_kl</b>: KL from a Gaussian moment-matched to all codes together to the prior. Large
 means the codes do not fill the prior, so samples from the prior decode to nothing the model saw
-(typical of beta = 0); near 0 means the latent space has the prior's simple shape.</li>
+(typical of beta = 0); near 0 (for an N(0, I) prior) means the latent space has the prior's simple shape.</li>
 </ul>
 """

@@ -57,7 +57,8 @@ def prior_settings(s: dict) -> dict:
     )
     check(
         name == "mog" or weights == "learned" or s.get("prior_weights") is None,
-        "--prior-weights applies to the mog prior (the VampPrior's weights are 1/K, as in the paper).",
+        "--prior-weights applies to the mog prior (the VampPrior's weights are 1/K, as in the paper); "
+        "drop --prior-weights.",
     )
     if name == "mog":
         out["learn_weights"] = weights == "learned"
@@ -80,9 +81,9 @@ def make_objective(s: dict, model):
         for key, (_, default, _) in other.SETTINGS.items():
             value = s.get(key)
             if key not in declared and value is not None and value != default:
+                fix = "drop it" if model.kind == "ae" else "drop it or choose that objective"
                 raise VaekitError(
-                    f"--{key.replace('_', '-')} applies to the {other.name} objective, not {resolved}; "
-                    "drop it or choose that objective."
+                    f"--{key.replace('_', '-')} applies to the {other.name} objective, not {resolved}; {fix}."
                 )
     return objectives.make(resolved, model, **{k: s.get(k) for k in declared})
 
