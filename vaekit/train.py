@@ -160,120 +160,47 @@ def fit(
     if direct:
         model.to(fabric.device)  # before the optimizer state is loaded onto the parameters
     optimizer = _adam(model.parameters(), lr)
-    start_epoch, start_step, history, partial = 0, 0, [], None
     if resume and is_main:
         runs.remove_temp_files(out)
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
-        except (RuntimeError, KeyError, ValueError, TypeError) as err:
-            raise VaekitError(
-                f"{out}/checkpoint.pt does not match the model this run describes "
-                f"({type(err).__name__}); its config.yaml may have been edited: restore it, or train "
-                "a new run."
-            ) from None
-        history = io.read_jsonl(out / "metrics.jsonl")[:start_epoch]
-        partial = state.get("partial")
-    if direct:
-        module = model
-    else:
-        module, optimizer = fabric.setup(model, optimizer)
-    backward = (lambda loss: loss.backward()) if direct else fabric.backward
-    dev = fabric.device
-
-    train_set = _batch(data, "train", model).to(dev)
-    test_set = _batch(data, "test", model).to(dev)
-    n = len(train_set)
-    steps = math.ceil(n / batch_size)
-    stop = {"now": False}
-    names: list[str] | None = None  # the objective's term names, from its first output
+    start_epoch, start_step, history, partial = _restore(state, model, optimizer, out)
+    module, optimizer = (model, optimizer) if direct else fabric.setup(model, optimizer)
+    loop = _Loop(
+        model=model,
+        module=module,
+        optimizer=optimizer,
+        objective=objective,
+        fabric=fabric,
+        direct=direct,
+        train_set=_batch(data, "train", model).to(fabric.device),
+        batch_size=batch_size,
+        clip_grad=clip_grad,
+        skip_nonfinite=skip_nonfinite,
+        out=out if is_main else None,
+        bar=_progress(progress and is_main, epochs, start_epoch),
+    )
+    test_set = _batch(data, "test", model).to(fabric.device)
     run = Run(model=model, history=history, path=out)
 
     def on_sigint(signum, frame):
-        stop["now"] = True
+        loop.stop = True
 
     previous_handler = signal.signal(signal.SIGINT, on_sigint) if is_main else None
-    bar = _progress(progress and is_main, epochs, start_epoch)
     try:
         for epoch in range(start_epoch, epochs):
-            module.train()
-            gen = _generator(seed, epoch)
-            order = torch.randperm(n, generator=gen)
-            sums = None  # per name: the sum over examples (float64, on the device: no host sync)
-            count, first, skipped = 0, 0, 0
-            if partial is not None and epoch == start_epoch and start_step > 0:
-                gen.set_state(partial["generator"])
-                # checkpoints from before named terms hold (loss, distortion, rate) without names
-                names = list(
-                    partial.get("names") or ["loss", "distortion", "rate"][: 3 if model.kind == "vae" else 2]
-                )
-                sums = partial["sums"][: len(names)].to(dev)
-                count, first = int(partial["count"]), start_step
-            started = time.perf_counter() - (partial or {}).get("seconds", 0.0)
-            partial = None
-            for step in range(first, steps):
-                idx = order[step * batch_size : (step + 1) * batch_size]
-                b = len(idx)
-                noise = torch.randn(b, model.latent_dim, generator=gen)
-                beta = _draw_beta(model, b, gen)
-                lo, hi = (b * rank) // world, (b * (rank + 1)) // world
-                local = train_set[idx[lo:hi].to(dev)]
-                if torch.is_tensor(beta):
-                    local.beta = beta[lo:hi].to(dev)
-                out_ = objective(module, local, noise[lo:hi].to(dev), epoch + step / steps)
-                loss_sum = out_.loss.sum()
-                # the sum over the global batch / b, whatever the split: DDP averages over ranks
-                backward(loss_sum * (world / b))
-                if skip_nonfinite and not _all_finite(loss_sum, model, fabric, world):
-                    optimizer.zero_grad(set_to_none=True)  # this batch never touches the weights
-                    skipped += 1
-                    continue
-                if clip_grad and direct:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-                elif clip_grad:
-                    fabric.clip_gradients(module, optimizer, max_norm=clip_grad)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                with torch.no_grad():  # running sums stay on the device: no host sync per step
-                    if names is None:
-                        names = ["loss", *out_.terms]
-                    values = torch.stack(
-                        [loss_sum.detach(), *(out_.terms[k].detach().sum() for k in names[1:])]
-                    )
-                    sums = values.double() if sums is None else sums + values.double()
-                count += hi - lo
-                bar.step(names, sums, count)
-                if stop["now"]:
-                    if is_main and out is not None:
-                        _save_state(
-                            out, module, optimizer, epoch, step + 1, gen, (names, sums, count), started
-                        )
-                    raise Interrupted(out)
-            if skipped and is_main:
-                warnings.warn(
-                    f"epoch {epoch + 1}: skipped {skipped} batch(es) whose loss or gradient was NaN or Inf",
-                    stacklevel=1,
-                )
-            if sums is None:  # every batch skipped
-                names = names or ["loss"]
-                sums = torch.full((len(names),), math.nan, dtype=torch.float64, device=dev)
-            totals = torch.cat([sums, sums.new_tensor([count])])
-            totals = fabric.all_reduce(totals, reduce_op="sum") if world > 1 else totals
-            train = dict(zip(names, (totals[:-1] / totals[-1]).tolist(), strict=True))
+            resumed = partial if epoch == start_epoch and start_step > 0 else None
+            train, started = loop.epoch(epoch, seed, resumed, start_step)
             _check_finite(train, epoch, model, history)
-            test_metrics = _test_metrics(model, test_set, objective, seed, epoch + 1)
             row = {
                 "epoch": epoch + 1,
-                "seconds": round(time.perf_counter() - started, 4),
+                "seconds": None,
                 "beta": model.beta if not model.beta_conditioned else list(model.beta_range),
                 **objective.schedule(epoch + 1),
                 **{f"train_{k}": v for k, v in train.items()},
-                **test_metrics,
+                **_test_metrics(model, test_set, objective, seed, epoch + 1),
             }
+            row["seconds"] = round(time.perf_counter() - started, 4)  # the test pass included
             history.append(row)
-            bar.epoch_done(row)
+            loop.bar.epoch_done(row)
             if is_main and out is not None:
                 io.write_jsonl(out / "metrics.jsonl", history)
                 runs.save_weights(out, model)
@@ -282,7 +209,7 @@ def fit(
                 if hasattr(callback, "on_epoch_end"):
                     callback.on_epoch_end(run, row)
     finally:
-        bar.close()
+        loop.bar.close()
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
 
@@ -302,6 +229,126 @@ def _batch(data, split: str, model: VAE) -> Batch:
     """One split of the data as a Batch (labels included for a label-conditional model)."""
     x = torch.as_tensor(data.x_train if split == "train" else data.x_test)
     return Batch(x, model.data_classes(data, split))
+
+
+def _restore(state, model: VAE, optimizer, out):
+    """Load a checkpoint's weights and optimizer state: (start epoch, start step within it,
+    the history of the finished epochs, the partial epoch's state or None)."""
+    if state is None:
+        return 0, 0, [], None
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise VaekitError(
+            f"{out}/checkpoint.pt does not match the model this run describes "
+            f"({type(err).__name__}); its config.yaml may have been edited: restore it, or train "
+            "a new run."
+        ) from None
+    return start_epoch, start_step, io.read_jsonl(out / "metrics.jsonl")[:start_epoch], state.get("partial")
+
+
+@dataclass
+class _Loop:
+    """One epoch of optimisation steps: the batch order and the noise come from a generator seeded
+    by (seed, epoch), drawn for the global batch and sliced per process. Sums of the objective's
+    terms stay on the device (no host sync per step) until the epoch ends."""
+
+    model: VAE
+    module: torch.nn.Module  # the model, or Fabric's wrapper of it (DDP, mixed precision)
+    optimizer: torch.optim.Optimizer
+    objective: objectives.Objective
+    fabric: object
+    direct: bool
+    train_set: Batch
+    batch_size: int
+    clip_grad: float | None
+    skip_nonfinite: bool
+    out: Path | None  # the run folder, on the main process only
+    bar: object
+    stop: bool = False  # set by Ctrl-C: save the position at the end of the step and stop
+    names: list[str] | None = None  # the objective's term names, from its first output
+
+    def epoch(self, epoch: int, seed: int, partial: dict | None, start_step: int):
+        """Train one epoch (from `start_step` of a partial one); returns (mean of each named term
+        over the epoch's examples, on every process; the epoch's start time)."""
+        fabric, world, rank = self.fabric, self.fabric.world_size, self.fabric.global_rank
+        dev = fabric.device
+        self.module.train()
+        gen = _generator(seed, epoch)
+        n = len(self.train_set)
+        steps = math.ceil(n / self.batch_size)
+        order = torch.randperm(n, generator=gen)
+        sums, count, first, skipped = None, 0, 0, 0  # sums: float64 per name, on the device
+        if partial is not None:
+            gen.set_state(partial["generator"])
+            # checkpoints from before named terms hold (loss, distortion, rate) without names
+            legacy = ["loss", "distortion", "rate"][: 3 if self.model.kind == "vae" else 2]
+            self.names = list(partial.get("names") or legacy)
+            sums = partial["sums"][: len(self.names)].to(dev)
+            count, first = int(partial["count"]), start_step
+        started = time.perf_counter() - (partial or {}).get("seconds", 0.0)
+        for step in range(first, steps):
+            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+            b = len(idx)
+            noise = torch.randn(b, self.model.latent_dim, generator=gen)
+            beta = _draw_beta(self.model, b, gen)
+            lo, hi = (b * rank) // world, (b * (rank + 1)) // world
+            local = self.train_set[idx[lo:hi].to(dev)]
+            if torch.is_tensor(beta):
+                local.beta = beta[lo:hi].to(dev)
+            values = self.step(local, noise[lo:hi].to(dev), epoch + step / steps, b)
+            if values is None:
+                skipped += 1
+                continue
+            sums = values if sums is None else sums + values
+            count += hi - lo
+            self.bar.step(self.names, sums, count)
+            if self.stop:
+                if self.out is not None:
+                    state = (self.names, sums, count)
+                    _save_state(self.out, self.module, self.optimizer, epoch, step + 1, gen, state, started)
+                raise Interrupted(self.out)
+        if skipped and rank == 0:
+            warnings.warn(
+                f"epoch {epoch + 1}: skipped {skipped} batch(es) whose loss or gradient was NaN or Inf",
+                stacklevel=1,
+            )
+        if sums is None:  # every batch skipped
+            self.names = self.names or ["loss"]
+            sums = torch.full((len(self.names),), math.nan, dtype=torch.float64, device=dev)
+        totals = torch.cat([sums, sums.new_tensor([count])])
+        totals = fabric.all_reduce(totals, reduce_op="sum") if world > 1 else totals
+        return dict(zip(self.names, (totals[:-1] / totals[-1]).tolist(), strict=True)), started
+
+    def step(self, batch: Batch, noise: torch.Tensor, progress: float, global_batch: int):
+        """One optimisation step on this process's share of a batch of `global_batch` examples:
+        the summed terms (float64, on the device) for the epoch's sums, or None if skipped."""
+        model, world = self.model, self.fabric.world_size
+        out = self.objective(self.module, batch, noise, progress)
+        loss_sum = out.loss.sum()
+        # the sum over the global batch / its size, whatever the split: DDP averages over ranks
+        scaled = loss_sum * (world / global_batch)
+        if self.direct:
+            scaled.backward()
+        else:
+            self.fabric.backward(scaled)
+        if self.skip_nonfinite and not _all_finite(loss_sum, model, self.fabric, world):
+            self.optimizer.zero_grad(set_to_none=True)  # this batch never touches the weights
+            return None
+        if self.clip_grad and self.direct:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip_grad)
+        elif self.clip_grad:
+            self.fabric.clip_gradients(self.module, self.optimizer, max_norm=self.clip_grad)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            if self.names is None:
+                self.names = ["loss", *out.terms]
+            return torch.stack(
+                [loss_sum.detach(), *(out.terms[k].detach().sum() for k in self.names[1:])]
+            ).double()
 
 
 def _direct(world: int, precision) -> bool:
