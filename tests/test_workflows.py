@@ -134,17 +134,35 @@ def test_report_escapes_what_the_user_named(cli, tmp_path):
     assert "<b>bold" not in page
 
 
-def test_gpu_smoke(cli, tmp_path):
-    """Where a CUDA device exists: a run trains on it, reloads, and gives finite numbers close to
-    the CPU's (the CPU-determinism tests pin --device cpu)."""
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--prior", "mog"], ["--prior", "vamp", "--prior-components", "8"], ["--condition", "labels"]],
+)
+def test_gpu_smoke(cli, tmp_path, extra):
+    """Where a CUDA device exists: a run (each prior, and the label-conditional model) trains on
+    it, writes its summary and report, and gives finite numbers close to the CPU's (the
+    CPU-determinism tests pin --device cpu)."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine")
-    args = ["train", "--data", "digits", "--epochs", "2", "--hidden", "64", "--nll-samples", "10", "--quiet"]
+    args = [
+        "train",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--hidden",
+        "64",
+        "--nll-samples",
+        "10",
+        "--quiet",
+        *extra,
+    ]
     assert cli(*args, "--device", "cuda", "--out", tmp_path / "gpu")[0] == 0
     assert cli(*args, "--device", "cpu", "--out", tmp_path / "cpu")[0] == 0
     gpu = json.loads((tmp_path / "gpu" / "summary.json").read_text())
     cpu = json.loads((tmp_path / "cpu" / "summary.json").read_text())
     assert np.isfinite(gpu["elbo"]) and gpu["elbo"] == pytest.approx(cpu["elbo"], rel=0.05)
+    assert (tmp_path / "gpu" / "report.html").exists()
 
 
 def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
