@@ -106,6 +106,10 @@ def _coerce(key: str, value, where: str):
 
 
 def read_config_file(path: str) -> dict:
+    """The training options in a YAML config file (--config): option name (dashes read as
+    underscores) -> value coerced to the option's type; {} for an empty file. Raises
+    `VaekitError` for a missing file, invalid YAML, a top level that is not a mapping, an
+    unknown key, or a value of the wrong type."""
     p = Path(path)
     check(p.is_file(), f"No config file at {p}; check the path.")
     try:
@@ -138,6 +142,8 @@ def merge_options(given: dict, config_file: str | None, base: dict | None = None
 
 
 def summary_line(summary: dict, seconds: float) -> str:
+    """One line for the terminal: elbo, rate, distortion, nll, knn_accuracy and active_units
+    where the summary has them (floats to 4 significant digits), and `seconds` taken."""
     parts = []
     for key in ("elbo", "rate", "distortion", "nll", "knn_accuracy", "active_units"):
         value = summary.get(key)

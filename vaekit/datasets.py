@@ -49,9 +49,11 @@ class Scaling:
     scale: np.ndarray
 
     def apply(self, x: np.ndarray) -> np.ndarray:
+        """User units -> model units: (x - shift) / scale as float32; x (n, *shape) or one example."""
         return ((x - self.shift) / self.scale).astype(np.float32)
 
     def invert(self, x: np.ndarray) -> np.ndarray:
+        """Model units -> user units: x * scale + shift as float32, the inverse of `apply`."""
         return (x * self.scale + self.shift).astype(np.float32)
 
 
@@ -79,10 +81,12 @@ class Dataset:
 
     @property
     def data_dim(self) -> int:
+        """Numbers per example: the product of `shape` (e.g. 784 for (1, 28, 28))."""
         return int(np.prod(self.shape))
 
     @property
     def is_image(self) -> bool:
+        """Whether the examples are images (`kind == "image"`, shape (channels, height, width))."""
         return self.kind == "image"
 
     @property
@@ -102,18 +106,23 @@ class Dataset:
 
     @property
     def x_train(self) -> np.ndarray:
+        """The training split (n_train, *shape), scaled (a copy: fancy indexing)."""
         return self.x[self.train_idx]
 
     @property
     def x_test(self) -> np.ndarray:
+        """The test split (n_test, *shape), scaled (a copy: fancy indexing)."""
         return self.x[self.test_idx]
 
     def labels(self, split: str = "test") -> np.ndarray | None:
+        """Integer labels (n_split,) of the `"train"` split, or of the test split for any other
+        `split`; None when the data set has no labels."""
         if self.y is None:
             return None
         return self.y[self.train_idx if split == "train" else self.test_idx]
 
     def label_name(self, label: int) -> str:
+        """The text of integer label `label`: its entry in `label_names`, or the number itself."""
         return self.label_names[label] if self.label_names else str(label)
 
     def preview_index(self, n: int) -> np.ndarray:
@@ -132,9 +141,12 @@ class Dataset:
         return self.x[self.preview_index(n)]
 
     def to_user_units(self, x: np.ndarray) -> np.ndarray:
+        """Model-unit arrays (n, *shape) (e.g. reconstructions, samples) back in the user's units."""
         return self.scaling.invert(x)
 
     def describe(self) -> str:
+        """One line for the terminal: name, example counts per split, shape, kind, scaling and the
+        scaled value range, and the number of distinct labels when labelled."""
         lo, hi = self.value_range
         labels = f", {len(np.unique(self.y))} labels" if self.y is not None else ""
         return (
@@ -160,10 +172,12 @@ def register(name: str, description: str):
 
 
 def builtin_names() -> list[str]:
+    """The names of the registered built-in data sets, in registration order."""
     return list(_REGISTRY)
 
 
 def describe_builtins() -> dict[str, str]:
+    """name -> one-line description of each built-in data set (what `vaekit datasets` lists)."""
     return {name: desc for name, (_, desc) in _REGISTRY.items()}
 
 
@@ -483,6 +497,12 @@ def match_columns(raw: RawData, trained_on: list[str]) -> RawData:
 
 
 def validate(raw: RawData) -> RawData:
+    """Check and normalise `raw` in place and return it: x becomes float32 (float64 stays float64);
+    1-D x becomes one column; 3-D or 4-D x not yet marked as images becomes images (n, C, H, W)
+    (a channel axis added to (n, H, W), channels-last moved first); x of 5+ dims is flattened to
+    a table; labels without names are encoded as integers (`label_names` set for text labels).
+    Raises `VaekitError` for non-numeric, empty or featureless data, NaN/Inf (naming the first),
+    fewer than 2 examples, or y/factors whose row count differs from x's."""
     x = np.asarray(raw.x)
     where = raw.source or "the data"
     check(

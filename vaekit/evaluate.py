@@ -43,6 +43,7 @@ class NLL:
 
     @property
     def iwae_bound(self) -> float:
+        """The IWAE_K bound (Burda et al., 2016, eq. 8) on the mean log p(x): -nll, nats per example."""
         return -self.nll
 
 
@@ -354,6 +355,7 @@ def _jsonable(obj):
 
 
 def versions() -> dict:
+    """The versions of vaekit, torch, scikit-learn, numpy and Python (summary.json's `versions`)."""
     import sklearn
 
     from vaekit import __version__

@@ -38,19 +38,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_path`), creating its folder; mode 0o644."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` as UTF-8 to `path` atomically."""
     write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON (keys in their order, a final newline) to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def write_yaml(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as YAML (`yaml.safe_dump`, keys in their order) to `path` atomically."""
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
 
 
@@ -60,6 +64,7 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSON-lines file, blank lines skipped; [] when the file does not exist."""
     path = Path(path)
     if not path.exists():
         return []

@@ -20,6 +20,9 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {}
 
 
 def register(name: str):
+    """Class decorator: add a Likelihood subclass to LIKELIHOODS under `name` (what --likelihood and
+    config.yaml use) and set its `name`."""
+
     def wrap(cls):
         cls.name = name
         LIKELIHOODS[name] = cls
@@ -39,12 +42,17 @@ class Likelihood(nn.Module):
         self.shape = tuple(shape)
 
     def base(self, params: torch.Tensor) -> D.Distribution:
+        """The per-dimension distribution for decoder output `params` (..., *shape); subclasses
+        give it (batch shape (..., *shape), no event dimensions)."""
         raise NotImplementedError
 
     def forward(self, params: torch.Tensor) -> D.Distribution:
+        """p(x|z) for decoder output `params` (..., *shape): `base` with the data dimensions as
+        the event, so `log_prob(x)` is (...,), nats summed over the dimensions of each example."""
         return D.Independent(self.base(params), len(self.shape))
 
     def settings(self) -> dict:
+        """This likelihood's settings besides its name, as `make` takes them ({} when it has none)."""
         return {}
 
 
@@ -120,6 +128,9 @@ class ContinuousBernoulli(Likelihood):
 
 
 def make(name: str, shape: tuple[int, ...], **settings) -> Likelihood:
+    """The likelihood registered as `name` for examples of `shape`, built with `settings` (e.g.
+    sigma, per_dim); settings that likelihood does not take are ignored. Raises `VaekitError` for
+    an unknown name, or a bad value (a sigma that is not a positive finite number)."""
     if name not in LIKELIHOODS:
         raise VaekitError(f"Unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}.")
     return LIKELIHOODS[name](shape, **settings)

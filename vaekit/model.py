@@ -41,6 +41,8 @@ class Terms:
 
     @property
     def elbo(self) -> torch.Tensor:
+        """-(distortion + rate) per example (batch,), nats: the beta = 1 ELBO at this z sample,
+        whatever beta trained the model (NaN for a deterministic AE)."""
         return -(self.distortion + self.rate)
 
 
@@ -234,6 +236,9 @@ class VAE(nn.Module):
         )
 
     def set_scaling(self, shift, scale) -> None:
+        """Store the data set's scaling x_model = (x_user - shift) / scale as the float32 buffers
+        `data_shift`, `data_scale` (arrays broadcast to one example's shape; new CPU tensors, so
+        call it before moving the model to a device)."""
         self.data_shift = torch.as_tensor(np.asarray(shift), dtype=torch.float32).clone()
         self.data_scale = torch.as_tensor(np.asarray(scale), dtype=torch.float32).clone()
 
@@ -242,6 +247,7 @@ class VAE(nn.Module):
         return (x_user - self.data_shift) / self.data_scale
 
     def unscale_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The units the likelihood sees -> user units (x * scale + shift), the inverse of `scale_input`."""
         return x * self.data_scale + self.data_shift
 
     def log_jacobian(self) -> float:
@@ -396,6 +402,7 @@ class VAE(nn.Module):
 
 
 def check_latent_dim(latent_dim) -> None:
+    """Raise `VaekitError` unless `latent_dim` is a whole number (int or numpy integer, not bool) >= 1."""
     check(
         isinstance(latent_dim, (int, np.integer)) and not isinstance(latent_dim, bool) and latent_dim >= 1,
         f"latent_dim must be a whole number of at least 1, not {latent_dim!r}.",
@@ -403,6 +410,7 @@ def check_latent_dim(latent_dim) -> None:
 
 
 def check_beta(beta) -> None:
+    """Raise `VaekitError` unless `beta` is a finite int or float (not bool) >= 0."""
     ok = isinstance(beta, (int, float)) and not isinstance(beta, bool)
     check(
         ok and math.isfinite(beta) and beta >= 0,
@@ -411,6 +419,7 @@ def check_beta(beta) -> None:
 
 
 def check_beta_range(beta_range) -> None:
+    """Raise `VaekitError` unless `beta_range` is two numbers (low, high) with 0 < low < high."""
     check(
         len(beta_range) == 2 and 0 < beta_range[0] < beta_range[1],
         f"beta_range must be two numbers 0 < low < high, not {tuple(beta_range)!r}.",
@@ -433,6 +442,8 @@ def check_likelihood_fits(model: VAE, data) -> None:
 
 
 def describe(model: VAE) -> str:
+    """One line for the terminal: model kind, architecture, latent_dim, likelihood (with its
+    sigma as config.yaml gives it), beta or beta range, prior, label condition, parameter count."""
     cfg = model.config or {}
     beta = (
         f"beta in [{model.beta_range[0]:g}, {model.beta_range[1]:g}]"
@@ -454,6 +465,7 @@ def describe(model: VAE) -> str:
 
 
 def describe_prior(prior: priors.Prior) -> str:
+    """A prior in words: "N(0, I)", or its name with its number of components ("mog (10 components)")."""
     if prior.name == "normal":
         return "N(0, I)"
     return f"{prior.name} ({prior.n_components} components)"

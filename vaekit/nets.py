@@ -18,6 +18,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh,
 
 
 def activation(name: str) -> type[nn.Module]:
+    """The activation class (not an instance) named `name`, one of ACTIVATIONS' keys. Raises
+    `VaekitError` for another name, listing the choices."""
     if name not in ACTIVATIONS:
         raise VaekitError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
     return ACTIVATIONS[name]
@@ -37,6 +39,10 @@ def _cat(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
 
 
 class MLPEncoder(nn.Module):
+    """Fully connected encoder: x (batch, *in_shape) flattened, the condition c (batch, cond_dim)
+    appended, through Linear layers of sizes `hidden` with `act` between them, to a linear output
+    (batch, out_dim)."""
+
     def __init__(self, in_shape, hidden, out_dim, act="relu", cond_dim=0):
         super().__init__()
         self.net = _mlp([math.prod(in_shape) + cond_dim, *hidden, out_dim], activation(act))
@@ -46,6 +52,10 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
+    """Fully connected decoder: z (batch, latent_dim) with the condition c (batch, cond_dim)
+    appended, through Linear layers of sizes `hidden` with `act` between them, to a linear output
+    reshaped to the likelihood's parameters (batch, *out_shape)."""
+
     def __init__(self, latent_dim, hidden, out_shape, act="relu", cond_dim=0):
         super().__init__()
         self.out_shape = tuple(out_shape)
@@ -161,6 +171,9 @@ def build(arch, shape, latent_dim, enc_out, hidden=(512, 256), act="relu", cond_
 
 
 def resolve_arch(arch: str, shape) -> str:
+    """The architecture `build` uses for examples of `shape`: `arch` itself for 'mlp' or 'conv';
+    for 'auto', 'conv' for images (C, H, W) whose smaller side is at least 32 px, else 'mlp'.
+    Raises `VaekitError` for any other `arch`."""
     if arch not in ("auto", "mlp", "conv"):
         raise VaekitError(f"--arch must be auto, mlp or conv, not {arch!r}.")
     if arch == "auto":

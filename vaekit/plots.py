@@ -167,6 +167,9 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
 
 
 def scatter_codes(ax, codes, labels, data, legend=True, s=4):
+    """Scatter codes (n, latent_dim) on `ax` (2-D as is, 1-D against 0, else the first two PCs),
+    one colour per integer label (n,) named by `data.label_name` (a legend if `legend`), or one
+    colour when `labels` is None; `s` is the marker size. Returns the plotted points (n, 2)."""
     points, (xl, yl) = project_2d(codes)
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=s, alpha=0.6, lw=0)

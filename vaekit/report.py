@@ -33,6 +33,7 @@ EXPLAIN = {
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Save `fig` as a PNG (90 dpi, tight bounding box) to `path` atomically, then close it."""
     buffer = _io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -98,6 +99,10 @@ class RunReport:
 
 
 def write_run(out: Path, model, data, history, summary, extra_figures: dict | None = None) -> None:
+    """Draw a run's figures (`run_figures` plus `extra_figures`, name -> Figure), save them as
+    `out/figures/NAME.png` and write `out/report.html` with the summary table and every PNG in
+    that folder. `model` must be on the CPU (the figures read its outputs as numpy arrays;
+    `RunReport` passes a CPU copy)."""
     out = Path(out)
     figures = run_figures(model, data, history, summary)
     figures.update(extra_figures or {})
@@ -107,6 +112,8 @@ def write_run(out: Path, model, data, history, summary, extra_figures: dict | No
 
 
 def sorted_pngs(out: Path) -> list[Path]:
+    """The PNGs in `out/figures` in report order: the known figures first in a fixed order, then
+    the rest by name."""
     order = [
         "latent_panels",
         "rate_distortion",
@@ -121,6 +128,8 @@ def sorted_pngs(out: Path) -> list[Path]:
 
 
 def summary_table(summary: dict) -> str:
+    """An HTML table of the summary's scalar entries (floats to 6 significant digits) with the
+    meaning of the known keys, and a line of package versions; lists and dicts are left out."""
     rows = []
     for key, value in summary.items():
         if isinstance(value, (dict, list)):
@@ -139,6 +148,9 @@ def summary_table(summary: dict) -> str:
 
 
 def write_html(out: Path, title: str, body: str, pngs: list[Path]) -> None:
+    """Write `out/report.html` atomically: a self-contained page with `title` (escaped), `body`
+    (HTML, inserted as is: escape user text first) and each PNG embedded as base64, captioned
+    by its file name."""
     images = []
     for p in pngs:
         data = base64.b64encode(p.read_bytes()).decode("ascii")

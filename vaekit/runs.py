@@ -63,6 +63,8 @@ def remove_temp_files(out: Path) -> None:
 
 
 def save_config(out: Path, config: dict) -> None:
+    """Write `out/config.yaml` atomically: `config` with `format_version` and `vaekit_version`
+    first (a key of `config` with either name replaces it)."""
     io.write_yaml(
         out / "config.yaml",
         {"format_version": FORMAT_VERSION, "vaekit_version": __version__, **config},
@@ -70,6 +72,9 @@ def save_config(out: Path, config: dict) -> None:
 
 
 def read_config(run: str | os.PathLike) -> dict:
+    """A run folder's config.yaml as a dict (read with `yaml.safe_load`). Raises `VaekitError` for
+    a missing folder or file, invalid YAML, a file without a `model` entry or a format_version,
+    or a format newer than this vaekit reads."""
     run = Path(run)
     path = run / "config.yaml"
     if not run.exists():
@@ -94,11 +99,17 @@ def read_config(run: str | os.PathLike) -> dict:
 
 
 def save_weights(out: Path, model: VAE) -> None:
+    """Write the model's state dict (CPU copies, the scaling buffers included) atomically to
+    `out/model.safetensors`."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     io.write_bytes(out / "model.safetensors", save(state, metadata={"format_version": str(FORMAT_VERSION)}))
 
 
 def load_weights(run: Path, model: VAE) -> None:
+    """Load `run/model.safetensors` into `model` in place; every key must match. The scaling
+    buffers are set from the saved ones first (a table's are per feature, so their shape differs
+    from a fresh model's). Raises `VaekitError` for a missing or unreadable file, or weights that
+    do not fit the model (from a different run)."""
     path = run / "model.safetensors"
     check(
         path.exists(),
@@ -164,11 +175,15 @@ def load_objective(run: str | os.PathLike, model: VAE):
 
 
 def save_checkpoint(out: Path, state: dict) -> None:
+    """Write the training state `state` atomically to `out/checkpoint.pt` (`torch.save`)."""
     with io.atomic_path(out / "checkpoint.pt") as tmp:
         torch.save(state, tmp)
 
 
 def load_checkpoint(run: Path) -> dict | None:
+    """The training state in `run/checkpoint.pt`, tensors on the CPU, read with
+    `torch.load(weights_only=True)`; None when there is none. Raises `VaekitError` when the file
+    cannot be loaded that way (corrupt, or holding code)."""
     path = run / "checkpoint.pt"
     if not path.exists():
         return None

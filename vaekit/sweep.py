@@ -38,10 +38,13 @@ ROW_KEYS = (
 
 
 def run_name(beta: float) -> str:
+    """The run folder's name for `beta` in a sweep: `beta-B` with B in %g form (beta-0.5, beta-4)."""
     return f"beta-{beta:g}"
 
 
 def check_betas(betas) -> list[float]:
+    """The betas as sorted floats. Raises `VaekitError` for none, a beta that is not a finite
+    number >= 0, or a repeated value."""
     check(len(betas) >= 1, "Give at least one beta, e.g. --beta 0 1 4.")
     for b in betas:
         check_beta(b)
@@ -131,11 +134,15 @@ def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
 
 
 def read_rows(out: Path) -> list[dict]:
+    """The rows of `out/sweep.json`, one dict per evaluated beta (beta, source "separate" or
+    "conditioned", run, and the summary's keys); [] when there is no sweep.json yet."""
     path = Path(out) / "sweep.json"
     return json.loads(path.read_text()) if path.exists() else []
 
 
 def write(out: Path, rows: list[dict]) -> None:
+    """Write `rows` to `out/sweep.json` (separately trained runs first, each group by beta), then
+    redraw the figures and report.html (`draw`)."""
     rows = sorted(rows, key=lambda r: (r["source"] != "separate", r["beta"]))
     io.write_json(out / "sweep.json", rows)
     draw(out, rows)
@@ -157,6 +164,9 @@ def _models(out: Path, rows: list[dict]):
 
 
 def draw(out: Path, rows: list[dict]) -> None:
+    """Write the sweep's figures (latent_panels.png from the separately trained runs, or from
+    all rows when there are none; rate_distortion.png from every row) and `out/report.html`.
+    Loads each row's model and the first run's data set, on the CPU."""
     separate = [r for r in rows if r["source"] == "separate"]
     panel_rows = separate or rows
     entries, data = _models(out, panel_rows)
@@ -167,6 +177,8 @@ def draw(out: Path, rows: list[dict]) -> None:
 
 
 def regime(beta: float, betas: list[float]) -> str:
+    """A panel caption for `beta` among `betas`: "pure reconstruction" for 0, "more latent
+    regularisation" for the largest of several, else ""."""
     if beta == 0:
         return "pure reconstruction"
     if beta == max(betas) and len(betas) > 1:
@@ -281,6 +293,8 @@ def _fmt(value) -> str:
 
 
 def sweep_table(rows: list[dict]) -> str:
+    """An HTML table of the rows (beta, source and the ROW_KEYS, test split, nats per example),
+    then, for betas with both a separate and a conditioned row, their ELBOs side by side."""
     head = "".join(f"<th>{html.escape(k)}</th>" for k in ("beta", "source", *ROW_KEYS))
     body = []
     for r in rows:

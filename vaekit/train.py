@@ -43,6 +43,7 @@ class Run:
 
     @property
     def metrics(self) -> dict:
+        """The final summary (the same dict as `summary`, summary.json's keys)."""
         return self.summary
 
 

@@ -17,6 +17,9 @@ from vaekit.errors import VaekitError, check
 
 
 def hidden_sizes(value) -> list[int]:
+    """Hidden layer sizes as ints, from text like "512,256" (spaces ignored) or a list or tuple
+    (its entries go through `int`, so a float is truncated). Raises `VaekitError` for an entry
+    `int` refuses (e.g. "512.0", "a") or a size below 1."""
     if isinstance(value, (list, tuple)):
         parts = list(value)
     else:
@@ -148,6 +151,8 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
 
 
 def image_options(s: dict) -> dict:
+    """How to read images, from the settings: {"alpha": --alpha (default "composite"),
+    "background": --background (1.0 when the key is absent; None means the reader's default, 1.0)}."""
     return {"alpha": s.get("alpha") or "composite", "background": s.get("background", 1.0)}
 
 
