@@ -174,3 +174,20 @@ def test_image_folder_with_labels_loads_and_trains(cli, tmp_path):
     assert data.shape == (1, 8, 8) and data.is_image and data.label_names == ["cats", "dogs"]
     assert 0 <= data.x.min() and data.x.max() <= 1
     assert _train(cli, tmp_path, "--data", tmp_path / "imgs", "--test-size", "2")[0] == 0
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--beta-range", "1", "inf"], "beta_range must be two finite numbers 0 < low < high"),
+        (["--beta-range", "4", "1"], "beta_range must be two finite numbers 0 < low < high"),
+        (["--prior", "vamp", "--prior-weights", "uniform"], "--prior-weights applies to the mog prior"),
+        (["--prior", "mog", "--prior-components", "0"], "must be a whole number of at least 1"),
+        (["--condition", "classes"], "--condition must be one of none, labels"),
+        (["--model", "ae", "--prior", "mog"], "A deterministic autoencoder has no prior"),
+        (["--model", "ae", "--objective", "beta-elbo"], "deterministic autoencoder has no KL term"),
+    ],
+)
+def test_new_model_options_fail_in_one_sentence(cli, tmp_path, args, fragment):
+    _fails_clearly(_train(cli, tmp_path, "--data", "digits", *args), fragment)
+    assert not (tmp_path / "run" / "model.safetensors").exists()

@@ -60,3 +60,10 @@ def test_an_old_run_resumes_its_history_unchanged(old_run, cli):
     after = io.read_jsonl(run / "metrics.jsonl")
     assert after[:2] == before and len(after) == 3
     assert set(before[0]) <= set(after[2])  # the same names are logged
+
+
+def test_a_damaged_metrics_file_is_one_sentence_on_resume(old_run, cli):
+    run = old_run("plain")
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 3\n{"epoch": 2')
+    code, _, err = cli("train", "--resume", run, "--epochs", "3", "--quiet", "--device", "cpu")
+    assert code == 2 and "metrics.jsonl line 1 is not valid JSON" in err and "Traceback" not in err

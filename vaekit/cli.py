@@ -64,7 +64,7 @@ def train_options(fn=None, exclude=()):
                 type=opt.type,
                 nargs=opt.nargs,
                 default=None,
-                help=f"{opt.help} [default: {opt.default}]",
+                help=opt.help if opt.default is None else f"{opt.help} [default: {opt.default}]",
             )(fn)
     fn = click.option(
         "--config", "config_file", type=click.Path(), default=None, help="YAML file of options."

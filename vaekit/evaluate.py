@@ -164,16 +164,18 @@ def nll(
         batch_size = max(1, min(EVAL_BATCH, CHUNK_FLOATS // max(1, samples * data_dim)))
     k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, batch_size * data_dim)))
     out = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for start in range(0, len(batch), batch_size):
-            xb = batch[start : start + batch_size].to(device)
-            parts = []
-            for k0 in range(0, samples, k_chunk):
-                parts.append(log_weights(model, xb, min(k_chunk, samples - k0)))
-            lw = torch.cat(parts, 0)
-            out.append(-(torch.logsumexp(lw, 0) - math.log(samples)))
-    model.train(was_training)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for start in range(0, len(batch), batch_size):
+                xb = batch[start : start + batch_size].to(device)
+                parts = []
+                for k0 in range(0, samples, k_chunk):
+                    parts.append(log_weights(model, xb, min(k_chunk, samples - k0)))
+                lw = torch.cat(parts, 0)
+                out.append(-(torch.logsumexp(lw, 0) - math.log(samples)))
+    finally:
+        model.train(was_training)
     per_example = torch.cat(out).double().cpu().numpy()
     if user_units:
         per_example = per_example - model.log_jacobian()

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from vaekit.errors import VaekitError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -68,4 +70,13 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise VaekitError(
+                    f"{path} line {number} is not valid JSON; the file was edited or damaged: restore it."
+                ) from None
+    return rows

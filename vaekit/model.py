@@ -420,10 +420,12 @@ def check_beta(beta) -> None:
 
 def check_beta_range(beta_range) -> None:
     """Raise `VaekitError` unless `beta_range` is two numbers (low, high) with 0 < low < high."""
-    check(
-        len(beta_range) == 2 and 0 < beta_range[0] < beta_range[1],
-        f"beta_range must be two numbers 0 < low < high, not {tuple(beta_range)!r}.",
-    )
+    try:
+        low, high = (float(b) for b in beta_range)
+        ok = 0 < low < high and math.isfinite(high)
+    except (TypeError, ValueError):
+        ok = False
+    check(ok, f"beta_range must be two finite numbers 0 < low < high, not {beta_range!r}.")
 
 
 def check_likelihood_fits(model: VAE, data) -> None:
@@ -468,7 +470,8 @@ def describe_prior(prior: priors.Prior) -> str:
     """A prior in words: "N(0, I)", or its name with its number of components ("mog (10 components)")."""
     if prior.name == "normal":
         return "N(0, I)"
-    return f"{prior.name} ({prior.n_components} components)"
+    components = getattr(prior, "n_components", None)
+    return f"{prior.name} ({components} components)" if components else prior.name
 
 
 __all__ = ["VAE", "Terms"]

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from vaekit import evaluate, io, plots, report, runs
+from vaekit import evaluate, io, objectives, plots, report, runs
 from vaekit.errors import VaekitError, check
 from vaekit.model import check_beta
 
@@ -127,7 +127,10 @@ def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     rows = [r for r in read_rows(out) if r.get("source") != "conditioned"]
     for beta in betas:
-        summary = evaluate.summarize(model, data, nll_samples=nll_samples, beta=beta)
+        # the beta-ELBO at this beta (not the training objective's 1/max(1, beta) weighting), so
+        # the loss column compares with the separately trained runs'
+        plain = objectives.make("beta-elbo", model)
+        summary = evaluate.summarize(model, data, nll_samples=nll_samples, beta=beta, objective=plain)
         rows.append({"beta": beta, "source": "conditioned", "run": str(Path(run_dir).resolve()), **summary})
     write(out, rows)
     return rows
