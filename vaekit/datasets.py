@@ -125,6 +125,25 @@ class Dataset:
         """The text of integer label `label`: its entry in `label_names`, or the number itself."""
         return self.label_names[label] if self.label_names else str(label)
 
+    def factor_source(self):
+        """The ground-truth factor sampler the disentanglement metrics draw from
+        (`vaekit.metrics` protocol): the full sprites grid, rendered on demand, for the sprites
+        data sets, else this data set's own `factors` array. Raises `VaekitError` when the data
+        have no factors."""
+        from vaekit import metrics
+
+        resolution = self.extra.get("sprites_resolution")
+        if resolution:
+            from vaekit import sprites
+
+            return sprites.SpritesFactorData(resolution, flatten=False)
+        if self.factors is None:
+            raise VaekitError(
+                f"{self.name} has no ground-truth factors, so disentanglement metrics cannot be computed; "
+                "use sprites, or a .npz file with a factors array."
+            )
+        return metrics.ArrayFactorData(self.x, self.factors, self.factor_names)
+
     def preview_index(self, n: int) -> np.ndarray:
         """Indices into `x` of n test examples for figures: a fixed random draw, one per label
         first when labelled (the test split is in file order, which is often sorted by label)."""

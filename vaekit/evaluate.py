@@ -294,25 +294,6 @@ def per_dim_kl(means: np.ndarray, variances: np.ndarray, prior=None) -> np.ndarr
         return prior.marginal_kl(means, variances).double().numpy()
 
 
-def factor_data(data):
-    """The ground-truth factor sampler for a data set: the full sprites grid (rendered on
-    demand) for sprites, else the data set's own `factors` array."""
-    from vaekit import metrics
-    from vaekit.errors import VaekitError
-
-    resolution = data.extra.get("sprites_resolution")
-    if resolution:
-        from vaekit import sprites
-
-        return sprites.SpritesFactorData(resolution, flatten=False)
-    if data.factors is None:
-        raise VaekitError(
-            f"{data.name} has no ground-truth factors, so disentanglement metrics cannot be computed; "
-            "use sprites, or a .npz file with a factors array."
-        )
-    return metrics.ArrayFactorData(data.x, data.factors, data.factor_names)
-
-
 METRIC_NAMES = ("mig", "dci", "sap", "modularity", "betavae", "factorvae")
 
 
@@ -335,7 +316,7 @@ def disentanglement(
         x = np.asarray(observations, dtype=np.float32).reshape(-1, *shape)
         return encode_means(model, x)[0]
 
-    source = factor_data(data)
+    source = data.factor_source()
     result = m.compute_all(
         represent, source, seed=seed, preset=preset, metrics=tuple(metrics), dci_method=dci_method
     )

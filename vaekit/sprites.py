@@ -55,7 +55,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -524,27 +523,17 @@ def _read_cache(path: Path, meta: str, expected_shape: tuple[int, ...]) -> np.nd
 
 
 def _write_cache(path: Path, packed: np.ndarray, meta: str) -> None:
-    """Atomically write the cache (temp file in the same folder + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # An ``.npz`` (readable by np.load) deflated at level 1: the binary
-            # images compress ~36x and decompress about as fast as they are read.
-            with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                for name, arr in (("packed", packed), ("meta", np.array(meta))):
-                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, arr, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the cache may be shared
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+    """Atomically write the cache (vaekit.io.atomic_path: temp file in the same folder, fsync,
+    rename), so an interrupted generation never leaves a partial file."""
+    from vaekit import io
+
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # An ``.npz`` (readable by np.load) deflated at level 1: the binary
+        # images compress ~36x and decompress about as fast as they are read.
+        with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for name, arr in (("packed", packed), ("meta", np.array(meta))):
+                with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, arr, allow_pickle=False)
 
 
 def load(
