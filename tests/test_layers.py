@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "vaekit"
 
 LAYERS = [
-    {"errors", "io", "metrics", "sprites", "batch", "config"},  # leaves: import only each other
+    {"errors", "io", "metrics", "sprites", "batch", "config", "registry"},  # leaves: import only each other
     {"images", "tables", "likelihoods", "nets", "priors"},  # file readers, densities, networks, p(z)
     {"datasets", "model"},
     {"objectives", "runs"},

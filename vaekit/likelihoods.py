@@ -15,20 +15,12 @@ from torch import distributions as D
 from torch import nn
 
 from vaekit.errors import VaekitError
+from vaekit.registry import registrar
 
 LIKELIHOODS: dict[str, type[Likelihood]] = {}
 
 
-def register(name: str):
-    """Class decorator: add a Likelihood subclass to LIKELIHOODS under `name` (what --likelihood and
-    config.yaml use) and set its `name`."""
-
-    def wrap(cls):
-        cls.name = name
-        LIKELIHOODS[name] = cls
-        return cls
-
-    return wrap
+register = registrar(LIKELIHOODS)  # @register(name) adds a class to LIKELIHOODS
 
 
 class Likelihood(nn.Module):

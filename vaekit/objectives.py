@@ -19,19 +19,12 @@ import torch
 from vaekit.batch import Batch
 from vaekit.errors import VaekitError, check
 from vaekit.model import Terms
+from vaekit.registry import registrar
 
 OBJECTIVES: dict[str, type[Objective]] = {}
 
 
-def register(name: str):
-    """Class decorator: add an Objective subclass to OBJECTIVES under `name` (--objective NAME)."""
-
-    def wrap(cls):
-        cls.name = name
-        OBJECTIVES[name] = cls
-        return cls
-
-    return wrap
+register = registrar(OBJECTIVES)  # @register(name) adds a class to OBJECTIVES
 
 
 @dataclass

@@ -105,19 +105,15 @@ def samples_per_class(
     with torch.no_grad():
         rows = [model.decode(z, beta, torch.full((per_class,), c)).mean.numpy() for c in classes]
     names = [model.classes[c] for c in classes]
-    images = to_images(np.concatenate(rows), model.data_shape)
-    if images is None:
-        fig, axes = plt.subplots(len(classes), 1, figsize=(6, 1.5 * len(classes)), squeeze=False)
-        for ax, r, name in zip(axes[:, 0], rows, names, strict=True):
-            _curves(ax, r, f"samples of class {name}")
-        fig.tight_layout()
-        return fig
-    fig, ax = plt.subplots(figsize=(per_class * 0.8 + 0.8, len(classes) * 0.8 + 0.6))
-    _grid(ax, images, len(classes), per_class, f"samples per class: decoder mean at z ~ {prior_text(model)}")
-    h = images.shape[1] + 1
-    for i, name in enumerate(names):
-        ax.text(-2, i * h + h / 2, name, ha="right", va="center", fontsize=7)
-    return fig
+    return _labelled_rows(
+        rows,
+        model.data_shape,
+        names,
+        [f"samples of class {name}" for name in names],
+        f"samples per class: decoder mean at z ~ {prior_text(model)}",
+        width=per_class * 0.8 + 0.8,
+        curve_height=1.5,
+    )
 
 
 # a 2-D N(0, I) holds 1 - exp(-2) = 86.5% of its mass within 2 sd: the contour drawn for any prior
@@ -226,24 +222,37 @@ def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None,
         z[:, d] = torch.linspace(float(low[d]), float(high[d]), steps)
         with torch.no_grad():
             rows.append(model.decode(z, labels=None if labels is None else labels[:1]).mean.numpy())
-    x = np.concatenate(rows)
-    images = to_images(x, model.data_shape)
+    if model.kind != "vae":
+        span = f"over the code -/+ {limit}"
+    elif model.prior.name == "normal":
+        span = f"from {-limit} to {limit}"
+    else:
+        span = f"over the prior's mean -/+ {limit} sd"
+    return _labelled_rows(
+        rows,
+        model.data_shape,
+        [f"z{d + 1}" + (f" → {names[i]}" if names is not None else "") for i, d in enumerate(order)],
+        [f"z{d + 1} from {float(low[d]):.3g} to {float(high[d]):.3g}" for d in order],
+        f"traversals: rows z_j {span}, by KL",
+        width=steps * 0.8,
+        curve_height=1.6,
+    )
+
+
+def _labelled_rows(rows, shape, row_labels, curve_titles, title, width, curve_height) -> plt.Figure:
+    """Rows of decoded examples (each (cols, *shape)): an image grid with each row's label at its
+    left, or, for data that are not images, one panel of curves per row with its title."""
+    images = to_images(np.concatenate(rows), shape)
     if images is None:
-        fig, axes = plt.subplots(len(order), 1, figsize=(6, 1.6 * len(order)), squeeze=False)
-        for ax, r, d in zip(axes[:, 0], rows, order, strict=True):
-            _curves(ax, r, f"z{d + 1} from {float(low[d]):.3g} to {float(high[d]):.3g}")
+        fig, axes = plt.subplots(len(rows), 1, figsize=(6, curve_height * len(rows)), squeeze=False)
+        for ax, r, curve_title in zip(axes[:, 0], rows, curve_titles, strict=True):
+            _curves(ax, r, curve_title)
         fig.tight_layout()
         return fig
-    fig, ax = plt.subplots(figsize=(steps * 0.8, len(order) * 0.8 + 0.6))
-    span = (
-        f"from {-limit} to {limit}"
-        if model.prior.name == "normal"
-        else f"over the prior's mean -/+ {limit} sd"
-    )
-    _grid(ax, images, len(order), steps, f"traversals: rows z_j {span}, by KL")
-    for i, d in enumerate(order):
-        h = images.shape[1] + 1
-        label = f"z{d + 1}" + (f" → {names[i]}" if names is not None else "")
+    fig, ax = plt.subplots(figsize=(width, len(rows) * 0.8 + 0.6))
+    _grid(ax, images, len(rows), len(rows[0]), title)
+    h = images.shape[1] + 1
+    for i, label in enumerate(row_labels):
         ax.text(-2, i * h + h / 2, label, ha="right", va="center", fontsize=7)
     return fig
 

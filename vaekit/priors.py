@@ -19,20 +19,13 @@ from torch import distributions as D
 from torch import nn
 
 from vaekit.errors import VaekitError, check
+from vaekit.registry import registrar
 
 PRIORS: dict[str, type[Prior]] = {}
 MC_SAMPLES = 20_000  # draws for a Monte-Carlo KL of a Gaussian to a prior without a closed form
 
 
-def register(name: str):
-    """Class decorator: add a Prior subclass to PRIORS under `name` (what --prior and config.yaml use)."""
-
-    def wrap(cls):
-        cls.name = name
-        PRIORS[name] = cls
-        return cls
-
-    return wrap
+register = registrar(PRIORS)  # @register(name) adds a class to PRIORS
 
 
 class Prior(nn.Module):
