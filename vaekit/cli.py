@@ -475,8 +475,7 @@ def score(run, source, out, label_column, seed):
     _refuse_existing(out)
     model = runs.load(run)
     x, _ = _user_data(model, source, label_column, run)
-    t = ev.loss_terms(model, x, runs.load_objective(run, model), seed=seed, squared_error=True)
-    t.setdefault("rate", np.full(len(t["loss"]), np.nan))
+    t = ev.per_example_terms(model, x, seed=seed, objective=runs.load_objective(run, model))
     neg_elbo = t["distortion"] + np.nan_to_num(t["rate"])
     rows = np.c_[np.arange(len(neg_elbo)), neg_elbo, t["distortion"], t["rate"], t["squared_error"]]
     _write_csv(out, ["index", "neg_elbo", "distortion", "rate", "squared_error"], rows)

@@ -197,11 +197,14 @@ def encode_means(model: VAE, x, beta=None, batch_size: int = EVAL_BATCH, labels=
     return torch.cat(means).numpy(), torch.cat(variances).numpy()
 
 
-def per_example_terms(model: VAE, x, beta=None, seed: int = 0, batch_size: int = EVAL_BATCH, labels=None):
-    """Per-example scores (n,) each: the model objective's loss and terms (distortion, rate: one z
-    draw each, nats), "elbo", and the squared error of the reconstruction at the posterior mean
-    (summed over dimensions); a deterministic autoencoder's rate is NaN. See `loss_terms`."""
-    out = loss_terms(model, x, beta=beta, labels=labels, seed=seed, squared_error=True, batch_size=batch_size)
+def per_example_terms(
+    model: VAE, x, beta=None, seed: int = 0, batch_size: int = EVAL_BATCH, labels=None, objective=None
+):
+    """Per-example scores (n,) each: the objective's (default: the model's own) loss and terms
+    (distortion, rate: one z draw each, nats), "elbo", and the squared error of the reconstruction
+    at the posterior mean (summed over dimensions); a deterministic autoencoder's rate is NaN.
+    See `loss_terms`."""
+    out = loss_terms(model, x, objective, beta, labels, seed, squared_error=True, batch_size=batch_size)
     out.setdefault("rate", np.full(len(out["loss"]), np.nan))
     return out
 
