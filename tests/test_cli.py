@@ -162,8 +162,10 @@ def test_sample_encode_score_and_report(cli, digits_run, tmp_path):
 
     assert cli("score", run, "--data", "digits", "--out", tmp_path / "a.csv")[0] == 0
     header = (tmp_path / "a.csv").read_text().splitlines()[0].split(",")
-    assert header == ["index", "neg_elbo", "distortion", "rate", "squared_error"]
-    scores = np.loadtxt(tmp_path / "a.csv", delimiter=",", skiprows=1)
+    assert header == ["index", "label", "neg_elbo", "distortion", "rate", "squared_error"]
+    labels = [line.split(",")[1] for line in (tmp_path / "a.csv").read_text().splitlines()[1:]]
+    assert labels == [str(v) for v in load_digits().target]  # the data's labels, kept row by row
+    scores = np.loadtxt(tmp_path / "a.csv", delimiter=",", skiprows=1, usecols=(0, 2, 3, 4, 5))
     x = torch.as_tensor(raw / 16.0)
     np.testing.assert_array_equal(scores[:, 0], np.arange(1797))
     np.testing.assert_allclose(scores[:, 3], gaussian_kl_to_standard_normal(q.mean, q.stddev), rtol=1e-5)

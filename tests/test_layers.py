@@ -9,14 +9,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "vaekit"
 
 LAYERS = [
-    {"errors", "io", "metrics", "sprites", "batch", "config", "registry"},  # leaves: import only each other
+    {"errors", "io", "metrics", "sprites", "batch", "config", "registry", "science"},  # leaves: import only each other
     {"images", "tables", "likelihoods", "nets", "priors"},  # file readers, densities, networks, p(z)
     {"datasets", "model"},
     {"objectives", "runs"},
     {"evaluate"},
     {"train"},
     {"plots", "report"},
-    {"workflow", "sweep"},
+    {"workflow", "sweep", "analyses"},
     {"cli", "__main__", "__init__"},
 ]
 

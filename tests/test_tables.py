@@ -74,7 +74,7 @@ def test_the_table_is_read_column_by_column_and_scaled_on_the_training_rows(tabl
 
 
 def test_encode_score_and_sample_are_in_the_users_units(cli, table, table_run, tmp_path):
-    path, values, _ = table
+    path, values, kind = table
     _, mean, std = _user_scaling(table_run, values)
     model = vaekit.load(table_run)
     x_model = torch.as_tensor((values - mean) / std, dtype=torch.float32)
@@ -95,11 +95,15 @@ def test_encode_score_and_sample_are_in_the_users_units(cli, table, table_run, t
     assert (
         cli("score", table_run, "--data", path, "--label-column", "kind", "--out", tmp_path / "s.csv")[0] == 0
     )
-    scores = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
-    np.testing.assert_allclose(scores[:, 3], gaussian_kl_to_standard_normal(q.mean, q.stddev), rtol=1e-4)
+    import pandas as pd
+
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert list(scores.columns) == ["index", "label", "neg_elbo", "distortion", "rate", "squared_error"]
+    np.testing.assert_array_equal(scores["label"], kind)  # the label column is carried through
+    np.testing.assert_allclose(scores["rate"], gaussian_kl_to_standard_normal(q.mean, q.stddev), rtol=1e-4)
     with torch.no_grad():
         recon = model.decoder(q.mean, None)
-    np.testing.assert_allclose(scores[:, 4], (recon - x_model).pow(2).sum(1).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(scores["squared_error"], (recon - x_model).pow(2).sum(1).numpy(), rtol=1e-4)
 
     assert cli("sample", table_run, "-n", "2000", "--out", tmp_path / "x.npy")[0] == 0
     drawn = np.load(tmp_path / "x.npy")

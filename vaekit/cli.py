@@ -46,6 +46,9 @@ TRAIN_OPTIONS += _objective_options()
 OPTIONS_BY_NAME = {o.name: o for o in TRAIN_OPTIONS}
 
 
+OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -322,7 +325,12 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, as_json)
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("-n", "n", type=int, default=64, show_default=True, help="Number of samples.")
-@click.option("--out", type=click.Path(), required=True, help="FILE.png (a grid) or FILE.npy (arrays).")
+@click.option(
+    "--out",
+    type=click.Path(),
+    required=True,
+    help="FILE.png (a grid), FILE.npy (arrays), or for a table FILE.csv / FILE.parquet (named columns).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
 @click.option(
@@ -331,97 +339,90 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, as_json)
     help="For a label-conditional run: the class to draw, as the data names it "
     "[default: every class in turn].",
 )
-def sample(run, n, out, seed, beta, label):
-    """Draw samples from the prior through the decoder."""
+@click.option(
+    "--draw",
+    is_flag=True,
+    help="Draw x ~ p(x|z) (true samples of the model) instead of the decoder's mean at each z.",
+)
+@OVERWRITE
+def sample(run, n, out, seed, beta, label, draw, overwrite):
+    """Draw samples from the prior through the decoder, in the data's own units."""
     import torch
 
     from vaekit import plots, report, runs
 
     check(n >= 1, f"-n must be at least 1, not {n}.")
     out = Path(out)
-    check(out.suffix in (".png", ".npy"), f"--out must end in .png or .npy, not {out.name!r}.")
-    _refuse_existing(out)
+    check(
+        out.suffix in (".png", ".npy", ".csv", ".parquet"),
+        f"--out must end in .png, .npy, .csv or .parquet, not {out.name!r}.",
+    )
+    _refuse_existing(out, overwrite)
     model = runs.load(run)
     check(
         label is None or model.conditional,
         f"--label needs a label-conditional run (trained with --condition labels); {run} is not one.",
     )
-    check(
-        beta is None or model.beta_conditioned,
-        f"--beta needs a beta-conditioned run (trained with --beta-range); {run} is not one.",
-    )
+    _check_beta(model, beta, run)
     labels = model.class_index([label]) if label is not None else None
-    if out.suffix == ".npy":
+    if out.suffix == ".png":
+        report.save_figure(plots.samples(model, n, seed, beta=beta, labels=labels, mean=not draw), out)
+    else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            x = model.unscale_output(model.sample(n, beta, labels=labels)).numpy()
-        from vaekit import io
+            x = model.unscale_output(model.sample(n, beta, mean=not draw, labels=labels)).numpy()
+        if out.suffix == ".npy":
+            from vaekit import io
 
-        with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, x)
-    else:
-        report.save_figure(plots.samples(model, n, seed, beta=beta, labels=labels), out)
+            with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
+                np.save(f, x)
+        else:
+            import pandas as pd
+
+            names = runs.column_names(run, model)
+            frame = pd.DataFrame(x.reshape(n, -1), columns=names)
+            if model.conditional:
+                index = labels.expand(n) if labels is not None else torch.arange(n) % model.n_classes
+                frame.insert(0, "label", [model.classes[int(i)] for i in index])
+            _write_frame(out, frame)
     if label is not None:
-        what = f"{n} samples of class {label}"
+        what = f"{n} {'sample' if n == 1 else 'samples'} of class {label}"
     elif model.conditional and out.suffix == ".png":
         shown = min(model.n_classes, 10)
         what = f"{math.ceil(n / shown)} samples of each of {shown} classes"
     elif model.conditional:
         what = f"{n} samples, classes in turn ({', '.join(model.classes[:3])}, ...)"
     else:
-        what = f"{n} samples"
-    click.echo(f"wrote {what} to {out}")
+        what = f"{n} {'sample' if n == 1 else 'samples'}"
+    kind = "draws of p(x|z)" if draw else "decoder means"
+    click.echo(f"wrote {what} ({kind}) to {out}")
 
 
-def _refuse_existing(out: Path) -> None:
-    check(not out.exists(), f"{out} already exists; choose another --out (nothing was overwritten).")
+def _refuse_existing(out: Path, overwrite: bool = False) -> None:
+    check(
+        overwrite or not out.exists(),
+        f"{out} already exists; choose another --out, or replace it with --overwrite (nothing was overwritten).",
+    )
+
+
+def _check_beta(model, beta, run) -> None:
+    check(
+        beta is None or model.beta_conditioned,
+        f"--beta needs a beta-conditioned run (trained with --beta-range); {run} is not one.",
+    )
+    if beta is not None:
+        lo, hi = model.beta_range
+        check(
+            lo <= beta <= hi,
+            f"--beta {beta:g} is outside the range this model was trained on ({lo:g} to {hi:g}); "
+            "choose a beta inside it.",
+        )
 
 
 def _user_data(model, source, label_column=None, run=None):
-    """A user's file (or a built-in) as a `Batch` in the model's units, with the run's own
-    scaling; a table's columns are matched to the run's by name. A label-conditional model gets
-    the file's labels, matched to the run's classes by name."""
-    from vaekit import datasets, runs
+    from vaekit import analyses
 
-    record = runs.read_config(run).get("data", {}) if run is not None else {}
-    # the run's own way of reading: its x array name and label column, not its y/factors names
-    # (a file to encode need not have labels)
-    keys = {k: v for k, v in (record.get("keys") or {}).items() if k in ("x", "table")}
-    raw = None
-    if label_column is None and record.get("label_column"):
-        try:  # the run's own label column, where the file has it
-            raw = datasets.read_raw(source, record["label_column"], keys, record.get("image_options"))
-        except VaekitError as err:
-            if "has no column named" not in str(err) and "applies to tables" not in str(err):
-                raise
-    if raw is None:
-        raw = datasets.read_raw(source, label_column, keys, record.get("image_options"))
-    if record.get("column_names") and raw.column_names is not None:
-        raw = datasets.match_columns(raw, record["column_names"])
-    for note in raw.notes:
-        click.echo(f"note: {note}", err=True)
-    raw = datasets.validate(raw)
-    x = raw.x
-    check(
-        tuple(x.shape[1:]) == model.data_shape,
-        f"The data in {source} has examples of shape {tuple(x.shape[1:])} but the model was "
-        f"trained on {model.data_shape}; give data like the training data.",
-    )
-    import torch
-
-    from vaekit.batch import Batch
-
-    labels = None
-    if model.conditional:
-        check(
-            raw.y is not None,
-            f"{run} is a label-conditional model, so it needs each example's label, and {source} has none; "
-            "give --label-column (tables) or data with labels.",
-        )
-        values, inverse = np.unique(raw.y, return_inverse=True)
-        names = [raw.label_names[v] if raw.label_names else str(v) for v in values]
-        labels = model.class_index(names)[torch.as_tensor(inverse.reshape(-1))]
-    return Batch(model.scale_input(torch.as_tensor(x, dtype=torch.float32)), labels), raw
+    return analyses.read_for_run(model, source, label_column, run)
 
 
 @cli.command()
@@ -429,17 +430,20 @@ def _user_data(model, source, label_column=None, run=None):
 @click.option("--data", "source", required=True, help="Data set name or file to encode.")
 @click.option("--out", type=click.Path(), required=True, help="latents.npy or latents.csv")
 @click.option("--label-column", default=None, help="CSV: the column that holds labels.")
-def encode(run, source, out, label_column):
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
+@OVERWRITE
+def encode(run, source, out, label_column, beta, overwrite):
     """Write the posterior means (and standard deviations) of every example."""
     from vaekit import evaluate as ev
     from vaekit import io, runs
 
     out = Path(out)
     check(out.suffix in (".npy", ".csv"), f"--out must end in .npy or .csv, not {out.name!r}.")
-    _refuse_existing(out)
+    _refuse_existing(out, overwrite)
     model = runs.load(run)
+    _check_beta(model, beta, run)
     x, _ = _user_data(model, source, label_column, run)
-    means, variances = ev.encode_means(model, x)
+    means, variances = ev.encode_means(model, x, beta=beta)
     if out.suffix == ".npy":
         with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.save(f, means)
@@ -459,27 +463,181 @@ def _write_csv(out: Path, header: list[str], rows) -> None:
         writer.writerows([[f"{v:.8g}" for v in row] for row in rows])
 
 
+def _write_frame(out: Path, frame) -> None:
+    """A pandas DataFrame to `out` (.csv: floats to 8 significant digits; .parquet), atomically."""
+    from vaekit import io
+
+    with io.atomic_path(out) as tmp:
+        if out.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False, float_format="%.8g")
+
+
+def _score_frame(model, run, source, label_column, keep_columns, samples, seed, beta):
+    """The scores of every example of `source` as a DataFrame: index, the label and kept
+    columns, then the score columns of `evaluate.sampled_scores`; and the columns' meanings."""
+    import pandas as pd
+
+    from vaekit import analyses, runs, tables
+    from vaekit import evaluate as ev
+
+    check(samples >= 1, f"--samples must be at least 1, not {samples}.")
+    s, raw = analyses.scores_of(model, run, source, samples, seed, beta, label_column)
+    frame = pd.DataFrame({"index": np.arange(len(s["loss"]))})
+    meanings = {"index": "row of the input (0-based)"}
+    if raw.y is not None and (label_column or raw.kind != "tabular"):
+        frame["label"] = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
+        meanings["label"] = f"the label ({label_column or 'from the data'})"
+    keep = [c.strip() for c in (keep_columns or "").split(",") if c.strip()]
+    if keep:
+        path = Path(source)
+        check(
+            path.suffix.lower() in datasets_table_suffixes(),
+            "--keep-columns applies to tables (CSV, Parquet, HDF5) only; drop it for this data.",
+        )
+        record = runs.read_config(run).get("data", {})
+        kept = tables.read_columns(path, keep, (record.get("keys") or {}).get("table"))
+        for name, values in kept.items():
+            check(
+                len(values) == len(frame),
+                f"{source}: column {name!r} has {len(values)} rows but {len(frame)} examples were read.",
+            )
+            frame[name if name not in frame else f"{name}_kept"] = values
+            meanings[name] = "copied from the input"
+    for name in ev.score_columns(model, samples):
+        frame[name] = s[name]
+        meanings[name] = ev.SCORE_MEANINGS[name]
+    return frame, meanings
+
+
+def datasets_table_suffixes():
+    from vaekit import datasets
+
+    return datasets.TABLE_FILE_SUFFIXES
+
+
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--data", "source", required=True, help="Data set name or file to score.")
-@click.option("--out", type=click.Path(), required=True, help="scores.csv")
-@click.option("--label-column", default=None, help="CSV: the column that holds labels.")
+@click.option("--out", type=click.Path(), required=True, help="scores.csv or scores.parquet")
+@click.option(
+    "--samples",
+    type=int,
+    default=1,
+    show_default=True,
+    help="K draws of z per example: K > 1 adds the K-draw averages (distortion_avg, rate_avg, "
+    "neg_elbo_avg) and nll, the importance-sampled -log p(x) with K samples (the better anomaly score).",
+)
+@click.option("--label-column", default=None, help="Tables: the column that holds labels (kept in the output).")
+@click.option("--keep-columns", default=None, help="Tables: columns copied into the output, e.g. run,event.")
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def score(run, source, out, label_column, seed):
-    """Per-example anomaly scores: -ELBO, distortion, rate and reconstruction error."""
-    from vaekit import evaluate as ev
-    from vaekit import runs
+@OVERWRITE
+def score(run, source, out, samples, label_column, keep_columns, beta, seed, overwrite):
+    """Per-example anomaly scores, nats (higher = more anomalous).
+
+    \b
+    One draw z ~ q(z|x) each (K = 1):
+      neg_elbo       distortion + rate, the negative ELBO
+      distortion     -log p(x|z), how badly x is reconstructed
+      rate           KL(q(z|x) || p(z)), how unusual the code is
+      squared_error  sum of squared differences of the reconstruction at q's mean (model units)
+    With --samples K > 1, also:
+      neg_elbo_avg, distortion_avg, rate_avg   the same, averaged over K draws
+      nll            importance-sampled -log p(x) with K samples
+    A deterministic autoencoder has distortion and squared_error only. A sidecar OUT.json
+    says each column's meaning and units.
+    """
+    from vaekit import io, runs
 
     out = Path(out)
-    check(out.suffix == ".csv", f"--out must end in .csv, not {out.name!r}.")
-    _refuse_existing(out)
+    check(out.suffix in (".csv", ".parquet"), f"--out must end in .csv or .parquet, not {out.name!r}.")
+    _refuse_existing(out, overwrite)
+    sidecar = out.with_suffix(".json")
     model = runs.load(run)
-    x, _ = _user_data(model, source, label_column, run)
-    t = ev.per_example_terms(model, x, seed=seed, objective=runs.load_objective(run, model))
-    neg_elbo = t["distortion"] + np.nan_to_num(t["rate"])
-    rows = np.c_[np.arange(len(neg_elbo)), neg_elbo, t["distortion"], t["rate"], t["squared_error"]]
-    _write_csv(out, ["index", "neg_elbo", "distortion", "rate", "squared_error"], rows)
-    click.echo(f"wrote {len(rows)} scores to {out} (higher neg_elbo = more anomalous)")
+    _check_beta(model, beta, run)
+    frame, meanings = _score_frame(model, run, source, label_column, keep_columns, samples, seed, beta)
+    _write_frame(out, frame)
+    io.write_json(sidecar, _score_sidecar(model, run, source, samples, seed, beta, meanings))
+    best = "nll" if "nll" in frame else ("neg_elbo" if "neg_elbo" in frame else "distortion")
+    hint = "" if samples > 1 or model.kind == "ae" else "; --samples 100 averages 100 draws and adds nll"
+    click.echo(f"wrote {len(frame)} scores to {out} and their meanings to {sidecar} (higher {best} = more anomalous{hint})")
+
+
+def _score_sidecar(model, run, source, samples, seed, beta, meanings) -> dict:
+    units = (
+        "nats per example of the data as the model sees it (after the run's scaling); for a density of "
+        "your own units subtract log_jacobian from nll"
+        if model.kind == "vae"
+        else "nats per example of the data as the model sees it"
+    )
+    return {
+        "run": str(run),
+        "data": str(source),
+        "samples": samples,
+        "seed": seed,
+        "beta": beta if beta is not None else model.beta,
+        "units": units,
+        "log_jacobian": model.log_jacobian(),
+        "columns": meanings,
+    }
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--background", default=None, help="File of background (normal) examples.")
+@click.option("--signal", default=None, help="File of signal (anomalous) examples.")
+@click.option("--data", "source", default=None, help="One file holding both, told apart by --label-column.")
+@click.option("--label-column", default=None, help="With --data: the column that says signal or background.")
+@click.option("--signal-label", default=None, help="With --data: the value of --label-column that marks signal.")
+@click.option(
+    "--samples", type=int, default=100, show_default=True, help="K draws per example (averaged scores, IS-NLL)."
+)
+@click.option(
+    "--quantiles",
+    default="0.9,0.99,0.999",
+    show_default=True,
+    help="Background quantiles at which to cut (signal efficiency is reported at each).",
+)
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="Output folder [default: RUN/anomaly].")
+@OVERWRITE
+def anomaly(run, background, signal, source, label_column, signal_label, samples, quantiles, beta, seed, out, overwrite):
+    """Anomaly detection: ROC AUC and signal efficiency at background-quantile cuts for each score.
+
+    \b
+    vaekit anomaly RUN --background bkg.csv --signal sig.csv
+    vaekit anomaly RUN --data events.csv --label-column process --signal-label ttbar
+    Scores: -ELBO, distortion and rate averaged over K draws, the IS-NLL, the squared error.
+    Writes OUT/anomaly.json, OUT/figures/roc.png, OUT/figures/score_histograms.png, OUT/report.html.
+    """
+    from vaekit import analyses, runs
+
+    qs = _numbers(quantiles, "--quantiles")
+    model = runs.load(run)
+    _check_beta(model, beta, run)
+    out = Path(out) if out else Path(run) / "anomaly"
+    result = analyses.anomaly(
+        run, out, background, signal, source, label_column, signal_label, samples, qs, seed, beta, overwrite
+    )
+    click.echo(f"{result['n_background']} background, {result['n_signal']} signal examples, K = {samples}")
+    click.echo(f"{'score':>16} {'ROC AUC':>16} " + " ".join(f"{'eff@' + format(100 * q, 'g') + '%':>10}" for q in qs))
+    for name, row in result["scores"].items():
+        auc = f"{row['auc']:.4f} +- {row['auc_stderr']:.4f}"
+        effs = " ".join(f"{c['signal_efficiency']:10.4f}" for c in row["cuts"])
+        click.echo(f"{name:>16} {auc:>16} {effs}")
+    click.echo(f"wrote {out / 'report.html'}")
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise VaekitError(f"{option} must be a comma list of numbers, not {text!r}.") from None
+    check(bool(values), f"{option} must name at least one number.")
+    return values
 
 
 @cli.command()

@@ -338,18 +338,21 @@ def _load_npz(path: Path, keys: dict | None = None) -> RawData:
     return raw
 
 
-def _load_table(path: Path, label_column: str | None, key: str | None = None) -> RawData:
-    """A CSV/TSV, Parquet or HDF5 table (see `vaekit.tables`) as RawData, pandas' index dropped."""
+def _load_table(path: Path, label_column: str | None, key: str | None = None, only=None) -> RawData:
+    """A CSV/TSV, Parquet or HDF5 table (see `vaekit.tables`) as RawData, pandas' index dropped;
+    `only`: read just these feature columns (other columns, text ones included, are skipped)."""
     from vaekit import tables
 
     suffix = path.suffix.lower()
     if suffix in tables.PARQUET_SUFFIXES:
-        table = tables.read_parquet(path, label_column)
+        table = tables.read_parquet(path, label_column, only)
     elif suffix in tables.HDF5_SUFFIXES:
-        table = tables.read_hdf5(path, key, label_column)
+        table = tables.read_hdf5(path, key, label_column, only)
     else:
-        table = tables.read_csv(path, label_column)
+        table = tables.read_csv(path, label_column, only)
     raw = RawData(x=table.values, source=str(path), column_names=table.names)
+    if table.skipped and not getattr(only, "strict", False):  # a run's columns, matched in a new file
+        raw.notes.append(f"{path.name}: ignored the columns {', '.join(map(repr, table.skipped))}.")
     if table.labels is not None:
         raw.y, raw.label_names = _encode_labels(table.labels, f"{path}: {label_column}")
     _drop_index_column(raw, path)
@@ -415,8 +418,12 @@ def read_raw(
     label_column: str | None = None,
     keys: dict | None = None,
     image_options: dict | None = None,
+    only_columns: list[str] | None = None,
 ) -> RawData:
     """Read a built-in data set by name, or a user's file or folder, in the user's units.
+
+    `only_columns`: for a table, read just these feature columns (a run's own, when a file is
+    scored or encoded): the file's other columns, ids and text included, are skipped.
 
     `keys`: for an .npz, the archive's names of x, y and factors (default "x", "y", "factors");
     for an HDF5 file, "table" names the dataset or group that holds the table. `image_options`:
@@ -448,7 +455,7 @@ def read_raw(
     elif suffix == ".npz":
         raw = _load_npz(path, keys)
     elif suffix in TABLE_FILE_SUFFIXES:
-        raw = _load_table(path, label_column, (keys or {}).get("table"))
+        raw = _load_table(path, label_column, (keys or {}).get("table"), only_columns)
     elif suffix in IMAGE_SUFFIXES:
         raw = _load_images(path, image_options)
     else:
@@ -751,11 +758,21 @@ def load(
     >>> data.x.shape, data.shape
     ((1797, 1, 8, 8), (1, 8, 8))
     """
-    raw = select_columns(read_raw(source, label_column, keys, image_options), columns, drop_columns)
+    from vaekit.tables import Columns
+
+    keep, drop = _column_list(columns), _column_list(drop_columns)
+    # a table reads only the chosen columns (so a dropped one may hold text, e.g. an event id)
+    chosen = Columns(tuple(keep) or None, tuple(drop), strict=True) if keep or drop else None
+    raw = read_raw(source, label_column, keys, image_options, only_columns=chosen)
+    if chosen is not None and raw.column_names is not None:
+        raw = select_columns(raw, keep or None)  # in the order --columns gives
+    else:
+        raw = select_columns(raw, columns, drop_columns)
     name = str(source) if str(source) in _REGISTRY else Path(str(source)).name
     test_raw = None
     if test_data is not None:
-        test_raw = read_raw(test_data, label_column, keys, image_options)
+        test_only = Columns(tuple(raw.column_names)) if raw.column_names is not None and chosen else None
+        test_raw = read_raw(test_data, label_column, keys, image_options, only_columns=test_only)
         if raw.column_names is None:
             test_raw = select_columns(test_raw, columns, drop_columns)
     return from_raw(raw, name, test_size, split_seed, scaling, test_raw)

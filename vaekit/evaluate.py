@@ -209,6 +209,107 @@ def per_example_terms(
     return out
 
 
+SCORE_MEANINGS = {
+    "loss": "the training objective's value for this example (one draw), nats",
+    "neg_elbo": "-ELBO = distortion + rate (one draw of z), nats; higher = more anomalous",
+    "distortion": "-log p(x|z) at one draw z ~ q(z|x) (a deterministic autoencoder: at its code), nats",
+    "rate": "KL(q(z|x) || p(z)) (closed form for N(0, I), else at the draw), nats",
+    "squared_error": "sum over features of the squared error of the reconstruction at q's mean, "
+    "(model units)^2",
+    "neg_elbo_avg": "-ELBO averaged over K draws of z, nats",
+    "distortion_avg": "-log p(x|z) averaged over K draws of z, nats",
+    "rate_avg": "KL(q(z|x) || p(z)) averaged over K draws (equal to rate where it is closed form), nats",
+    "nll": "importance-sampled -log p(x) with K samples (Burda et al., 2016), nats; the best anomaly score",
+}
+
+
+def score_columns(model: VAE, samples: int = 1) -> list[str]:
+    """The score columns `vaekit score` writes for this model and K, in order."""
+    if model.kind == "ae":
+        return ["distortion", "squared_error"]
+    one = ["neg_elbo", "distortion", "rate", "squared_error"]
+    return one + (["neg_elbo_avg", "distortion_avg", "rate_avg", "nll"] if samples > 1 else [])
+
+
+@torch.no_grad()
+def sampled_scores(
+    model: VAE,
+    x,
+    samples: int = 1,
+    beta=None,
+    labels=None,
+    seed: int = 0,
+    objective: objectives.Objective | None = None,
+    batch_size: int = EVAL_BATCH,
+) -> dict[str, np.ndarray]:
+    """Per-example anomaly scores from K draws z_k ~ q(z|x), each (n,) float64, nats.
+
+    One-draw values (the first draw, through the objective: the one loss path) sit next to the
+    K-draw averages, which have a K-times smaller variance over seeds:
+    - "loss", the objective's terms ("distortion", "rate", ...), "squared_error" (summed squared
+      error of the reconstruction at q's mean): from draw 1, exactly `per_example_terms`;
+    - "distortion_avg" = -(1/K) sum_k log p(x|z_k); "rate_avg" = (1/K) sum_k KL_k (the closed-form
+      KL for N(0, I), else log q(z_k|x) - log p(z_k)); "neg_elbo" (draw 1) and "neg_elbo_avg";
+    - "nll": -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), the importance-sampled -log p(x)
+      (Burda et al., 2016, eq. 8: -IWAE_K; biased upward, less so as K grows), the better anomaly
+      score; it uses the same K draws.
+    A deterministic autoencoder has one code per example: it gets "loss", "distortion" and
+    "squared_error" only, and K must be 1.
+
+    Args:
+        x: (n, *data_shape) in the likelihood's units, or a `Batch`.
+        samples: K >= 1.
+        beta, labels: conditions, (n,) or one value for all.
+        seed: the draws; per batch of `batch_size`, noise (K, batch, latent_dim) from one generator,
+            so draw 1 is the noise `loss_terms` uses and K = 1 reproduces its scores.
+    Raises `VaekitError` for K < 1, or K > 1 on a deterministic autoencoder.
+    """
+    samples = int(samples)
+    if samples < 1:
+        raise VaekitError(f"The number of samples K must be at least 1, not {samples}.")
+    if model.kind == "ae" and samples > 1:
+        raise VaekitError(
+            "A deterministic autoencoder has one code per example, so there is nothing to average: "
+            "use --samples 1 (or train a VAE)."
+        )
+    objective = objective or objectives.for_model(model)
+    gen = torch.Generator().manual_seed(seed)
+    device = _device(model)
+    batch = _as_batch(x, beta, labels)
+    data_dim = max(math.prod(model.data_shape), getattr(model.prior, "n_components", 0) * model.latent_dim)
+    parts: dict[str, list[torch.Tensor]] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(batch), batch_size):
+            b = batch[start : start + batch_size].to(device)
+            noise = torch.randn(samples, len(b), model.latent_dim, generator=gen).to(device)
+            out = objective(model, b, noise[0], math.inf)
+            values = {"loss": out.loss, **out.terms}
+            q = out.outputs.q if out.outputs is not None else model.encode(b)
+            values["squared_error"] = (model.decode(q.mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1).sum(1)
+            if model.kind == "vae":
+                values["neg_elbo"] = out.outputs.distortion + out.outputs.rate
+                k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, len(b) * data_dim)))
+                log_px, rate, log_w = [], [], []
+                for k0 in range(0, samples, k_chunk):
+                    z = q.mean + q.stddev * noise[k0 : k0 + k_chunk]  # (k, batch, latent)
+                    lp = model.decode(z, b.beta, b.labels).log_prob(b.x)
+                    log_px.append(lp)
+                    rate.append(model.prior.kl(q, z).expand_as(lp))
+                    log_w.append(lp + model.prior.log_prob(z) - q.log_prob(z))
+                log_px, rate, log_w = torch.cat(log_px), torch.cat(rate), torch.cat(log_w)
+                values["distortion_avg"] = -log_px.mean(0)
+                values["rate_avg"] = rate.mean(0)
+                values["neg_elbo_avg"] = values["distortion_avg"] + values["rate_avg"]
+                values["nll"] = -(torch.logsumexp(log_w, 0) - math.log(samples))
+            for name, value in values.items():
+                parts.setdefault(name, []).append(value.detach().double().cpu())
+    finally:
+        model.train(was_training)
+    return {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
+
+
 def nearest_neighbors(codes: np.ndarray, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest codes to codes[index] (Euclidean), excluding itself: (indices, distances)."""
     from sklearn.neighbors import NearestNeighbors

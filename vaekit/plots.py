@@ -73,23 +73,25 @@ def prior_text(model: VAE) -> str:
     return describe_prior(model.prior)
 
 
-def samples(model: VAE, n: int = 64, seed: int = 0, beta=None, labels=None) -> plt.Figure:
-    """Decoder means at z drawn from the prior; for a label-conditional model without `labels`
-    (one class index, or (n,)), one row per class (up to 10 classes, 8 samples each)."""
+def samples(model: VAE, n: int = 64, seed: int = 0, beta=None, labels=None, mean: bool = True) -> plt.Figure:
+    """Decoder means (`mean`, else draws of p(x|z)) at z drawn from the prior; for a
+    label-conditional model without `labels` (one class index, or (n,)), one row per class (up
+    to 10 classes, 8 samples each)."""
     if model.conditional and labels is None:
         per_class = max(1, math.ceil(n / min(model.n_classes, 10)))
         return samples_per_class(model, per_class=per_class, seed=seed, beta=beta)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        x = model.sample(n, beta, labels=labels).numpy()
+        x = model.sample(n, beta, labels=labels, mean=mean).numpy()
+    what = "decoder mean" if mean else "x ~ p(x|z)"
     images = to_images(x, model.data_shape)
     if images is None:
         fig, ax = plt.subplots(figsize=(6, 3))
-        _curves(ax, x[:8], "samples from the prior (decoder mean)")
+        _curves(ax, x[:8], f"samples from the prior ({what})")
         return fig
     cols = int(math.ceil(math.sqrt(n)))
     fig, ax = plt.subplots(figsize=(cols * 0.7, cols * 0.7))
-    _grid(ax, images, int(math.ceil(n / cols)), cols, f"samples: decoder mean at z ~ {prior_text(model)}")
+    _grid(ax, images, int(math.ceil(n / cols)), cols, f"samples: {what} at z ~ {prior_text(model)}")
     return fig
 
 
@@ -378,5 +380,119 @@ def heatmap(matrix, factor_names, title: str, value_label: str) -> plt.Figure:
         )
     fig.colorbar(im, ax=ax, label=value_label)
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- science workflows
+def roc_curves(table: dict) -> plt.Figure:
+    """ROC curves of each score (`science.anomaly_table`): signal efficiency against background
+    efficiency (log scale, so the tight cuts a search uses are visible), AUC in the legend."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for name, row in table.items():
+        fpr = np.asarray(row["roc"]["background_efficiency"])
+        tpr = np.asarray(row["roc"]["signal_efficiency"])
+        keep = fpr > 0
+        ax.plot(fpr[keep], tpr[keep], lw=1.2, label=f"{name} (AUC {row['auc']:.3f})")
+    grid = np.logspace(-4, 0, 50)
+    ax.plot(grid, grid, color="grey", lw=0.8, ls="--", label="random (AUC 0.5)")
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("background efficiency (fraction of background passing the cut)")
+    ax.set_ylabel("signal efficiency")
+    ax.set_title("ROC: cut score > threshold", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def score_histograms(background: dict, signal: dict, names, cuts: dict | None = None) -> plt.Figure:
+    """Signal-vs-background histograms of each score (densities, log y), with the
+    background-quantile cuts marked."""
+    names = list(names)
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        b, s = np.asarray(background[name]), np.asarray(signal[name])
+        lo, hi = np.quantile(np.r_[b, s], [0.001, 0.999])
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 60)
+        ax.hist(np.clip(b, lo, hi), bins=bins, density=True, histtype="step", label="background", lw=1.2)
+        ax.hist(np.clip(s, lo, hi), bins=bins, density=True, histtype="step", label="signal", lw=1.2)
+        for cut in (cuts or {}).get(name, []):
+            ax.axvline(cut["cut"], color="grey", lw=0.7, ls=":")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{name} (nats)" if name != "squared_error" else name)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.suptitle("scores: signal vs background (dotted: background-quantile cuts)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def example_rows(rows: list[tuple[str, np.ndarray]], shape, column_names=None) -> plt.Figure:
+    """Rows of examples, each (title, (k, *shape) array in the user's units): image grids, or for
+    a table one line per example over the named columns."""
+    images = [to_images(x, shape) for _, x in rows]
+    if all(im is not None for im in images):
+        k = max(len(x) for _, x in rows)
+        fig, axes = plt.subplots(len(rows), 1, figsize=(max(4, 0.8 * k), 1.1 * len(rows) + 0.4), squeeze=False)
+        for ax, (title, _), im in zip(axes[:, 0], rows, images, strict=True):
+            _grid(ax, im, 1, len(im), title)
+        fig.tight_layout()
+        return fig
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 2.2 * len(rows)), squeeze=False)
+    for ax, (title, x) in zip(axes[:, 0], rows, strict=True):
+        flat = np.asarray(x).reshape(len(x), -1)
+        for row in flat:
+            ax.plot(row, lw=0.7, marker=".", ms=3)
+        if column_names is not None and len(column_names) <= 40:
+            ax.set_xticks(range(len(column_names)), column_names, rotation=60, fontsize=6)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def null_distribution(null: np.ndarray, observed: float, title: str) -> plt.Figure:
+    """The permutation null of the two-sample balanced accuracy, with the observed value."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(null, bins=40, color="#999", label="null (held-out labels permuted)")
+    ax.axvline(observed, color="C3", lw=1.5, label=f"observed {observed:.3f}")
+    ax.axvline(0.5, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("balanced accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def marginals(columns, panels: list[tuple[str, np.ndarray]], discrete=()) -> plt.Figure:
+    """Per-column marginal histograms of several (n, d) tables in the user's units (e.g. data,
+    reconstructions, samples), one panel per column; a column named in `discrete` is drawn as
+    bars over its values."""
+    columns = list(columns)
+    cols = min(4, len(columns))
+    rows = math.ceil(len(columns) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for j, (ax, name) in enumerate(zip(axes.flat, columns, strict=False)):
+        values = [np.asarray(x)[:, j] for _, x in panels]
+        if name in discrete:
+            levels = np.unique(np.round(values[0]))
+            width = 0.8 / len(panels)
+            for i, ((label, _), v) in enumerate(zip(panels, values, strict=True)):
+                share = [(np.round(v) == level).mean() for level in levels]
+                ax.bar(np.arange(len(levels)) + i * width, share, width, label=label)
+            ax.set_xticks(np.arange(len(levels)) + 0.4 - width / 2, [f"{v:g}" for v in levels], fontsize=7)
+        else:
+            lo, hi = np.quantile(np.concatenate(values), [0.002, 0.998])
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
+            for (label, _), v in zip(panels, values, strict=True):
+                ax.hist(np.clip(v, lo, hi), bins=bins, density=True, histtype="step", label=label, lw=1.1)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(columns) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle("marginals per column, in the data's units", fontsize=9)
     fig.tight_layout()
     return fig

@@ -24,6 +24,7 @@ FORMAT_VERSION = 1
 RUN_FILES = (
     "config.yaml",
     "model.safetensors",
+    "objective.safetensors",
     "checkpoint.pt",
     "metrics.jsonl",
     "summary.json",
@@ -105,6 +106,40 @@ def save_weights(out: Path, model: VAE) -> None:
     io.write_bytes(out / "model.safetensors", save(state, metadata={"format_version": str(FORMAT_VERSION)}))
 
 
+def save_objective_weights(out: Path, objective) -> None:
+    """Write an objective's own learned weights (`Objective.weights()`, e.g. FactorVAE's
+    discriminator; CPU copies) atomically to `out/objective.safetensors`; nothing for an
+    objective without weights."""
+    weights = objective.weights()
+    if weights is None:
+        return
+    state = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    io.write_bytes(
+        out / "objective.safetensors", save(state, metadata={"format_version": str(FORMAT_VERSION)})
+    )
+
+
+def load_objective_weights(run: Path, objective) -> None:
+    """Load `run/objective.safetensors` into an objective that has weights of its own (no-op for
+    one without). Raises `VaekitError` for a missing or unreadable file, or weights that do not
+    fit the objective."""
+    if objective.weights() is None:
+        return
+    path = run / "objective.safetensors"
+    check(
+        path.exists(),
+        f"{path} is missing; the {objective.name} objective's weights (e.g. its discriminator) are "
+        "needed to evaluate the run: restore the file or retrain.",
+    )
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise VaekitError(
+            f"{path} is not a readable safetensors file ({err}); it may be truncated: restore it or retrain."
+        ) from None
+    objective.load_weights(state)
+
+
 def load_weights(run: Path, model: VAE) -> None:
     """Load `run/model.safetensors` into `model` in place; every key must match. The scaling
     buffers are set from the saved ones first (a table's are per feature, so their shape differs
@@ -150,8 +185,9 @@ def load(run: str | os.PathLike) -> VAE:
 def load_objective(run: str | os.PathLike, model: VAE):
     """The `vaekit.objectives.Objective` a run trained with, from config.yaml's train section (a
     name with its settings; runs written before objectives had settings store only the name, with
-    warmup_epochs beside it; runs without one get the model's default). Raises `VaekitError` for
-    an objective this vaekit does not have."""
+    warmup_epochs beside it; runs without one get the model's default), bound to `model` and the
+    run's epochs, with its own weights (objective.safetensors) where it has any. Raises
+    `VaekitError` for an objective this vaekit does not have, or missing weights."""
     from vaekit import objectives
 
     train = read_config(run).get("train") or {}
@@ -166,12 +202,15 @@ def load_objective(run: str | os.PathLike, model: VAE):
         f"{run}/config.yaml says the run trained with the objective {name!r}, which this vaekit does not "
         f"have ({', '.join(objectives.OBJECTIVES)}); upgrade vaekit.",
     )
-    if isinstance(entry, dict):
-        return objectives.make(name, model, **settings)
-    settings = {}
-    if "warmup_epochs" in objectives.OBJECTIVES[name].SETTINGS:
-        settings["warmup_epochs"] = train.get("warmup_epochs") or 0.0
-    return objectives.make(name, model, **settings)
+    if not isinstance(entry, dict):
+        settings = {}
+        if "warmup_epochs" in objectives.OBJECTIVES[name].SETTINGS:
+            settings["warmup_epochs"] = train.get("warmup_epochs") or 0.0
+    objective = objectives.make(name, model, **settings)
+    epochs = train.get("epochs")
+    objective.bind(epochs=int(epochs) if isinstance(epochs, int) and epochs >= 1 else None)
+    load_objective_weights(Path(run), objective)
+    return objective
 
 
 def save_checkpoint(out: Path, state: dict) -> None:
@@ -241,3 +280,15 @@ def _saved_scaling(run: Path, name: str):
     except Exception:  # noqa: BLE001 - a missing or partial file: fit the scaling again
         return name
     return datasets.Scaling(name if name != "auto" else "saved", shift, scale)
+
+
+def column_names(run: str | os.PathLike, model: VAE) -> list[str]:
+    """The names of the model's input features: a table run's column names from config.yaml,
+    else feature_0, feature_1, ... (one per value of an example, flattened)."""
+    import math
+
+    names = (read_config(run).get("data") or {}).get("column_names")
+    size = math.prod(model.data_shape)
+    if names and len(names) == size:
+        return [str(n) for n in names]
+    return [f"feature_{i}" for i in range(size)]

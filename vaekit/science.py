@@ -1,0 +1,257 @@
+"""What scientists do with per-example scores: anomaly detection against labelled signal, and a
+classifier two-sample test. Arrays in, numbers out: no model here (the scores come from
+`vaekit.evaluate.sampled_scores`, the one loss path), so every function is testable on scores
+with a known answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vaekit.errors import VaekitError, check
+
+CUT_QUANTILES = (0.9, 0.99, 0.999)
+ROC_POINTS = 200  # points kept of each ROC curve in the JSON table
+
+
+def _scores(values, what: str) -> np.ndarray:
+    out = np.asarray(values, dtype=np.float64).reshape(-1)
+    check(len(out) >= 1, f"The {what} sample is empty; give at least one example.")
+    check(bool(np.isfinite(out).all()), f"The {what} scores hold NaN or infinite values; check the run.")
+    return out
+
+
+def auc(background, signal) -> tuple[float, float]:
+    """The ROC AUC of a score that should be higher for signal, and its standard error.
+
+    Args:
+        background, signal: (n_b,), (n_s,) scores (any units; higher = more signal-like).
+    Returns (AUC, s.e.): AUC = P(score_signal > score_background) + P(tie) / 2 (scikit-learn's
+    `roc_auc_score`); s.e. from Hanley & McNeil (1982, eq. 2), the binormal-free approximation.
+    Raises `VaekitError` for an empty sample or non-finite scores.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    b, s = _scores(background, "background"), _scores(signal, "signal")
+    y = np.r_[np.zeros(len(b)), np.ones(len(s))]
+    a = float(roc_auc_score(y, np.r_[b, s]))
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (len(s) - 1) * (q1 - a * a) + (len(b) - 1) * (q2 - a * a)) / (len(s) * len(b))
+    return a, float(math.sqrt(max(var, 0.0)))
+
+
+def roc(background, signal, points: int = ROC_POINTS) -> dict[str, list[float]]:
+    """The ROC curve (scikit-learn's `roc_curve`), thinned to about `points` points: background
+    efficiency (false-positive rate) and signal efficiency (true-positive rate) of the cut
+    `score > threshold`, as lists for a JSON table."""
+    from sklearn.metrics import roc_curve
+
+    b, s = _scores(background, "background"), _scores(signal, "signal")
+    fpr, tpr, thresholds = roc_curve(np.r_[np.zeros(len(b)), np.ones(len(s))], np.r_[b, s])
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
+    return {
+        "background_efficiency": fpr[keep].tolist(),
+        "signal_efficiency": tpr[keep].tolist(),
+        "threshold": [float(t) if np.isfinite(t) else None for t in thresholds[keep]],
+    }
+
+
+def efficiency_at_cuts(background, signal, quantiles=CUT_QUANTILES) -> list[dict]:
+    """Signal efficiency of the cut `score > c`, with c the background's q-quantile.
+
+    Args:
+        background, signal: (n_b,), (n_s,) scores; higher = more signal-like.
+        quantiles: each in (0, 1), e.g. 0.99 keeps 1 % of the background.
+    Returns one dict per quantile: `quantile`, `cut` (the score value), `background_efficiency`
+    (fraction of the background above the cut, about 1 - q), `signal_efficiency` (fraction of
+    the signal above it) and `background_events` (how many background events fix the cut: fewer
+    than about 10 make it noise). Raises `VaekitError` for a quantile outside (0, 1).
+    """
+    b, s = _scores(background, "background"), _scores(signal, "signal")
+    out = []
+    for q in quantiles:
+        check(0 < q < 1, f"A background quantile must be between 0 and 1 (e.g. 0.99), not {q}.")
+        cut = float(np.quantile(b, q))
+        out.append(
+            {
+                "quantile": float(q),
+                "cut": cut,
+                "background_efficiency": float((b > cut).mean()),
+                "signal_efficiency": float((s > cut).mean()),
+                "background_events": int((b > cut).sum()),
+            }
+        )
+    return out
+
+
+def anomaly_table(background: dict, signal: dict, quantiles=CUT_QUANTILES) -> dict:
+    """For each score name in both dicts (name -> (n,) array): AUC with its standard error, the
+    efficiencies at background-quantile cuts and the ROC curve. A score for which signal scores
+    LOWER than background (AUC < 0.5) is reported as it is: the AUC says so."""
+    out = {}
+    for name in background:
+        if name not in signal:
+            continue
+        a, se = auc(background[name], signal[name])
+        out[name] = {
+            "auc": a,
+            "auc_stderr": se,
+            "cuts": efficiency_at_cuts(background[name], signal[name], quantiles),
+            "roc": roc(background[name], signal[name]),
+        }
+    return out
+
+
+# ------------------------------------------------------------------ classifier two-sample test
+CLASSIFIERS = ("gbt", "logistic")
+
+
+@dataclass
+class TwoSample:
+    """The result of a classifier two-sample test (Lopez-Paz & Oquab, 2017).
+
+    `accuracy`: balanced accuracy on the held-out side (0.5 = indistinguishable); `null`: its
+    values under H0 (test labels permuted); `p_value` = (1 + #(null >= accuracy)) / (1 + P);
+    `n_train`, `n_test`: examples on each side; `test_index` (m,) indices into the stacked
+    [a; b]; `test_prob_b` (m,) the classifier's P(from b) for them; `duplicates`: rows that occur
+    more than once (all copies kept on one side)."""
+
+    accuracy: float
+    null: np.ndarray
+    p_value: float
+    n_train: int
+    n_test: int
+    test_index: np.ndarray
+    test_prob_b: np.ndarray
+    duplicates: int
+    classifier: str
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """The JSON-able figures: accuracy, null mean/sd/95th percentile, p-value, sizes."""
+        return {
+            "balanced_accuracy": self.accuracy,
+            "p_value": self.p_value,
+            "null_mean": float(self.null.mean()),
+            "null_sd": float(self.null.std()),
+            "null_95": float(np.quantile(self.null, 0.95)),
+            "permutations": len(self.null),
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "duplicated_rows": self.duplicates,
+            "classifier": self.classifier,
+            **self.extra,
+        }
+
+
+def row_groups(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """One group id per row (n,), equal for rows with identical values, and the number of rows
+    that have a copy elsewhere."""
+    flat = np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
+    keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return inverse.reshape(-1), int((counts[inverse] > 1).sum())
+
+
+def _classifier(name: str, seed: int):
+    if name == "gbt":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(random_state=seed)
+    if name == "logistic":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    raise VaekitError(f"Unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}.")
+
+
+def two_sample_test(
+    a,
+    b,
+    classifier: str = "gbt",
+    test_fraction: float = 0.5,
+    permutations: int = 1000,
+    seed: int = 0,
+) -> TwoSample:
+    """Classifier two-sample test (Lopez-Paz & Oquab, 2017, sec. 2): train a classifier to tell
+    sample `a` from sample `b` on one part of the data, and measure its balanced accuracy on the
+    rest; under H0 (same distribution) it is 0.5 up to noise.
+
+    The split is by row content: every copy of a repeated row lands on the same side (repeated
+    rows straddling the split let a classifier memorise them and look separable when a and b
+    are the same). The null distribution permutes the held-out labels: the classifier was fit
+    on the other side, so under H0 the held-out labels are exchangeable given its predictions,
+    and the permutation p-value is exact (no retraining needed).
+
+    Args:
+        a, b: (n_a, ...), (n_b, ...) examples with the same number of values (flattened).
+        classifier: "gbt" (scikit-learn's histogram gradient boosting, for tables and images) or
+            "logistic" (standardised logistic regression: a linear test).
+        test_fraction: share of the row groups held out, in (0, 1).
+        permutations: P >= 1 label permutations for the null.
+    Raises `VaekitError` for samples of different widths, fewer than 4 examples each, or an
+    out-of-range setting.
+    """
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import GroupShuffleSplit
+
+    a = np.asarray(a, dtype=np.float32).reshape(len(a), -1)
+    b = np.asarray(b, dtype=np.float32).reshape(len(b), -1)
+    check(
+        a.shape[1] == b.shape[1],
+        f"The two samples have {a.shape[1]} and {b.shape[1]} values per example; give samples of the same kind.",
+    )
+    check(min(len(a), len(b)) >= 4, "Each sample needs at least 4 examples for a two-sample test.")
+    check(0 < test_fraction < 1, f"The test fraction must be between 0 and 1, not {test_fraction}.")
+    check(permutations >= 1, f"--permutations must be at least 1, not {permutations}.")
+    x = np.concatenate([a, b])
+    y = np.r_[np.zeros(len(a), dtype=int), np.ones(len(b), dtype=int)]
+    groups, duplicates = row_groups(x)
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+    train, test = next(splitter.split(x, y, groups))
+    check(
+        len(np.unique(y[train])) == 2 and len(np.unique(y[test])) == 2,
+        "After keeping repeated rows together, one side of the split lacks one of the samples; "
+        "give more distinct examples.",
+    )
+    model = _classifier(classifier, seed).fit(x[train], y[train])
+    prob = model.predict_proba(x[test])[:, 1]
+    predicted = (prob > 0.5).astype(int)
+    accuracy = float(balanced_accuracy_score(y[test], predicted))
+    gen = np.random.default_rng(seed)
+    y_test = y[test]
+    null = np.array(
+        [balanced_accuracy_score(gen.permutation(y_test), predicted) for _ in range(permutations)]
+    )
+    p = float((1 + (null >= accuracy - 1e-12).sum()) / (1 + permutations))
+    return TwoSample(accuracy, null, p, len(train), len(test), test, prob, duplicates, classifier)
+
+
+def extremes(result: TwoSample, n_a: int, k: int = 8) -> dict[str, np.ndarray]:
+    """Indices (into a or b) of the held-out examples the classifier is surest about:
+    `b_most_b` (b's examples it finds most b-like: for a model's samples, the most fake),
+    `b_most_a` (b's examples it takes for a: the most realistic) and `a_most_b` (a's examples
+    it takes for b: real data the model does not cover)."""
+    idx, prob = result.test_index, result.test_prob_b
+    from_b = idx >= n_a
+    b_idx, b_prob = idx[from_b] - n_a, prob[from_b]
+    a_idx, a_prob = idx[~from_b], prob[~from_b]
+    return {
+        "b_most_b": b_idx[np.argsort(-b_prob)][:k],
+        "b_most_a": b_idx[np.argsort(b_prob)][:k],
+        "a_most_b": a_idx[np.argsort(-a_prob)][:k],
+    }
+
+
+def rare_and_typical(scores, k: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the k highest scores (rarest, highest first) and the k lowest (most typical,
+    lowest first) of (n,) scores such as the IS-NLL."""
+    s = _scores(scores, "score")
+    check(k >= 1, f"-k must be at least 1, not {k}.")
+    order = np.argsort(s, kind="stable")
+    return order[::-1][:k], order[:k]
