@@ -9,7 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "vaekit"
 
 LAYERS = [
-    {"errors", "io", "metrics", "sprites", "batch", "config", "registry", "science"},  # leaves: import only each other
+    # leaves: import only each other
+    {"errors", "io", "metrics", "sprites", "batch", "config", "registry", "science", "schedules"},
     {"images", "tables", "likelihoods", "nets", "priors"},  # file readers, densities, networks, p(z)
     {"datasets", "model"},
     {"objectives", "runs"},

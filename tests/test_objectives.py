@@ -19,6 +19,13 @@ NEUTRAL = {
     "beta-elbo": ({}, {"warmup_epochs": 0.0}),
     "beta-elbo-conditioned": ({"beta_range": (0.1, 10.0)}, {}),
     "reconstruction": ({"model": "ae"}, {}),
+    # the paper objectives at the setting where each is the ELBO (tests/test_objectives_papers.py
+    # checks each paper's own property)
+    "beta-tcvae": ({}, {"tc_weight": 1.0, "dataset_size": 1000}),
+    "dip-vae": ({}, {"lambda_od": 0.0, "lambda_d": 0.0}),
+    "capacity": ({}, {"capacity_weight": 1.0, "capacity_max": 0.0, "capacity_epochs": 2.0}),
+    "iwae": ({}, {"iwae_samples": 1}),
+    "free-bits": ({}, {"free_bits": 0.0}),
 }
 
 
@@ -133,7 +140,13 @@ def test_a_new_term_is_logged_and_drawn_without_touching_the_loop(tmp_path, monk
     import yaml
 
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert config["train"]["objective"] == {"name": "half-rate", "warmup_epochs": 0.0}
+    assert config["train"]["objective"] == {
+        "name": "half-rate",
+        "kl_schedule": "constant",
+        "warmup_epochs": 0.0,
+        "cycles": 4,
+        "cycle_ratio": 0.5,
+    }
     # train.fit alone writes no figures: the report is a callback that vaekit.fit adds
     assert not (tmp_path / "run" / "report.html").exists()
 

@@ -90,7 +90,8 @@ class TrainConfig:
 
     objective: str = setting(
         "auto",
-        "What training minimises: beta-elbo, beta-elbo-conditioned, reconstruction "
+        "What training minimises: beta-elbo, beta-elbo-conditioned, reconstruction, beta-tcvae, factorvae, "
+        "dip-vae, capacity, iwae, free-bits "
         "(auto: reconstruction for --model ae, beta-elbo-conditioned with --beta-range, else beta-elbo).",
     )
     epochs: int = setting(30, "Training epochs.")
@@ -109,7 +110,9 @@ class TrainConfig:
     num_nodes: int = setting(1, "Number of machines (with --strategy ddp, e.g. under SLURM).")
     strategy: str = setting("auto", "Fabric strategy: auto or ddp.")
     precision: str = setting("32-true", "Fabric precision: 32-true, bf16-mixed, 16-mixed.")
-    warmup_epochs: float = setting(0.0, "beta-elbo: linear KL warm-up over this many epochs.")
+    warmup_epochs: float = setting(
+        0.0, "Linear KL warm-up over this many epochs (objectives with a KL schedule: --kl-schedule linear)."
+    )
 
 
 SECTIONS = (DataConfig, ModelConfig, TrainConfig)

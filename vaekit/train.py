@@ -95,7 +95,9 @@ def fit(
     checkpoint.pt, metrics.jsonl, summary.json). `resume=True` continues from `out/checkpoint.pt`.
     `config` is the data part of config.yaml (the CLI passes it). `objective`: a
     `vaekit.objectives.Objective` (default: the model's own, with `warmup_epochs`); every term
-    its `LossOutput` names is logged per epoch as train_<name> and test_<name>. A label-conditional
+    its `LossOutput` names is logged per epoch as train_<name> and test_<name>. The objective is
+    bound (`Objective.bind`) to the model, the training split's size, the epochs and the seed
+    before training. A label-conditional
     model trains on the data's labels. `callbacks`: objects with optional methods
     `on_epoch_end(run, row)` (every process, after the epoch's row is written) and
     `on_fit_end(run)` (main process, after summary.json).
@@ -140,6 +142,9 @@ def fit(
         if objective is None:
             settings_ = {"warmup_epochs": s.warmup_epochs} if s.warmup_epochs else {}
             objective = objectives.make(s.objective, model, **settings_)
+    # what the objective may need beyond a batch: the model (checked), the training set's size
+    # (beta-TCVAE's N, never the batch's), the epochs (the cyclical schedule) and the seed
+    objective.bind(model=model, n_train=len(data.x_train), epochs=epochs, seed=seed)
 
     state = None
     if resume:
