@@ -22,6 +22,7 @@ NEUTRAL = {
     # the paper objectives at the setting where each is the ELBO (tests/test_objectives_papers.py
     # checks each paper's own property)
     "beta-tcvae": ({}, {"tc_weight": 1.0, "dataset_size": 1000}),
+    "factorvae": ({}, {"gamma": 0.0, "disc_units": 8, "disc_layers": 2}),
     "dip-vae": ({}, {"lambda_od": 0.0, "lambda_d": 0.0}),
     "capacity": ({}, {"capacity_weight": 1.0, "capacity_max": 0.0, "capacity_epochs": 2.0}),
     "iwae": ({}, {"iwae_samples": 1}),

@@ -97,7 +97,9 @@ def fit(
     `vaekit.objectives.Objective` (default: the model's own, with `warmup_epochs`); every term
     its `LossOutput` names is logged per epoch as train_<name> and test_<name>. The objective is
     bound (`Objective.bind`) to the model, the training split's size, the epochs and the seed
-    before training. A label-conditional
+    before training; one with its own parameters (FactorVAE's discriminator) steps after each
+    model step (`after_step`), its state travels in checkpoint.pt and its weights in the run
+    folder's objective.safetensors. A label-conditional
     model trains on the data's labels. `callbacks`: objects with optional methods
     `on_epoch_end(run, row)` (every process, after the epoch's row is written) and
     `on_fit_end(run)` (main process, after summary.json).
@@ -166,9 +168,10 @@ def fit(
     if direct:
         model.to(fabric.device)  # before the optimizer state is loaded onto the parameters
     optimizer = _adam(model.parameters(), lr)
+    objective.to(fabric.device)  # an objective's own parameters (FactorVAE's discriminator)
     if resume and is_main:
         runs.remove_temp_files(out)
-    start_epoch, start_step, history, partial = _restore(state, model, optimizer, out)
+    start_epoch, start_step, history, partial = _restore(state, model, optimizer, out, objective)
     module, optimizer = (model, optimizer) if direct else fabric.setup(model, optimizer)
     loop = _Loop(
         model=model,
@@ -210,7 +213,8 @@ def fit(
             if is_main and out is not None:
                 io.write_jsonl(out / "metrics.jsonl", history)
                 runs.save_weights(out, model)
-                _save_state(out, module, optimizer, epoch + 1, 0, None, None, 0.0)
+                runs.save_objective_weights(out, objective)
+                _save_state(out, module, optimizer, epoch + 1, 0, None, None, 0.0, objective)
             for callback in callbacks:
                 if hasattr(callback, "on_epoch_end"):
                     callback.on_epoch_end(run, row)
@@ -237,14 +241,17 @@ def _batch(data, split: str, model: VAE) -> Batch:
     return Batch(x, model.data_classes(data, split))
 
 
-def _restore(state, model: VAE, optimizer, out):
-    """Load a checkpoint's weights and optimizer state: (start epoch, start step within it,
-    the history of the finished epochs, the partial epoch's state or None)."""
+def _restore(state, model: VAE, optimizer, out, objective=None):
+    """Load a checkpoint's weights and optimizer state (and the objective's own, where it has
+    one and the checkpoint holds it): (start epoch, start step within it, the history of the
+    finished epochs, the partial epoch's state or None)."""
     if state is None:
         return 0, 0, [], None
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if objective is not None and state.get("objective") is not None:
+            objective.load_state(state["objective"])
         start_epoch, start_step = int(state["epoch"]), int(state.get("step", 0))
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
         raise VaekitError(
@@ -314,7 +321,17 @@ class _Loop:
             if self.stop:
                 if self.out is not None:
                     state = (self.names, sums, count)
-                    _save_state(self.out, self.module, self.optimizer, epoch, step + 1, gen, state, started)
+                    _save_state(
+                        self.out,
+                        self.module,
+                        self.optimizer,
+                        epoch,
+                        step + 1,
+                        gen,
+                        state,
+                        started,
+                        self.objective,
+                    )
                 raise Interrupted(self.out)
         if skipped and rank == 0:
             warnings.warn(
@@ -349,12 +366,18 @@ class _Loop:
             self.fabric.clip_gradients(self.module, self.optimizer, max_norm=self.clip_grad)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        # an objective with its own parameters takes its step after the model's (FactorVAE's D)
+        self.objective.after_step(self._reduce if world > 1 else None)
         with torch.no_grad():
             if self.names is None:
                 self.names = ["loss", *out.terms]
             return torch.stack(
                 [loss_sum.detach(), *(out.terms[k].detach().sum() for k in self.names[1:])]
             ).double()
+
+    def _reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The mean of `tensor` over the processes (for an objective's own gradients)."""
+        return self.fabric.all_reduce(tensor, reduce_op="mean")
 
 
 def _direct(world: int, precision) -> bool:
@@ -441,13 +464,16 @@ def _check_finite(train: dict[str, float], epoch: int, model: VAE, history: list
         )
 
 
-def _save_state(out, module, optimizer, epoch, step, gen, sums, started) -> None:
+def _save_state(out, module, optimizer, epoch, step, gen, sums, started, objective=None) -> None:
     state = {
         "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
         "step": step,
     }
+    extra = objective.state() if objective is not None else None
+    if extra is not None:
+        state["objective"] = extra
     if step > 0:
         names, totals, count = sums
         state["partial"] = {
