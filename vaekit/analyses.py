@@ -245,3 +245,277 @@ def anomaly_html(result: dict) -> str:
         "<p class='small'>The cut keeps examples whose score is above the background's quantile; an AUC "
         "below 0.5 means signal scores lower than background on that score.</p>"
     )
+
+
+def _model_draws(model, n: int, seed: int, draw: bool, beta=None, like_labels=None) -> np.ndarray:
+    """n samples of the model in its own units: x ~ p(x|z) (`draw`) or the decoder's mean, z from
+    the prior; a label-conditional model draws its classes as often as `like_labels` holds them."""
+    labels = None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if model.conditional and like_labels is not None:
+            pick = torch.randint(len(like_labels), (n,))
+            labels = torch.as_tensor(like_labels)[pick]
+        with torch.no_grad():
+            x = model.sample(n, beta, mean=not draw, labels=labels)
+    return x.cpu().numpy()
+
+
+def twosample(
+    out,
+    run=None,
+    data=None,
+    against=None,
+    n: int | None = None,
+    classifier: str = "gbt",
+    permutations: int = 1000,
+    seed: int = 0,
+    draw: bool = True,
+    beta=None,
+    label_column=None,
+    overwrite: bool = False,
+    drop_columns=(),
+) -> dict:
+    """Classifier two-sample test (`science.two_sample_test`, Lopez-Paz & Oquab, 2017).
+
+    With a run: the model's samples (true draws x ~ p(x|z) with z ~ p(z), or with `draw=False`
+    the decoder's means) against real data held out from training (the run's test split, or the
+    file `data`), plus a real-vs-real control (the real data split in two halves), which should
+    come out near 0.5. Without a run: the file `data` against the file `against` (a table's
+    columns matched by name).
+    Writes OUT/twosample.json, OUT/figures/null.png, the classifier's surest examples (a figure
+    for images, OUT/extremes.csv for tables) and OUT/report.html; returns the JSON.
+    Raises `VaekitError` for missing inputs, n < 4, or samples of different kinds.
+    """
+    from vaekit import datasets
+
+    check(n is None or n >= 4, f"-n must be at least 4, not {n}.")
+    result: dict = {"classifier": classifier, "seed": seed}
+    notes = []
+    columns = None
+    if run is not None:
+        check(against is None, "--against compares two files; with a run, give --data only (the real data).")
+        model = runs.load(run)
+        if data is None:
+            real = runs.load_data(run)
+            x_real = real.x_test
+            labels = model.data_classes(real, "test")
+            result["real"] = f"{real.name}, the run's test split"
+        else:
+            batch, raw = read_for_run(model, data, label_column, run)
+            x_real, labels = batch.x.numpy(), batch.labels
+            result["real"] = str(data)
+            if _is_training_file(run, data):
+                notes.append(f"{data} is the run's training file: the model was fitted to these examples.")
+        x_real = np.asarray(x_real, dtype=np.float32)
+        if n is not None and n < len(x_real):
+            keep = np.random.default_rng(seed).choice(len(x_real), n, replace=False)
+            x_real = x_real[keep]
+            labels = labels[torch.as_tensor(keep)] if labels is not None else None
+        count = n or len(x_real)
+        x_fake = _model_draws(model, count, seed, draw, beta, labels)
+        result["model"] = "draws x ~ p(x|z), z ~ p(z)" if draw else "decoder means at z ~ p(z)"
+        if draw and model.likelihood.name == "bernoulli" and not np.isin(x_real, (0.0, 1.0)).all():
+            notes.append(
+                "The model's Bernoulli draws are 0/1 values and the real data is not binary, so the two are "
+                "trivially separable; --decoder-mean compares the decoder's means instead."
+            )
+        a, b = x_real, x_fake
+        names = ("real", "model")
+        to_user = lambda x: model.unscale_output(torch.as_tensor(x)).numpy()  # noqa: E731
+        shape = model.data_shape
+        columns = runs.column_names(run, model)
+    else:
+        check(
+            data is not None and against is not None,
+            "Give a run (model samples against real data) or two files: --data A --against B.",
+        )
+        from vaekit.tables import Columns
+
+        drop = Columns(drop=tuple(drop_columns), strict=True) if drop_columns else None
+        raw_a = datasets.validate(datasets.read_raw(data, label_column, only_columns=drop))
+        raw_b = datasets.read_raw(against, label_column, only_columns=raw_a.column_names)
+        if raw_a.column_names is not None and raw_b.column_names is not None:
+            raw_b = datasets.match_columns(raw_b, raw_a.column_names)
+        raw_b = datasets.validate(raw_b)
+        check(
+            raw_a.x.shape[1:] == raw_b.x.shape[1:],
+            f"{data} has examples of shape {raw_a.x.shape[1:]} and {against} of shape {raw_b.x.shape[1:]}; "
+            "give two samples of the same kind.",
+        )
+        a, b = raw_a.x, raw_b.x
+        if n is not None:
+            gen = np.random.default_rng(seed)
+            a = a[gen.choice(len(a), min(n, len(a)), replace=False)]
+            b = b[gen.choice(len(b), min(n, len(b)), replace=False)]
+        names = (Path(str(data)).name, Path(str(against)).name)
+        result.update(a=str(data), b=str(against))
+        to_user = lambda x: x  # noqa: E731
+        shape = raw_a.x.shape[1:]
+        columns = raw_a.column_names
+    test = science.two_sample_test(a, b, classifier, permutations=permutations, seed=seed)
+    result.update(test.summary())
+    result["samples"] = {"a": names[0], "b": names[1], "n_a": len(a), "n_b": len(b)}
+    if run is not None:
+        half = len(a) // 2
+        order = np.random.default_rng(seed + 1).permutation(len(a))
+        control = science.two_sample_test(
+            a[order[:half]], a[order[half:]], classifier, permutations=permutations, seed=seed
+        )
+        result["control"] = {"what": "real vs real: the real data split in two halves", **control.summary()}
+    if test.duplicates:
+        notes.append(
+            f"{test.duplicates} rows occur more than once; every copy was kept on one side of the split."
+        )
+    result["notes"] = notes
+    out = prepare_folder(Path(out), overwrite)
+    report.save_figure(
+        plots.null_distribution(test.null, test.accuracy, f"{names[1]} vs {names[0]}: p = {test.p_value:.3g}"),
+        out / "figures" / "null.png",
+    )
+    ext = science.extremes(test, len(a))
+    picks = [
+        (f"{names[1]}: judged most surely {names[1]}", b, ext["b_most_b"]),
+        (f"{names[1]}: judged most like {names[0]}", b, ext["b_most_a"]),
+        (f"{names[0]}: judged most like {names[1]}", a, ext["a_most_b"]),
+    ]
+    if plots.to_images(a[:1], shape) is not None:
+        rows = [(title, to_user(x[i])) for title, x, i in picks if len(i)]
+        report.save_figure(plots.example_rows(rows, shape), out / "figures" / "extremes.png")
+    else:
+        import pandas as pd
+
+        frames = []
+        for title, x, idx in picks:
+            frame = pd.DataFrame(to_user(x[idx]).reshape(len(idx), -1), columns=columns)
+            frame.insert(0, "index", idx)
+            frame.insert(0, "group", title)
+            frames.append(frame)
+        with io.atomic_path(out / "extremes.csv") as tmp:
+            pd.concat(frames).to_csv(tmp, index=False, float_format="%.8g")
+    io.write_json(out / "twosample.json", result)
+    body = _twosample_html(result)
+    report.write_html(out, "vaekit two-sample test", body, report.sorted_pngs(out))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return result
+
+
+def _twosample_html(result: dict) -> str:
+    rows = [("test", result)] + ([("control", result["control"])] if "control" in result else [])
+    cells = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{r['balanced_accuracy']:.4f}</td><td>{r['null_mean']:.4f} "
+        f"&plusmn; {r['null_sd']:.4f}</td><td>{r['p_value']:.4g}</td><td>{r['n_train']} / {r['n_test']}</td></tr>"
+        for name, r in rows
+    )
+    s = result["samples"]
+    notes = "".join(f"<p>{html.escape(n)}</p>" for n in result["notes"])
+    return (
+        f"<p>{html.escape(str(s['a']))} ({s['n_a']}) against {html.escape(str(s['b']))} ({s['n_b']}); "
+        f"classifier {html.escape(result['classifier'])}.</p>{notes}"
+        "<table><tr><th></th><th>balanced accuracy</th><th>null mean &plusmn; sd</th><th>p-value</th>"
+        f"<th>train / test</th></tr>{cells}</table><p class='small'>0.5 = the classifier cannot tell the "
+        "samples apart. The null permutes the held-out labels (Lopez-Paz &amp; Oquab, 2017).</p>"
+    )
+
+
+def rare(
+    run,
+    out,
+    data=None,
+    k: int = 16,
+    by: str = "nll",
+    samples: int = 100,
+    seed: int = 0,
+    beta=None,
+    label_column=None,
+    overwrite: bool = False,
+) -> dict:
+    """The k rarest and k most typical examples of a file (default: the run's own data set) by
+    a per-example score of `evaluate.sampled_scores` (default the IS-NLL with K samples; higher
+    = rarer), with the typicality caveat (`TYPICALITY_CAVEAT`).
+    Writes OUT/rare.csv (group, rank, index, score, label, and a table's columns in its units),
+    OUT/figures/rare_and_typical.png for images, OUT/report.html; returns the JSON summary.
+    Raises `VaekitError` for an unknown score, k < 1 or K < 1."""
+    import pandas as pd
+
+    model = runs.load(run)
+    known = evaluate.score_columns(model, max(samples, 2) if model.kind == "vae" else 1)
+    check(by in known, f"--by must be one of {', '.join(known)}, not {by!r}.")
+    check(k >= 1, f"-k must be at least 1, not {k}.")
+    if data is None:
+        dataset = runs.load_data(run)
+        batch = Batch(torch.as_tensor(dataset.x), model.data_classes(dataset, index=np.arange(len(dataset.x))))
+        label_names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
+        source = dataset.name
+    else:
+        batch, raw = read_for_run(model, data, label_column, run)
+        label_names = None
+        if raw.y is not None:
+            label_names = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
+        source = str(data)
+    if model.kind == "ae":
+        samples = 1
+    s = evaluate.sampled_scores(model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model))
+    rarest, typical = science.rare_and_typical(s[by], k)
+    x_user = model.unscale_output(batch.x).numpy()
+    columns = runs.column_names(run, model)
+    frames = []
+    for group, idx in (("rarest", rarest), ("most typical", typical)):
+        frame = pd.DataFrame({"group": group, "rank": np.arange(1, len(idx) + 1), "index": idx, by: s[by][idx]})
+        if label_names is not None:
+            frame["label"] = [label_names[i] for i in idx]
+        if plots.to_images(x_user[:1], model.data_shape) is None:
+            frame = pd.concat([frame, pd.DataFrame(x_user[idx].reshape(len(idx), -1), columns=columns)], axis=1)
+        frames.append(frame)
+    out = prepare_folder(Path(out), overwrite)
+    table = pd.concat(frames, ignore_index=True)
+    with io.atomic_path(out / "rare.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.8g")
+    title = SCORE_TITLES.get(by, by)
+    if plots.to_images(x_user[:1], model.data_shape) is not None:
+        rows = [(f"rarest: highest {title}", x_user[rarest]), (f"most typical: lowest {title}", x_user[typical])]
+        report.save_figure(plots.example_rows(rows, model.data_shape), out / "figures" / "rare_and_typical.png")
+    result = {
+        "run": str(run),
+        "data": source,
+        "by": by,
+        "samples": samples,
+        "k": k,
+        "rarest": {"index": rarest.tolist(), by: s[by][rarest].tolist()},
+        "most_typical": {"index": typical.tolist(), by: s[by][typical].tolist()},
+        "caveat": TYPICALITY_CAVEAT,
+    }
+    io.write_json(out / "rare.json", result)
+    body = (
+        f"<p>{html.escape(source)}: the {k} examples with the highest and the lowest {html.escape(title)} "
+        f"({html.escape(by)}, K = {samples}).</p><p><b>Caveat.</b> {html.escape(TYPICALITY_CAVEAT)}</p>"
+        + table.head(2 * k).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+    )
+    report.write_html(out, "vaekit: rare and typical examples", body, report.sorted_pngs(out))
+    result["table"] = table
+    return result
+
+
+def data_metrics(run, data, samples: int = 100, seed: int = 0, beta=None, label_column=None) -> dict:
+    """The ELBO, rate, distortion (K-draw means) and the IS-NLL with K samples of any file under
+    a run, nats per example (mean and standard error over the file's examples), plus the IS-NLL
+    as a density of the user's own units where the run standardised them. Raises `VaekitError`
+    for a deterministic autoencoder or K < 1."""
+    model = runs.load(run)
+    check(model.kind == "vae", f"{run} is a deterministic autoencoder: it has no ELBO or likelihood.")
+    s, raw = scores_of(model, run, data, samples, seed, beta, label_column)
+    n = len(s["nll"])
+
+    def mean_se(v):
+        v = np.asarray(v, dtype=np.float64)
+        return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+
+    out = {"data": str(data), "n": n, "samples": samples}
+    for key, name in (("elbo", "neg_elbo_avg"), ("rate", "rate_avg"), ("distortion", "distortion_avg"), ("nll", "nll")):
+        m, se = mean_se(s[name])
+        out[key], out[f"{key}_stderr"] = (-m if key == "elbo" else m), se
+    out["iwae_bound"] = -out["nll"]
+    if model.likelihood.name in ("gaussian", "gaussian-learned", "laplace"):  # a density of real values
+        out["nll_user_units"] = out["nll"] - model.log_jacobian()
+    return out

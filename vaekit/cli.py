@@ -286,13 +286,34 @@ def demo(out, epochs, jobs):
     help="reference = disentanglement_lib's sample counts; fast = 1/5 of them; quick = 1/50 (noisy).",
 )
 @click.option("--dci-method", type=click.Choice(["gbt", "lasso"]), default="gbt", show_default=True)
+@click.option(
+    "--data",
+    "source",
+    default=None,
+    help="Evaluate this file instead (ELBO, rate, distortion, IS-NLL; nothing in the run is rewritten).",
+)
+@click.option("--label-column", default=None, help="With --data: a label column to leave out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, as_json):
-    """Evaluate a trained run on its test split, rewrite summary.json and the report."""
+def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, source, label_column, as_json):
+    """Evaluate a trained run on its test split, rewrite summary.json and the report; or, with
+    --data FILE, print the ELBO, rate, distortion and IS-NLL of any file (nats per example)."""
     from vaekit import evaluate as ev
     from vaekit import io, runs
     from vaekit import report as rep
 
+    if source is not None:
+        from vaekit import analyses
+
+        check(metric_names is None, "--metrics needs the run's own data with its factors; drop --data or --metrics.")
+        k = nll_samples if nll_samples is not None else 100
+        check(k >= 1, f"--nll-samples must be at least 1, not {k}.")
+        result = analyses.data_metrics(run, source, k, label_column=label_column)
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+        else:
+            for key, value in result.items():
+                click.echo(f"{key:>24}  {value:.6g}" if isinstance(value, float) else f"{key:>24}  {value}")
+        return
     model = runs.load(run)
     data = runs.load_data(run)
     config = runs.read_config(run)
@@ -638,6 +659,133 @@ def _numbers(text: str, option: str) -> list[float]:
         raise VaekitError(f"{option} must be a comma list of numbers, not {text!r}.") from None
     check(bool(values), f"{option} must name at least one number.")
     return values
+
+
+@cli.command()
+@click.argument("run", type=click.Path(), required=False)
+@click.option("--data", "source", default=None, help="Real data [default: the run's test split]; without a run, sample A.")
+@click.option("--against", default=None, help="Without a run: sample B, compared with --data.")
+@click.option("-n", "n", type=int, default=None, help="Examples per sample [default: all the real data].")
+@click.option(
+    "--decoder-mean",
+    is_flag=True,
+    help="Compare the decoder's means at z ~ p(z) instead of true draws x ~ p(x|z).",
+)
+@click.option("--classifier", type=click.Choice(["gbt", "logistic"]), default="gbt", show_default=True)
+@click.option("--permutations", type=int, default=1000, show_default=True, help="Size of the null distribution.")
+@click.option("--label-column", default=None, help="Tables: a label column to leave out of the comparison.")
+@click.option(
+    "--drop-columns", default=None, help="Two files: columns to leave out (e.g. ids), comma list."
+)
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="Output folder [default: RUN/twosample or twosample].")
+@OVERWRITE
+def twosample(
+    run, source, against, n, decoder_mean, classifier, permutations, label_column, drop_columns, beta, seed, out, overwrite
+):
+    """Classifier two-sample test: can a classifier tell the model's samples from real data?
+
+    \b
+    vaekit twosample RUN                  model draws vs the run's held-out test split
+    vaekit twosample RUN --data FILE      model draws vs FILE
+    vaekit twosample --data A --against B two files
+    Reports the held-out balanced accuracy (0.5 = indistinguishable), its permutation null and
+    p-value, a real-vs-real control, and the examples the classifier is surest about.
+    """
+    from vaekit import analyses, runs
+
+    if run is not None:
+        _check_beta(runs.load(run), beta, run)
+    default = Path(run) / "twosample" if run is not None else Path("twosample")
+    out = Path(out) if out else default
+    r = analyses.twosample(
+        out, run, source, against, n, classifier, permutations, seed, not decoder_mean, beta, label_column, overwrite,
+        [c.strip() for c in (drop_columns or "").split(",") if c.strip()],
+    )
+    s = r["samples"]
+    click.echo(f"{s['b']} ({s['n_b']}) vs {s['a']} ({s['n_a']}), {r['classifier']}" + (f"; model: {r['model']}" if "model" in r else ""))
+    for name, row in [("test", r)] + ([("control", r["control"])] if "control" in r else []):
+        click.echo(
+            f"{name:>8}: balanced accuracy {row['balanced_accuracy']:.4f} (null {row['null_mean']:.3f} +- "
+            f"{row['null_sd']:.3f}), p = {row['p_value']:.3g}"
+        )
+    click.echo(f"wrote {out / 'report.html'}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", "source", default=None, help="File to search [default: the run's whole data set].")
+@click.option("-k", "k", type=int, default=16, show_default=True, help="How many of each.")
+@click.option(
+    "--by",
+    default="nll",
+    show_default=True,
+    help="The score: nll (IS-NLL), neg_elbo_avg, distortion_avg, rate_avg, squared_error, ...",
+)
+@click.option("--samples", type=int, default=100, show_default=True, help="K draws per example.")
+@click.option("--label-column", default=None, help="Tables: the column that holds labels (shown).")
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="Output folder [default: RUN/rare].")
+@OVERWRITE
+def rare(run, source, k, by, samples, label_column, beta, seed, out, overwrite):
+    """The rarest and the most typical examples by a score (default the IS-NLL).
+
+    Caveat: the highest-density examples of a high-dimensional model are often atypical (e.g.
+    the thinnest digits); read 'most typical' as 'highest density'.
+    """
+    from vaekit import analyses, runs
+
+    _check_beta(runs.load(run), beta, run)
+    check(samples >= 1, f"--samples must be at least 1, not {samples}.")
+    out = Path(out) if out else Path(run) / "rare"
+    r = analyses.rare(run, out, source, k, by, samples, seed, beta, label_column, overwrite)
+    table = r.pop("table")
+    shown = [c for c in ("group", "rank", "index", by, "label") if c in table]
+    click.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"note: {analyses.TYPICALITY_CAVEAT}", err=True)
+    click.echo(f"wrote {out / 'rare.csv'} and {out / 'report.html'}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", "source", required=True, help="File (or built-in name) to reconstruct.")
+@click.option("--out", type=click.Path(), required=True, help="FILE.csv / FILE.parquet (tables) or FILE.npy.")
+@click.option("--label-column", default=None, help="Tables: the column that holds labels (kept).")
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
+@OVERWRITE
+def reconstruct(run, source, out, label_column, beta, overwrite):
+    """Write each example's reconstruction (the decoder's mean at q's mean) in the data's own units."""
+    import torch
+
+    from vaekit import io, runs
+
+    out = Path(out)
+    check(
+        out.suffix in (".csv", ".parquet", ".npy"), f"--out must end in .csv, .parquet or .npy, not {out.name!r}."
+    )
+    _refuse_existing(out, overwrite)
+    model = runs.load(run)
+    _check_beta(model, beta, run)
+    batch, raw = _user_data(model, source, label_column, run)
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(batch), 1000):
+            b = batch[start : start + 1000]
+            parts.append(model.unscale_output(model.reconstruct(b, beta=beta)).numpy())
+    x = np.concatenate(parts)
+    if out.suffix == ".npy":
+        with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.save(f, x)
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame(x.reshape(len(x), -1), columns=runs.column_names(run, model))
+        if raw.y is not None:
+            frame.insert(0, "label", [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y])
+        _write_frame(out, frame)
+    click.echo(f"wrote the reconstructions of {len(x)} examples to {out}")
 
 
 @cli.command()

@@ -260,8 +260,10 @@ def sampled_scores(
         x: (n, *data_shape) in the likelihood's units, or a `Batch`.
         samples: K >= 1.
         beta, labels: conditions, (n,) or one value for all.
-        seed: the draws; per batch of `batch_size`, noise (K, batch, latent_dim) from one generator,
-            so draw 1 is the noise `loss_terms` uses and K = 1 reproduces its scores.
+        seed: the draws; per batch of `batch_size`, draw 1's noise (batch, latent_dim) and then the
+            other K - 1 from one generator, so draw 1 is the noise `loss_terms` uses and its
+            one-draw scores are reproduced for every K. The next batch's draws follow, so the
+            same seed and batch size give the same numbers (but K changes later batches' draws).
     Raises `VaekitError` for K < 1, or K > 1 on a deterministic autoencoder.
     """
     samples = int(samples)
@@ -283,7 +285,10 @@ def sampled_scores(
     try:
         for start in range(0, len(batch), batch_size):
             b = batch[start : start + batch_size].to(device)
-            noise = torch.randn(samples, len(b), model.latent_dim, generator=gen).to(device)
+            # draw 1 first, as loss_terms draws it (torch fills one large tensor in another order)
+            first = torch.randn(len(b), model.latent_dim, generator=gen)
+            rest = torch.randn(samples - 1, len(b), model.latent_dim, generator=gen)
+            noise = torch.cat([first[None], rest]).to(device)
             out = objective(model, b, noise[0], math.inf)
             values = {"loss": out.loss, **out.terms}
             q = out.outputs.q if out.outputs is not None else model.encode(b)

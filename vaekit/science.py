@@ -223,13 +223,33 @@ def two_sample_test(
     prob = model.predict_proba(x[test])[:, 1]
     predicted = (prob > 0.5).astype(int)
     accuracy = float(balanced_accuracy_score(y[test], predicted))
-    gen = np.random.default_rng(seed)
-    y_test = y[test]
-    null = np.array(
-        [balanced_accuracy_score(gen.permutation(y_test), predicted) for _ in range(permutations)]
-    )
+    null = permutation_null(y[test], predicted, permutations, seed)
     p = float((1 + (null >= accuracy - 1e-12).sum()) / (1 + permutations))
     return TwoSample(accuracy, null, p, len(train), len(test), test, prob, duplicates, classifier)
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Balanced accuracy (TPR + TNR) / 2 of 0/1 `predicted` (m,) against 0/1 `labels` (m,) or a
+    stack of label vectors (P, m), vectorised over the stack: (P,) or a scalar array."""
+    labels = np.asarray(labels, dtype=bool)
+    hit = labels == np.asarray(predicted, dtype=bool)
+    pos = labels.sum(-1)
+    tpr = (hit & labels).sum(-1) / np.maximum(pos, 1)
+    tnr = (hit & ~labels).sum(-1) / np.maximum(labels.shape[-1] - pos, 1)
+    return (tpr + tnr) / 2
+
+
+def permutation_null(labels, predicted, permutations: int, seed: int = 0, chunk: int = 100) -> np.ndarray:
+    """Balanced accuracy of fixed predictions under `permutations` random permutations of the
+    0/1 labels (m,): the null distribution of the held-out accuracy, (permutations,)."""
+    gen = np.random.default_rng(seed)
+    labels = np.asarray(labels, dtype=bool)
+    out = []
+    for start in range(0, permutations, chunk):
+        k = min(chunk, permutations - start)
+        shuffled = gen.permuted(np.broadcast_to(labels, (k, len(labels))), axis=1)
+        out.append(balanced_accuracy(shuffled, predicted))
+    return np.concatenate(out)
 
 
 def extremes(result: TwoSample, n_a: int, k: int = 8) -> dict[str, np.ndarray]:

@@ -187,6 +187,12 @@ def _features(path: Path, names: list[str], label_column: str | None, only=None)
     if only is not None and not isinstance(only, Columns):
         only = Columns(keep=tuple(only))
     only = only or Columns()
+    lacking = [c for c in (only.keep or ()) if c not in names]
+    if lacking and not only.strict:  # a run's columns, looked for in a new file
+        raise VaekitError(
+            f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(map(repr, lacking))} "
+            f"that the model was trained on; give a table with {', '.join(map(repr, only.keep))}."
+        )
     if only.strict:
         unknown = [c for c in (only.keep or ()) + only.drop if c not in names]
         if unknown:

@@ -1,0 +1,348 @@
+"""The science workflows: averaged scores and the IS-NLL per example, anomaly evaluation (ROC AUC,
+efficiency at background-quantile cuts), the classifier two-sample test, rare and typical
+examples, and the table commands, each checked against a known answer or a computation here."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FAST
+from scipy.stats import norm
+
+import vaekit
+from vaekit import evaluate, runs, science
+
+COLUMNS = ["pt_j1", "pt_j2", "eta_j1", "mjj", "met"]
+
+
+# ----------------------------------------------------------------------------- pure numbers
+@pytest.mark.parametrize("separation", [0.5, 1.5])
+def test_auc_of_two_gaussians_matches_the_closed_form(separation):
+    """Background N(0, 1), signal N(d, 1): AUC = Phi(d / sqrt 2)."""
+    gen = np.random.default_rng(3)
+    b, s = gen.normal(size=4000), gen.normal(separation, size=3000)
+    auc, se = science.auc(b, s)
+    exact = norm.cdf(separation / math.sqrt(2))
+    assert abs(auc - exact) < 4 * se
+    assert 0.003 < se < 0.02  # Hanley-McNeil at these sizes
+    flipped, _ = science.auc(s, b)  # signal scoring lower: the AUC says so
+    assert flipped == pytest.approx(1 - auc)
+
+
+def test_efficiency_at_a_quantile_cut_on_a_hand_made_case():
+    background = np.arange(1, 101, dtype=float)  # 1..100: the 90% quantile is 90.1
+    signal = np.array([5.0, 50, 91, 95, 99, 200])
+    (row,) = science.efficiency_at_cuts(background, signal, [0.9])
+    assert row["cut"] == pytest.approx(90.1)
+    assert row["background_efficiency"] == pytest.approx(0.10)  # 91..100 pass
+    assert row["background_events"] == 10
+    assert row["signal_efficiency"] == pytest.approx(4 / 6)  # 91, 95, 99, 200
+
+
+def test_roc_curve_runs_from_nothing_to_everything():
+    gen = np.random.default_rng(0)
+    curve = science.roc(gen.normal(size=500), gen.normal(1, size=500))
+    fpr, tpr = np.array(curve["background_efficiency"]), np.array(curve["signal_efficiency"])
+    assert fpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1 and np.all(np.diff(fpr) >= 0)
+
+
+def test_vectorised_balanced_accuracy_equals_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score
+
+    gen = np.random.default_rng(1)
+    y, p = gen.integers(0, 2, size=(20, 37)), gen.integers(0, 2, size=37)
+    ours = science.balanced_accuracy(y, p)
+    np.testing.assert_allclose(ours, [balanced_accuracy_score(row, p) for row in y])
+
+
+def test_real_vs_real_is_near_half_with_roughly_uniform_p_values():
+    gen = np.random.default_rng(7)
+    p_values, accuracies = [], []
+    for seed in range(8):
+        a, b = gen.normal(size=(300, 4)), gen.normal(size=(300, 4))
+        r = science.two_sample_test(a, b, "logistic", permutations=300, seed=seed)
+        p_values.append(r.p_value)
+        accuracies.append(r.accuracy)
+        assert abs(r.null.mean() - 0.5) < 0.01
+    assert abs(np.mean(accuracies) - 0.5) < 0.03
+    assert 0.2 < np.mean(p_values) < 0.8 and min(p_values) > 0.01  # not piled up at 0 or 1
+
+
+def test_clearly_different_samples_give_a_small_p_value():
+    gen = np.random.default_rng(2)
+    a = gen.normal(size=(400, 3))
+    b = gen.normal(size=(400, 3)) * [1, 1, 2.0]  # one column twice as wide
+    r = science.two_sample_test(a, b, "gbt", permutations=500, seed=0)
+    assert r.accuracy > 0.6 and r.p_value < 0.01
+    assert r.p_value == pytest.approx(1 / 501)  # no permutation reached the observed accuracy
+
+
+def test_duplicated_rows_never_straddle_the_split():
+    gen = np.random.default_rng(4)
+    base = gen.normal(size=(60, 3))
+    a = np.repeat(base, 5, axis=0)  # each event five times
+    b = np.repeat(base[gen.permutation(60)], 5, axis=0)
+    r = science.two_sample_test(a, b, "gbt", permutations=200, seed=0)
+    x = np.concatenate([a, b])
+    groups, dups = science.row_groups(x)
+    assert dups == len(x)
+    test = np.zeros(len(x), bool)
+    test[r.test_index] = True
+    for g in np.unique(groups):
+        assert len(np.unique(test[groups == g])) == 1  # all copies on one side
+    # the same rows in a and b: nothing to learn once copies stay together
+    assert r.p_value > 0.01
+
+
+# ----------------------------------------------------------------------------- averaged scores
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    from vaekit.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    main(["train", "--data", "digits", "--latent-dim", "3", "--epochs", "4", "--out", str(out), *FAST])
+    return out
+
+
+def test_one_draw_equals_the_loss_path_and_averages_shrink_the_spread(digits_model):
+    model = vaekit.load(digits_model)
+    x = runs.load_data(digits_model).x_test[:200]
+    one = evaluate.per_example_terms(model, x, seed=5)
+    for k in (1, 8):
+        s = evaluate.sampled_scores(model, x, k, seed=5)
+        for name in ("loss", "distortion", "rate", "squared_error"):
+            np.testing.assert_allclose(s[name], one[name], rtol=1e-6)  # draw 1 is the loss path's draw
+    k1 = evaluate.sampled_scores(model, x, 1, seed=5)
+    np.testing.assert_allclose(k1["distortion_avg"], one["distortion"], rtol=1e-5)
+
+    def spread(k):
+        draws = np.stack([evaluate.sampled_scores(model, x, k, seed=s)["neg_elbo_avg"] for s in range(6)])
+        return draws.std(0).mean()
+
+    s1, s16 = spread(1), spread(16)
+    assert s16 < 0.45 * s1  # 1/sqrt(16) = 0.25 in expectation
+
+
+def test_is_nll_per_example_agrees_with_evaluate_nll(digits_model):
+    model = vaekit.load(digits_model)
+    x = runs.load_data(digits_model).x_test[:100]
+    ours = evaluate.sampled_scores(model, x, 500, seed=1)["nll"]
+    theirs = evaluate.nll(model, x, samples=500, seed=2).per_example
+    diff = ours - theirs  # two independent K = 500 estimates of the same -log p(x) per example
+    assert abs(diff.mean()) < 4 * diff.std(ddof=1) / math.sqrt(len(diff)) + 1e-3
+    # they disagree no more than evaluate.nll disagrees with itself under another seed
+    own = theirs - evaluate.nll(model, x, samples=500, seed=3).per_example
+    assert np.abs(diff).mean() < 1.5 * np.abs(own).mean()
+    assert ours.mean() < evaluate.sampled_scores(model, x, 500, seed=1)["neg_elbo_avg"].mean()
+
+
+def test_an_autoencoder_has_no_averages_and_refuses_k(cli, tmp_path):
+    out = tmp_path / "ae"
+    assert cli("train", "--data", "digits", "--model", "ae", "--latent-dim", "3", "--epochs", "1", "--out", out, *FAST)[0] == 0
+    code, _, err = cli("score", out, "--data", "digits", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == ["index", "label", "distortion", "squared_error"]
+    code, _, err = cli("score", out, "--data", "digits", "--out", tmp_path / "t.csv", "--samples", "5")
+    assert code == 2 and "one code per example" in err and not (tmp_path / "t.csv").exists()
+
+
+# ----------------------------------------------------------------------------- a detector table
+def _events(n: int, gen, signal: bool = False) -> pd.DataFrame:
+    z = gen.normal(size=(n, 2))
+    w = np.array([[1.0, 0.5, 0.0, 0.3, 0.6], [0.0, 1.0, 0.7, 0.5, 0.0]])
+    x = z @ w + 0.2 * gen.normal(size=(n, 5))
+    if signal:
+        x[:, 0] += 2.5
+        x[:, 3] *= 2.0
+    frame = pd.DataFrame(x * [50, 30, 1, 100, 10] + [100, 40, 0, 300, 20], columns=COLUMNS)
+    frame.insert(0, "event_id", [f"{'s' if signal else 'b'}{i:05d}" for i in range(n)])
+    frame["process"] = "ttbar" if signal else "qcd"
+    return frame
+
+
+@pytest.fixture(scope="module")
+def collider(tmp_path_factory):
+    """Background events to train on, held-out background, signal, and one mixed file; every
+    file has a text event id (not a feature) and a text process label."""
+    from vaekit.cli import main
+
+    gen = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("collider")
+    _events(1500, gen).to_csv(folder / "train.csv", index=False)
+    held = _events(600, gen)
+    sig = _events(400, gen, signal=True)
+    held.to_csv(folder / "bkg.csv", index=False)
+    sig.to_parquet(folder / "sig.parquet", index=False)
+    pd.concat([held, sig]).to_csv(folder / "mixed.csv", index=False)
+    run = folder / "run"
+    main(["train", "--data", folder / "train.csv", "--drop-columns", "event_id,process", "--latent-dim", "2",
+          "--epochs", "8", "--out", str(run), *FAST])  # fmt: skip
+    return folder, run, held, sig
+
+
+def test_score_keeps_ids_and_labels_and_explains_its_columns(cli, collider, tmp_path):
+    folder, run, _, sig = collider
+    out = tmp_path / "scores.csv"
+    code, _, err = cli("score", run, "--data", folder / "sig.parquet", "--samples", "20",
+                       "--keep-columns", "event_id", "--label-column", "process", "--out", out)  # fmt: skip
+    assert code == 0, err
+    frame = pd.read_csv(out)
+    assert list(frame.columns[:3]) == ["index", "label", "event_id"]
+    assert list(frame["event_id"]) == list(sig["event_id"]) and set(frame["label"]) == {"ttbar"}
+    assert {"neg_elbo_avg", "distortion_avg", "rate_avg", "nll"} <= set(frame.columns)
+    np.testing.assert_allclose(frame["neg_elbo_avg"], frame["distortion_avg"] + frame["rate_avg"], rtol=1e-5)
+    assert frame["nll"].mean() < frame["neg_elbo_avg"].mean()  # the IWAE bound is tighter
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["samples"] == 20 and "nats" in sidecar["columns"]["nll"]
+    assert set(sidecar["columns"]) == set(frame.columns)
+    # the scores themselves: the model's own IS-NLL of the same rows
+    model = vaekit.load(run)
+    data = runs.load_data(run)
+    x = data.scaling.apply(sig[data.column_names].to_numpy())
+    again = evaluate.sampled_scores(model, x, 20, seed=0)
+    np.testing.assert_allclose(frame["nll"], again["nll"], rtol=1e-5)
+
+
+def test_anomaly_from_two_files_and_from_one_labelled_file(cli, collider, tmp_path):
+    folder, run, _, _ = collider
+    code, out, err = cli("anomaly", run, "--background", folder / "bkg.csv", "--signal", folder / "sig.parquet",
+                         "--samples", "10", "--out", tmp_path / "a")  # fmt: skip
+    assert code == 0, err
+    result = json.loads((tmp_path / "a" / "anomaly.json").read_text())
+    assert set(result["scores"]) == {"neg_elbo_avg", "distortion_avg", "rate_avg", "nll", "squared_error"}
+    assert result["n_background"] == 600 and result["n_signal"] == 400
+    assert result["scores"]["nll"]["auc"] > 0.9  # the signal is far from the background
+    cut = result["scores"]["nll"]["cuts"][1]
+    assert cut["quantile"] == 0.99 and cut["background_events"] == 6
+    for name in ("roc.png", "score_histograms.png"):
+        assert (tmp_path / "a" / "figures" / name).stat().st_size > 5000
+    assert "ROC AUC" in (tmp_path / "a" / "report.html").read_text() and "nll" in out
+    # one file, told apart by its label column: the same rows give the same AUC up to the draws
+    code, _, err = cli("anomaly", run, "--data", folder / "mixed.csv", "--label-column", "process",
+                       "--signal-label", "ttbar", "--samples", "10", "--out", tmp_path / "b")  # fmt: skip
+    assert code == 0, err
+    one = json.loads((tmp_path / "b" / "anomaly.json").read_text())
+    assert one["n_background"] == 600 and one["n_signal"] == 400
+    assert abs(one["scores"]["nll"]["auc"] - result["scores"]["nll"]["auc"]) < 0.02
+    # the training file as background: only its test split, and the user is told
+    code, _, err = cli("anomaly", run, "--background", folder / "train.csv", "--signal", folder / "sig.parquet",
+                       "--samples", "2", "--out", tmp_path / "c")  # fmt: skip
+    assert code == 0 and "test-split rows" in err
+    assert json.loads((tmp_path / "c" / "anomaly.json").read_text())["n_background"] == 300
+    # nothing overwritten without --overwrite
+    code, _, err = cli("anomaly", run, "--data", folder / "mixed.csv", "--label-column", "process",
+                       "--signal-label", "ttbar", "--out", tmp_path / "b")  # fmt: skip
+    assert code == 2 and "--overwrite" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--background", "{bkg}", "--signal", "{other}"], "lacks the column"),
+        (["--background", "{bkg}", "--signal", "{empty}"], "empty"),
+        (["--background", "{bkg}", "--signal", "{sig}", "--samples", "0"], "at least 1"),
+        (["--data", "{mixed}", "--label-column", "process", "--signal-label", "wz"], "no value 'wz'"),
+        (["--background", "{bkg}"], "--signal"),
+        (["--background", "{bkg}", "--signal", "{sig}", "--quantiles", "0.9,99"], "between 0 and 1"),
+    ],
+)
+def test_anomaly_bad_input_is_one_sentence(cli, collider, tmp_path, args, message):
+    folder, run, _, _ = collider
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(other, index=False)
+    (tmp_path / "empty.csv").write_text("")
+    paths = {"bkg": folder / "bkg.csv", "sig": folder / "sig.parquet", "mixed": folder / "mixed.csv",
+             "other": other, "empty": tmp_path / "empty.csv"}  # fmt: skip
+    code, _, err = cli("anomaly", run, *[a.format(**paths) for a in args], "--out", tmp_path / "x")
+    assert code == 2 and message in err and "Traceback" not in err
+    errors = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
+    assert len(errors) == 1 and errors[0].startswith("error: ")
+
+
+def test_twosample_of_a_run_has_a_control_near_half(cli, collider, tmp_path):
+    folder, run, _, _ = collider
+    code, out, err = cli("twosample", run, "--permutations", "200", "--out", tmp_path / "t")
+    assert code == 0, err
+    r = json.loads((tmp_path / "t" / "twosample.json").read_text())
+    assert r["model"].startswith("draws x ~ p(x|z)")
+    assert r["samples"]["n_a"] == r["samples"]["n_b"] == 300  # the run's test split, and as many draws
+    assert abs(r["control"]["balanced_accuracy"] - 0.5) < 0.1
+    assert 0 < r["p_value"] <= 1 and r["permutations"] == 200
+    extremes = pd.read_csv(tmp_path / "t" / "extremes.csv")
+    assert list(extremes.columns[2:]) == COLUMNS and len(extremes) == 24
+    # two files: signal against background is told apart, background halves are not
+    code, _, err = cli("twosample", "--data", folder / "bkg.csv", "--against", folder / "sig.parquet",
+                       "--label-column", "process", "--drop-columns", "event_id", "--permutations", "200",
+                       "--out", tmp_path / "u")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "u" / "twosample.json").read_text())["p_value"] < 0.01
+    code, _, err = cli("twosample", "--data", folder / "bkg.csv", "--against", folder / "sig.parquet",
+                       "--out", tmp_path / "v")  # fmt: skip
+    assert code == 2 and "event_id" in err  # a text column is named, not guessed away
+
+
+def test_rare_evaluate_data_reconstruct_and_sample_a_table(cli, collider, tmp_path):
+    folder, run, held, _ = collider
+    code, out, err = cli("rare", run, "--data", folder / "bkg.csv", "-k", "3", "--samples", "10",
+                         "--out", tmp_path / "r")  # fmt: skip
+    assert code == 0, err and "atypical" in err
+    table = pd.read_csv(tmp_path / "r" / "rare.csv")
+    model = vaekit.load(run)
+    data = runs.load_data(run)
+    nll = evaluate.sampled_scores(model, data.scaling.apply(held[COLUMNS].to_numpy()), 10, seed=0)["nll"]
+    rarest = table[table["group"] == "rarest"]
+    assert list(rarest["index"]) == list(np.argsort(-nll)[:3])
+    np.testing.assert_allclose(rarest[COLUMNS].to_numpy(), held[COLUMNS].to_numpy()[rarest["index"]], rtol=1e-5)
+    assert "atypical" in (tmp_path / "r" / "report.html").read_text()
+
+    code, out, err = cli("evaluate", run, "--data", folder / "bkg.csv", "--nll-samples", "10", "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["n"] == 600 and figures["nll"] == pytest.approx(nll.mean(), rel=1e-5)
+    assert figures["elbo"] <= -figures["nll"] + 1e-6
+    assert figures["nll_user_units"] == pytest.approx(figures["nll"] - model.log_jacobian())
+
+    code, _, err = cli("reconstruct", run, "--data", folder / "bkg.csv", "--out", tmp_path / "rec.csv")
+    assert code == 0, err
+    rec = pd.read_csv(tmp_path / "rec.csv")
+    assert list(rec.columns) == COLUMNS
+    with torch.no_grad():
+        expected = model.unscale_output(model.reconstruct(torch.as_tensor(data.scaling.apply(held[COLUMNS].to_numpy())))).numpy()
+    np.testing.assert_allclose(rec.to_numpy(), expected, rtol=1e-5, atol=1e-4)
+    assert rec["mjj"].mean() > 200  # GeV stays GeV
+
+    code, _, err = cli("sample", run, "-n", "50", "--draw", "--out", tmp_path / "x.csv")
+    assert code == 0 and "draws of p(x|z)" in _
+    assert list(pd.read_csv(tmp_path / "x.csv").columns) == COLUMNS
+    code, _, err = cli("sample", run, "-n", "50", "--out", tmp_path / "x.csv")
+    assert code == 2 and "--overwrite" in err
+    assert cli("sample", run, "-n", "50", "--out", tmp_path / "x.csv", "--overwrite")[0] == 0
+
+
+# ----------------------------------------------------------------------------- images
+def test_anomaly_twosample_and_rare_on_images(cli, digits_model, tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images[:, None].astype(np.float32)
+    np.save(tmp_path / "normal.npy", images[:300])
+    np.save(tmp_path / "odd.npy", 16.0 - images[:200])  # inverted digits
+    code, _, err = cli("anomaly", digits_model, "--background", tmp_path / "normal.npy", "--signal",
+                       tmp_path / "odd.npy", "--samples", "5", "--out", tmp_path / "a")  # fmt: skip
+    assert code == 0, err
+    r = json.loads((tmp_path / "a" / "anomaly.json").read_text())
+    assert r["scores"]["nll"]["auc"] > 0.95
+    code, _, err = cli("twosample", digits_model, "--decoder-mean", "--permutations", "100", "--out", tmp_path / "t")
+    assert code == 0, err
+    assert (tmp_path / "t" / "figures" / "extremes.png").stat().st_size > 2000
+    code, out, err = cli("rare", digits_model, "-k", "4", "--samples", "5", "--out", tmp_path / "r")
+    assert code == 0, err
+    assert (tmp_path / "r" / "figures" / "rare_and_typical.png").exists()
+    table = pd.read_csv(tmp_path / "r" / "rare.csv")
+    assert list(table["group"]) == ["rarest"] * 4 + ["most typical"] * 4 and "label" in table
+    assert table["nll"][:4].min() >= table["nll"][4:].max()
