@@ -17,7 +17,7 @@ from scipy.stats import norm
 import vaekit
 from vaekit import evaluate, runs, science
 
-COLUMNS = ["pt_j1", "pt_j2", "eta_j1", "mjj", "met"]
+COLUMNS = ["pt_j1", "pt_j2", "eta_j1", "mjj", "met", "charge"]
 
 
 # ----------------------------------------------------------------------------- pure numbers
@@ -159,7 +159,8 @@ def _events(n: int, gen, signal: bool = False) -> pd.DataFrame:
     if signal:
         x[:, 0] += 2.5
         x[:, 3] *= 2.0
-    frame = pd.DataFrame(x * [50, 30, 1, 100, 10] + [100, 40, 0, 300, 20], columns=COLUMNS)
+    frame = pd.DataFrame(x * [50, 30, 1, 100, 10] + [100, 40, 0, 300, 20], columns=COLUMNS[:5])
+    frame["charge"] = gen.choice([-1, 1], size=n)
     frame.insert(0, "event_id", [f"{'s' if signal else 'b'}{i:05d}" for i in range(n)])
     frame["process"] = "ttbar" if signal else "qcd"
     return frame
@@ -181,6 +182,7 @@ def collider(tmp_path_factory):
     pd.concat([held, sig]).to_csv(folder / "mixed.csv", index=False)
     run = folder / "run"
     main(["train", "--data", folder / "train.csv", "--drop-columns", "event_id,process", "--latent-dim", "2",
+          "--discrete-columns", "charge",
           "--epochs", "8", "--out", str(run), *FAST])  # fmt: skip
     return folder, run, held, sig
 
@@ -346,3 +348,19 @@ def test_anomaly_twosample_and_rare_on_images(cli, digits_model, tmp_path):
     table = pd.read_csv(tmp_path / "r" / "rare.csv")
     assert list(table["group"]) == ["rarest"] * 4 + ["most typical"] * 4 and "label" in table
     assert table["nll"][:4].min() >= table["nll"][4:].max()
+
+
+def test_a_table_run_shows_its_marginals_in_its_units(cli, collider, tmp_path):
+    folder, run, _, _ = collider
+    assert runs.read_config(run)["data"]["discrete_columns"] == ["charge"]
+    assert (run / "figures" / "marginals.png").stat().st_size > 10000
+    fig = __import__("vaekit.report", fromlist=["x"]).table_marginals(vaekit.load(run), runs.load_data(run))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == COLUMNS
+    charge = fig.axes[COLUMNS.index("charge")]
+    assert [t.get_text() for t in charge.get_xticklabels()] == ["-1", "1"]  # bars over its values
+    mjj = fig.axes[COLUMNS.index("mjj")]
+    assert 100 < np.mean(mjj.get_xlim()) < 600  # GeV stays GeV
+    code, _, err = cli("train", "--data", folder / "train.csv", "--drop-columns", "event_id,process",
+                       "--discrete-columns", "spin", "--epochs", "1", "--out", tmp_path / "r", *FAST)  # fmt: skip
+    assert code == 2 and "'spin'" in err and "not a feature column" in err

@@ -44,6 +44,12 @@ class DataConfig:
     background: float = setting(
         1.0, "Grey level (0 = black, 1 = white) that transparent pixels show.", kind=float
     )
+    discrete_columns: str | None = setting(
+        None,
+        "Tables: columns that hold a few whole values (e.g. a charge), comma separated; the figures show "
+        "them as bars over their values.",
+        kind=str,
+    )
     key: str | None = setting(None, "HDF5: the dataset or group that holds the table.", kind=str)
     x_key: str | None = setting(None, ".npz: the array of observations [default: x].", kind=str)
     y_key: str | None = setting(None, ".npz: the array of labels [default: y].", kind=str)

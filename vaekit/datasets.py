@@ -747,6 +747,7 @@ def load(
     drop_columns=None,
     test_data: str | os.PathLike | None = None,
     image_options: dict | None = None,
+    discrete_columns=None,
 ) -> Dataset:
     """Load a built-in data set by name, or a file or folder, split and scaled.
 
@@ -775,4 +776,13 @@ def load(
         test_raw = read_raw(test_data, label_column, keys, image_options, only_columns=test_only)
         if raw.column_names is None:
             test_raw = select_columns(test_raw, columns, drop_columns)
-    return from_raw(raw, name, test_size, split_seed, scaling, test_raw)
+    data = from_raw(raw, name, test_size, split_seed, scaling, test_raw)
+    discrete = _column_list(discrete_columns)
+    if discrete:
+        names = data.column_names or []
+        unknown = [c for c in discrete if c not in names]
+        if unknown:
+            where = f" (they are {', '.join(map(repr, names))})." if names else "; it applies to named table columns."
+            raise VaekitError(f"--discrete-columns names {unknown[0]!r}, which is not a feature column{where}")
+    data.extra["discrete_columns"] = discrete
+    return data

@@ -77,7 +77,30 @@ def run_figures(model, data, history, summary: dict | None = None) -> dict:
     if data.is_image:
         figures["latent_map"] = plots.latent_map(model, data)
         figures["manifold"] = plots.manifold(model)
+    elif data.column_names is not None:
+        figures["marginals"] = table_marginals(model, data)
     return figures
+
+
+def table_marginals(model, data, n: int = 2000):
+    """A table run's per-column marginals in the data's units: the test split, its
+    reconstructions, and as many samples (decoder means at z ~ p(z)), discrete columns as bars."""
+    import numpy as np
+    import torch
+
+    x = data.x_test[:n]
+    labels = model.data_classes(data, "test")
+    labels = labels[: len(x)] if labels is not None else None
+    with torch.no_grad():
+        batch = torch.as_tensor(x)
+        recon = model.unscale_output(model.reconstruct(batch, labels=labels)).numpy()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            drawn = model.unscale_output(model.sample(len(x))).numpy()
+    original = data.to_user_units(np.asarray(x))
+    panels = [("data (test split)", original), ("reconstruction", recon), ("samples (decoder mean)", drawn)]
+    discrete = data.extra.get("discrete_columns") or ()
+    return plots.marginals(data.column_names, [(k, v.reshape(len(v), -1)) for k, v in panels], discrete)
 
 
 class RunReport:

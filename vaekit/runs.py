@@ -256,6 +256,7 @@ def load_data(run: str | os.PathLike):
         drop_columns=record.get("drop_columns"),
         test_data=record.get("test_data"),
         image_options=record.get("image_options"),
+        discrete_columns=record.get("discrete_columns"),
     )
     shape = read_config(run)["model"].get("data_shape")
     check(

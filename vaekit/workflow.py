@@ -110,6 +110,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         drop_columns=s["drop_columns"],
         test_data=s["test_data"],
         image_options=image_options(s),
+        discrete_columns=s.get("discrete_columns"),
     )
     for note in data.notes:
         click.echo(f"note: {note}", err=True)
@@ -189,6 +190,7 @@ def data_record(data, s: dict) -> dict:
         "columns": s["columns"],
         "drop_columns": s["drop_columns"],
         "column_names": data.column_names,
+        "discrete_columns": data.extra.get("discrete_columns") or None,
         "label_names": data.label_names,
         "factor_names": data.factor_names,
     }
