@@ -364,3 +364,29 @@ def test_a_table_run_shows_its_marginals_in_its_units(cli, collider, tmp_path):
     code, _, err = cli("train", "--data", folder / "train.csv", "--drop-columns", "event_id,process",
                        "--discrete-columns", "spin", "--epochs", "1", "--out", tmp_path / "r", *FAST)  # fmt: skip
     assert code == 2 and "'spin'" in err and "not a feature column" in err
+
+
+def test_neighbors_of_a_new_example_and_two_files_in_one_latent_figure(cli, collider, tmp_path):
+    folder, run, held, sig = collider
+    code, out, err = cli("neighbors", run, "--query", folder / "sig.parquet", "--index", "5", "-k", "4",
+                         "--out", tmp_path / "n.csv")  # fmt: skip
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "n.csv")
+    assert list(table["role"]) == ["query"] + ["neighbour"] * 4
+    np.testing.assert_allclose(table[COLUMNS].to_numpy()[0], sig[COLUMNS].to_numpy()[5], rtol=1e-5)
+    # brute force over the run's own data set
+    model, data = vaekit.load(run), runs.load_data(run)
+    codes = evaluate.encode_means(model, data.x)[0]
+    query = evaluate.encode_means(model, data.scaling.apply(sig[COLUMNS].to_numpy()[5:6]))[0]
+    expected = np.argsort(np.linalg.norm(codes - query, axis=1))[:4]
+    assert list(table["index"][1:]) == list(expected)
+    np.testing.assert_allclose(table[COLUMNS].to_numpy()[1:], data.to_user_units(data.x[expected]), rtol=1e-5)
+    code, _, err = cli("neighbors", run, "--query", folder / "sig.parquet", "--index", "400")
+    assert code == 2 and "between 0 and 399" in err
+
+    code, out, err = cli("latent", run, "--data", folder / "bkg.csv", "--data", folder / "sig.parquet",
+                         "--out", tmp_path / "l.png")  # fmt: skip
+    assert code == 0, err and "sig.parquet: 400" in out
+    assert (tmp_path / "l.png").stat().st_size > 10000
+    code, _, err = cli("latent", run, "--data", folder / "bkg.csv", "--out", tmp_path / "l.png")
+    assert code == 2 and "--overwrite" in err

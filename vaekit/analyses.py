@@ -519,3 +519,59 @@ def data_metrics(run, data, samples: int = 100, seed: int = 0, beta=None, label_
     if model.likelihood.name in ("gaussian", "gaussian-learned", "laplace"):  # a density of real values
         out["nll_user_units"] = out["nll"] - model.log_jacobian()
     return out
+
+
+def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=None) -> dict:
+    """The k nearest examples to a query in latent space (posterior means, Euclidean).
+
+    The query is example `index` of the file `query` (default: of the run's own data set; a
+    file's first example when `index` is None); the search runs over the file `data` (default:
+    the run's data set), excluding the query itself when both are the run's data.
+    Returns found indices (k,), distances (k,), labels of the searched examples (or None), a
+    figure for images, and for a table a DataFrame (query first, then the neighbours) with the
+    columns in the data's units. Raises `VaekitError` for an index out of range."""
+    import pandas as pd
+
+    model = runs.load(run)
+
+    def load(source):
+        if source is None:
+            dataset = runs.load_data(run)
+            labels = model.data_classes(dataset, index=np.arange(len(dataset.x)))
+            names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
+            return Batch(torch.as_tensor(dataset.x), labels), names
+        batch, raw = read_for_run(model, source, label_column, run)
+        names = None
+        if raw.y is not None:
+            names = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
+        return batch, names
+
+    check(index is not None or query is not None, "Name the query: --index I (of the run's data) or --query FILE.")
+    q_batch, q_names = load(query)
+    i = 0 if index is None else index
+    check(0 <= i < len(q_batch), f"--index must be between 0 and {len(q_batch) - 1}, not {i}.")
+    pool, names = (q_batch, q_names) if data == query or (data is None and query is None) else load(data)
+    same = data is None and query is None or data == query
+    q_code = evaluate.encode_means(model, q_batch[i : i + 1])[0]
+    codes = evaluate.encode_means(model, pool)[0]
+    distance = np.linalg.norm(codes - q_code, axis=1)
+    if same:
+        distance[i] = np.inf
+    found = np.argsort(distance, kind="stable")[: min(k, len(codes) - (1 if same else 0))]
+    result = {"found": found, "distances": distance[found], "labels": names, "table": None, "figure": None}
+    result["name"] = f"{i}" if query is None else f"{Path(str(query)).stem}-{i}"
+    x_query = model.unscale_output(q_batch.x[i : i + 1]).numpy()
+    x_found = model.unscale_output(pool.x[torch.as_tensor(found)]).numpy()
+    if plots.to_images(x_query, model.data_shape) is None:
+        columns = runs.column_names(run, model)
+        frame = pd.DataFrame(np.concatenate([x_query, x_found]).reshape(len(found) + 1, -1), columns=columns)
+        frame.insert(0, "distance", np.r_[0.0, distance[found]])
+        frame.insert(0, "index", np.r_[i, found])
+        frame.insert(0, "role", ["query"] + ["neighbour"] * len(found))
+        if names is not None or q_names is not None:
+            frame.insert(3, "label", [(q_names or [""] * (i + 1))[i]] + [names[j] if names else "" for j in found])
+        result["table"] = frame
+    else:
+        rows = [("query", x_query)] + [("neighbours (nearest first)", x_found)]
+        result["figure"] = plots.example_rows(rows, model.data_shape)
+    return result

@@ -812,31 +812,74 @@ def report(run):
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--index", type=int, required=True, help="Index of the query example in the data set.")
+@click.option("--index", type=int, default=None, help="The query: this example of --query (or of the run's data).")
+@click.option("--query", default=None, help="File holding the query example [default: the run's data set].")
+@click.option("--data", "source", default=None, help="File to search [default: the run's data set].")
 @click.option("-k", "k", type=int, default=8, show_default=True, help="Number of neighbours.")
+@click.option("--label-column", default=None, help="Tables: the column that holds labels (shown).")
 @click.option(
-    "--out", type=click.Path(), default=None, help="Figure file [default: RUN/figures/neighbors-I.png]."
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="Figure (.png; images) or table (.csv; tables) [default: RUN/figures/neighbors-I.png or RUN/neighbors-I.csv].",
 )
-def neighbors(run, index, k, out):
-    """The k nearest examples to one example in latent space (posterior means), as indices and a figure."""
+@OVERWRITE
+def neighbors(run, index, query, source, k, label_column, out, overwrite):
+    """The k nearest examples to one example in latent space (posterior means, Euclidean).
+
+    \b
+    vaekit neighbors RUN --index 7                     example 7 of the run's data, among the run's data
+    vaekit neighbors RUN --query new.csv --index 0     a new example, among the run's data
+    vaekit neighbors RUN --query new.csv --data other.csv
+    A table run prints and writes the neighbours' columns in the data's units.
+    """
+    from vaekit import analyses
+
+    check(k >= 1, f"-k must be at least 1, not {k}.")
+    r = analyses.neighbors(run, index, query, source, k, label_column)
+    default = Path(run) / (f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png")
+    out = Path(out) if out else default
+    if r["table"] is not None:
+        check(out.suffix == ".csv", f"A table run's neighbours are a table: --out must end in .csv, not {out.name!r}.")
+        _refuse_existing(out, overwrite or out == default)
+        _write_frame(out, r["table"])
+        click.echo(r["table"].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    else:
+        check(out.suffix == ".png", f"--out must end in .png for images, not {out.name!r}.")
+        _refuse_existing(out, overwrite or out == default)
+        from vaekit import report as rep
+
+        rep.save_figure(r["figure"], out)
+        click.echo("index,distance" + (",label" if r["labels"] is not None else ""))
+        for i, d in zip(r["found"], r["distances"], strict=True):
+            label = f",{r['labels'][i]}" if r["labels"] is not None else ""
+            click.echo(f"{i},{d:.4f}{label}")
+    click.echo(f"wrote {out}", err=True)
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", "sources", multiple=True, required=True, help="A file to encode; repeat for several.")
+@click.option("--out", type=click.Path(), default=None, help="Figure [default: RUN/figures/latent_files.png].")
+@click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
+@OVERWRITE
+def latent(run, sources, out, beta, overwrite):
+    """Several files in one latent figure (e.g. background and signal), one colour each."""
     from vaekit import evaluate as ev
     from vaekit import plots, runs
     from vaekit import report as rep
 
     model = runs.load(run)
-    data = runs.load_data(run)
-    check(0 <= index < len(data.x), f"--index must be between 0 and {len(data.x) - 1}, not {index}.")
-    check(k >= 1, f"-k must be at least 1, not {k}.")
-    labels = model.data_classes(data, index=np.arange(len(data.x)))
-    means, _ = ev.encode_means(model, data.x, labels=labels)
-    found, distances = ev.nearest_neighbors(means, index, k)
-    out = Path(out) if out else Path(run) / "figures" / f"neighbors-{index}.png"
-    rep.save_figure(plots.neighbors(data, index, found, distances), out)
-    click.echo("index,distance" + (",label" if data.y is not None else ""))
-    for i, d in zip(found, distances, strict=True):
-        label = f",{data.label_name(int(data.y[i]))}" if data.y is not None else ""
-        click.echo(f"{i},{d:.4f}{label}")
-    click.echo(f"wrote {out}", err=True)
+    _check_beta(model, beta, run)
+    out = Path(out) if out else Path(run) / "figures" / "latent_files.png"
+    check(out.suffix == ".png", f"--out must end in .png, not {out.name!r}.")
+    _refuse_existing(out, overwrite)
+    groups = []
+    for source in sources:
+        batch, _ = _user_data(model, source, None, run)
+        groups.append((Path(str(source)).name, ev.encode_means(model, batch, beta=beta)[0]))
+    rep.save_figure(plots.latent_groups(model, groups), out)
+    click.echo(f"wrote {out} ({', '.join(f'{n}: {len(c)}' for n, c in groups)})")
 
 
 @cli.command(name="datasets")

@@ -496,3 +496,26 @@ def marginals(columns, panels: list[tuple[str, np.ndarray]], discrete=()) -> plt
     fig.suptitle("marginals per column, in the data's units", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def latent_groups(model: VAE, groups: list[tuple[str, np.ndarray]], max_points: int = 3000) -> plt.Figure:
+    """Posterior means (n_i, latent_dim) of several files in one latent figure, one colour per
+    file (e.g. background and signal), projected together (2-D as is, else one PCA of all);
+    at most `max_points` points drawn per file (an even thinning)."""
+    codes = np.concatenate([c for _, c in groups])
+    points, (xl, yl) = project_2d(codes)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    start = 0
+    for i, (name, c) in enumerate(groups):
+        p = points[start : start + len(c)]
+        start += len(c)
+        step = max(1, len(p) // max_points)
+        ax.scatter(p[::step, 0], p[::step, 1], s=5, alpha=0.6, lw=0, color=f"C{i}", label=f"{name} ({len(c)})")
+    if model.latent_dim == 2:
+        prior_contour(ax, model)
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel(xl, fontsize=8)
+    ax.set_ylabel(yl, fontsize=8)
+    ax.legend(markerscale=3, fontsize=7)
+    ax.set_title(f"posterior means of each file (latent_dim {model.latent_dim})", fontsize=9)
+    return fig
