@@ -477,7 +477,7 @@ def marginals(columns, panels: list[tuple[str, np.ndarray]], discrete=()) -> plt
     for j, (ax, name) in enumerate(zip(axes.flat, columns, strict=False)):
         values = [np.asarray(x)[:, j] for _, x in panels]
         if name in discrete:
-            levels = np.unique(np.round(values[0]))
+            levels = np.unique(np.concatenate([np.round(v) for v in values]))
             width = 0.8 / len(panels)
             for i, ((label, _), v) in enumerate(zip(panels, values, strict=True)):
                 share = [(np.round(v) == level).mean() for level in levels]

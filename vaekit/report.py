@@ -84,7 +84,8 @@ def run_figures(model, data, history, summary: dict | None = None) -> dict:
 
 def table_marginals(model, data, n: int = 2000):
     """A table run's per-column marginals in the data's units: the test split, its
-    reconstructions, and as many samples (decoder means at z ~ p(z)), discrete columns as bars."""
+    reconstructions, and as many true samples of the model (x ~ p(x|z), z ~ p(z), the
+    likelihood's noise included), discrete columns as bars over their rounded values."""
     import numpy as np
     import torch
 
@@ -96,9 +97,13 @@ def table_marginals(model, data, n: int = 2000):
         recon = model.unscale_output(model.reconstruct(batch, labels=labels)).numpy()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            drawn = model.unscale_output(model.sample(len(x))).numpy()
+            drawn = model.unscale_output(model.sample(len(x), mean=False)).numpy()
     original = data.to_user_units(np.asarray(x))
-    panels = [("data (test split)", original), ("reconstruction", recon), ("samples (decoder mean)", drawn)]
+    panels = [
+        ("data (test split)", original),
+        ("reconstruction (decoder mean at q's mean)", recon),
+        ("samples x ~ p(x|z), z ~ p(z)", drawn),
+    ]
     discrete = data.extra.get("discrete_columns") or ()
     return plots.marginals(data.column_names, [(k, v.reshape(len(v), -1)) for k, v in panels], discrete)
 
