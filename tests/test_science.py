@@ -143,7 +143,23 @@ def test_is_nll_per_example_agrees_with_evaluate_nll(digits_model):
 
 def test_an_autoencoder_has_no_averages_and_refuses_k(cli, tmp_path):
     out = tmp_path / "ae"
-    assert cli("train", "--data", "digits", "--model", "ae", "--latent-dim", "3", "--epochs", "1", "--out", out, *FAST)[0] == 0
+    assert (
+        cli(
+            "train",
+            "--data",
+            "digits",
+            "--model",
+            "ae",
+            "--latent-dim",
+            "3",
+            "--epochs",
+            "1",
+            "--out",
+            out,
+            *FAST,
+        )[0]
+        == 0
+    )
     code, _, err = cli("score", out, "--data", "digits", "--out", tmp_path / "s.csv")
     assert code == 0, err
     assert list(pd.read_csv(tmp_path / "s.csv").columns) == ["index", "label", "distortion", "squared_error"]
@@ -212,7 +228,8 @@ def test_score_keeps_ids_and_labels_and_explains_its_columns(cli, collider, tmp_
 
 def test_anomaly_from_two_files_and_from_one_labelled_file(cli, collider, tmp_path):
     folder, run, _, _ = collider
-    code, out, err = cli("anomaly", run, "--background", folder / "bkg.csv", "--signal", folder / "sig.parquet",
+    code, out, err = cli("anomaly", run, "--background", folder / "bkg.csv",
+                         "--signal", folder / "sig.parquet",
                          "--samples", "10", "--out", tmp_path / "a")  # fmt: skip
     assert code == 0, err
     result = json.loads((tmp_path / "a" / "anomaly.json").read_text())
@@ -232,7 +249,8 @@ def test_anomaly_from_two_files_and_from_one_labelled_file(cli, collider, tmp_pa
     assert one["n_background"] == 600 and one["n_signal"] == 400
     assert abs(one["scores"]["nll"]["auc"] - result["scores"]["nll"]["auc"]) < 0.02
     # the training file as background: only its test split, and the user is told
-    code, _, err = cli("anomaly", run, "--background", folder / "train.csv", "--signal", folder / "sig.parquet",
+    code, _, err = cli("anomaly", run, "--background", folder / "train.csv",
+                       "--signal", folder / "sig.parquet",
                        "--samples", "2", "--out", tmp_path / "c")  # fmt: skip
     assert code == 0 and "test-split rows" in err
     assert json.loads((tmp_path / "c" / "anomaly.json").read_text())["n_background"] == 300
@@ -299,7 +317,9 @@ def test_rare_evaluate_data_reconstruct_and_sample_a_table(cli, collider, tmp_pa
     nll = evaluate.sampled_scores(model, data.scaling.apply(held[COLUMNS].to_numpy()), 10, seed=0)["nll"]
     rarest = table[table["group"] == "rarest"]
     assert list(rarest["index"]) == list(np.argsort(-nll)[:3])
-    np.testing.assert_allclose(rarest[COLUMNS].to_numpy(), held[COLUMNS].to_numpy()[rarest["index"]], rtol=1e-5)
+    np.testing.assert_allclose(
+        rarest[COLUMNS].to_numpy(), held[COLUMNS].to_numpy()[rarest["index"]], rtol=1e-5
+    )
     assert "atypical" in (tmp_path / "r" / "report.html").read_text()
 
     code, out, err = cli("evaluate", run, "--data", folder / "bkg.csv", "--nll-samples", "10", "--json")
@@ -314,7 +334,9 @@ def test_rare_evaluate_data_reconstruct_and_sample_a_table(cli, collider, tmp_pa
     rec = pd.read_csv(tmp_path / "rec.csv")
     assert list(rec.columns) == COLUMNS
     with torch.no_grad():
-        expected = model.unscale_output(model.reconstruct(torch.as_tensor(data.scaling.apply(held[COLUMNS].to_numpy())))).numpy()
+        expected = model.unscale_output(
+            model.reconstruct(torch.as_tensor(data.scaling.apply(held[COLUMNS].to_numpy())))
+        ).numpy()
     np.testing.assert_allclose(rec.to_numpy(), expected, rtol=1e-5, atol=1e-4)
     assert rec["mjj"].mean() > 200  # GeV stays GeV
 
@@ -339,7 +361,9 @@ def test_anomaly_twosample_and_rare_on_images(cli, digits_model, tmp_path):
     assert code == 0, err
     r = json.loads((tmp_path / "a" / "anomaly.json").read_text())
     assert r["scores"]["nll"]["auc"] > 0.95
-    code, _, err = cli("twosample", digits_model, "--decoder-mean", "--permutations", "100", "--out", tmp_path / "t")
+    code, _, err = cli(
+        "twosample", digits_model, "--decoder-mean", "--permutations", "100", "--out", tmp_path / "t"
+    )
     assert code == 0, err
     assert (tmp_path / "t" / "figures" / "extremes.png").stat().st_size > 2000
     code, out, err = cli("rare", digits_model, "-k", "4", "--samples", "5", "--out", tmp_path / "r")
@@ -366,7 +390,8 @@ def test_a_table_run_shows_its_marginals_in_its_units(cli, collider, tmp_path):
     mjj = fig.axes[COLUMNS.index("mjj")]
     assert 100 < np.mean(mjj.get_xlim()) < 600  # GeV stays GeV
     code, _, err = cli("train", "--data", folder / "train.csv", "--drop-columns", "event_id,process",
-                       "--discrete-columns", "spin", "--epochs", "1", "--out", tmp_path / "r", *FAST)  # fmt: skip
+                       "--discrete-columns", "spin", "--epochs", "1",
+                       "--out", tmp_path / "r", *FAST)  # fmt: skip
     assert code == 2 and "'spin'" in err and "not a feature column" in err
 
 

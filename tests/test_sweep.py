@@ -142,7 +142,8 @@ def test_beta_conditioned_model_orders_rates(cli, tmp_path):
     assert low["rate"] > high["rate"] + 0.5
     assert low["distortion"] < high["distortion"]
     for row in rows:  # the beta-ELBO at the row's beta, comparable with separately trained runs
-        assert row["loss"] == pytest.approx(row["distortion"] + row["beta"] * row["rate"], rel=1e-9)
+        # float32 per example, averaged in float64: equal to float32 precision
+        assert row["loss"] == pytest.approx(row["distortion"] + row["beta"] * row["rate"], rel=1e-6)
     code, _, err = cli("sweep", "--from", run, "--beta", "1000", "--out", tmp_path / "sw2")
     assert code == 2 and "outside the run's range" in err
 

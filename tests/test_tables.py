@@ -135,7 +135,14 @@ def test_a_table_gets_the_non_image_figures_with_its_own_numbers(table_run):
     history = [json.loads(line) for line in (table_run / "metrics.jsonl").read_text().splitlines()]
     summary = json.loads((table_run / "summary.json").read_text())
     on_disk = sorted(p.stem for p in (table_run / "figures").glob("*.png"))
-    assert on_disk == ["latent_space", "reconstructions", "samples", "training_curves", "traversals"]
+    assert on_disk == [
+        "latent_space",
+        "marginals",
+        "reconstructions",
+        "samples",
+        "training_curves",
+        "traversals",
+    ]
     figures = report.run_figures(model, data, history, summary)
     assert sorted(figures) == on_disk
     loss_ax = figures["training_curves"].axes[0]
@@ -152,4 +159,4 @@ def test_a_table_gets_the_non_image_figures_with_its_own_numbers(table_run):
     assert len(figures["traversals"].axes) == 2
     assert all(len(ax.lines) == 9 and len(ax.lines[0].get_ydata()) == 5 for ax in figures["traversals"].axes)
     page = (table_run / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5
+    assert page.count("data:image/png;base64,") == 6  # marginals included

@@ -124,7 +124,9 @@ def scores_of(model, run, source, samples: int, seed: int = 0, beta=None, label_
     batch, raw = read_for_run(model, source, label_column, run)
     if rows is not None:
         batch = batch[torch.as_tensor(rows)]
-    s = evaluate.sampled_scores(model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model))
+    s = evaluate.sampled_scores(
+        model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model)
+    )
     return s, raw
 
 
@@ -167,13 +169,17 @@ def anomaly(
             background is None and signal is None,
             "Give either --background and --signal, or --data with --label-column, not both.",
         )
-        check(label_column is not None, "With --data, name the column that says signal or background: --label-column.")
+        check(
+            label_column is not None,
+            "With --data, name the column that says signal or background: --label-column.",
+        )
         s, raw = scores_of(model, run, data, samples, seed, beta, label_column)
         names = raw.label_names or [str(v) for v in np.unique(raw.y)]
         check(raw.y is not None, f"{data} has no labels in {label_column!r}.")
         check(
             signal_label is not None,
-            f"Say which value of {label_column!r} is signal with --signal-label (its values: {', '.join(names[:10])}).",
+            f"Say which value of {label_column!r} is signal with --signal-label (its values: "
+            f"{', '.join(names[:10])}).",
         )
         check(
             str(signal_label) in names,
@@ -188,7 +194,8 @@ def anomaly(
     else:
         check(
             background is not None and signal is not None,
-            "Give the background and the signal: --background FILE --signal FILE (or --data FILE --label-column C).",
+            "Give the background and the signal: --background FILE --signal FILE "
+            "(or --data FILE --label-column C).",
         )
         rows = None
         if _is_training_file(run, background):
@@ -219,7 +226,9 @@ def anomaly(
     cuts = {n: row["cuts"] for n, row in table.items()}
     report.save_figure(plots.score_histograms(bg, sig, names, cuts), out / "figures" / "score_histograms.png")
     io.write_json(out / "anomaly.json", result)
-    report.write_html(out, f"vaekit anomaly: {Path(str(run)).name}", anomaly_html(result), report.sorted_pngs(out))
+    report.write_html(
+        out, f"vaekit anomaly: {Path(str(run)).name}", anomaly_html(result), report.sorted_pngs(out)
+    )
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return result
@@ -370,7 +379,9 @@ def twosample(
     result["notes"] = notes
     out = prepare_folder(Path(out), overwrite)
     report.save_figure(
-        plots.null_distribution(test.null, test.accuracy, f"{names[1]} vs {names[0]}: p = {test.p_value:.3g}"),
+        plots.null_distribution(
+            test.null, test.accuracy, f"{names[1]} vs {names[0]}: p = {test.p_value:.3g}"
+        ),
         out / "figures" / "null.png",
     )
     ext = science.extremes(test, len(a))
@@ -405,7 +416,8 @@ def _twosample_html(result: dict) -> str:
     rows = [("test", result)] + ([("control", result["control"])] if "control" in result else [])
     cells = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{r['balanced_accuracy']:.4f}</td><td>{r['null_mean']:.4f} "
-        f"&plusmn; {r['null_sd']:.4f}</td><td>{r['p_value']:.4g}</td><td>{r['n_train']} / {r['n_test']}</td></tr>"
+        f"&plusmn; {r['null_sd']:.4f}</td><td>{r['p_value']:.4g}</td>"
+        f"<td>{r['n_train']} / {r['n_test']}</td></tr>"
         for name, r in rows
     )
     s = result["samples"]
@@ -445,7 +457,9 @@ def rare(
     check(k >= 1, f"-k must be at least 1, not {k}.")
     if data is None:
         dataset = runs.load_data(run)
-        batch = Batch(torch.as_tensor(dataset.x), model.data_classes(dataset, index=np.arange(len(dataset.x))))
+        batch = Batch(
+            torch.as_tensor(dataset.x), model.data_classes(dataset, index=np.arange(len(dataset.x)))
+        )
         label_names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
         source = dataset.name
     else:
@@ -456,17 +470,23 @@ def rare(
         source = str(data)
     if model.kind == "ae":
         samples = 1
-    s = evaluate.sampled_scores(model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model))
+    s = evaluate.sampled_scores(
+        model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model)
+    )
     rarest, typical = science.rare_and_typical(s[by], k)
     x_user = model.unscale_output(batch.x).numpy()
     columns = runs.column_names(run, model)
     frames = []
     for group, idx in (("rarest", rarest), ("most typical", typical)):
-        frame = pd.DataFrame({"group": group, "rank": np.arange(1, len(idx) + 1), "index": idx, by: s[by][idx]})
+        frame = pd.DataFrame(
+            {"group": group, "rank": np.arange(1, len(idx) + 1), "index": idx, by: s[by][idx]}
+        )
         if label_names is not None:
             frame["label"] = [label_names[i] for i in idx]
         if plots.to_images(x_user[:1], model.data_shape) is None:
-            frame = pd.concat([frame, pd.DataFrame(x_user[idx].reshape(len(idx), -1), columns=columns)], axis=1)
+            frame = pd.concat(
+                [frame, pd.DataFrame(x_user[idx].reshape(len(idx), -1), columns=columns)], axis=1
+            )
         frames.append(frame)
     out = prepare_folder(Path(out), overwrite)
     table = pd.concat(frames, ignore_index=True)
@@ -474,8 +494,13 @@ def rare(
         table.to_csv(tmp, index=False, float_format="%.8g")
     title = SCORE_TITLES.get(by, by)
     if plots.to_images(x_user[:1], model.data_shape) is not None:
-        rows = [(f"rarest: highest {title}", x_user[rarest]), (f"most typical: lowest {title}", x_user[typical])]
-        report.save_figure(plots.example_rows(rows, model.data_shape), out / "figures" / "rare_and_typical.png")
+        rows = [
+            (f"rarest: highest {title}", x_user[rarest]),
+            (f"most typical: lowest {title}", x_user[typical]),
+        ]
+        report.save_figure(
+            plots.example_rows(rows, model.data_shape), out / "figures" / "rare_and_typical.png"
+        )
     result = {
         "run": str(run),
         "data": source,
@@ -512,7 +537,12 @@ def data_metrics(run, data, samples: int = 100, seed: int = 0, beta=None, label_
         return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
 
     out = {"data": str(data), "n": n, "samples": samples}
-    for key, name in (("elbo", "neg_elbo_avg"), ("rate", "rate_avg"), ("distortion", "distortion_avg"), ("nll", "nll")):
+    for key, name in (
+        ("elbo", "neg_elbo_avg"),
+        ("rate", "rate_avg"),
+        ("distortion", "distortion_avg"),
+        ("nll", "nll"),
+    ):
         m, se = mean_se(s[name])
         out[key], out[f"{key}_stderr"] = (-m if key == "elbo" else m), se
     out["iwae_bound"] = -out["nll"]
@@ -546,7 +576,10 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
             names = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
         return batch, names
 
-    check(index is not None or query is not None, "Name the query: --index I (of the run's data) or --query FILE.")
+    check(
+        index is not None or query is not None,
+        "Name the query: --index I (of the run's data) or --query FILE.",
+    )
     q_batch, q_names = load(query)
     i = 0 if index is None else index
     check(0 <= i < len(q_batch), f"--index must be between 0 and {len(q_batch) - 1}, not {i}.")
@@ -569,7 +602,9 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
         frame.insert(0, "index", np.r_[i, found])
         frame.insert(0, "role", ["query"] + ["neighbour"] * len(found))
         if names is not None or q_names is not None:
-            frame.insert(3, "label", [(q_names or [""] * (i + 1))[i]] + [names[j] if names else "" for j in found])
+            frame.insert(
+                3, "label", [(q_names or [""] * (i + 1))[i]] + [names[j] if names else "" for j in found]
+            )
         result["table"] = frame
     else:
         rows = [("query", x_query)] + [("neighbours (nearest first)", x_found)]

@@ -304,7 +304,10 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, source, 
     if source is not None:
         from vaekit import analyses
 
-        check(metric_names is None, "--metrics needs the run's own data with its factors; drop --data or --metrics.")
+        check(
+            metric_names is None,
+            "--metrics needs the run's own data with its factors; drop --data or --metrics.",
+        )
         k = nll_samples if nll_samples is not None else 100
         check(k >= 1, f"--nll-samples must be at least 1, not {k}.")
         result = analyses.data_metrics(run, source, k, label_column=label_column)
@@ -422,7 +425,8 @@ def sample(run, n, out, seed, beta, label, draw, overwrite):
 def _refuse_existing(out: Path, overwrite: bool = False) -> None:
     check(
         overwrite or not out.exists(),
-        f"{out} already exists; choose another --out, or replace it with --overwrite (nothing was overwritten).",
+        f"{out} already exists; choose another --out, or replace it with --overwrite "
+        "(nothing was overwritten).",
     )
 
 
@@ -550,7 +554,9 @@ def datasets_table_suffixes():
     help="K draws of z per example: K > 1 adds the K-draw averages (distortion_avg, rate_avg, "
     "neg_elbo_avg) and nll, the importance-sampled -log p(x) with K samples (the better anomaly score).",
 )
-@click.option("--label-column", default=None, help="Tables: the column that holds labels (kept in the output).")
+@click.option(
+    "--label-column", default=None, help="Tables: the column that holds labels (kept in the output)."
+)
 @click.option("--keep-columns", default=None, help="Tables: columns copied into the output, e.g. run,event.")
 @click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -583,7 +589,10 @@ def score(run, source, out, samples, label_column, keep_columns, beta, seed, ove
     io.write_json(sidecar, _score_sidecar(model, run, source, samples, seed, beta, meanings))
     best = "nll" if "nll" in frame else ("neg_elbo" if "neg_elbo" in frame else "distortion")
     hint = "" if samples > 1 or model.kind == "ae" else "; --samples 100 averages 100 draws and adds nll"
-    click.echo(f"wrote {len(frame)} scores to {out} and their meanings to {sidecar} (higher {best} = more anomalous{hint})")
+    click.echo(
+        f"wrote {len(frame)} scores to {out} and their meanings to {sidecar} "
+        f"(higher {best} = more anomalous{hint})"
+    )
 
 
 def _score_sidecar(model, run, source, samples, seed, beta, meanings) -> dict:
@@ -611,9 +620,15 @@ def _score_sidecar(model, run, source, samples, seed, beta, meanings) -> dict:
 @click.option("--signal", default=None, help="File of signal (anomalous) examples.")
 @click.option("--data", "source", default=None, help="One file holding both, told apart by --label-column.")
 @click.option("--label-column", default=None, help="With --data: the column that says signal or background.")
-@click.option("--signal-label", default=None, help="With --data: the value of --label-column that marks signal.")
 @click.option(
-    "--samples", type=int, default=100, show_default=True, help="K draws per example (averaged scores, IS-NLL)."
+    "--signal-label", default=None, help="With --data: the value of --label-column that marks signal."
+)
+@click.option(
+    "--samples",
+    type=int,
+    default=100,
+    show_default=True,
+    help="K draws per example (averaged scores, IS-NLL).",
 )
 @click.option(
     "--quantiles",
@@ -625,7 +640,20 @@ def _score_sidecar(model, run, source, samples, seed, beta, meanings) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(), default=None, help="Output folder [default: RUN/anomaly].")
 @OVERWRITE
-def anomaly(run, background, signal, source, label_column, signal_label, samples, quantiles, beta, seed, out, overwrite):
+def anomaly(
+    run,
+    background,
+    signal,
+    source,
+    label_column,
+    signal_label,
+    samples,
+    quantiles,
+    beta,
+    seed,
+    out,
+    overwrite,
+):
     """Anomaly detection: ROC AUC and signal efficiency at background-quantile cuts for each score.
 
     \b
@@ -644,7 +672,9 @@ def anomaly(run, background, signal, source, label_column, signal_label, samples
         run, out, background, signal, source, label_column, signal_label, samples, qs, seed, beta, overwrite
     )
     click.echo(f"{result['n_background']} background, {result['n_signal']} signal examples, K = {samples}")
-    click.echo(f"{'score':>16} {'ROC AUC':>16} " + " ".join(f"{'eff@' + format(100 * q, 'g') + '%':>10}" for q in qs))
+    click.echo(
+        f"{'score':>16} {'ROC AUC':>16} " + " ".join(f"{'eff@' + format(100 * q, 'g') + '%':>10}" for q in qs)
+    )
     for name, row in result["scores"].items():
         auc = f"{row['auc']:.4f} +- {row['auc_stderr']:.4f}"
         effs = " ".join(f"{c['signal_efficiency']:10.4f}" for c in row["cuts"])
@@ -663,7 +693,12 @@ def _numbers(text: str, option: str) -> list[float]:
 
 @cli.command()
 @click.argument("run", type=click.Path(), required=False)
-@click.option("--data", "source", default=None, help="Real data [default: the run's test split]; without a run, sample A.")
+@click.option(
+    "--data",
+    "source",
+    default=None,
+    help="Real data [default: the run's test split]; without a run, sample A.",
+)
 @click.option("--against", default=None, help="Without a run: sample B, compared with --data.")
 @click.option("-n", "n", type=int, default=None, help="Examples per sample [default: all the real data].")
 @click.option(
@@ -672,17 +707,31 @@ def _numbers(text: str, option: str) -> list[float]:
     help="Compare the decoder's means at z ~ p(z) instead of true draws x ~ p(x|z).",
 )
 @click.option("--classifier", type=click.Choice(["gbt", "logistic"]), default="gbt", show_default=True)
-@click.option("--permutations", type=int, default=1000, show_default=True, help="Size of the null distribution.")
-@click.option("--label-column", default=None, help="Tables: a label column to leave out of the comparison.")
 @click.option(
-    "--drop-columns", default=None, help="Two files: columns to leave out (e.g. ids), comma list."
+    "--permutations", type=int, default=1000, show_default=True, help="Size of the null distribution."
 )
+@click.option("--label-column", default=None, help="Tables: a label column to leave out of the comparison.")
+@click.option("--drop-columns", default=None, help="Two files: columns to leave out (e.g. ids), comma list.")
 @click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(), default=None, help="Output folder [default: RUN/twosample or twosample].")
+@click.option(
+    "--out", type=click.Path(), default=None, help="Output folder [default: RUN/twosample or twosample]."
+)
 @OVERWRITE
 def twosample(
-    run, source, against, n, decoder_mean, classifier, permutations, label_column, drop_columns, beta, seed, out, overwrite
+    run,
+    source,
+    against,
+    n,
+    decoder_mean,
+    classifier,
+    permutations,
+    label_column,
+    drop_columns,
+    beta,
+    seed,
+    out,
+    overwrite,
 ):
     """Classifier two-sample test: can a classifier tell the model's samples from real data?
 
@@ -700,11 +749,25 @@ def twosample(
     default = Path(run) / "twosample" if run is not None else Path("twosample")
     out = Path(out) if out else default
     r = analyses.twosample(
-        out, run, source, against, n, classifier, permutations, seed, not decoder_mean, beta, label_column, overwrite,
+        out,
+        run,
+        source,
+        against,
+        n,
+        classifier,
+        permutations,
+        seed,
+        not decoder_mean,
+        beta,
+        label_column,
+        overwrite,
         [c.strip() for c in (drop_columns or "").split(",") if c.strip()],
     )
     s = r["samples"]
-    click.echo(f"{s['b']} ({s['n_b']}) vs {s['a']} ({s['n_a']}), {r['classifier']}" + (f"; model: {r['model']}" if "model" in r else ""))
+    click.echo(
+        f"{s['b']} ({s['n_b']}) vs {s['a']} ({s['n_a']}), {r['classifier']}"
+        + (f"; model: {r['model']}" if "model" in r else "")
+    )
     for name, row in [("test", r)] + ([("control", r["control"])] if "control" in r else []):
         click.echo(
             f"{name:>8}: balanced accuracy {row['balanced_accuracy']:.4f} (null {row['null_mean']:.3f} +- "
@@ -763,7 +826,8 @@ def reconstruct(run, source, out, label_column, beta, overwrite):
 
     out = Path(out)
     check(
-        out.suffix in (".csv", ".parquet", ".npy"), f"--out must end in .csv, .parquet or .npy, not {out.name!r}."
+        out.suffix in (".csv", ".parquet", ".npy"),
+        f"--out must end in .csv, .parquet or .npy, not {out.name!r}.",
     )
     _refuse_existing(out, overwrite)
     model = runs.load(run)
@@ -812,7 +876,9 @@ def report(run):
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--index", type=int, default=None, help="The query: this example of --query (or of the run's data).")
+@click.option(
+    "--index", type=int, default=None, help="The query: this example of --query (or of the run's data)."
+)
 @click.option("--query", default=None, help="File holding the query example [default: the run's data set].")
 @click.option("--data", "source", default=None, help="File to search [default: the run's data set].")
 @click.option("-k", "k", type=int, default=8, show_default=True, help="Number of neighbours.")
@@ -821,7 +887,8 @@ def report(run):
     "--out",
     type=click.Path(),
     default=None,
-    help="Figure (.png; images) or table (.csv; tables) [default: RUN/figures/neighbors-I.png or RUN/neighbors-I.csv].",
+    help="Figure (.png; images) or table (.csv; tables) "
+    "[default: RUN/figures/neighbors-I.png or RUN/neighbors-I.csv].",
 )
 @OVERWRITE
 def neighbors(run, index, query, source, k, label_column, out, overwrite):
@@ -837,10 +904,15 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
 
     check(k >= 1, f"-k must be at least 1, not {k}.")
     r = analyses.neighbors(run, index, query, source, k, label_column)
-    default = Path(run) / (f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png")
+    default = Path(run) / (
+        f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png"
+    )
     out = Path(out) if out else default
     if r["table"] is not None:
-        check(out.suffix == ".csv", f"A table run's neighbours are a table: --out must end in .csv, not {out.name!r}.")
+        check(
+            out.suffix == ".csv",
+            f"A table run's neighbours are a table: --out must end in .csv, not {out.name!r}.",
+        )
         _refuse_existing(out, overwrite or out == default)
         _write_frame(out, r["table"])
         click.echo(r["table"].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
@@ -860,7 +932,9 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--data", "sources", multiple=True, required=True, help="A file to encode; repeat for several.")
-@click.option("--out", type=click.Path(), default=None, help="Figure [default: RUN/figures/latent_files.png].")
+@click.option(
+    "--out", type=click.Path(), default=None, help="Figure [default: RUN/figures/latent_files.png]."
+)
 @click.option("--beta", type=float, default=None, help="For a beta-conditioned run: which beta.")
 @OVERWRITE
 def latent(run, sources, out, beta, overwrite):

@@ -782,7 +782,13 @@ def load(
         names = data.column_names or []
         unknown = [c for c in discrete if c not in names]
         if unknown:
-            where = f" (they are {', '.join(map(repr, names))})." if names else "; it applies to named table columns."
-            raise VaekitError(f"--discrete-columns names {unknown[0]!r}, which is not a feature column{where}")
+            where = (
+                f" (they are {', '.join(map(repr, names))})."
+                if names
+                else "; it applies to named table columns."
+            )
+            raise VaekitError(
+                f"--discrete-columns names {unknown[0]!r}, which is not a feature column{where}"
+            )
     data.extra["discrete_columns"] = discrete
     return data

@@ -292,7 +292,9 @@ def sampled_scores(
             out = objective(model, b, noise[0], math.inf)
             values = {"loss": out.loss, **out.terms}
             q = out.outputs.q if out.outputs is not None else model.encode(b)
-            values["squared_error"] = (model.decode(q.mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1).sum(1)
+            values["squared_error"] = (
+                (model.decode(q.mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1).sum(1)
+            )
             if model.kind == "vae":
                 values["neg_elbo"] = out.outputs.distortion + out.outputs.rate
                 k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, len(b) * data_dim)))

@@ -437,7 +437,9 @@ def example_rows(rows: list[tuple[str, np.ndarray]], shape, column_names=None) -
     images = [to_images(x, shape) for _, x in rows]
     if all(im is not None for im in images):
         k = max(len(x) for _, x in rows)
-        fig, axes = plt.subplots(len(rows), 1, figsize=(max(4, 0.8 * k), 1.1 * len(rows) + 0.4), squeeze=False)
+        fig, axes = plt.subplots(
+            len(rows), 1, figsize=(max(4, 0.8 * k), 1.1 * len(rows) + 0.4), squeeze=False
+        )
         for ax, (title, _), im in zip(axes[:, 0], rows, images, strict=True):
             _grid(ax, im, 1, len(im), title)
         fig.tight_layout()
@@ -510,7 +512,9 @@ def latent_groups(model: VAE, groups: list[tuple[str, np.ndarray]], max_points: 
         p = points[start : start + len(c)]
         start += len(c)
         step = max(1, len(p) // max_points)
-        ax.scatter(p[::step, 0], p[::step, 1], s=5, alpha=0.6, lw=0, color=f"C{i}", label=f"{name} ({len(c)})")
+        ax.scatter(
+            p[::step, 0], p[::step, 1], s=5, alpha=0.6, lw=0, color=f"C{i}", label=f"{name} ({len(c)})"
+        )
     if model.latent_dim == 2:
         prior_contour(ax, model)
         ax.set_aspect("equal", adjustable="datalim")

@@ -204,7 +204,8 @@ def two_sample_test(
     b = np.asarray(b, dtype=np.float32).reshape(len(b), -1)
     check(
         a.shape[1] == b.shape[1],
-        f"The two samples have {a.shape[1]} and {b.shape[1]} values per example; give samples of the same kind.",
+        f"The two samples have {a.shape[1]} and {b.shape[1]} values per example; "
+        "give samples of the same kind.",
     )
     check(min(len(a), len(b)) >= 4, "Each sample needs at least 4 examples for a two-sample test.")
     check(0 < test_fraction < 1, f"The test fraction must be between 0 and 1, not {test_fraction}.")

@@ -40,7 +40,7 @@ class Table:
     skipped: list[str] = field(default_factory=list)  # columns not read (not chosen)
 
 
-def _with_skipped(table: "Table", names: list[str], label_column: str | None) -> "Table":
+def _with_skipped(table: Table, names: list[str], label_column: str | None) -> Table:
     table.skipped = [n for n in names if n not in table.names and n != label_column]
     return table
 
@@ -204,8 +204,9 @@ def _features(path: Path, names: list[str], label_column: str | None, only=None)
     features = [n for n in chosen if n not in only.drop]
     check(
         bool(features),
-        f"{path}: no feature column is left after --drop-columns." if chosen else
-        f"{path} has no feature columns besides the label column.",
+        f"{path}: no feature column is left after --drop-columns."
+        if chosen
+        else f"{path} has no feature columns besides the label column.",
     )
     return features
 
