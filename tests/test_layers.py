@@ -17,7 +17,7 @@ LAYERS = [
     {"evaluate"},
     {"train"},
     {"plots", "report"},
-    {"workflow", "sweep", "analyses"},
+    {"workflow", "sweep", "analyses", "disentangle"},
     {"cli", "__main__", "__init__"},
 ]
 
