@@ -31,3 +31,36 @@ def test_beta_zero_is_farthest_from_the_prior(demo_rows):
     distances = [r["aggregate_posterior_kl"] for r in demo_rows]
     assert distances[0] == max(distances) and distances[0] > 5 * distances[2]
     assert all(r["settings"]["latent_dim"] == 2 and r["settings"]["data"] == "mnist5k" for r in demo_rows)
+
+
+def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path, monkeypatch, cli):
+    """A tiny preset of the disentanglement demo through the command: one row per model with
+    metrics in [0, 1] that equal the run's own summary, the report with its table, figure and
+    each model's labelled traversals, and a rerun that reuses the finished models."""
+    from vaekit import disentangle
+
+    monkeypatch.setitem(
+        disentangle.PRESETS,
+        "quick",
+        {
+            "train": {"epochs": 1, "latent_dim": 4, "arch": "mlp", "hidden": "64", "batch_size": 256},
+            "metrics": "quick",
+            "metric_names": ("mig", "sap"),
+            "models": ["beta-VAE (beta=1)", "beta-VAE (beta=4)"],
+        },
+    )
+    out = tmp_path / "dis"
+    code, text, err = cli("demo", "disentanglement", "--out", out)
+    assert code == 0, err
+    table = json.loads((out / "disentanglement.json").read_text())
+    assert [r["model"] for r in table["rows"]] == ["beta-VAE (beta=1)", "beta-VAE (beta=4)"]
+    for row in table["rows"]:
+        summary = json.loads((out / disentangle._slug(row["model"]) / "summary.json").read_text())
+        assert summary["beta"] == row["weight"] and summary["mig"] == row["mig"]
+        assert all(0 <= row[k] <= 1 for k in ("mig", "sap")) and row["factorvae_score"] is None
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3  # MIG against beta and two traversal figures
+    assert "best MIG" in text and "mig_vs_weight" in page
+    before = (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns
+    assert cli("demo", "disentanglement", "--out", out)[0] == 0  # reuses the finished models
+    assert (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns == before
