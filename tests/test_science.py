@@ -419,3 +419,23 @@ def test_neighbors_of_a_new_example_and_two_files_in_one_latent_figure(cli, coll
     assert (tmp_path / "l.png").stat().st_size > 10000
     code, _, err = cli("latent", run, "--data", folder / "bkg.csv", "--out", tmp_path / "l.png")
     assert code == 2 and "--overwrite" in err
+
+
+def test_anomaly_on_a_sweep_reports_the_auc_per_beta(cli, collider, tmp_path):
+    folder, _, _, _ = collider
+    sweep = tmp_path / "sweep"
+    code, _, err = cli("sweep", "--beta", "0.5", "4", "--data", folder / "train.csv",
+                       "--drop-columns", "event_id,process", "--latent-dim", "2", "--epochs", "2",
+                       "--out", sweep, *FAST)  # fmt: skip
+    assert code == 0, err
+    code, out, err = cli("anomaly", sweep, "--background", folder / "bkg.csv",
+                         "--signal", folder / "sig.parquet", "--samples", "4",
+                         "--out", tmp_path / "a")  # fmt: skip
+    assert code == 0, err
+    table = json.loads((tmp_path / "a" / "anomaly_sweep.json").read_text())["rows"]
+    assert [r["beta"] for r in table] == [0.5, 4.0]
+    for r in table:  # each beta's AUC is its own anomaly result's
+        one = json.loads((tmp_path / "a" / f"beta-{r['beta']:g}" / "anomaly.json").read_text())
+        assert r["nll"] == one["scores"]["nll"]["auc"] and 0 <= r["nll"] <= 1
+    assert (tmp_path / "a" / "figures" / "auc_vs_beta.png").stat().st_size > 5000
+    assert "ROC AUC per beta" in out

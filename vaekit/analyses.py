@@ -610,3 +610,56 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
         rows = [("query", x_query)] + [("neighbours (nearest first)", x_found)]
         result["figure"] = plots.example_rows(rows, model.data_shape)
     return result
+
+
+def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> list[dict]:
+    """`anomaly` for every run of a beta sweep (`rows`: sweep.json's rows): each beta's full
+    result in OUT/beta-B/ (a beta-conditioned model's rows evaluated at their beta), and the
+    ROC AUC of each score per beta in OUT/anomaly_sweep.json, OUT/figures/auc_vs_beta.png and
+    OUT/report.html. `kwargs` are `anomaly`'s inputs (background, signal, data, ...). Returns
+    one row per beta: beta, source and the AUC (with s.e.) of each score."""
+    import matplotlib.pyplot as plt
+
+    out = prepare_folder(Path(out), overwrite)
+    table = []
+    for r in rows:
+        conditioned = r.get("source") == "conditioned"
+        run = Path(r["run"]) if conditioned else Path(sweep_dir) / r["run"]
+        beta = r["beta"] if conditioned else None
+        sub = out / f"beta-{r['beta']:g}{'-conditioned' if conditioned else ''}"
+        result = anomaly(run, sub, beta=beta, **kwargs)
+        row = {"beta": r["beta"], "source": r.get("source", "separate"), "run": str(run)}
+        for name, score in result["scores"].items():
+            row[name] = score["auc"]
+            row[f"{name}_stderr"] = score["auc_stderr"]
+        table.append(row)
+    io.write_json(out / "anomaly_sweep.json", {"sweep": str(sweep_dir), "rows": table})
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    names = [n for n in ANOMALY_SCORES if n in table[0]]
+    for i, name in enumerate(names):
+        pts = sorted((r["beta"], r[name], r[f"{name}_stderr"]) for r in table if r["beta"] > 0)
+        if pts:
+            b, a, e = zip(*pts, strict=True)
+            ax.errorbar(b, a, yerr=e, marker="o", color=f"C{i}", label=SCORE_TITLES.get(name, name))
+    ax.axhline(0.5, color="grey", lw=0.7, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("beta")
+    ax.set_ylabel("ROC AUC")
+    ax.set_title("anomaly ROC AUC per beta (beta = 0 left out of the log axis)", fontsize=9)
+    ax.legend(fontsize=7)
+    report.save_figure(fig, out / "figures" / "auc_vs_beta.png")
+    head = "".join(f"<th>{html.escape(SCORE_TITLES.get(n, n))}</th>" for n in names)
+    body = "".join(
+        f"<tr><td>{r['beta']:g}</td><td>{html.escape(r['source'])}</td>"
+        + "".join(f"<td>{r[n]:.4f} &plusmn; {r[n + '_stderr']:.4f}</td>" for n in names)
+        + "</tr>"
+        for r in table
+    )
+    report.write_html(
+        out,
+        f"vaekit anomaly per beta: {Path(str(sweep_dir)).name}",
+        f"<table><tr><th>beta</th><th>source</th>{head}</tr>{body}</table>"
+        "<p class='small'>ROC AUC of each score; each beta's folder has its own report.</p>",
+        report.sorted_pngs(out),
+    )
+    return table

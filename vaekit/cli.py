@@ -33,12 +33,15 @@ def _objective_options() -> list[Option]:
     from vaekit import objectives
 
     have = {o.name for o in TRAIN_OPTIONS}
-    extra = []
+    declared: dict[str, tuple] = {}  # setting -> (kind, default, meaning, the objectives that have it)
     for cls in objectives.OBJECTIVES.values():
         for key, (kind, default, meaning) in cls.SETTINGS.items():
             if key not in have:
-                have.add(key)
-                extra.append(Option(key, kind, default, f"{cls.name}: {meaning}."))
+                declared.setdefault(key, (kind, default, meaning, []))[3].append(cls.name)
+    extra = []
+    for key, (kind, default, meaning, owners) in declared.items():
+        where = owners[0] if len(owners) == 1 else f"{len(owners)} objectives ({', '.join(owners)})"
+        extra.append(Option(key, kind, default, f"{where}: {meaning}."))
     return extra
 
 
@@ -685,15 +688,29 @@ def anomaly(
     \b
     vaekit anomaly RUN --background bkg.csv --signal sig.csv
     vaekit anomaly RUN --data events.csv --label-column process --signal-label ttbar
+    vaekit anomaly SWEEP --background bkg.csv --signal sig.csv     (ROC AUC per beta)
     Scores: -ELBO, distortion and rate averaged over K draws, the IS-NLL, the squared error.
     Writes OUT/anomaly.json, OUT/figures/roc.png, OUT/figures/score_histograms.png, OUT/report.html.
     """
     from vaekit import analyses, runs
+    from vaekit import sweep as sw
 
     qs = _numbers(quantiles, "--quantiles")
+    out = Path(out) if out else Path(run) / "anomaly"
+    rows = sw.read_rows(Path(run))
+    if rows:  # a sweep folder: every beta, and the AUC per beta
+        check(beta is None, f"{run} is a sweep: each of its runs is scored at its own beta; drop --beta.")
+        inputs = dict(background=background, signal=signal, data=source, label_column=label_column)
+        inputs.update(signal_label=signal_label, samples=samples, quantiles=qs, seed=seed)
+        table = analyses.anomaly_sweep(run, out, rows, overwrite, **inputs)
+        names = [n for n in analyses.ANOMALY_SCORES if n in table[0]]
+        click.echo(f"{'beta':>8} {'source':>11} " + " ".join(f"{n[:14]:>14}" for n in names))
+        for r in table:
+            click.echo(f"{r['beta']:8g} {r['source']:>11} " + " ".join(f"{r[n]:14.4f}" for n in names))
+        click.echo(f"wrote {out / 'report.html'} (ROC AUC per beta)")
+        return
     model = runs.load(run)
     _check_beta(model, beta, run)
-    out = Path(out) if out else Path(run) / "anomaly"
     result = analyses.anomaly(
         run, out, background, signal, source, label_column, signal_label, samples, qs, seed, beta, overwrite
     )
