@@ -439,3 +439,22 @@ def test_anomaly_on_a_sweep_reports_the_auc_per_beta(cli, collider, tmp_path):
         assert r["nll"] == one["scores"]["nll"]["auc"] and 0 <= r["nll"] <= 1
     assert (tmp_path / "a" / "figures" / "auc_vs_beta.png").stat().st_size > 5000
     assert "ROC AUC per beta" in out
+
+
+def test_a_table_run_writes_its_traversals_as_a_table_in_its_units(collider):
+    _, run, _, _ = collider
+    table = pd.read_csv(run / "traversals.csv")
+    assert list(table.columns) == ["latent", "z", *COLUMNS]
+    assert set(table["latent"]) == {"z1", "z2"} and len(table) == 18
+    model, data = vaekit.load(run), runs.load_data(run)
+    first = table[table["latent"] == table["latent"][0]]
+    np.testing.assert_allclose(first["z"], np.linspace(-2.5, 2.5, 9), atol=1e-6)
+    # each row is the decoder's mean at the code of the preview example with one latent swept
+    means = evaluate.encode_means(model, data.x[data.preview_index(500)][:1])[0]
+    d = int(table["latent"][0][1:]) - 1
+    z = torch.as_tensor(np.repeat(means, 9, 0))
+    z[:, d] = torch.linspace(-2.5, 2.5, 9)
+    with torch.no_grad():
+        expected = data.to_user_units(model.decode(z).mean.numpy())
+    np.testing.assert_allclose(first[COLUMNS].to_numpy(), expected, rtol=1e-4, atol=1e-3)
+    assert "Traversals (decoder means" in (run / "report.html").read_text()

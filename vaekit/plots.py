@@ -206,10 +206,10 @@ def latent_space(model: VAE, data, beta=None) -> plt.Figure:
     return fig
 
 
-def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None, names=None) -> plt.Figure:
-    """One row per latent dimension (sorted by its KL to the prior's marginal, largest first):
-    decode the mean code of a test example with that dimension swept over the prior's mean
-    -/+ `limit` sd (for N(0, I): [-limit, limit]), the others held."""
+def traversal_rows(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None):
+    """The decoded traversals behind `traversals`: (order (dims,), low, high (latent_dim,) the
+    swept ranges, rows: one (steps, *data_shape) array of decoder means per dimension in `order`,
+    in model units). Dimensions default to the 10 with the largest KL to the prior's marginal."""
     index = data.preview_index(500)
     labels = model.data_classes(data, index=index)
     means, variances = evaluate.encode_means(model, data.x[index], labels=labels)
@@ -224,6 +224,29 @@ def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None,
         z[:, d] = torch.linspace(float(low[d]), float(high[d]), steps)
         with torch.no_grad():
             rows.append(model.decode(z, labels=None if labels is None else labels[:1]).mean.numpy())
+    return order, low, high, rows
+
+
+def traversal_table(model: VAE, data, steps: int = 9, limit: float = 2.5):
+    """A table run's traversals as a table: one row per (latent dimension, step), the swept z
+    value, and the decoded columns in the data's units (a pandas DataFrame)."""
+    import pandas as pd
+
+    order, low, high, rows = traversal_rows(model, data, steps, limit)
+    frames = []
+    for d, decoded in zip(order, rows, strict=True):
+        frame = pd.DataFrame(data.to_user_units(decoded).reshape(steps, -1), columns=data.column_names)
+        frame.insert(0, "z", np.linspace(float(low[d]), float(high[d]), steps))
+        frame.insert(0, "latent", f"z{d + 1}")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None, names=None) -> plt.Figure:
+    """One row per latent dimension (sorted by its KL to the prior's marginal, largest first):
+    decode the mean code of a test example with that dimension swept over the prior's mean
+    -/+ `limit` sd (for N(0, I): [-limit, limit]), the others held."""
+    order, low, high, rows = traversal_rows(model, data, steps, limit, order)
     if model.kind != "vae":
         span = f"over the code -/+ {limit}"
     elif model.prior.name == "normal":

@@ -136,7 +136,16 @@ def write_run(out: Path, model, data, history, summary, extra_figures: dict | No
     figures.update(extra_figures or {})
     for name, fig in figures.items():
         save_figure(fig, out / "figures" / f"{name}.png")
-    write_html(out, f"vaekit run: {out.name}", summary_table(summary), sorted_pngs(out))
+    body = summary_table(summary)
+    if not data.is_image and data.column_names is not None:  # a table's traversals, in its units
+        table = plots.traversal_table(model, data)
+        with io.atomic_path(out / "traversals.csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+        body += (
+            "<h2>Traversals (decoder means, in the data's units; all in traversals.csv)</h2>"
+            + table.head(27).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        )
+    write_html(out, f"vaekit run: {out.name}", body, sorted_pngs(out))
 
 
 def sorted_pngs(out: Path) -> list[Path]:

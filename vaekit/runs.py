@@ -29,6 +29,7 @@ RUN_FILES = (
     "metrics.jsonl",
     "summary.json",
     "report.html",
+    "traversals.csv",
     "figures",
 )
 
