@@ -84,7 +84,8 @@ def run(out, settings_for, setting: str = "quick", echo=print) -> list[dict]:
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         if "mig" not in summary:
             settings = settings_for({"data": "sprites32", **preset["train"], **spec, "nll_samples": 0})
-            build_and_fit(settings, folder, overwrite=True, progress=False)
+            # the report is drawn once, below, with the traversals labelled by the metrics
+            build_and_fit(settings, folder, overwrite=True, progress=False, figures=False)
             model, data = runs.load(folder), runs.load_data(folder)
             summary = json.loads(summary_path.read_text())
             names = preset.get("metric_names", evaluate.METRIC_NAMES)

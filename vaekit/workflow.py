@@ -91,8 +91,11 @@ def make_objective(s: dict, model):
     return objectives.make(resolved, model, **{k: s.get(k) for k in declared})
 
 
-def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: bool = False):
-    """Load data, build the model and train it: the one path the CLI commands share."""
+def build_and_fit(
+    s: dict, out: Path, overwrite: bool, progress: bool, resume: bool = False, figures: bool = True
+):
+    """Load data, build the model and train it: the one path the CLI commands share (`figures`:
+    draw the run's figures and report.html when training ends)."""
     from vaekit import datasets
     from vaekit.model import VAE
 
@@ -148,6 +151,7 @@ def build_and_fit(s: dict, out: Path, overwrite: bool, progress: bool, resume: b
         progress=progress,
         config={"options": _plain(s), "data": data_record(data, s)},
         objective=objective,
+        figures=figures,
     )
 
 
