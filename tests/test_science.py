@@ -361,6 +361,16 @@ def test_anomaly_twosample_and_rare_on_images(cli, digits_model, tmp_path):
     assert code == 0, err
     r = json.loads((tmp_path / "a" / "anomaly.json").read_text())
     assert r["scores"]["nll"]["auc"] > 0.95
+    # one labelled file (an .npz with y) instead of two
+    np.savez(
+        tmp_path / "mixed.npz", x=np.r_[images[:300], 16.0 - images[:200]], y=np.r_[[0] * 300, [1] * 200]
+    )
+    code, _, err = cli("anomaly", digits_model, "--data", tmp_path / "mixed.npz", "--signal-label", "1",
+                       "--samples", "5", "--out", tmp_path / "m")  # fmt: skip
+    assert code == 0, err
+    mixed = json.loads((tmp_path / "m" / "anomaly.json").read_text())
+    assert (mixed["n_background"], mixed["n_signal"]) == (300, 200)
+    assert mixed["scores"]["nll"]["auc"] == pytest.approx(r["scores"]["nll"]["auc"], abs=0.02)
     code, _, err = cli(
         "twosample", digits_model, "--decoder-mean", "--permutations", "100", "--out", tmp_path / "t"
     )

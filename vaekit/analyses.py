@@ -169,21 +169,21 @@ def anomaly(
             background is None and signal is None,
             "Give either --background and --signal, or --data with --label-column, not both.",
         )
-        check(
-            label_column is not None,
-            "With --data, name the column that says signal or background: --label-column.",
-        )
         s, raw = scores_of(model, run, data, samples, seed, beta, label_column)
+        check(
+            raw.y is not None,
+            f"{data} does not say which examples are signal: name a table's label column with "
+            "--label-column, or give an .npz with a y array or a folder with one sub-folder per class.",
+        )
         names = raw.label_names or [str(v) for v in np.unique(raw.y)]
-        check(raw.y is not None, f"{data} has no labels in {label_column!r}.")
+        what = repr(label_column) if label_column else "the labels"
         check(
             signal_label is not None,
-            f"Say which value of {label_column!r} is signal with --signal-label (its values: "
-            f"{', '.join(names[:10])}).",
+            f"Say which value of {what} is signal with --signal-label (its values: {', '.join(names[:10])}).",
         )
         check(
             str(signal_label) in names,
-            f"{label_column!r} has no value {signal_label!r}; its values are {', '.join(names[:10])}.",
+            f"{what} has no value {signal_label!r}; its values are {', '.join(names[:10])}.",
         )
         label_of = np.asarray(names)[raw.y] if raw.label_names else raw.y.astype(str)
         is_signal = label_of == str(signal_label)
