@@ -533,7 +533,7 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     columns, then the score columns of `evaluate.sampled_scores`; and the columns' meanings."""
     import pandas as pd
 
-    from vaekit import analyses, runs, tables
+    from vaekit import analyses, datasets, runs, tables
     from vaekit import evaluate as ev
 
     check(samples >= 1, f"--samples must be at least 1, not {samples}.")
@@ -547,7 +547,7 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     if keep:
         path = Path(source)
         check(
-            path.suffix.lower() in datasets_table_suffixes(),
+            path.suffix.lower() in datasets.TABLE_FILE_SUFFIXES,
             "--keep-columns applies to tables (CSV, Parquet, HDF5) only; drop it for this data.",
         )
         record = runs.read_config(run).get("data", {})
@@ -563,12 +563,6 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
         frame[name] = s[name]
         meanings[name] = ev.SCORE_MEANINGS[name]
     return frame, meanings
-
-
-def datasets_table_suffixes():
-    from vaekit import datasets
-
-    return datasets.TABLE_FILE_SUFFIXES
 
 
 @cli.command()

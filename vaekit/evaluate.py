@@ -121,9 +121,16 @@ def log_weights(model: VAE, x, samples: int, beta=None, labels=None) -> torch.Te
     batch = as_batch(x, beta, labels)
     q = model.encode(batch)
     z = q.sample((samples,))  # (K, B, latent)
-    # (K, B): x broadcast over the samples, not copied; conditions repeated over them in decode
+    _, log_w = _log_px_and_weights(model, batch, q, z)
+    return log_w
+
+
+def _log_px_and_weights(model: VAE, batch: Batch, q, z: torch.Tensor):
+    """log p(x|z) and the importance weight log p(x|z) + log p(z) - log q(z|x), each (K, B), for
+    draws z (K, B, latent_dim) of q; x is broadcast over the draws, not copied, and the
+    conditions are repeated over them in decode."""
     log_px = model.decode(z, batch.beta, batch.labels).log_prob(batch.x)
-    return log_px + model.prior.log_prob(z) - q.log_prob(z)
+    return log_px, log_px + model.prior.log_prob(z) - q.log_prob(z)
 
 
 @torch.no_grad()
@@ -301,10 +308,10 @@ def sampled_scores(
                 log_px, rate, log_w = [], [], []
                 for k0 in range(0, samples, k_chunk):
                     z = q.mean + q.stddev * noise[k0 : k0 + k_chunk]  # (k, batch, latent)
-                    lp = model.decode(z, b.beta, b.labels).log_prob(b.x)
+                    lp, lw = _log_px_and_weights(model, b, q, z)
                     log_px.append(lp)
                     rate.append(model.prior.kl(q, z).expand_as(lp))
-                    log_w.append(lp + model.prior.log_prob(z) - q.log_prob(z))
+                    log_w.append(lw)
                 log_px, rate, log_w = torch.cat(log_px), torch.cat(rate), torch.cat(log_w)
                 values["distortion_avg"] = -log_px.mean(0)
                 values["rate_avg"] = rate.mean(0)

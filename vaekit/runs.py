@@ -127,18 +127,24 @@ def load_objective_weights(run: Path, objective) -> None:
     if objective.weights() is None:
         return
     path = run / "objective.safetensors"
-    check(
-        path.exists(),
+    state = _read_safetensors(
+        path,
         f"{path} is missing; the {objective.name} objective's weights (e.g. its discriminator) are "
         "needed to evaluate the run: restore the file or retrain.",
     )
+    objective.load_weights(state)
+
+
+def _read_safetensors(path: Path, missing: str) -> dict:
+    """The tensors of a safetensors file; raises `VaekitError` with `missing` when there is no
+    file, and one sentence when it cannot be read (truncated, not safetensors)."""
+    check(path.exists(), missing)
     try:
-        state = load_file(path)
+        return load_file(path)
     except (SafetensorError, OSError, ValueError) as err:
         raise VaekitError(
             f"{path} is not a readable safetensors file ({err}); it may be truncated: restore it or retrain."
         ) from None
-    objective.load_weights(state)
 
 
 def load_weights(run: Path, model: VAE) -> None:
@@ -147,16 +153,9 @@ def load_weights(run: Path, model: VAE) -> None:
     from a fresh model's). Raises `VaekitError` for a missing or unreadable file, or weights that
     do not fit the model (from a different run)."""
     path = run / "model.safetensors"
-    check(
-        path.exists(),
-        f"{path} is missing; the run did not finish or the file was removed: retrain or restore it.",
+    state = _read_safetensors(
+        path, f"{path} is missing; the run did not finish or the file was removed: retrain or restore it."
     )
-    try:
-        state = load_file(path)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise VaekitError(
-            f"{path} is not a readable safetensors file ({err}); it may be truncated: restore it or retrain."
-        ) from None
     if "data_shift" in state and "data_scale" in state:
         model.set_scaling(state["data_shift"], state["data_scale"])  # per-feature for tables
     try:
