@@ -113,6 +113,60 @@ def test_bad_betas(cli, tmp_path):
     assert code == 2 and "Give the betas" in err
 
 
+def test_sweep_over_an_objective_setting(cli, tmp_path):
+    """--over tc-weight trains one beta-TCVAE per value: each run's loss is its own objective's
+    (distortion + rate + (tc_weight - 1) tc at alpha = gamma = 1), the rows name the setting, the
+    report's table has the objective's terms, and the CLI prints the swept value."""
+    out = tmp_path / "s"
+    code, text, err = cli(
+        "sweep", "--over", "tc-weight", "1", "8", "--objective", "beta-tcvae", "--data", "digits",
+        "--epochs", "2", "--out", out, *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((out / "sweep.json").read_text())
+    assert [(r["setting"], r["value"], r["beta"], r["run"]) for r in rows] == [
+        ("tc_weight", 1.0, 1.0, "tc-weight-1"),
+        ("tc_weight", 8.0, 1.0, "tc-weight-8"),
+    ]
+    for r in rows:
+        assert r["settings"]["tc_weight"] == r["value"] and r["settings"]["objective"] == "beta-tcvae"
+        assert r["objective_terms"] == ["mi", "tc", "dimwise_kl"]
+        expected = r["distortion"] + r["rate"] + (r["value"] - 1.0) * r["tc"]
+        assert r["loss"] == pytest.approx(expected, rel=1e-5, abs=1e-4)
+    assert abs(rows[1]["loss"] - rows[1]["distortion"] - rows[1]["rate"]) > 1e-3  # the weight acted
+    page = (out / "report.html").read_text()
+    assert "<th>tc_weight</th>" in page and "<th>tc</th>" in page and f"<td>{rows[1]['tc']:.4g}</td>" in page
+    assert "tc_weight" in text.splitlines()[1] and text.splitlines()[3].split()[0] == "8"
+    # the same folder cannot take a sweep over another setting
+    code, _, err = cli("sweep", "--beta", "0", "--data", "digits", "--out", out, *FAST)
+    assert code == 2 and "holds a sweep over tc_weight, not beta" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--over", "hidden", "8", "16"], "--over hidden: not a numeric setting to sweep"),
+        (["--over", "devices", "1", "2"], "--over devices: not a numeric setting to sweep"),
+        (["--over", "lr", "0.001", "--beta", "2"], "Give either --beta values or --over lr values"),
+        (
+            ["--over", "tc-weight", "1", "--tc-weight", "3", "--objective", "beta-tcvae"],
+            "is the swept setting",
+        ),
+        (["--over", "tc-weight", "1", "2"], "--tc-weight applies to the beta-tcvae objective, not beta-elbo"),
+        (["--over", "lr", "0.001", "-1"], "lr must be a positive number, not -1.0."),
+        (["--over", "latent-dim", "2", "2.5"], "latent_dim must be a whole number, not '2.5'"),
+        (["--over", "seed", "1", "1"], "repeat a value"),
+        (["--over", "gamma", "40", "nan", "--objective", "factorvae"], "must be a finite number"),
+        (["--over", "lr"], "Give the values to sweep after --over lr"),
+    ],
+)
+def test_bad_sweeps_over_a_setting_write_nothing(cli, tmp_path, args, message):
+    code, _, err = cli("sweep", *args, "--data", "digits", "--epochs", "1", "--out", tmp_path / "x", *FAST)
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
 def test_beta_conditioned_model_orders_rates(cli, tmp_path):
     run = tmp_path / "cond"
     code, _, err = cli(

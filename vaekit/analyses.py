@@ -613,53 +613,68 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
 
 
 def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> list[dict]:
-    """`anomaly` for every run of a beta sweep (`rows`: sweep.json's rows): each beta's full
-    result in OUT/beta-B/ (a beta-conditioned model's rows evaluated at their beta), and the
-    ROC AUC of each score per beta in OUT/anomaly_sweep.json, OUT/figures/auc_vs_beta.png and
-    OUT/report.html. `kwargs` are `anomaly`'s inputs (background, signal, data, ...). Returns
-    one row per beta: beta, source and the AUC (with s.e.) of each score."""
+    """`anomaly` for every run of a sweep (`rows`: sweep.json's rows, over beta or another
+    setting): each run's full result in OUT/<run>/ (a beta-conditioned model's rows evaluated at
+    their beta, in OUT/beta-B-conditioned/), and the ROC AUC of each score per value in
+    OUT/anomaly_sweep.json, OUT/figures/auc_vs_<setting>.png and OUT/report.html. `kwargs` are
+    `anomaly`'s inputs (background, signal, data, ...). Returns one row per run: setting, value,
+    beta, source and the AUC (with s.e.) of each score."""
     import matplotlib.pyplot as plt
 
+    from vaekit import sweep as sw
+
     out = prepare_folder(Path(out), overwrite)
+    setting = sw.setting_of(rows)
     table = []
     for r in rows:
         conditioned = r.get("source") == "conditioned"
         run = Path(r["run"]) if conditioned else Path(sweep_dir) / r["run"]
-        beta = r["beta"] if conditioned else None
-        sub = out / f"beta-{r['beta']:g}{'-conditioned' if conditioned else ''}"
-        result = anomaly(run, sub, beta=beta, **kwargs)
-        row = {"beta": r["beta"], "source": r.get("source", "separate"), "run": str(run)}
+        value = sw.value_of(r)
+        sub = out / (sw.run_name(value, setting) + ("-conditioned" if conditioned else ""))
+        result = anomaly(run, sub, beta=r["beta"] if conditioned else None, **kwargs)
+        row = {
+            "setting": setting,
+            "value": value,
+            "beta": r["beta"],
+            "source": r.get("source", "separate"),
+            "run": str(run),
+        }
         for name, score in result["scores"].items():
             row[name] = score["auc"]
             row[f"{name}_stderr"] = score["auc_stderr"]
         table.append(row)
-    io.write_json(out / "anomaly_sweep.json", {"sweep": str(sweep_dir), "rows": table})
+    io.write_json(out / "anomaly_sweep.json", {"sweep": str(sweep_dir), "setting": setting, "rows": table})
+    values = [r["value"] for r in table]
+    log_axis = all(v >= 0 for v in values) and any(v > 0 for v in values)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     names = [n for n in ANOMALY_SCORES if n in table[0]]
     for i, name in enumerate(names):
-        pts = sorted((r["beta"], r[name], r[f"{name}_stderr"]) for r in table if r["beta"] > 0)
+        shown = [r for r in table if r["value"] > 0 or not log_axis]
+        pts = sorted((r["value"], r[name], r[f"{name}_stderr"]) for r in shown)
         if pts:
             b, a, e = zip(*pts, strict=True)
             ax.errorbar(b, a, yerr=e, marker="o", color=f"C{i}", label=SCORE_TITLES.get(name, name))
     ax.axhline(0.5, color="grey", lw=0.7, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("beta")
+    if log_axis:
+        ax.set_xscale("log")
+    ax.set_xlabel(setting)
     ax.set_ylabel("ROC AUC")
-    ax.set_title("anomaly ROC AUC per beta (beta = 0 left out of the log axis)", fontsize=9)
+    left_out = f" ({setting} = 0 left out of the log axis)" if log_axis and 0 in values else ""
+    ax.set_title(f"anomaly ROC AUC per {setting}{left_out}", fontsize=9)
     ax.legend(fontsize=7)
-    report.save_figure(fig, out / "figures" / "auc_vs_beta.png")
+    report.save_figure(fig, out / "figures" / f"auc_vs_{setting}.png")
     head = "".join(f"<th>{html.escape(SCORE_TITLES.get(n, n))}</th>" for n in names)
     body = "".join(
-        f"<tr><td>{r['beta']:g}</td><td>{html.escape(r['source'])}</td>"
+        f"<tr><td>{r['value']:g}</td><td>{html.escape(r['source'])}</td>"
         + "".join(f"<td>{r[n]:.4f} &plusmn; {r[n + '_stderr']:.4f}</td>" for n in names)
         + "</tr>"
         for r in table
     )
     report.write_html(
         out,
-        f"vaekit anomaly per beta: {Path(str(sweep_dir)).name}",
-        f"<table><tr><th>beta</th><th>source</th>{head}</tr>{body}</table>"
-        "<p class='small'>ROC AUC of each score; each beta's folder has its own report.</p>",
+        f"vaekit anomaly per {setting}: {Path(str(sweep_dir)).name}",
+        f"<table><tr><th>{html.escape(setting)}</th><th>source</th>{head}</tr>{body}</table>"
+        "<p class='small'>ROC AUC of each score; each run's folder has its own report.</p>",
         report.sorted_pngs(out),
     )
     return table

@@ -198,6 +198,13 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--beta", "betas", type=str, default=None, help="The betas: --beta 0 0.1 1 4.")
+@click.option(
+    "--over",
+    type=str,
+    default=None,
+    help="Sweep this numeric training or objective setting instead of beta, its values after it: "
+    "--over tc-weight 1 6 10 --objective beta-tcvae.",
+)
 @click.argument("beta_values", nargs=-1, type=str)
 @train_options(exclude=("beta",))
 @click.option("--out", type=click.Path(), required=True, help="Sweep folder.")
@@ -210,25 +217,65 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
     help="Evaluate this beta-conditioned run at the betas instead of training.",
 )
 @click.option("--quiet", is_flag=True, help="Less output.")
-def sweep(betas, beta_values, config_file, out, jobs, from_run, quiet, **given):
-    """Train one run per beta: vaekit sweep --beta 0 0.1 1 4 16 --out SWEEP [train options].
+def sweep(betas, over, beta_values, config_file, out, jobs, from_run, quiet, **given):
+    """Train one run per beta, or per value of another setting, with the same data, seed and net.
 
-    Writes SWEEP/beta-B/ run folders, sweep.json, figures/latent_panels.png,
+    \b
+    vaekit sweep --beta 0 0.1 1 4 16 --out SWEEP [train options]
+    vaekit sweep --over tc-weight 1 2 6 10 --objective beta-tcvae --out SWEEP
+    vaekit sweep --over latent-dim 2 8 32 --out SWEEP
+
+    Writes SWEEP/beta-B/ (or SETTING-V/) run folders, sweep.json, figures/latent_panels.png,
     figures/rate_distortion.png and report.html. Re-running resumes an interrupted sweep.
     """
     from vaekit import sweep as sw
 
-    values = [_beta_value(v) for v in ([betas] if betas is not None else []) + list(beta_values)]
-    check(bool(values), "Give the betas to sweep, e.g. vaekit sweep --beta 0 1 4 --out SWEEP.")
+    setting = "beta" if over is None else _swept_setting(over, betas, from_run, given)
+    texts = ([betas] if betas is not None else []) + list(beta_values)
+    if setting == "beta":
+        values = [_beta_value(v) for v in texts]
+        check(bool(values), "Give the betas to sweep, e.g. vaekit sweep --beta 0 1 4 --out SWEEP.")
+    else:
+        name = _flag(setting)[2:]
+        for text in texts:
+            if text.startswith("--"):
+                raise click.UsageError(f"No such option {text.split('=')[0]!r}.")
+        values = [_coerce(setting, v, f"--over {name}") for v in texts]
+        check(bool(values), f"Give the values to sweep after --over {name}, e.g. --over {name} 1 2 4.")
     started = time.perf_counter()
+    settings = merge_options(given, config_file)
     if from_run:
-        settings = merge_options(given, config_file)
         rows = sw.from_conditioned(from_run, values, out, nll_samples=settings["nll_samples"])
     else:
-        settings = merge_options(given, config_file)
-        rows = sw.run(values, settings, out, jobs=jobs, progress=not quiet)
+        rows = sw.run(values, settings, out, jobs=jobs, progress=not quiet, setting=setting)
     _print_sweep(rows)
     click.echo(f"wrote {Path(out) / 'report.html'} ({time.perf_counter() - started:.0f} s)")
+
+
+def _swept_setting(over: str, betas, from_run, given: dict) -> str:
+    """The option name --over names (dashes or underscores), checked: a numeric training or
+    objective setting, given once, without --beta or --from."""
+    setting = over.lstrip("-").replace("-", "_")
+    if setting == "beta":
+        return setting
+    opt = OPTIONS_BY_NAME.get(setting)
+
+    def numeric(o) -> bool:  # the process counts are how a run is spread, not what it learns
+        spread = o.name in ("devices", "num_nodes")
+        return o.type in (int, float) and o.nargs == 1 and not o.is_flag and not spread
+
+    names = sorted(_flag(o.name)[2:] for o in TRAIN_OPTIONS if numeric(o))
+    check(
+        opt is not None and numeric(opt),
+        f"--over {over}: not a numeric setting to sweep; choose beta or one of {', '.join(names)}.",
+    )
+    check(betas is None, f"Give either --beta values or --over {over} values, not both.")
+    check(from_run is None, "--from evaluates a beta-conditioned run at several betas; it sweeps beta only.")
+    check(
+        given.get(setting) is None,
+        f"{_flag(setting)} is the swept setting; give its values after --over {over} only.",
+    )
+    return setting
 
 
 def _beta_value(text: str) -> float:
@@ -241,13 +288,17 @@ def _beta_value(text: str) -> float:
 
 
 def _print_sweep(rows) -> None:
+    from vaekit import sweep as sw
+
     keys = ("rate", "distortion", "elbo", "knn_accuracy", "active_units", "aggregate_posterior_kl")
-    click.echo(f"{'beta':>8} {'source':>11} " + " ".join(f"{k[:12]:>12}" for k in keys))
+    name = sw.setting_of(rows)
+    width = max(8, len(name))
+    click.echo(f"{name:>{width}} {'source':>11} " + " ".join(f"{k[:12]:>12}" for k in keys))
     for r in rows:
         cells = [
             f"{r.get(k):12.4g}" if isinstance(r.get(k), float) else f"{str(r.get(k, '-')):>12}" for k in keys
         ]
-        click.echo(f"{r['beta']:8g} {r['source']:>11} " + " ".join(cells))
+        click.echo(f"{sw.value_of(r):{width}g} {r['source']:>11} " + " ".join(cells))
 
 
 DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 64.0)
@@ -692,16 +743,19 @@ def anomaly(
     qs = _numbers(quantiles, "--quantiles")
     out = Path(out) if out else Path(run) / "anomaly"
     rows = sw.read_rows(Path(run))
-    if rows:  # a sweep folder: every beta, and the AUC per beta
+    if rows:  # a sweep folder: every run, and the AUC per swept value
         check(beta is None, f"{run} is a sweep: each of its runs is scored at its own beta; drop --beta.")
         inputs = dict(background=background, signal=signal, data=source, label_column=label_column)
         inputs.update(signal_label=signal_label, samples=samples, quantiles=qs, seed=seed)
         table = analyses.anomaly_sweep(run, out, rows, overwrite, **inputs)
         names = [n for n in analyses.ANOMALY_SCORES if n in table[0]]
-        click.echo(f"{'beta':>8} {'source':>11} " + " ".join(f"{n[:14]:>14}" for n in names))
+        setting = sw.setting_of(rows)
+        width = max(8, len(setting))
+        click.echo(f"{setting:>{width}} {'source':>11} " + " ".join(f"{n[:14]:>14}" for n in names))
         for r in table:
-            click.echo(f"{r['beta']:8g} {r['source']:>11} " + " ".join(f"{r[n]:14.4f}" for n in names))
-        click.echo(f"wrote {out / 'report.html'} (ROC AUC per beta)")
+            cells = " ".join(f"{r[n]:14.4f}" for n in names)
+            click.echo(f"{r['value']:{width}g} {r['source']:>11} {cells}")
+        click.echo(f"wrote {out / 'report.html'} (ROC AUC per {setting})")
         return
     model = runs.load(run)
     _check_beta(model, beta, run)

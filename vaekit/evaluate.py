@@ -477,7 +477,8 @@ def _finite(value: float) -> float | None:
 def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0, objective=None) -> dict:
     """The final evaluation on the test split: the keys of `summary.json`. `loss` is the
     objective's (default: the model's own) at the end of training, from the same loss path as
-    training; every other term the objective names is stored as `<name>` too."""
+    training; every other term the objective names is stored as `<name>` too, and their names
+    as `objective_terms`."""
     beta_value = model.beta if beta is None else float(beta)
     x_test, x_train = data.x_test, data.x_train
     labels_test, labels_train = model.data_classes(data, "test"), model.data_classes(data, "train")
@@ -493,9 +494,11 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
         "distortion": distortion,
         "loss": loss,
     }
-    for name, values in terms.items():  # the objective's own further terms (e.g. a TC estimate)
-        if name not in ("distortion", "rate", "loss", "elbo", "squared_error"):
-            out[name] = float(values.mean())
+    own = [n for n in terms if n not in ("distortion", "rate", "loss", "elbo", "squared_error")]
+    for name in own:  # the objective's own further terms (e.g. a TC estimate)
+        out[name] = float(terms[name].mean())
+    if own:
+        out["objective_terms"] = own
     if model.kind == "vae" and nll_samples > 0:
         result = nll(model, x_test, samples=nll_samples, beta=beta, seed=seed, labels=labels_test)
         out.update(

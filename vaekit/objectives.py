@@ -985,14 +985,21 @@ def make(name: str | None, model, **settings) -> Objective:
     setting, a value of the wrong kind or out of range, or a model the objective cannot train."""
     if name in (None, "auto"):
         name = default_name(model)
-    if name not in OBJECTIVES:
-        raise VaekitError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}.")
-    cls = OBJECTIVES[name]
     check(
-        model.kind == "vae" or name == "reconstruction",
+        model.kind == "vae" or name == "reconstruction" or name not in OBJECTIVES,
         f"A deterministic autoencoder has no KL term, so it trains with the reconstruction objective, "
         f"not {name}; drop --objective or use --model vae.",
     )
+    return build(name, **settings).bind(model=model)
+
+
+def build(name: str, **settings) -> Objective:
+    """The objective `name` with `settings` (None: the default), each checked, not yet bound to
+    a model (`make` binds it). Raises `VaekitError` naming an unknown objective or setting, or a
+    value of the wrong kind or out of range."""
+    if name not in OBJECTIVES:
+        raise VaekitError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}.")
+    cls = OBJECTIVES[name]
     given = {k: v for k, v in settings.items() if v is not None}
     for key, value in given.items():
         if key not in cls.SETTINGS:
@@ -1007,7 +1014,7 @@ def make(name: str | None, model, **settings) -> Objective:
         except (TypeError, ValueError, OverflowError):
             ok = False
         check(ok, f"The {name} objective's {key} must be {_kind_name(kind)}, not {value!r}.")
-    return cls(**given).bind(model=model)
+    return cls(**given)
 
 
 def _kind_name(kind) -> str:

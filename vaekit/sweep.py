@@ -1,9 +1,12 @@
-"""Beta sweeps: one run folder per beta (same data, seed and net), then the trade-off figures.
+"""Sweeps: one run folder per value of one setting (beta, or any numeric training or objective
+setting such as beta-TCVAE's tc_weight; the same data, seed and net otherwise), then the
+trade-off figures.
 
-A sweep folder holds `beta-B/` run folders, `sweep.json` (a list: one row per run, its settings
-and its summary), `figures/latent_panels.png`, `figures/rate_distortion.png` and `report.html`.
-An interrupted sweep resumes: finished runs (with summary.json) are kept, partial runs continue
-from their checkpoint. `from_conditioned` adds rows from one beta-conditioned model.
+A sweep folder holds `SETTING-V/` run folders (`beta-4`, `tc-weight-6`), `sweep.json` (a list:
+one row per run: `setting`, `value`, `beta`, its settings and its summary),
+`figures/latent_panels.png`, `figures/rate_distortion.png` and `report.html`. An interrupted sweep
+resumes: finished runs (with summary.json) are kept, partial runs continue from their checkpoint.
+`from_conditioned` adds rows from one beta-conditioned model (beta sweeps only).
 """
 
 from __future__ import annotations
@@ -37,9 +40,38 @@ ROW_KEYS = (
 )
 
 
-def run_name(beta: float) -> str:
-    """The run folder's name for `beta` in a sweep: `beta-B` with B in %g form (beta-0.5, beta-4)."""
-    return f"beta-{beta:g}"
+def run_name(value: float, setting: str = "beta") -> str:
+    """The run folder's name for `value` of `setting` in a sweep: the setting's option name and the
+    value in %g form (beta-0.5, beta-4, tc-weight-6)."""
+    return f"{setting.replace('_', '-')}-{value:g}"
+
+
+def value_of(row: dict) -> float:
+    """The swept setting's value in a sweep.json row (rows written before sweeps took any setting
+    have only `beta`)."""
+    return row.get("value", row["beta"])
+
+
+def setting_of(rows: list[dict]) -> str:
+    """The setting a sweep's rows vary: `beta` unless they name another."""
+    return rows[0].get("setting", "beta") if rows else "beta"
+
+
+def check_values(values, setting: str = "beta") -> list[float]:
+    """The values of `setting` as sorted numbers: `check_betas` for beta; else finite, each given
+    once (whether a value is in the setting's range is checked when its run is built). Raises
+    `VaekitError` naming the problem."""
+    if setting == "beta":
+        return check_betas(values)
+    flag = "--" + setting.replace("_", "-")
+    check(len(values) >= 1, f"Give at least one value of {flag} to sweep.")
+    for v in values:
+        check(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v),
+            f"{flag} must be a finite number, not {v!r}.",
+        )
+    check(len(set(values)) == len(values), f"The values {list(values)} repeat a value; give each once.")
+    return sorted(values)
 
 
 def check_betas(betas) -> list[float]:
@@ -62,42 +94,63 @@ def _train_one(settings: dict, out: str, threads: int) -> None:
     build_and_fit(settings, out_path, overwrite=not resume, progress=False, resume=resume)
 
 
-def run(betas, settings: dict, out: str | os.PathLike, jobs: int = 1, progress: bool = True) -> list[dict]:
-    """Train (or resume) one run per beta under `out`, then write sweep.json, figures, report."""
-    betas = check_betas(betas)
+def run(
+    values,
+    settings: dict,
+    out: str | os.PathLike,
+    jobs: int = 1,
+    progress: bool = True,
+    setting: str = "beta",
+) -> list[dict]:
+    """Train (or resume) one run per value of `setting` (a key of `settings`: beta, or e.g.
+    tc_weight with settings["objective"] = "beta-tcvae") under `out`, then write sweep.json,
+    the figures and report.html. Returns the rows. Raises `VaekitError` for bad values, an `out`
+    that is a file, or an `out` that holds a sweep over another setting."""
+    values = check_values(values, setting)
     check(jobs >= 1, f"--jobs must be at least 1, not {jobs}.")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VaekitError(f"{out} is a file, not a folder; choose another --out.")
+    before = read_rows(out)
+    check(
+        not before or setting_of(before) == setting,
+        f"{out} holds a sweep over {setting_of(before)}, not {setting}; choose another --out.",
+    )
+    from vaekit.workflow import check_settings
+
+    for value in values:  # every run's settings, before anything is written or trained
+        check_settings(dict(settings, **{setting: value}))
     out.mkdir(parents=True, exist_ok=True)
     todo = []
-    for beta in betas:
-        folder = out / run_name(beta)
+    for value in values:
+        folder = out / run_name(value, setting)
         if (folder / "summary.json").exists():
             continue  # finished before an interruption: keep it
-        todo.append((dict(settings, beta=beta), str(folder)))
-    print(f"sweep: {len(betas) - len(todo)} of {len(betas)} runs already done, training {len(todo)}")
+        todo.append((dict(settings, **{setting: value}), str(folder)))
+    print(f"sweep: {len(values) - len(todo)} of {len(values)} runs already done, training {len(todo)}")
     if jobs == 1 or len(todo) <= 1:
         for i, (s, folder) in enumerate(todo):
             if progress:
-                print(f"[{i + 1}/{len(todo)}] beta = {s['beta']:g} -> {folder}", flush=True)
+                print(f"[{i + 1}/{len(todo)}] {setting} = {s[setting]:g} -> {folder}", flush=True)
             _train_one(s, folder, 0)
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_train_one, s, f, threads): s["beta"] for s, f in todo}
+            futures = {pool.submit(_train_one, s, f, threads): s[setting] for s, f in todo}
             for fut in cf.as_completed(futures):
                 fut.result()
                 if progress:
-                    print(f"beta = {futures[fut]:g} done", flush=True)
-    rows = [r for r in read_rows(out) if r.get("source") == "conditioned"]
-    for beta in betas:
-        folder = out / run_name(beta)
+                    print(f"{setting} = {futures[fut]:g} done", flush=True)
+    rows = [r for r in before if r.get("source") == "conditioned"]
+    for value in values:
+        folder = out / run_name(value, setting)
         summary = json.loads((folder / "summary.json").read_text())
         rows.append(
             {
-                "beta": beta,
+                "setting": setting,
+                "value": value,
+                "beta": value if setting == "beta" else float(settings.get("beta", 1.0)),
                 "source": "separate",
                 "run": folder.name,
                 "settings": runs.read_config(folder).get("options", {}),
@@ -131,28 +184,37 @@ def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
         # the loss column compares with the separately trained runs'
         plain = objectives.make("beta-elbo", model)
         summary = evaluate.summarize(model, data, nll_samples=nll_samples, beta=beta, objective=plain)
-        rows.append({"beta": beta, "source": "conditioned", "run": str(Path(run_dir).resolve()), **summary})
+        rows.append(
+            {
+                "setting": "beta",
+                "value": beta,
+                "beta": beta,
+                "source": "conditioned",
+                "run": str(Path(run_dir).resolve()),
+                **summary,
+            }
+        )
     write(out, rows)
     return rows
 
 
 def read_rows(out: Path) -> list[dict]:
-    """The rows of `out/sweep.json`, one dict per evaluated beta (beta, source "separate" or
-    "conditioned", run, and the summary's keys); [] when there is no sweep.json yet."""
+    """The rows of `out/sweep.json`, one dict per evaluated value (setting, value, beta, source
+    "separate" or "conditioned", run, and the summary's keys); [] when there is no sweep.json yet."""
     path = Path(out) / "sweep.json"
     return json.loads(path.read_text()) if path.exists() else []
 
 
 def write(out: Path, rows: list[dict]) -> None:
-    """Write `rows` to `out/sweep.json` (separately trained runs first, each group by beta), then
+    """Write `rows` to `out/sweep.json` (separately trained runs first, each group by value), then
     redraw the figures and report.html (`draw`)."""
-    rows = sorted(rows, key=lambda r: (r["source"] != "separate", r["beta"]))
+    rows = sorted(rows, key=lambda r: (r["source"] != "separate", value_of(r)))
     io.write_json(out / "sweep.json", rows)
     draw(out, rows)
 
 
 def _models(out: Path, rows: list[dict]):
-    """(beta, model, beta argument) for each row, in beta order; the data set of the first run."""
+    """(value, model, beta argument) for each row, in value order; the data set of the first run."""
     entries, data = [], None
     cache = {}
     for r in rows:
@@ -160,7 +222,7 @@ def _models(out: Path, rows: list[dict]):
         if str(path) not in cache:
             cache[str(path)] = runs.load(path)
         model = cache[str(path)]
-        entries.append((r["beta"], model, r["beta"] if model.beta_conditioned else None))
+        entries.append((value_of(r), model, r["beta"] if model.beta_conditioned else None))
         if data is None:
             data = runs.load_data(path)
     return entries, data
@@ -173,7 +235,8 @@ def draw(out: Path, rows: list[dict]) -> None:
     separate = [r for r in rows if r["source"] == "separate"]
     panel_rows = separate or rows
     entries, data = _models(out, panel_rows)
-    report.save_figure(latent_panels(entries, data), out / "figures" / "latent_panels.png")
+    setting = setting_of(rows)
+    report.save_figure(latent_panels(entries, data, setting=setting), out / "figures" / "latent_panels.png")
     report.save_figure(rate_distortion(rows), out / "figures" / "rate_distortion.png")
     body = sweep_table(rows) + EXPLANATION
     report.write_html(out, f"vaekit sweep: {out.name}", body, report.sorted_pngs(out))
@@ -189,12 +252,13 @@ def regime(beta: float, betas: list[float]) -> str:
     return ""
 
 
-def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
-    """One column per beta: one draw z ~ q(z|x) per test example (2-D, or the first two PCs),
-    coloured by label, and under it the reconstructions of the same test inputs (inputs in the
-    top strip row). Draws rather than means, so a posterior that collapsed onto the prior shows
-    as what it is: a cloud shaped like the prior in which the classes mix."""
-    betas = [b for b, _, _ in entries]
+def latent_panels(entries, data, n_recon: int = 6, setting: str = "beta") -> plt.Figure:
+    """One column per value of `setting` (entries: `_models`): one draw z ~ q(z|x) per test
+    example (2-D, or the first two PCs), coloured by label, and under it the reconstructions of
+    the same test inputs (inputs in the top strip row). Draws rather than means, so a posterior
+    that collapsed onto the prior shows as what it is: a cloud shaped like the prior in which the
+    classes mix."""
+    values = [v for v, _, _ in entries]
     n = len(entries)
     is_image = data.is_image
     fig = plt.figure(figsize=(3.3 * n, 4.9 if is_image else 3.6))
@@ -202,7 +266,7 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
     labels = data.labels("test")
     index = data.preview_index(n_recon)
     x_in = data.x[index]
-    for i, (beta, model, beta_arg) in enumerate(entries):
+    for i, (value, model, beta_arg) in enumerate(entries):
         ax = fig.add_subplot(grid[0, i])
         means, variances = evaluate.encode_means(
             model, data.x_test, beta_arg, labels=model.data_classes(data, "test")
@@ -211,8 +275,8 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
         draws = means + np.sqrt(variances) * noise if model.kind == "vae" else means
         plots.scatter_codes(ax, draws, labels, data, legend=(i == n - 1), s=3)
         plots.prior_contour(ax, model)
-        name = regime(beta, betas)
-        ax.set_title(f"beta = {beta:g}" + (f"\n{name}" if name else "\n"), fontsize=10)
+        name = regime(value, values) if setting == "beta" else ""
+        ax.set_title(f"{setting} = {value:g}" + (f"\n{name}" if name else "\n"), fontsize=10)
         if is_image:
             with torch.no_grad():
                 classes = model.data_classes(data, index=index)
@@ -220,7 +284,7 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
             images = plots.to_images(np.concatenate([x_in, recon]), data.shape)
             plots._grid(fig.add_subplot(grid[1, i]), images, 2, n_recon, "inputs / reconstructions")
     fig.suptitle(
-        "latent space of the test set as beta grows: one z ~ q(z|x) per image "
+        f"latent space of the test set as {setting} grows: one z ~ q(z|x) per image "
         "(dashed: the prior's contour holding 86% of its mass; 2 sd for N(0, I))",
         fontsize=10,
     )
@@ -229,14 +293,17 @@ def latent_panels(entries, data, n_recon: int = 6) -> plt.Figure:
 
 
 def rate_distortion(rows: list[dict]) -> plt.Figure:
-    """Distortion against rate, one point per beta coloured by log10 beta, and the line
-    rate + distortion = -ELBO through the best (highest-ELBO) point."""
+    """Distortion against rate, one point per run coloured by the swept value (log10 of it when
+    no value is negative), and the line rate + distortion = -ELBO through the best (highest-ELBO)
+    point."""
     fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    setting = setting_of(rows)
     vae_rows = [r for r in rows if r.get("rate") is not None]
-    betas = [r["beta"] for r in vae_rows]
-    positive = [b for b in betas if b > 0]
+    values = [value_of(r) for r in vae_rows]
+    positive = [v for v in values if v > 0]
+    log_scale = all(v >= 0 for v in values) and bool(positive)
     floor = np.log10(min(positive)) - 1 if positive else -1.0
-    colour = [np.log10(b) if b > 0 else floor for b in betas]
+    colour = [(np.log10(v) if v > 0 else floor) if log_scale else v for v in values]
     norm = plt.Normalize(min(colour), max(colour)) if colour else None
     for source, marker, size in (("separate", "o", 60), ("conditioned", "x", 70)):
         sel = [i for i, r in enumerate(vae_rows) if r["source"] == source]
@@ -254,16 +321,15 @@ def rate_distortion(rows: list[dict]) -> plt.Figure:
         )
         for i in sel:
             ax.annotate(
-                f"{vae_rows[i]['beta']:g}",
+                f"{values[i]:g}",
                 (vae_rows[i]["rate"], vae_rows[i]["distortion"]),
                 textcoords="offset points",
                 xytext=(5, 4),
                 fontsize=8,
             )
     if vae_rows:
-        fig.colorbar(
-            sc, ax=ax, label="log10 beta" + (f" (beta = 0 drawn at {floor:g})" if 0 in betas else "")
-        )
+        zero = f" ({setting} = 0 drawn at {floor:g})" if log_scale and 0 in values else ""
+        fig.colorbar(sc, ax=ax, label=(f"log10 {setting}" if log_scale else setting) + zero)
         best = max(vae_rows, key=lambda r: r["elbo"])
         total = best["rate"] + best["distortion"]
         xs = np.linspace(0, max(r["rate"] for r in vae_rows) * 1.05, 50)
@@ -273,7 +339,7 @@ def rate_distortion(rows: list[dict]) -> plt.Figure:
             "--",
             color="grey",
             lw=1,
-            label=f"rate + distortion = {total:.1f} (best -ELBO, beta = {best['beta']:g})",
+            label=f"rate + distortion = {total:.1f} (best -ELBO, {setting} = {value_of(best):g})",
         )
         low = min(r["distortion"] for r in vae_rows)
         high = max(r["distortion"] for r in vae_rows)
@@ -296,12 +362,16 @@ def _fmt(value) -> str:
 
 
 def sweep_table(rows: list[dict]) -> str:
-    """An HTML table of the rows (beta, source and the ROW_KEYS, test split, nats per example),
-    then, for betas with both a separate and a conditioned row, their ELBOs side by side."""
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("beta", "source", *ROW_KEYS))
+    """An HTML table of the rows (the swept setting, source, the ROW_KEYS and the terms of the
+    runs' objective, test split, nats per example), then, for betas with both a separate and a
+    conditioned row, their ELBOs side by side."""
+    named = dict.fromkeys(t for r in rows for t in r.get("objective_terms", []))
+    own = [k for k in named if k not in ROW_KEYS]
+    keys = (*ROW_KEYS, *own)  # then the terms the runs' objective defines (e.g. mi, tc, dimwise_kl)
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in (setting_of(rows), "source", *keys))
     body = []
     for r in rows:
-        cells = [_fmt(r["beta"]), r["source"], *(_fmt(r.get(k)) for k in ROW_KEYS)]
+        cells = [_fmt(value_of(r)), r["source"], *(_fmt(r.get(k)) for k in keys)]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     compare = _comparison(rows)
     return (
@@ -310,6 +380,8 @@ def sweep_table(rows: list[dict]) -> str:
 
 
 def _comparison(rows: list[dict]) -> str:
+    if setting_of(rows) != "beta":
+        return ""
     separate = {r["beta"]: r for r in rows if r["source"] == "separate"}
     cond = {r["beta"]: r for r in rows if r["source"] == "conditioned"}
     common = sorted(set(separate) & set(cond))

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vaekit import evaluate, io, objectives, runs
@@ -71,6 +72,38 @@ def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes:
     )
 
 
+def check_settings(s: TrainConfig) -> None:
+    """Raise `VaekitError` naming the first `TrainConfig` field of the wrong kind or out of range:
+    whole numbers of at least 1 for epochs, batch_size, devices and num_nodes, at least 0 for
+    nll_samples and seed; a positive finite lr; a finite warmup_epochs of at least 0; a positive
+    clip_grad or None. Called by `fit` before anything is built, and by a sweep before its first
+    run trains."""
+
+    def whole(value) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    def number(value) -> bool:
+        real = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        return real and math.isfinite(value)
+
+    for key, low in (("epochs", 1), ("batch_size", 1), ("devices", 1), ("num_nodes", 1)):
+        value = getattr(s, key)
+        ok = whole(value) and value >= low
+        check(ok, f"{key} must be a whole number of at least {low}, not {value!r}.")
+    for key in ("nll_samples", "seed"):
+        value = getattr(s, key)
+        check(whole(value) and value >= 0, f"{key} must be a whole number of at least 0, not {value!r}.")
+    check(number(s.lr) and s.lr > 0, f"lr must be a positive number, not {s.lr!r}.")
+    check(
+        number(s.warmup_epochs) and s.warmup_epochs >= 0,
+        f"warmup_epochs must be a number of at least 0, not {s.warmup_epochs!r}.",
+    )
+    check(
+        s.clip_grad is None or (number(s.clip_grad) and s.clip_grad > 0),
+        f"clip_grad must be a positive number (or not given), not {s.clip_grad!r}.",
+    )
+
+
 def fit(
     model: VAE,
     data,
@@ -116,12 +149,10 @@ def fit(
         else "",
     )
     s = replace(settings or TrainConfig(), **options)
+    check_settings(s)
     epochs, batch_size, lr, seed = s.epochs, s.batch_size, s.lr, s.seed
     clip_grad, skip_nonfinite, nll_samples = s.clip_grad, s.skip_nonfinite, s.nll_samples
     devices, num_nodes = s.devices, s.num_nodes
-    check(epochs >= 1, f"epochs must be at least 1, not {epochs}.")
-    check(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
-    check(lr > 0 and math.isfinite(lr), f"lr must be a positive number, not {lr}.")
     fabric = _fabric(s.device, devices, s.strategy, s.precision, num_nodes)
     check(  # before launching: a wrong split should not cost starting the processes
         batch_size % (devices * num_nodes) == 0,

@@ -68,13 +68,20 @@ def prior_settings(s: dict) -> dict:
     return out
 
 
-def make_objective(s: dict, model):
-    """The objective the settings name (--objective, default: the model's own), with the settings
-    it declares taken from `s`; a setting given for an objective that does not have it is refused."""
+def objective_settings(s: dict) -> tuple[str, dict]:
+    """(objective name, its settings) from the flat settings: --objective (auto: the model's own,
+    as `objectives.default_name` picks it from --model and --beta-range) and the settings that
+    objective declares. Refuses (`VaekitError`) an unknown objective and a setting given for an
+    objective that does not have it; builds the objective once, unbound, so a value out of its
+    range is refused before any data is read."""
     from vaekit import objectives
 
     name = s.get("objective") or "auto"
-    resolved = objectives.default_name(model) if name == "auto" else name
+    if name == "auto":
+        ae = s.get("model") == "ae"
+        resolved = "reconstruction" if ae else "beta-elbo-conditioned" if s.get("beta_range") else "beta-elbo"
+    else:
+        resolved = name
     check(
         resolved in objectives.OBJECTIVES,
         f"Unknown objective {name!r}; choose one of auto, {', '.join(objectives.OBJECTIVES)}.",
@@ -84,11 +91,35 @@ def make_objective(s: dict, model):
         for key, (_, default, _) in other.SETTINGS.items():
             value = s.get(key)
             if key not in declared and value is not None and value != default:
-                fix = "drop it" if model.kind == "ae" else "drop it or choose that objective"
+                fix = "drop it" if s.get("model") == "ae" else "drop it or choose that objective"
                 raise VaekitError(
                     f"--{key.replace('_', '-')} applies to the {other.name} objective, not {resolved}; {fix}."
                 )
-    return objectives.make(resolved, model, **{k: s.get(k) for k in declared})
+    given = {k: s.get(k) for k in declared}
+    objectives.build(resolved, **given)
+    return resolved, given
+
+
+def make_objective(s: dict, model):
+    """The objective the settings name (`objective_settings`), bound to `model`."""
+    from vaekit import objectives
+
+    name, given = objective_settings(s)
+    return objectives.make(name, model, **given)
+
+
+def check_settings(s: dict) -> None:
+    """Check the flat settings as far as can be done before the data is read: beta, latent_dim,
+    the training settings (`train.check_settings`) and the objective (`objective_settings`).
+    Raises `VaekitError` naming the first problem (a sweep runs this for every value before its
+    first run trains)."""
+    from vaekit import config, train
+    from vaekit.model import check_beta, check_latent_dim
+
+    check_beta(s["beta"])
+    check_latent_dim(s["latent_dim"])
+    train.check_settings(config.section(config.TrainConfig, s))
+    objective_settings(s)
 
 
 def build_and_fit(
