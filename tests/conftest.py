@@ -36,3 +36,14 @@ def cli(capsys):
 # compare bytes claim CPU determinism (a GPU's random streams differ); tests/test_gpu.py is the
 # GPU's own smoke test.
 FAST = ["--hidden", "64", "--nll-samples", "10", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """One small digits run shared by the tests that only read it (CLI commands, science
+    workflows): 4 epochs, a 3-d latent space, the FAST net."""
+    from vaekit.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    main(["train", "--data", "digits", "--latent-dim", "3", "--epochs", "4", "--out", str(out), *FAST])
+    return out

@@ -29,15 +29,6 @@ SUMMARY_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    from vaekit.cli import main
-
-    out = tmp_path_factory.mktemp("runs") / "digits"
-    main(["train", "--data", "digits", "--latent-dim", "3", "--epochs", "4", "--out", str(out), *FAST])
-    return out
-
-
 def test_train_writes_the_whole_run_folder(digits_run):
     for name in (
         "config.yaml",

@@ -100,18 +100,9 @@ def test_duplicated_rows_never_straddle_the_split():
 
 
 # ----------------------------------------------------------------------------- averaged scores
-@pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
-    from vaekit.cli import main
-
-    out = tmp_path_factory.mktemp("runs") / "digits"
-    main(["train", "--data", "digits", "--latent-dim", "3", "--epochs", "4", "--out", str(out), *FAST])
-    return out
-
-
-def test_one_draw_equals_the_loss_path_and_averages_shrink_the_spread(digits_model):
-    model = vaekit.load(digits_model)
-    x = runs.load_data(digits_model).x_test[:200]
+def test_one_draw_equals_the_loss_path_and_averages_shrink_the_spread(digits_run):
+    model = vaekit.load(digits_run)
+    x = runs.load_data(digits_run).x_test[:200]
     one = evaluate.per_example_terms(model, x, seed=5)
     for k in (1, 8):
         s = evaluate.sampled_scores(model, x, k, seed=5)
@@ -128,9 +119,9 @@ def test_one_draw_equals_the_loss_path_and_averages_shrink_the_spread(digits_mod
     assert s16 < 0.45 * s1  # 1/sqrt(16) = 0.25 in expectation
 
 
-def test_is_nll_per_example_agrees_with_evaluate_nll(digits_model):
-    model = vaekit.load(digits_model)
-    x = runs.load_data(digits_model).x_test[:100]
+def test_is_nll_per_example_agrees_with_evaluate_nll(digits_run):
+    model = vaekit.load(digits_run)
+    x = runs.load_data(digits_run).x_test[:100]
     ours = evaluate.sampled_scores(model, x, 500, seed=1)["nll"]
     theirs = evaluate.nll(model, x, samples=500, seed=2).per_example
     diff = ours - theirs  # two independent K = 500 estimates of the same -log p(x) per example
@@ -349,14 +340,14 @@ def test_rare_evaluate_data_reconstruct_and_sample_a_table(cli, collider, tmp_pa
 
 
 # ----------------------------------------------------------------------------- images
-def test_anomaly_twosample_and_rare_on_images(cli, digits_model, tmp_path):
+def test_anomaly_twosample_and_rare_on_images(cli, digits_run, tmp_path):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = digits.images[:, None].astype(np.float32)
     np.save(tmp_path / "normal.npy", images[:300])
     np.save(tmp_path / "odd.npy", 16.0 - images[:200])  # inverted digits
-    code, _, err = cli("anomaly", digits_model, "--background", tmp_path / "normal.npy", "--signal",
+    code, _, err = cli("anomaly", digits_run, "--background", tmp_path / "normal.npy", "--signal",
                        tmp_path / "odd.npy", "--samples", "5", "--out", tmp_path / "a")  # fmt: skip
     assert code == 0, err
     r = json.loads((tmp_path / "a" / "anomaly.json").read_text())
@@ -365,18 +356,18 @@ def test_anomaly_twosample_and_rare_on_images(cli, digits_model, tmp_path):
     np.savez(
         tmp_path / "mixed.npz", x=np.r_[images[:300], 16.0 - images[:200]], y=np.r_[[0] * 300, [1] * 200]
     )
-    code, _, err = cli("anomaly", digits_model, "--data", tmp_path / "mixed.npz", "--signal-label", "1",
+    code, _, err = cli("anomaly", digits_run, "--data", tmp_path / "mixed.npz", "--signal-label", "1",
                        "--samples", "5", "--out", tmp_path / "m")  # fmt: skip
     assert code == 0, err
     mixed = json.loads((tmp_path / "m" / "anomaly.json").read_text())
     assert (mixed["n_background"], mixed["n_signal"]) == (300, 200)
     assert mixed["scores"]["nll"]["auc"] == pytest.approx(r["scores"]["nll"]["auc"], abs=0.02)
     code, _, err = cli(
-        "twosample", digits_model, "--decoder-mean", "--permutations", "100", "--out", tmp_path / "t"
+        "twosample", digits_run, "--decoder-mean", "--permutations", "100", "--out", tmp_path / "t"
     )
     assert code == 0, err
     assert (tmp_path / "t" / "figures" / "extremes.png").stat().st_size > 2000
-    code, out, err = cli("rare", digits_model, "-k", "4", "--samples", "5", "--out", tmp_path / "r")
+    code, out, err = cli("rare", digits_run, "-k", "4", "--samples", "5", "--out", tmp_path / "r")
     assert code == 0, err
     assert (tmp_path / "r" / "figures" / "rare_and_typical.png").exists()
     table = pd.read_csv(tmp_path / "r" / "rare.csv")

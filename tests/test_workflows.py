@@ -184,3 +184,28 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     # the block ends by reloading the run: the reloaded model encodes as the trained one did
     reloaded = namespace["model"].encode(namespace["x"])
     assert torch.equal(reloaded.mean, namespace["q"].mean)
+
+
+def test_a_run_trained_from_python_records_its_data(cli, tmp_path):
+    """vaekit.fit(out=...) on a data set from datasets.load writes the data's record, so the
+    command line can evaluate and redraw the run on exactly the same split (here not the default
+    one: test_size 0.3, split seed 4); resuming from the command line says to resume in Python."""
+    data = datasets.load("digits", test_size=0.3, split_seed=4)
+    model = vaekit.VAE.for_data(data, latent_dim=2, hidden=(32,))
+    run = vaekit.fit(model, data, epochs=1, out=tmp_path / "r", progress=False, nll_samples=0)
+    record = runs.read_config(tmp_path / "r")["data"]
+    assert (record["source"], record["test_size"], record["split_seed"]) == ("digits", 0.3, 4)
+    again = runs.load_data(tmp_path / "r")
+    np.testing.assert_array_equal(again.test_idx, data.test_idx)
+    np.testing.assert_array_equal(again.x, data.x)
+    code, out, err = cli("evaluate", tmp_path / "r", "--nll-samples", "0", "--json")
+    assert code == 0, err
+    assert json.loads(out)["elbo"] == pytest.approx(run.summary["elbo"], rel=1e-6)
+    code, _, err = cli("report", tmp_path / "r")
+    assert code == 0 and (tmp_path / "r" / "report.html").stat().st_size > 10_000, err
+    code, _, err = cli("train", "--resume", tmp_path / "r", "--epochs", "2")
+    assert code == 2 and "trained from Python (vaekit.fit)" in err
+    resumed = vaekit.fit(
+        model, again, epochs=2, out=tmp_path / "r", resume=True, progress=False, nll_samples=0
+    )
+    assert [row["epoch"] for row in resumed.history] == [1, 2]

@@ -180,7 +180,12 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
     started = time.perf_counter()
     if resume_run:
         run_config = runs.read_config(resume_run)
-        base = dict(run_config.get("options", {}))
+        check(
+            "options" in run_config,
+            f"{resume_run} was trained from Python (vaekit.fit), so its command-line options are unknown; "
+            "resume it there: vaekit.fit(model, data, out=RUN, resume=True, epochs=N).",
+        )
+        base = dict(run_config["options"])
         if base.get("beta_range"):
             base["beta_range"] = tuple(base["beta_range"])
         settings = merge_options({"epochs": given.get("epochs")}, None, base)

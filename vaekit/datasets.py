@@ -791,4 +791,39 @@ def load(
                 f"--discrete-columns names {unknown[0]!r}, which is not a feature column{where}"
             )
     data.extra["discrete_columns"] = discrete
+    resolved = Path(str(source))
+    data.extra["load"] = {  # how to read this data and split again (`record`, `runs.load_data`)
+        "source": str(resolved.resolve()) if resolved.exists() else str(source),
+        "test_size": None if test_data is not None else test_size,
+        "split_seed": split_seed,
+        "test_data": str(Path(test_data).resolve()) if test_data is not None else None,
+        "label_column": label_column,
+        "keys": dict(keys) if keys else None,
+        "columns": columns,
+        "drop_columns": drop_columns,
+        "image_options": dict(image_options) if image_options and data.is_image else None,
+    }
     return data
+
+
+def record(data: Dataset) -> dict | None:
+    """What a run's config.yaml says about its data: how `load` read it (source, split, columns,
+    keys, image options; enough for `runs.load_data` to read the same split again) and what it
+    found (name, shape, kind, scaling, column, label and factor names, notes). None for a
+    Dataset that `load` did not make (e.g. one built in memory): its run can only be evaluated
+    with the data passed explicitly."""
+    how = data.extra.get("load")
+    if how is None:
+        return None
+    return {
+        **how,
+        "name": data.name,
+        "shape": list(data.shape),
+        "kind": data.kind,
+        "scaling": data.scaling.name,
+        "notes": data.notes,
+        "column_names": data.column_names,
+        "discrete_columns": data.extra.get("discrete_columns") or None,
+        "label_names": data.label_names,
+        "factor_names": data.factor_names,
+    }

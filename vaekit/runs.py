@@ -249,6 +249,7 @@ def load_data(run: str | os.PathLike):
     data = datasets.load(
         record["source"],
         test_size=record.get("test_size") or 0.2,
+        split_seed=record.get("split_seed") or 0,
         scaling=_saved_scaling(Path(run), record.get("scaling", "auto")),
         label_column=record.get("label_column"),
         keys=record.get("keys"),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import evaluate, io, objectives, runs
+from vaekit import datasets, evaluate, io, objectives, runs
 from vaekit.batch import Batch
 from vaekit.config import TrainConfig
 from vaekit.errors import NumericalError, VaekitError, check
@@ -186,6 +186,9 @@ def fit(
     elif out is not None and is_main:
         runs.prepare(out, overwrite)
     if out is not None and is_main and state is None:
+        if config is None:  # called from Python: the data's own record, when `datasets.load` made it
+            record = datasets.record(data) if isinstance(data, datasets.Dataset) else None
+            config = {"data": record} if record else None
         runs.save_config(
             out,
             {

@@ -180,7 +180,7 @@ def build_and_fit(
         resume=resume,
         overwrite=overwrite,
         progress=progress,
-        config={"options": _plain(s), "data": data_record(data, s)},
+        config={"options": _plain(s), "data": datasets.record(data)},
         objective=objective,
         figures=figures,
     )
@@ -204,28 +204,3 @@ def _plain(s: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
 
 
-def data_record(data, s: dict) -> dict:
-    """What config.yaml says about the data (enough to reload the same split)."""
-    source = s["data"]
-    path = Path(source)
-    if path.exists():
-        source = str(path.resolve())
-    return {
-        "source": source,
-        "name": data.name,
-        "shape": list(data.shape),
-        "kind": data.kind,
-        "test_size": s["test_size"] if not s["test_data"] else None,
-        "test_data": str(Path(s["test_data"]).resolve()) if s["test_data"] else None,
-        "scaling": data.scaling.name,
-        "label_column": s["label_column"],
-        "keys": npz_keys(s) or None,
-        "image_options": image_options(s) if data.is_image else None,
-        "notes": data.notes,
-        "columns": s["columns"],
-        "drop_columns": s["drop_columns"],
-        "column_names": data.column_names,
-        "discrete_columns": data.extra.get("discrete_columns") or None,
-        "label_names": data.label_names,
-        "factor_names": data.factor_names,
-    }
