@@ -43,7 +43,7 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
         disentangle.PRESETS,
         "quick",
         {
-            "train": {"epochs": 1, "latent_dim": 4, "arch": "mlp", "hidden": "64", "batch_size": 256},
+            "train": {"epochs": 2, "latent_dim": 4, "arch": "mlp", "hidden": "64", "batch_size": 256},
             "metrics": "quick",
             "metric_names": ("mig", "sap"),
             "models": ["beta-VAE (beta=1)", "beta-VAE (beta=4)"],
@@ -58,9 +58,15 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
         summary = json.loads((out / disentangle._slug(row["model"]) / "summary.json").read_text())
         assert summary["beta"] == row["weight"] and summary["mig"] == row["mig"]
         assert all(0 <= row[k] <= 1 for k in ("mig", "sap")) and row["factorvae_score"] is None
+        # the MIG curve: one point per epoch, the last one the final model's MIG (same count, seed)
+        curve = row["mig_curve"]
+        assert [p["epoch"] for p in curve] == [1, 2] and curve[-1]["mig"] == row["mig"]
+        assert curve[-1]["seconds"] == pytest.approx(summary["seconds"], abs=0.01)
+        assert summary["disentanglement"]["settings"]["mig"]["num_train"] == 10_000
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # MIG against beta and two traversal figures
-    assert "best MIG" in text and "mig_vs_weight" in page
+    # MIG against beta, MIG against time, and two traversal figures
+    assert page.count("data:image/png;base64,") == 4
+    assert "best MIG" in text and "mig_vs_weight" in page and "mig_vs_time" in page
     before = (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns
     assert cli("demo", "disentanglement", "--out", out)[0] == 0  # reuses the finished models
     assert (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns == before

@@ -416,11 +416,19 @@ METRIC_NAMES = ("mig", "dci", "sap", "modularity", "betavae", "factorvae")
 
 
 def disentanglement(
-    model: VAE, data, metrics=METRIC_NAMES, preset: str = "fast", seed: int = 0, dci_method: str = "gbt"
+    model: VAE,
+    data,
+    metrics=METRIC_NAMES,
+    preset: str = "fast",
+    seed: int = 0,
+    dci_method: str = "gbt",
+    overrides: dict | None = None,
 ) -> dict:
     """The disentanglement metrics of `vaekit.metrics` on the model's latent means, following
-    disentanglement_lib's definitions (Locatello et al., 2019). Returns the flat scores plus
-    `matrices` (latent_dim x n_factors), `seconds` and `settings` (preset, sample counts)."""
+    disentanglement_lib's definitions (Locatello et al., 2019). `overrides`: per metric, settings
+    replacing the preset's (`metrics.compute_all`), e.g. {"mig": {"num_train": 10_000}}. Returns
+    the flat scores plus `matrices` (latent_dim x n_factors), `seconds` and `settings` (preset,
+    sample counts)."""
     from vaekit import metrics as m
 
     if model.conditional:
@@ -436,7 +444,13 @@ def disentanglement(
 
     source = data.factor_source()
     result = m.compute_all(
-        represent, source, seed=seed, preset=preset, metrics=tuple(metrics), dci_method=dci_method
+        represent,
+        source,
+        seed=seed,
+        preset=preset,
+        metrics=tuple(metrics),
+        dci_method=dci_method,
+        overrides=overrides,
     )
     result["matrices"] = {k: np.asarray(v).tolist() for k, v in result["matrices"].items()}
     result["factor_names"] = list(source.factor_names)

@@ -123,10 +123,16 @@ def check_settings(s: dict) -> None:
 
 
 def build_and_fit(
-    s: dict, out: Path, overwrite: bool, progress: bool, resume: bool = False, figures: bool = True
+    s: dict,
+    out: Path,
+    overwrite: bool,
+    progress: bool,
+    resume: bool = False,
+    figures: bool = True,
+    callbacks=(),
 ):
     """Load data, build the model and train it: the one path the CLI commands share (`figures`:
-    draw the run's figures and report.html when training ends)."""
+    draw the run's figures and report.html when training ends; `callbacks`: `train.fit`'s)."""
     from vaekit import datasets
     from vaekit.model import VAE
 
@@ -183,6 +189,7 @@ def build_and_fit(
         config={"options": _plain(s), "data": datasets.record(data)},
         objective=objective,
         figures=figures,
+        callbacks=callbacks,
     )
 
 
@@ -202,5 +209,3 @@ def npz_keys(s: dict) -> dict:
 
 def _plain(s: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
-
-
