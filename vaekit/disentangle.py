@@ -44,10 +44,10 @@ MODELS = {
 
 # setting -> training and metric settings, and the models trained. The paper's discriminator
 # (6 x 1000 units) has about 4x the VAE's weights and runs twice a step: a FactorVAE step with it
-# costs about 8x a beta-VAE step on a CPU, more than the whole 20-minute budget of the long
-# setting; both settings use a 3 x 256 discriminator (`vaekit train --objective factorvae` keeps
-# the paper's). Ten epochs: on this net the best model's MIG is flat after epoch 10 (0.151 at
-# 10, 0.157 at 20 epochs, beta = 16), and the long setting then fits in 20 minutes on 2 cores.
+# took 6.4x a beta-VAE step on 2 CPU cores (53.6 against 8.3 ms, batch 64), which would put the
+# long setting over its 20 minutes (15.6 minutes with the 3 x 256 one, 1.4x a beta-VAE step);
+# both settings use 3 x 256 (`vaekit train --objective factorvae` keeps the paper's). Ten epochs:
+# on this net the best model's MIG is flat after epoch 10 (0.151 at 10, 0.157 at 20, beta = 16).
 PRESETS = {
     "quick": {
         "train": {"epochs": 3, "latent_dim": 10, "arch": "mlp", "hidden": "512,256", "batch_size": 64},
