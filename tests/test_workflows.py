@@ -209,3 +209,26 @@ def test_a_run_trained_from_python_records_its_data(cli, tmp_path):
         model, again, epochs=2, out=tmp_path / "r", resume=True, progress=False, nll_samples=0
     )
     assert [row["epoch"] for row in resumed.history] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"epochs": 1.5}, "epochs must be a whole number of at least 1, not 1.5."),
+        ({"batch_size": True}, "batch_size must be a whole number of at least 1, not True."),
+        ({"lr": float("nan")}, "lr must be a positive number, not nan."),
+        ({"seed": -1}, "seed must be a whole number of at least 0, not -1."),
+        ({"nll_samples": -5}, "nll_samples must be a whole number of at least 0, not -5."),
+        ({"warmup_epochs": -1.0}, "warmup_epochs must be a number of at least 0, not -1.0."),
+        ({"clip_grad": 0.0}, "clip_grad must be a positive number (or not given), not 0.0."),
+    ],
+)
+def test_fit_refuses_a_bad_training_setting_before_writing(tmp_path, option, message):
+    from vaekit.errors import VaekitError
+
+    data = datasets.load("digits")
+    model = vaekit.VAE.for_data(data, latent_dim=2, hidden=(8,))
+    with pytest.raises(VaekitError) as err:
+        vaekit.fit(model, data, out=tmp_path / "r", progress=False, **option)
+    assert str(err.value) == message
+    assert not (tmp_path / "r").exists()

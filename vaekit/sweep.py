@@ -177,8 +177,14 @@ def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
     )
     data = runs.load_data(run_dir)
     out = Path(out)
+    before = read_rows(out)
+    check(
+        setting_of(before) == "beta",
+        f"{out} holds a sweep over {setting_of(before)}; a beta-conditioned run adds points to a beta "
+        "sweep, so choose another --out.",
+    )
     out.mkdir(parents=True, exist_ok=True)
-    rows = [r for r in read_rows(out) if r.get("source") != "conditioned"]
+    rows = [r for r in before if r.get("source") != "conditioned"]
     for beta in betas:
         # the beta-ELBO at this beta (not the training objective's 1/max(1, beta) weighting), so
         # the loss column compares with the separately trained runs'
