@@ -422,12 +422,57 @@ def test_capacity_hits_its_end_points_on_schedule():
     assert obj.schedule(5.0) == {"capacity": 10.0}
     default = objectives.make("capacity", model, capacity_max=20.0).bind(epochs=8)
     assert default.capacity(4.0) == 10.0 and default.capacity(8.0) == 20.0  # the ramp spans training
-    # |KL - C| per example, as eq. 8 writes it for one x
+    # capacity_over="example": |KL - C| of each example, as eq. 8 reads for one x
+    per_example = objectives.make(
+        "capacity", model, capacity_max=20.0, capacity_epochs=10.0, capacity_over="example"
+    )
     batch, noise = _batch()
-    out = obj(model, batch, noise, progress=0.02)  # C = 0.04, inside the spread of the rates
+    out = per_example(model, batch, noise, progress=0.02)  # C = 0.04, inside the spread of the rates
     t = out.outputs
     assert (t.rate < 0.04).any() and (t.rate > 0.04).any()
     torch.testing.assert_close(out.loss, t.distortion + 1000.0 * (t.rate - 0.04).abs())
+
+
+def test_capacity_bounds_the_batch_mean_kl_and_leaves_its_spread_free():
+    """The default form (capacity_over="batch"): the batch mean of the loss is mean distortion +
+    gamma |mean KL - C| for C below, above and at the mean KL; its gradient is that of the batch
+    form; and a batch whose mean KL equals C pays nothing for the spread of its examples' KLs,
+    which the per-example form charges gamma mean |KL_i - C| for."""
+    model = _tiny()
+    batch, noise = _batch()
+    t = model.terms(batch, noise=noise)
+    mean_rate = float(t.rate.detach().mean())
+    for c in (0.5 * mean_rate, 2.0 * mean_rate, mean_rate):
+        obj = objectives.make("capacity", model, capacity_weight=7.0, capacity_max=c, capacity_epochs=1.0)
+        model.zero_grad()
+        out = obj(model, batch, noise, progress=5.0)  # past the ramp: C = c
+        expected = out.outputs.distortion.mean() + 7.0 * (out.outputs.rate.mean() - c).abs()
+        torch.testing.assert_close(out.loss.mean(), expected, atol=1e-4, rtol=1e-6)
+        out.loss.mean().backward()
+        got = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        model.zero_grad()
+        direct = model.terms(batch, noise=noise)
+        (direct.distortion.mean() + 7.0 * (direct.rate.mean() - c).abs()).backward()
+        want = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    # at C = the batch's mean KL the spread is free in the batch form, charged per example
+    at_mean = objectives.make(
+        "capacity", model, capacity_weight=7.0, capacity_max=mean_rate, capacity_epochs=1.0
+    )
+    free = at_mean(model, batch, noise, progress=5.0)
+    torch.testing.assert_close(free.loss, free.outputs.distortion, atol=1e-4, rtol=0)
+    charged = objectives.make(
+        "capacity",
+        model,
+        capacity_weight=7.0,
+        capacity_max=mean_rate,
+        capacity_epochs=1.0,
+        capacity_over="example",
+    )(model, batch, noise, progress=5.0)
+    spread = 7.0 * (charged.outputs.rate - mean_rate).abs().mean()
+    assert float(spread.detach()) > 1e-3
+    torch.testing.assert_close(charged.loss.mean(), charged.outputs.distortion.mean() + spread)
 
 
 def test_free_bits_dimensions_below_lambda_get_no_kl_gradient():

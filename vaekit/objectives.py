@@ -802,19 +802,32 @@ class DIPVAE(KLScheduled):
 
 @register("capacity")
 class Capacity(Objective):
-    """Capacity annealing (Burgess et al., 2018, eq. 8):
+    """Capacity annealing (Burgess et al., 2018, eq. 8): the ELBO's KL term replaced by
+    gamma |KL - C(t)|, with C(t) = C_max min(1, t / capacity_epochs) raised linearly.
 
-        loss_i = distortion_i + gamma |rate_i - C(t)|,   C(t) = C_max min(1, t / capacity_epochs)
-
-    |.| is taken per example: eq. 8 is written for one data point x, with the KL of that x's
-    posterior, KL(q(z|x) || p(z)), inside the absolute value, like the ELBO it modifies; the
-    batch mean of the loss is then E_x |KL(x) - C|. (Taking |.| of the batch-mean KL, as some
-    implementations do, lets examples above C offset examples below it and makes the loss
-    depend on the batch.) C is logged per epoch as `capacity` (nats) by `schedule`.
+    Where |.| is taken (`capacity_over`):
+      batch (default): |.| of the batch-mean KL, so C bounds the average information the code
+          carries, which is what the paper's capacity is (sec. 4): per example,
+              loss_i = distortion_i + gamma s (rate_i - C),  s = sign(mean_batch(rate) - C),
+          whose batch mean is mean(distortion) + gamma |mean(rate) - C| exactly and whose
+          gradient is that of the batch form (s is constant almost everywhere);
+      example: |.| of each example's KL, loss_i = distortion_i + gamma |rate_i - C|, as eq. 8
+          reads for one x.
+    Why batch: an informative code has a KL that varies from example to example (a posterior
+    mean far from 0 costs more than one near it), and the per-example form charges gamma for
+    that spread. On sprites32 (MLP, 10 latents, 8 epochs) it gave a test ELBO of -52.6 nats
+    where the batch form gave -35.2 at the same mean rate (gamma 100, C 4.8 nats), and at the
+    paper's gamma = 1000 the per-example form met C by shrinking the posterior variances with
+    constant means: 11 nats of rate and no information about any factor. The batch form depends
+    on the batch (larger batches estimate the mean KL better), as any minibatch estimate does.
+    C is logged per epoch as `capacity` (nats) by `schedule`.
     Settings: capacity_weight (gamma, 1000), capacity_max (C_max, 25 nats: the paper's dSprites
-    values), capacity_epochs (the ramp's length in epochs, since the loop reports progress in
-    epochs; default: all training epochs, from `bind(epochs=...)`). Needs beta = 1.
-    Raises `VaekitError` for a negative or non-finite setting, or a ramp of unknown length.
+    values, for 64 x 64 images; on smaller images the distortion is smaller and the same gamma
+    weighs relatively more), capacity_epochs (the ramp's length in epochs, since the loop reports
+    progress in epochs; default: all training epochs, from `bind(epochs=...)`), capacity_over
+    (batch or example). Needs beta = 1.
+    Raises `VaekitError` for a negative or non-finite setting, an unknown `capacity_over`, or a
+    ramp of unknown length.
     """
 
     SETTINGS = {
@@ -825,6 +838,7 @@ class Capacity(Objective):
             None,
             "epochs over which C rises linearly from 0 to C_max [default: all training epochs]",
         ),
+        "capacity_over": (str, "batch", "where |KL - C| is taken: batch (the batch-mean KL) or example"),
     }
 
     def __init__(self, **settings):
@@ -835,6 +849,11 @@ class Capacity(Objective):
                 value is None or (value >= 0 and math.isfinite(value)),
                 f"{key} must be a finite number of at least 0, not {value!r}.",
             )
+        self.capacity_over = str(self.capacity_over).lower()
+        check(
+            self.capacity_over in ("batch", "example"),
+            f"capacity_over must be batch or example, not {self.capacity_over!r}.",
+        )
 
     def check_model(self, model):
         _require_plain_beta(model, self.name, "--capacity-weight")
@@ -858,9 +877,11 @@ class Capacity(Objective):
 
     def loss(self, terms, batch, progress, beta):
         c = self.capacity(progress)
-        return LossOutput(
-            terms.distortion + self.capacity_weight * (terms.rate - c).abs(), _elbo_terms(terms), terms
-        )
+        if self.capacity_over == "example":
+            penalty = (terms.rate - c).abs()
+        else:
+            penalty = torch.sign(terms.rate.detach().mean() - c) * (terms.rate - c)
+        return LossOutput(terms.distortion + self.capacity_weight * penalty, _elbo_terms(terms), terms)
 
 
 # ============================================================================ IWAE
