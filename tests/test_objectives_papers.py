@@ -410,6 +410,48 @@ def test_iwae_k1_is_the_elbo_and_the_draws_repeat_with_the_noise():
     assert torch.all(five(model, batch, noise).terms["bound"] >= log_w1 - math.log(5) - 1e-5)
 
 
+# ============================================================================ minibatch estimates
+
+
+def test_a_minibatch_estimate_is_evaluated_in_batches_of_the_training_size(tmp_path):
+    """Objectives whose terms depend on the batch evaluate in batches of the training batch size
+    (per process), so test terms estimate what training's did; the others keep the evaluation
+    batch. loss_terms then equals the objective called chunk by chunk with the same noise."""
+    import vaekit
+    from vaekit import datasets, evaluate
+
+    model = _tiny()
+    for name, settings, dependent in [
+        ("beta-tcvae", {}, True),
+        ("dip-vae", {}, True),
+        ("factorvae", {"disc_units": 8, "disc_layers": 1}, True),
+        ("capacity", {}, True),
+        ("capacity", {"capacity_over": "example"}, False),
+        ("beta-elbo", {}, False),
+        ("iwae", {}, False),
+    ]:
+        obj = objectives.make(name, model, **settings).bind(batch_size=25, n_train=1000, epochs=2)
+        assert obj.eval_batch_size(1000) == (25 if dependent else 1000), name
+    tc = objectives.make("beta-tcvae", model).bind(batch_size=25, n_train=1000)
+    x = torch.randn(100, *SHAPE, generator=torch.Generator().manual_seed(3))
+    got = evaluate.loss_terms(model, x, tc, seed=4)["tc"]
+    gen = torch.Generator().manual_seed(4)
+    want = []
+    with torch.no_grad():
+        for start in range(0, 100, 25):
+            noise = torch.randn(25, model.latent_dim, generator=gen)
+            want.append(tc(model, Batch(x[start : start + 25]), noise).terms["tc"])
+    np.testing.assert_allclose(got, torch.cat(want).double().numpy(), rtol=1e-6, atol=1e-7)
+    # fit binds the training batch; a reloaded run's objective gets it from config.yaml
+    data = datasets.load(_table(tmp_path))
+    fitted = vaekit.VAE.for_data(data, latent_dim=2, hidden=(8,))
+    run_obj = objectives.make("beta-tcvae", fitted)
+    vaekit.fit(fitted, data, objective=run_obj, epochs=1, batch_size=40, out=tmp_path / "r", progress=False,
+               nll_samples=0)  # fmt: skip
+    assert run_obj.eval_batch_size(1000) == 40
+    assert runs.load_objective(tmp_path / "r", runs.load(tmp_path / "r")).eval_batch_size(1000) == 40
+
+
 # ============================================================================ capacity, free bits
 
 

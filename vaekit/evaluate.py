@@ -89,6 +89,7 @@ def loss_terms(
     Raises `VaekitError` when a label-conditional model gets no labels or unknown ones.
     """
     objective = objective or objectives.for_model(model)
+    batch_size = objective.eval_batch_size(batch_size)  # a minibatch estimate: training's batches
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     device = _device(model)
     batch = _as_batch(x, beta, labels)
@@ -282,6 +283,7 @@ def sampled_scores(
             "use --samples 1 (or train a VAE)."
         )
     objective = objective or objectives.for_model(model)
+    batch_size = objective.eval_batch_size(batch_size)  # the same batches as `loss_terms`
     gen = torch.Generator().manual_seed(seed)
     device = _device(model)
     batch = _as_batch(x, beta, labels)

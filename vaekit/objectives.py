@@ -103,13 +103,31 @@ class Objective:
         """Batch-independent values at `progress` epochs (e.g. the KL weight), logged per epoch."""
         return {}
 
+    #: True when an example's terms depend on the other examples in its batch (a minibatch
+    #: estimate: beta-TCVAE's q(z), DIP-VAE's covariance, FactorVAE's discriminator halves, the
+    #: capacity's batch-mean KL). Evaluation then uses batches of the training batch size
+    #: (`eval_batch_size`), so the test terms estimate what the training terms did.
+    batch_dependent = False
+
+    def eval_batch_size(self, default: int) -> int:
+        """The batch size to evaluate with: the training batch size (per process, from
+        `bind(batch_size=...)`) for a batch-dependent objective that knows it, else `default`."""
+        size = self.bound.get("batch_size") if self.batch_dependent and hasattr(self, "bound") else None
+        return int(size) if size else int(default)
+
     def settings(self) -> dict:
         """What config.yaml stores: the name and each setting."""
         return {"name": self.name, **{k: getattr(self, k) for k in self.SETTINGS}}
 
     # ------------------------------------------------------------------ what the loop tells it
     def bind(
-        self, *, model=None, n_train: int | None = None, epochs: int | None = None, seed: int | None = None
+        self,
+        *,
+        model=None,
+        n_train: int | None = None,
+        epochs: int | None = None,
+        seed: int | None = None,
+        batch_size: int | None = None,
     ) -> Objective:
         """Tell the objective what it may need beyond a batch; every argument is optional and
         a later call adds to (or replaces) what an earlier one told.
@@ -121,14 +139,16 @@ class Objective:
             epochs: the number of training epochs (the cyclical schedule's length, the
                 capacity ramp's default).
             seed: the training seed (FactorVAE seeds its discriminator's weights with it).
-        Returns self. `train.fit` calls it with all four before training; `make` with the model;
-        `runs.load_objective` with the model and the epochs of the run.
+            batch_size: the examples of one training step on one process (`eval_batch_size`).
+        Returns self. `train.fit` calls it with all five before training; `make` with the model;
+        `runs.load_objective` with the model, the epochs and the batch size of the run.
         """
         if not hasattr(self, "bound"):  # a subclass that did not call Objective.__init__
             self.bound = {}
         if model is not None:
             self.check_model(model)
-        for key, value in (("model", model), ("n_train", n_train), ("epochs", epochs), ("seed", seed)):
+        given = (("model", model), ("n_train", n_train), ("epochs", epochs), ("seed", seed))
+        for key, value in (*given, ("batch_size", batch_size)):
             if value is not None:
                 self.bound[key] = value
         return self
@@ -442,6 +462,8 @@ class BetaTCVAE(KLScheduled):
     Raises `VaekitError` for a bad setting, another prior, or a call before N is known.
     """
 
+    batch_dependent = True
+
     SETTINGS = {
         **KL_SCHEDULE_SETTINGS,
         "mi_weight": (
@@ -560,6 +582,8 @@ class FactorVAE(KLScheduled):
     schedule. D's weights start from the training seed (`bind(seed=...)`). Needs beta = 1.
     Raises `VaekitError` for a bad setting.
     """
+
+    batch_dependent = True
 
     SETTINGS = {
         **KL_SCHEDULE_SETTINGS,
@@ -751,6 +775,8 @@ class DIPVAE(KLScheduled):
     (the identity is its covariance) and beta = 1. Raises `VaekitError` for a bad setting.
     """
 
+    batch_dependent = True
+
     SETTINGS = {
         **KL_SCHEDULE_SETTINGS,
         "dip_type": (
@@ -854,6 +880,10 @@ class Capacity(Objective):
             self.capacity_over in ("batch", "example"),
             f"capacity_over must be batch or example, not {self.capacity_over!r}.",
         )
+
+    @property
+    def batch_dependent(self) -> bool:
+        return self.capacity_over == "batch"
 
     def check_model(self, model):
         _require_plain_beta(model, self.name, "--capacity-weight")

@@ -186,8 +186,8 @@ def load_objective(run: str | os.PathLike, model: VAE):
     """The `vaekit.objectives.Objective` a run trained with, from config.yaml's train section (a
     name with its settings; runs written before objectives had settings store only the name, with
     warmup_epochs beside it; runs without one get the model's default), bound to `model` and the
-    run's epochs, with its own weights (objective.safetensors) where it has any. Raises
-    `VaekitError` for an objective this vaekit does not have, or missing weights."""
+    run's epochs and per-process batch size, with its own weights (objective.safetensors) where it
+    has any. Raises `VaekitError` for an objective this vaekit does not have, or missing weights."""
     from vaekit import objectives
 
     train = read_config(run).get("train") or {}
@@ -208,7 +208,11 @@ def load_objective(run: str | os.PathLike, model: VAE):
             settings["warmup_epochs"] = train.get("warmup_epochs") or 0.0
     objective = objectives.make(name, model, **settings)
     epochs = train.get("epochs")
-    objective.bind(epochs=int(epochs) if isinstance(epochs, int) and epochs >= 1 else None)
+    batch, processes = train.get("batch_size"), (train.get("devices") or 1) * (train.get("num_nodes") or 1)
+    objective.bind(
+        epochs=int(epochs) if isinstance(epochs, int) and epochs >= 1 else None,
+        batch_size=batch // processes if isinstance(batch, int) and batch >= processes >= 1 else None,
+    )
     load_objective_weights(Path(run), objective)
     return objective
 

@@ -176,8 +176,11 @@ def fit(
             settings_ = {"warmup_epochs": s.warmup_epochs} if s.warmup_epochs else {}
             objective = objectives.make(s.objective, model, **settings_)
     # what the objective may need beyond a batch: the model (checked), the training set's size
-    # (beta-TCVAE's N, never the batch's), the epochs (the cyclical schedule) and the seed
-    objective.bind(model=model, n_train=len(data.x_train), epochs=epochs, seed=seed)
+    # (beta-TCVAE's N, never the batch's), the epochs (the cyclical schedule), the seed and each
+    # process's batch (a minibatch estimate's test pass uses the same size)
+    objective.bind(
+        model=model, n_train=len(data.x_train), epochs=epochs, seed=seed, batch_size=batch_size // world
+    )
 
     state = None
     if resume:
