@@ -140,6 +140,22 @@ def test_sweep_over_an_objective_setting(cli, tmp_path):
     # the same folder cannot take a sweep over another setting
     code, _, err = cli("sweep", "--beta", "0", "--data", "digits", "--out", out, *FAST)
     assert code == 2 and "holds a sweep over tc_weight, not beta" in err
+    # anomaly on the sweep: one result per run, the AUC against the swept value
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images[:, None].astype(np.float32)
+    np.save(tmp_path / "normal.npy", images[:200])
+    np.save(tmp_path / "odd.npy", 16.0 - images[:100])
+    code, text, err = cli("anomaly", out, "--background", tmp_path / "normal.npy", "--signal",
+                          tmp_path / "odd.npy", "--samples", "3", "--out", tmp_path / "a")  # fmt: skip
+    assert code == 0, err
+    table = json.loads((tmp_path / "a" / "anomaly_sweep.json").read_text())
+    assert table["setting"] == "tc_weight" and [r["value"] for r in table["rows"]] == [1.0, 8.0]
+    for r in table["rows"]:
+        own = json.loads((tmp_path / "a" / f"tc-weight-{r['value']:g}" / "anomaly.json").read_text())
+        assert r["nll"] == own["scores"]["nll"]["auc"]
+    assert (tmp_path / "a" / "figures" / "auc_vs_tc_weight.png").stat().st_size > 5000
+    assert text.split()[0] == "tc_weight" and "ROC AUC per tc_weight" in text
 
 
 @pytest.mark.parametrize(
