@@ -60,6 +60,34 @@ def _as_batch(x, beta=None, labels=None) -> Batch:
     return as_batch(x, beta, labels)
 
 
+def _through_objective(model: VAE, x, objective, beta, labels, gen: torch.Generator, progress, batch_size):
+    """The one loss path over a whole data set: for each batch of
+    `objective.eval_batch_size(batch_size)` examples of x, yields (batch, the `LossOutput` of the
+    objective (default: the model's own), the draw-1 noise (batch, latent_dim) from `gen` it was
+    called with), the model in eval mode meanwhile. A caller may draw more noise from `gen`
+    before asking for the next batch (`sampled_scores` does); `loss_terms` draws nothing else, so
+    both see the same draw 1."""
+    objective = objective or objectives.for_model(model)
+    batch_size = objective.eval_batch_size(batch_size)  # a minibatch estimate: training's batches
+    device = _device(model)
+    batch = _as_batch(x, beta, labels)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(batch), batch_size):
+            b = batch[start : start + batch_size].to(device)
+            noise = torch.randn(len(b), model.latent_dim, generator=gen).to(device)
+            yield b, objective(model, b, noise, progress), noise
+    finally:
+        model.train(was_training)
+
+
+def _squared_error(model: VAE, b: Batch, out) -> torch.Tensor:
+    """The summed squared error (batch,) of the reconstruction at q's mean."""
+    mean = out.outputs.q.mean if out.outputs is not None else model.encode(b).mean
+    return (model.decode(mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1).sum(1)
+
+
 @torch.no_grad()
 def loss_terms(
     model: VAE,
@@ -88,28 +116,14 @@ def loss_terms(
     one z draw) where the objective has both distortion and rate, and "squared_error" if asked.
     Raises `VaekitError` when a label-conditional model gets no labels or unknown ones.
     """
-    objective = objective or objectives.for_model(model)
-    batch_size = objective.eval_batch_size(batch_size)  # a minibatch estimate: training's batches
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-    device = _device(model)
-    batch = _as_batch(x, beta, labels)
     parts: dict[str, list[torch.Tensor]] = {}
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(batch), batch_size):
-            b = batch[start : start + batch_size].to(device)
-            noise = torch.randn(len(b), model.latent_dim, generator=gen).to(device)
-            out = objective(model, b, noise, progress)
-            values = {"loss": out.loss, **out.terms}
-            if squared_error:
-                mean = out.outputs.q.mean if out.outputs is not None else model.encode(b).mean
-                recon = model.decode(mean, b.beta, b.labels).mean
-                values["squared_error"] = (recon - b.x).pow(2).flatten(1).sum(1)
-            for name, value in values.items():
-                parts.setdefault(name, []).append(value.detach().double().cpu())
-    finally:
-        model.train(was_training)
+    for b, out, _ in _through_objective(model, x, objective, beta, labels, gen, progress, batch_size):
+        values = {"loss": out.loss, **out.terms}
+        if squared_error:
+            values["squared_error"] = _squared_error(model, b, out)
+        for name, value in values.items():
+            parts.setdefault(name, []).append(value.detach().double().cpu())
     result = {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
     if "distortion" in result and "rate" in result:
         result["elbo"] = -(result["distortion"] + result["rate"])
@@ -282,47 +296,32 @@ def sampled_scores(
             "A deterministic autoencoder has one code per example, so there is nothing to average: "
             "use --samples 1 (or train a VAE)."
         )
-    objective = objective or objectives.for_model(model)
-    batch_size = objective.eval_batch_size(batch_size)  # the same batches as `loss_terms`
     gen = torch.Generator().manual_seed(seed)
-    device = _device(model)
-    batch = _as_batch(x, beta, labels)
     data_dim = max(math.prod(model.data_shape), getattr(model.prior, "n_components", 0) * model.latent_dim)
     parts: dict[str, list[torch.Tensor]] = {}
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(batch), batch_size):
-            b = batch[start : start + batch_size].to(device)
-            # draw 1 first, as loss_terms draws it (torch fills one large tensor in another order)
-            first = torch.randn(len(b), model.latent_dim, generator=gen)
-            rest = torch.randn(samples - 1, len(b), model.latent_dim, generator=gen)
-            noise = torch.cat([first[None], rest]).to(device)
-            out = objective(model, b, noise[0], math.inf)
-            values = {"loss": out.loss, **out.terms}
-            q = out.outputs.q if out.outputs is not None else model.encode(b)
-            values["squared_error"] = (
-                (model.decode(q.mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1).sum(1)
-            )
-            if model.kind == "vae":
-                values["neg_elbo"] = out.outputs.distortion + out.outputs.rate
-                k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, len(b) * data_dim)))
-                log_px, rate, log_w = [], [], []
-                for k0 in range(0, samples, k_chunk):
-                    z = q.mean + q.stddev * noise[k0 : k0 + k_chunk]  # (k, batch, latent)
-                    lp, lw = _log_px_and_weights(model, b, q, z)
-                    log_px.append(lp)
-                    rate.append(model.prior.kl(q, z).expand_as(lp))
-                    log_w.append(lw)
-                log_px, rate, log_w = torch.cat(log_px), torch.cat(rate), torch.cat(log_w)
-                values["distortion_avg"] = -log_px.mean(0)
-                values["rate_avg"] = rate.mean(0)
-                values["neg_elbo_avg"] = values["distortion_avg"] + values["rate_avg"]
-                values["nll"] = -(torch.logsumexp(log_w, 0) - math.log(samples))
-            for name, value in values.items():
-                parts.setdefault(name, []).append(value.detach().double().cpu())
-    finally:
-        model.train(was_training)
+    for b, out, first in _through_objective(model, x, objective, beta, labels, gen, math.inf, batch_size):
+        values = {"loss": out.loss, **out.terms, "squared_error": _squared_error(model, b, out)}
+        if model.kind == "vae":
+            q = out.outputs.q
+            # draws 2..K follow draw 1 (the objective's, from the same generator) for this batch
+            rest = torch.randn(samples - 1, len(b), model.latent_dim, generator=gen).to(first.device)
+            noise = torch.cat([first[None], rest])
+            values["neg_elbo"] = out.outputs.distortion + out.outputs.rate
+            k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, len(b) * data_dim)))
+            log_px, rate, log_w = [], [], []
+            for k0 in range(0, samples, k_chunk):
+                z = q.mean + q.stddev * noise[k0 : k0 + k_chunk]  # (k, batch, latent)
+                lp, lw = _log_px_and_weights(model, b, q, z)
+                log_px.append(lp)
+                rate.append(model.prior.kl(q, z).expand_as(lp))
+                log_w.append(lw)
+            log_px, rate, log_w = torch.cat(log_px), torch.cat(rate), torch.cat(log_w)
+            values["distortion_avg"] = -log_px.mean(0)
+            values["rate_avg"] = rate.mean(0)
+            values["neg_elbo_avg"] = values["distortion_avg"] + values["rate_avg"]
+            values["nll"] = -(torch.logsumexp(log_w, 0) - math.log(samples))
+        for name, value in values.items():
+            parts.setdefault(name, []).append(value.detach().double().cpu())
     return {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
 
 
