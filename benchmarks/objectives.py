@@ -44,6 +44,7 @@ from run import (  # noqa: E402
     LR,
     THREADS,
     Baton,
+    Lines,
     _pythae_classes,
     machine,
     nets_like,
@@ -217,6 +218,19 @@ class Turns:
         self.epoch_end()
 
 
+def epoch_measure(model, fns, x_test):
+    """A function giving `test_bounds` of `model` (in eval mode, then back to training), for
+    `Turns` to call after each epoch; `fns`: `vaekit_measures` or `pythae_measures` of it."""
+
+    def measure():
+        model.eval()
+        out = test_bounds(*fns, x_test)
+        model.train()
+        return out
+
+    return measure
+
+
 def vaekit_model(data, seed, prior=None):
     return vaekit.VAE.for_data(
         data, latent_dim=LATENT, likelihood="bernoulli", hidden=(512,), arch="mlp", seed=seed, prior=prior
@@ -227,15 +241,8 @@ def train_vaekit(
     name, model, objective, data, x_test, epochs, seed, baton, *, batch=BATCH, lr=LR, each_epoch=False
 ):
     trace = Trace(model=model)
-    fns = vaekit_measures(model)
-
-    def measure():
-        model.eval()
-        out = test_bounds(*fns, x_test)
-        model.train()
-        return out
-
-    turns = Turns(name, baton, trace, measure if each_epoch else None)
+    measure = epoch_measure(model, vaekit_measures(model), x_test) if each_epoch else None
+    turns = Turns(name, baton, trace, measure)
     vaekit.fit(
         model,
         data,
@@ -280,15 +287,8 @@ def train_pythae(name, model, x_train, x_test, epochs, seed, baton, *, trainer=N
         if logger.startswith("pythae"):
             logging.getLogger(logger).setLevel(logging.WARNING)
     trace = Trace(model=model)
-    fns = pythae_measures(model)
-
-    def measure():
-        model.eval()
-        out = test_bounds(*fns, x_test)
-        model.train()
-        return out
-
-    turns = Turns(name, baton, trace, measure if each_epoch else None)
+    measure = epoch_measure(model, pythae_measures(model), x_test) if each_epoch else None
+    turns = Turns(name, baton, trace, measure)
 
     class Hook(TrainingCallback):
         def on_train_step_begin(self, training_config, **kwargs):
@@ -434,15 +434,8 @@ def main(argv=None) -> int:
     import lightning_fabric  # noqa: F401  (one-off imports before anything is timed)
     import pythae.pipelines  # noqa: F401
 
-    logged, shown = [], []
-
-    def log(line=""):
-        logged.append(line)
-        print(line, flush=True)
-
-    def show(line=""):
-        shown.append(line)
-        print(line, flush=True)
+    lines = Lines()
+    log, show, logged, shown = lines.log, lines.show, lines.logged, lines.shown
 
     info = machine()
     log(f"machine: {info}")

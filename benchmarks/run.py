@@ -111,6 +111,23 @@ def linear_weights(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
 
+class Lines:
+    """What a benchmark prints, kept for its results file: `log` lines (the run's log) and
+    `show` lines (the results), each printed as it comes."""
+
+    def __init__(self):
+        self.logged: list[str] = []
+        self.shown: list[str] = []
+
+    def log(self, line=""):
+        self.logged.append(line)
+        print(line, flush=True)
+
+    def show(self, line=""):
+        self.shown.append(line)
+        print(line, flush=True)
+
+
 # ----------------------------------------------------------------------------- shared measures
 @torch.no_grad()
 def test_elbo(encode, logits, x: torch.Tensor, samples: int = ELBO_SAMPLES, seed: int = 0) -> float:
@@ -646,16 +663,8 @@ def main(argv=None) -> int:
     out = args.out or (None if args.quick else str(Path(__file__).with_name("RESULTS.md")))
 
     torch.set_num_threads(THREADS)
-    printed: list[str] = []
-    logged: list[str] = []
-
-    def log(line=""):
-        logged.append(line)
-        print(line, flush=True)
-
-    def show(line=""):
-        printed.append(line)
-        print(line, flush=True)
+    lines = Lines()
+    log, show, printed, logged = lines.log, lines.show, lines.shown, lines.logged
 
     info = machine()
     missing = "--no-pythae given" if args.no_pythae else pythae_available()

@@ -147,8 +147,8 @@ class Objective:
             self.bound = {}
         if model is not None:
             self.check_model(model)
-        given = (("model", model), ("n_train", n_train), ("epochs", epochs), ("seed", seed))
-        for key, value in (*given, ("batch_size", batch_size)):
+        told = {"model": model, "n_train": n_train, "epochs": epochs, "seed": seed, "batch_size": batch_size}
+        for key, value in told.items():
             if value is not None:
                 self.bound[key] = value
         return self
@@ -1025,9 +1025,16 @@ class FreeBits(KLScheduled):
 
 def default_name(model) -> str:
     """The objective a model trains with when none is named."""
-    if model.kind == "ae":
+    return default_for(model.kind, model.beta_conditioned)
+
+
+def default_for(kind: str, beta_conditioned: bool) -> str:
+    """The objective a model of `kind` ("vae" or "ae") trains with when none is named:
+    reconstruction for an autoencoder, the beta-conditioned ELBO for a beta-conditioned VAE, else
+    the beta-ELBO (what `default_name` says of a built model, from the settings alone)."""
+    if kind == "ae":
         return "reconstruction"
-    return "beta-elbo-conditioned" if model.beta_conditioned else "beta-elbo"
+    return "beta-elbo-conditioned" if beta_conditioned else "beta-elbo"
 
 
 def make(name: str | None, model, **settings) -> Objective:

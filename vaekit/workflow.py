@@ -70,18 +70,15 @@ def prior_settings(s: dict) -> dict:
 
 def objective_settings(s: dict) -> tuple[str, dict]:
     """(objective name, its settings) from the flat settings: --objective (auto: the model's own,
-    as `objectives.default_name` picks it from --model and --beta-range) and the settings that
+    as `objectives.default_for` picks it from --model and --beta-range) and the settings that
     objective declares. Refuses (`VaekitError`) an unknown objective and a setting given for an
     objective that does not have it; builds the objective once, unbound, so a value out of its
     range is refused before any data is read."""
     from vaekit import objectives
 
     name = s.get("objective") or "auto"
-    if name == "auto":
-        ae = s.get("model") == "ae"
-        resolved = "reconstruction" if ae else "beta-elbo-conditioned" if s.get("beta_range") else "beta-elbo"
-    else:
-        resolved = name
+    auto = objectives.default_for(s.get("model") or "vae", bool(s.get("beta_range")))
+    resolved = auto if name == "auto" else name
     check(
         resolved in objectives.OBJECTIVES,
         f"Unknown objective {name!r}; choose one of auto, {', '.join(objectives.OBJECTIVES)}.",
@@ -136,10 +133,7 @@ def build_and_fit(
     from vaekit import datasets
     from vaekit.model import VAE
 
-    check(
-        s["beta"] is not None and s["beta"] >= 0,
-        f"beta must be a number of at least 0 (0 = pure reconstruction), not {s['beta']}.",
-    )
+    check_settings(s)  # before the data is read
     data = datasets.load(
         s["data"],
         test_size=s["test_size"],
