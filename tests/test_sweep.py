@@ -229,3 +229,19 @@ def test_neighbors(cli, tmp_path):
     assert distances == sorted(distances) and "3," not in [line[:2] for line in lines[1:]]
     assert (run / "figures" / "neighbors-3.png").stat().st_size > 1000
     assert cli("neighbors", run, "--index", "99999")[0] == 2
+
+
+@pytest.mark.parametrize("bad", ["missing", "nan", "inf"])
+def test_a_sweep_over_data_it_cannot_train_on_says_so_before_any_folder(cli, tmp_path, bad):
+    """A missing file, or data with NaN or Inf values, is one sentence before the first run:
+    no sweep folder is made."""
+    path = tmp_path / ("missing.npy" if bad == "missing" else "x.npy")
+    if bad != "missing":
+        x = np.random.default_rng(0).normal(size=(120, 4)).astype(np.float32)
+        x[7, 1] = np.nan if bad == "nan" else np.inf
+        np.save(path, x)
+    code, _, err = cli("sweep", "--over", "lr", "0.001", "0.002", "--data", path, "--epochs", "1",
+                       "--out", tmp_path / "s", *FAST)  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert ("No file or folder" if bad == "missing" else "example 7") in err
+    assert not (tmp_path / "s").exists()

@@ -116,10 +116,12 @@ def run(
         not before or setting_of(before) == setting,
         f"{out} holds a sweep over {setting_of(before)}, not {setting}; choose another --out.",
     )
-    from vaekit.workflow import check_settings
+    from vaekit.workflow import check_settings, load_data
 
     for value in values:  # every run's settings, before anything is written or trained
         check_settings(dict(settings, **{setting: value}))
+    if not all((out / run_name(v, setting) / "summary.json").exists() for v in values):
+        load_data(settings)  # a missing file or bad data: said once, before any folder is made
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for value in values:

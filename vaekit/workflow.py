@@ -119,6 +119,27 @@ def check_settings(s: dict) -> None:
     objective_settings(s)
 
 
+def load_data(s: dict):
+    """The data set the settings name, read, split and scaled as training reads it (--data,
+    --test-size, --scaling, --label-column, the .npz keys, --columns, --drop-columns,
+    --test-data, the image options, --discrete-columns). Raises `VaekitError` for a missing or
+    unreadable source, or data that cannot be trained on (e.g. NaN values)."""
+    from vaekit import datasets
+
+    return datasets.load(
+        s["data"],
+        test_size=s["test_size"],
+        scaling=s["scaling"],
+        label_column=s["label_column"],
+        keys=npz_keys(s),
+        columns=s["columns"],
+        drop_columns=s["drop_columns"],
+        test_data=s["test_data"],
+        image_options=image_options(s),
+        discrete_columns=s.get("discrete_columns"),
+    )
+
+
 def build_and_fit(
     s: dict,
     out: Path,
@@ -134,18 +155,7 @@ def build_and_fit(
     from vaekit.model import VAE
 
     check_settings(s)  # before the data is read
-    data = datasets.load(
-        s["data"],
-        test_size=s["test_size"],
-        scaling=s["scaling"],
-        label_column=s["label_column"],
-        keys=npz_keys(s),
-        columns=s["columns"],
-        drop_columns=s["drop_columns"],
-        test_data=s["test_data"],
-        image_options=image_options(s),
-        discrete_columns=s.get("discrete_columns"),
-    )
+    data = load_data(s)
     for note in data.notes:
         click.echo(f"note: {note}", err=True)
     model = VAE.for_data(
