@@ -653,3 +653,30 @@ def test_factorvae_resume_restores_the_discriminator_and_evaluate_rebuilds_it(cl
     (tmp_path / "straight/objective.safetensors").unlink()
     with pytest.raises(VaekitError, match="objective.safetensors is missing"):
         runs.load_objective(tmp_path / "straight", model)
+
+
+def test_a_capacity_run_written_before_capacity_over_keeps_the_per_example_form(tmp_path):
+    """Runs from before the setting existed took |KL - C| per example: reloaded, they evaluate
+    with that form (OLD_DEFAULTS), while a new run keeps what it stored."""
+    import yaml
+
+    import vaekit
+    from vaekit import datasets, evaluate
+
+    data = datasets.load(_table(tmp_path))
+    model = vaekit.VAE.for_data(data, latent_dim=2, hidden=(8,))
+    obj = objectives.make("capacity", model, capacity_max=3.0)
+    vaekit.fit(model, data, objective=obj, epochs=1, out=tmp_path / "r", progress=False, nll_samples=0)
+    assert runs.load_objective(tmp_path / "r", model).capacity_over == "batch"
+    path = tmp_path / "r" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    del config["train"]["objective"]["capacity_over"]
+    path.write_text(yaml.safe_dump(config))
+    old = runs.load_objective(tmp_path / "r", model)
+    assert old.capacity_over == "example" and old.eval_batch_size(1000) == 1000
+    x = data.x_test
+    terms = evaluate.loss_terms(model, x, old, seed=2)
+    c = old.capacity(math.inf)
+    np.testing.assert_allclose(
+        terms["loss"], terms["distortion"] + 1000.0 * np.abs(terms["rate"] - c), rtol=1e-5
+    )

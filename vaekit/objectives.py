@@ -103,6 +103,10 @@ class Objective:
         """Batch-independent values at `progress` epochs (e.g. the KL weight), logged per epoch."""
         return {}
 
+    #: Values for settings a run's config.yaml lacks because it was written before the setting
+    #: existed (the default the objective had then), where today's default differs.
+    OLD_DEFAULTS: dict = {}
+
     #: True when an example's terms depend on the other examples in its batch (a minibatch
     #: estimate: beta-TCVAE's q(z), DIP-VAE's covariance, FactorVAE's discriminator halves, the
     #: capacity's batch-mean KL). Evaluation then uses batches of the training batch size
@@ -866,6 +870,7 @@ class Capacity(Objective):
         ),
         "capacity_over": (str, "batch", "where |KL - C| is taken: batch (the batch-mean KL) or example"),
     }
+    OLD_DEFAULTS = {"capacity_over": "example"}  # runs from before the setting took it per example
 
     def __init__(self, **settings):
         super().__init__(**settings)

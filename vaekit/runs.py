@@ -195,6 +195,8 @@ def load_objective(run: str | os.PathLike, model: VAE):
     if isinstance(entry, dict):
         settings = {k: v for k, v in entry.items() if k != "name"}
         name = entry.get("name")
+        old = getattr(objectives.OBJECTIVES.get(name), "OLD_DEFAULTS", {})
+        settings = {**old, **settings}  # a setting added since the run was written: its old value
     else:
         settings, name = {}, entry if isinstance(entry, str) else objectives.default_name(model)
     check(
