@@ -34,9 +34,12 @@ def test_beta_zero_is_farthest_from_the_prior(demo_rows):
 
 
 def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path, monkeypatch, cli):
-    """A tiny preset of the disentanglement demo through the command: one row per model with
-    metrics in [0, 1] that equal the run's own summary, the report with its table, figure and
-    each model's labelled traversals, and a rerun that reuses the finished models."""
+    """A tiny preset of the disentanglement demo through the command, with two seeds: one row per
+    model and seed with metrics in [0, 1] that equal the run's own summary, each model's mean and
+    sd over its seeds, the report with its table, figures and each model's labelled traversals,
+    a rerun with a third seed that reuses the finished models, and the refusals."""
+    import numpy as np
+
     from vaekit import disentangle
 
     monkeypatch.setitem(
@@ -50,23 +53,57 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
         },
     )
     out = tmp_path / "dis"
-    code, text, err = cli("demo", "disentanglement", "--out", out)
+    code, text, err = cli("demo", "disentanglement", "--out", out, "--seeds", 2)
     assert code == 0, err
     table = json.loads((out / "disentanglement.json").read_text())
-    assert [r["model"] for r in table["rows"]] == ["beta-VAE (beta=1)", "beta-VAE (beta=4)"]
+    names = ["beta-VAE (beta=1)", "beta-VAE (beta=4)"]
+    assert [(r["model"], r["seed"]) for r in table["rows"]] == [(n, s) for n in names for s in (0, 1)]
+    assert [r["folder"] for r in table["rows"]][:2] == ["beta-vae-beta-1", "beta-vae-beta-1-seed-1"]
     for row in table["rows"]:
-        summary = json.loads((out / disentangle._slug(row["model"]) / "summary.json").read_text())
+        folder = out / row["folder"]
+        summary = json.loads((folder / "summary.json").read_text())
         assert summary["beta"] == row["weight"] and summary["mig"] == row["mig"]
+        assert json.loads((folder / "demo.json").read_text())["seed"] == row["seed"]
         assert all(0 <= row[k] <= 1 for k in ("mig", "sap")) and row["factorvae_score"] is None
         # the MIG curve: one point per epoch, the last one the final model's MIG (same count, seed)
         curve = row["mig_curve"]
         assert [p["epoch"] for p in curve] == [1, 2] and curve[-1]["mig"] == row["mig"]
         assert curve[-1]["seconds"] == pytest.approx(summary["seconds"], abs=0.01)
         assert summary["disentanglement"]["settings"]["mig"]["num_train"] == 10_000
+    # the seeds are different models, and each model's entry is the mean and sd of its seeds
+    weights = [(out / r["folder"] / "model.safetensors").read_bytes() for r in table["rows"][:2]]
+    assert weights[0] != weights[1]
+    for entry, pair in zip(table["models"], (table["rows"][:2], table["rows"][2:]), strict=True):
+        migs = [r["mig"] for r in pair]
+        assert entry["seeds"] == [0, 1] and entry["mig_seeds"] == migs
+        assert entry["mig"] == pytest.approx(np.mean(migs))
+        assert entry["mig_sd"] == pytest.approx(np.std(migs, ddof=1))
+    top = max(table["models"], key=lambda m: m["mig"])
+    assert f"best MIG: {top['model']} {top['mig']:.3f} +- {top['mig_sd']:.3f} over 2 seeds" in text
     page = (out / "report.html").read_text()
-    # MIG against beta, MIG against time, and two traversal figures
+    # MIG against beta, MIG against time, and two traversal figures (seed 0 of each model)
     assert page.count("data:image/png;base64,") == 4
-    assert "best MIG" in text and "mig_vs_weight" in page and "mig_vs_time" in page
+    assert "mig_vs_weight" in page and "mig_vs_time" in page and "&plusmn;" in page
     before = (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns
-    assert cli("demo", "disentanglement", "--out", out)[0] == 0  # reuses the finished models
+    code, text, err = cli("demo", "disentanglement", "--out", out, "--seeds", 3)  # reuses seeds 0, 1
+    assert code == 0, err
     assert (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns == before
+    assert [m["seeds"] for m in json.loads((out / "disentanglement.json").read_text())["models"]] == [
+        [0, 1, 2]
+    ] * 2
+    # refused with one sentence, and nothing of the quick demo touched: the long setting's models in
+    # the quick one's folders, a folder holding a run of the user's, no seeds, --seeds for the beta demo
+    listing = sorted(p.name for p in out.rglob("*"))
+    code, text, err = cli("demo", "disentanglement", "--out", out, "--long")
+    assert code == 2 and "holds something other than this model of the long demo" in err
+    assert "Traceback" not in err and sorted(p.name for p in out.rglob("*")) == listing
+    mine = tmp_path / "mine" / "beta-vae-beta-1"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    assert cli("demo", "disentanglement", "--out", mine.parent)[0] == 2
+    assert [p.name for p in mine.parent.rglob("*")] == ["beta-vae-beta-1", "notes.txt"]
+    assert (mine / "notes.txt").read_text() == "mine"
+    code, text, err = cli("demo", "disentanglement", "--out", tmp_path / "none", "--seeds", 0)
+    assert code == 2 and "at least 1" in err and not (tmp_path / "none").exists()
+    code, text, err = cli("demo", "--out", tmp_path / "beta", "--seeds", 2)
+    assert code == 2 and "vaekit demo disentanglement" in err and not (tmp_path / "beta").exists()

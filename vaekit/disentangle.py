@@ -93,34 +93,64 @@ class MigCurve:
         io.write_json(self.path, self.points)
 
 
-def run(out, settings_for, setting: str = "quick", echo=print) -> list[dict]:
-    """Train each model of `PRESETS[setting]` into OUT/<name>/ (a finished one is reused, so an
-    interrupted demo resumes), score it, and write OUT/disentanglement.json, OUT/report.html and
-    OUT/figures/mig_vs_weight.png. `settings_for(options)` completes a dict of training options
-    with the defaults (the command line's `merge_options`). Returns one row per model: the
-    metrics, elbo, rate and seconds. Raises `VaekitError` for an unknown setting."""
+def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -> list[dict]:
+    """Train each model of `PRESETS[setting]` with each seed 0..seeds-1 into OUT/<name>/ (seed
+    0) or OUT/<name>-seed-<k>/, score it, and write OUT/disentanglement.json, OUT/report.html and
+    OUT/figures/mig_vs_weight.png. A finished model trained with the same demo settings is reused,
+    so an interrupted demo resumes and more seeds add to the ones trained. `settings_for(options)`
+    completes a dict of training options with the defaults (the command line's `merge_options`).
+    Returns one row per model and seed: the metrics, elbo, rate and seconds; `summarise(rows)`
+    gives each model's mean and standard deviation over its seeds. Raises `VaekitError` for an
+    unknown setting, fewer than one seed, or a model folder that holds a model trained with other
+    settings (a quick demo's folder given to --long, say), which is left as it is."""
     from vaekit import datasets
     from vaekit.workflow import build_and_fit
 
     check(setting in PRESETS, f"The demo setting must be one of {', '.join(PRESETS)}, not {setting!r}.")
+    check(
+        isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
+        f"The number of seeds must be a whole number of at least 1, not {seeds!r}.",
+    )
     preset = PRESETS[setting]
     out = Path(out)
+    check(not out.exists() or out.is_dir(), f"{out} is a file; give the demo another --out.")
+    plan = []
+    for name in preset["models"]:
+        spec = MODELS[name][0]
+        for seed in range(seeds):
+            demo = {"data": "sprites32", **preset["train"], **spec, "nll_samples": 0, "seed": seed}
+            folder = out / folder_name(name, seed)
+            marker = folder / DEMO_MARKER
+            check(
+                not (folder.is_dir() and any(folder.iterdir()))
+                or (marker.exists() and json.loads(marker.read_text()) == demo),
+                f"{folder} holds something other than this model of the {setting} demo (another "
+                "setting's model, or a run of your own); give the demo another --out, or delete that "
+                "folder.",
+            )
+            check(not folder.exists() or folder.is_dir(), f"{folder} is a file; give the demo another --out.")
+            plan.append((name, seed, demo, folder, _summary(folder)))
     out.mkdir(parents=True, exist_ok=True)
     sprites = datasets.load("sprites32")  # for the MIG curves (the factors are the data set's)
     rows = []
-    for name in preset["models"]:
+    for name, seed, demo, folder, summary in plan:
         spec, weight, weight_name = MODELS[name]
-        folder = out / _slug(name)
-        summary_path = folder / "summary.json"
         started = time.perf_counter()
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         if "mig" not in summary:
-            settings = settings_for({"data": "sprites32", **preset["train"], **spec, "nll_samples": 0})
             # the report is drawn once, below, with the traversals labelled by the metrics
             curve = MigCurve(sprites, folder / "mig_curve.json")
-            build_and_fit(settings, folder, overwrite=True, progress=False, figures=False, callbacks=[curve])
+            folder.mkdir(parents=True, exist_ok=True)
+            io.write_json(folder / DEMO_MARKER, demo)  # what this folder is for, before training
+            build_and_fit(
+                settings_for(dict(demo)),
+                folder,
+                overwrite=True,
+                progress=False,
+                figures=False,
+                callbacks=[curve],
+            )
             model, data = runs.load(folder), runs.load_data(folder)
-            summary = json.loads(summary_path.read_text())
+            summary = _summary(folder)
             names = preset.get("metric_names", evaluate.METRIC_NAMES)
             scores = evaluate.disentanglement(
                 model, data, names, preset["metrics"], overrides=MIG_AT_REFERENCE
@@ -128,9 +158,10 @@ def run(out, settings_for, setting: str = "quick", echo=print) -> list[dict]:
             summary.update({k: v for k, v in scores.items() if isinstance(v, float)})
             summary["disentanglement"] = {k: v for k, v in scores.items() if not isinstance(v, float)}
             summary["demo_seconds"] = time.perf_counter() - started
-            io.write_json(summary_path, summary)
+            io.write_json(folder / "summary.json", summary)
             report.write_run(folder, model, data, io.read_jsonl(folder / "metrics.jsonl"), summary)
-        row = {"model": name, "objective": spec["objective"], "weight": weight, "weight_name": weight_name}
+        row = {"model": name, "seed": seed, "folder": folder.name, "objective": spec["objective"]}
+        row.update({"weight": weight, "weight_name": weight_name})
         row.update({k: summary.get(k) for k in (*METRIC_KEYS, "elbo", "rate", "active_units")})
         row["seconds"] = summary.get("demo_seconds")
         row["train_seconds"] = summary.get("seconds")
@@ -138,9 +169,52 @@ def run(out, settings_for, setting: str = "quick", echo=print) -> list[dict]:
         row["mig_curve"] = json.loads(curve_path.read_text()) if curve_path.exists() else []
         rows.append(row)
         echo(_line(row))
-    io.write_json(out / "disentanglement.json", {"setting": setting, "preset": preset, "rows": rows})
-    _write_report(out, rows, setting, preset)
+    models = summarise(rows)
+    io.write_json(
+        out / "disentanglement.json",
+        {"setting": setting, "seeds": seeds, "preset": preset, "models": models, "rows": rows},
+    )
+    _write_report(out, rows, models, setting, preset)
     return rows
+
+
+def folder_name(model: str, seed: int) -> str:
+    """The run folder of `model` (a `MODELS` name) trained with `seed`: its slug, with
+    `-seed-<k>` after it for seeds other than 0."""
+    return _slug(model) + (f"-seed-{seed}" if seed else "")
+
+
+DEMO_MARKER = "demo.json"  # a demo model folder's settings, written before it is trained
+
+
+def _summary(folder: Path) -> dict:
+    path = folder / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+SUMMARISED = (*METRIC_KEYS, "elbo", "rate", "seconds")
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One entry per model, in the order of `rows`: its objective and weight, the seeds, and for
+    each of `SUMMARISED` the mean and the sample standard deviation over its seeds (`<key>_sd`,
+    None with one seed) and the per-seed values (`<key>_seeds`); None where a run has no value
+    (a metric the preset skips)."""
+    models: dict[str, dict] = {}
+    for r in rows:
+        entry = models.setdefault(
+            r["model"], {k: r[k] for k in ("model", "objective", "weight", "weight_name")}
+        )
+        entry.setdefault("seeds", []).append(r["seed"])
+        for key in SUMMARISED:
+            entry.setdefault(f"{key}_seeds", []).append(r.get(key))
+    for entry in models.values():
+        for key in SUMMARISED:
+            values = entry[f"{key}_seeds"]
+            known = all(isinstance(v, float) for v in values)
+            entry[key] = float(np.mean(values)) if known else None
+            entry[f"{key}_sd"] = float(np.std(values, ddof=1)) if known and len(values) > 1 else None
+    return list(models.values())
 
 
 def _slug(name: str) -> str:
@@ -152,64 +226,83 @@ def _line(row: dict) -> str:
         f"{row[k]:.3f}" if isinstance(row.get(k), float) else "  -  "
         for k in ("mig", "dci_disentanglement", "sap", "factorvae_score")
     )
-    return f"{row['model']:<28} {cells}  ({row['seconds'] or 0:.0f} s)"
+    return f"{row['model']:<30} {row['seed']:>4} {cells}  ({row['seconds'] or 0:.0f} s)"
 
 
-def _write_report(out: Path, rows: list[dict], setting: str, preset: dict) -> None:
+def _write_report(out: Path, rows: list[dict], models: list[dict], setting: str, preset: dict) -> None:
     import matplotlib.pyplot as plt
 
+    several = any(len(m["seeds"]) > 1 for m in models)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for i, objective in enumerate(dict.fromkeys(r["objective"] for r in rows)):
-        group = [r for r in rows if r["objective"] == objective and r.get("mig") is not None]
-        ax.plot([r["weight"] for r in group], [r["mig"] for r in group], "o-", color=f"C{i}",
-                label=f"{objective} ({group[0]['weight_name']})" if group else objective)  # fmt: skip
+    for i, objective in enumerate(dict.fromkeys(m["objective"] for m in models)):
+        group = [m for m in models if m["objective"] == objective and m.get("mig") is not None]
+        label = f"{objective} ({group[0]['weight_name']})" if group else objective
+        if several:  # each seed as a dot, the mean +- sd as the line
+            for m in group:
+                ax.plot([m["weight"]] * len(m["mig_seeds"]), m["mig_seeds"], ".", color=f"C{i}", alpha=0.5)
+        weights, migs = [m["weight"] for m in group], [m["mig"] for m in group]
+        sds = [m["mig_sd"] or 0.0 for m in group]
+        ax.errorbar(weights, migs, yerr=sds, fmt="o-", capsize=3, color=f"C{i}", label=label)
     ax.set_xscale("log")
     ax.set_xlabel("weight on the KL / TC term")
-    ax.set_ylabel("MIG")
+    ax.set_ylabel("MIG" + (" (mean +- sd over seeds; dots: seeds)" if several else ""))
     ax.set_title(f"MIG against the weight (sprites32, {setting})", fontsize=9)
     ax.legend(fontsize=7)
     report.save_figure(fig, out / "figures" / "mig_vs_weight.png")
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for i, r in enumerate(rows):
+    colour = {m["model"]: f"C{i}" for i, m in enumerate(models)}
+    for r in rows:
         if r.get("mig_curve"):
             pts = r["mig_curve"]
-            ax.plot(
-                [p["seconds"] for p in pts],
-                [p["mig"] for p in pts],
-                "o-",
-                ms=3,
-                color=f"C{i}",
-                label=r["model"],
-            )
+            label = r["model"] if r["seed"] == rows[0]["seed"] else None  # one legend entry per model
+            times, migs = [p["seconds"] for p in pts], [p["mig"] for p in pts]
+            ax.plot(times, migs, "o-", ms=3, color=colour[r["model"]], label=label)
     ax.set_xlabel("training seconds (this machine)")
     ax.set_ylabel("MIG (10,000 points)")
     ax.set_title(f"MIG against training time, after each epoch (sprites32, {setting})", fontsize=9)
     ax.legend(fontsize=6)
     report.save_figure(fig, out / "figures" / "mig_vs_time.png")
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("model", *METRIC_KEYS, "elbo", "rate", "seconds"))
-    body_rows = []
-    for r in rows:
-        cells = "".join(
-            f"<td>{r[k]:.3f}</td>" if isinstance(r.get(k), float) else "<td>-</td>"
-            for k in (*METRIC_KEYS, "elbo", "rate", "seconds")
-        )
-        body_rows.append(f"<tr><td>{html.escape(r['model'])}</td>{cells}</tr>")
+    columns = (*METRIC_KEYS, "elbo", "rate", "seconds")
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("model", "seeds", *columns))
+    body_rows = [
+        f"<tr><td>{html.escape(m['model'])}</td><td>{len(m['seeds'])}</td>"
+        + "".join(f"<td>{_cell(m, k)}</td>" for k in columns)
+        + "</tr>"
+        for m in models
+    ]
     traversals = ""
-    for r in rows:
-        png = out / _slug(r["model"]) / "figures" / "traversals.png"
+    for m in models:
+        png = out / folder_name(m["model"], m["seeds"][0]) / "figures" / "traversals.png"
         if png.exists():
-            traversals += f"<h3>{html.escape(r['model'])}</h3><img src='data:image/png;base64,{_b64(png)}'>"
+            traversals += f"<h3>{html.escape(m['model'])}</h3><img src='data:image/png;base64,{_b64(png)}'>"
     train = ", ".join(f"{k} {v}" for k, v in preset["train"].items())
+    spread = (
+        " Each cell is the mean over the seeds, +- the sample standard deviation, with each seed's "
+        "value below it: a difference smaller than the spread is not a ranking."
+        if several
+        else " One seed per model: the scores of one objective can differ several-fold between seeds "
+        "(Locatello et al., 2019, sec. 5.2), so rank models with --seeds 3 or more."
+    )
     body = (
         f"<p>sprites32, {html.escape(train)}; metrics preset {preset['metrics']}, MIG at 10,000 points "
         "(disentanglement_lib's count) in the table and in the curve over training. Higher is more "
-        "disentangled for every metric. Each model's folder holds its own report.</p>"
+        f"disentangled for every metric.{spread} Each model's folder holds its own report.</p>"
         f"<table><tr>{head}</tr>{''.join(body_rows)}</table>"
         "<h2>Traversals, each row labelled by the factor that latent captures best (MIG's matrix)</h2>"
         + traversals
     )
     figures = [out / "figures" / "mig_vs_weight.png", out / "figures" / "mig_vs_time.png"]
     report.write_html(out, "vaekit demo: disentanglement", body, figures)
+
+
+def _cell(model: dict, key: str) -> str:
+    value, sd = model.get(key), model.get(f"{key}_sd")
+    if not isinstance(value, float):
+        return "-"
+    if sd is None:
+        return f"{value:.3f}"
+    seeds = " ".join(f"{v:.3f}" for v in model[f"{key}_seeds"])
+    return f"{value:.3f} &plusmn; {sd:.3f}<br><small>{seeds}</small>"
 
 
 def _b64(path: Path) -> str:
@@ -219,6 +312,6 @@ def _b64(path: Path) -> str:
 
 
 def best(rows: list[dict], key: str = "mig") -> dict:
-    """The row with the highest `key`."""
+    """The row (a run, or a model of `summarise`) with the highest `key`."""
     scored = [r for r in rows if isinstance(r.get(key), float) and np.isfinite(r[key])]
     return max(scored, key=lambda r: r[key]) if scored else {}
