@@ -48,9 +48,10 @@ MODELS = {
 # long setting over its 20 minutes (15.6 minutes with the 3 x 256 one, 1.4x a beta-VAE step);
 # both settings use 3 x 256 (`vaekit train --objective factorvae` keeps the paper's). Ten epochs:
 # on this net the best model's MIG is flat after epoch 10 (0.151 at 10, 0.157 at 20, beta = 16).
-# Five latents, not the papers' ten: at beta = 16 after 10 epochs, seeds 0, 1, 2 gave MIG 0.144,
-# 0.033, 0.046 with ten (in two of three a third, weakly active unit mixed pos_x with pos_y) and
-# 0.162, 0.156, 0.157 with five (pos_x and pos_y each in its own unit every time).
+# Five latents, not the papers' ten: at beta = 16 after 10 epochs, initial weights 0, 1, 2 gave
+# MIG 0.144, 0.033, 0.046 with ten (in two of three a third, weakly active unit mixed pos_x with
+# pos_y) and 0.162, 0.156, 0.157 with five; the long demo's seeds (initial weights and data order)
+# gave 0.162, 0.013, 0.151 with five. Five units align more often, not always.
 PRESETS = {
     "quick": {
         "train": {"epochs": 3, "latent_dim": 5, "arch": "mlp", "hidden": "512,256", "batch_size": 64},
