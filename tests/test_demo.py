@@ -103,6 +103,11 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
     assert cli("demo", "disentanglement", "--out", mine.parent)[0] == 2
     assert [p.name for p in mine.parent.rglob("*")] == ["beta-vae-beta-1", "notes.txt"]
     assert (mine / "notes.txt").read_text() == "mine"
+    (mine / "notes.txt").unlink()
+    (mine / "demo.json").write_text("{")  # a marker cut short: refused, not a traceback
+    code, text, err = cli("demo", "disentanglement", "--out", mine.parent)
+    assert code == 2 and "holds something other" in err and "Traceback" not in err
+    assert (mine / "demo.json").read_text() == "{"
     code, text, err = cli("demo", "disentanglement", "--out", tmp_path / "none", "--seeds", 0)
     assert code == 2 and "at least 1" in err and not (tmp_path / "none").exists()
     code, text, err = cli("demo", "--out", tmp_path / "beta", "--seeds", 2)

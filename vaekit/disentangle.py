@@ -124,10 +124,8 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
         for seed in range(seeds):
             demo = {"data": "sprites32", **preset["train"], **spec, "nll_samples": 0, "seed": seed}
             folder = out / folder_name(name, seed)
-            marker = folder / DEMO_MARKER
             check(
-                not (folder.is_dir() and any(folder.iterdir()))
-                or (marker.exists() and json.loads(marker.read_text()) == demo),
+                not (folder.is_dir() and any(folder.iterdir())) or _marker(folder) == demo,
                 f"{folder} holds something other than this model of the {setting} demo (another "
                 "setting's model, or a run of your own); give the demo another --out, or delete that "
                 "folder.",
@@ -135,13 +133,14 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
             check(not folder.exists() or folder.is_dir(), f"{folder} is a file; give the demo another --out.")
             plan.append((name, seed, demo, folder, _summary(folder)))
     out.mkdir(parents=True, exist_ok=True)
-    sprites = datasets.load("sprites32")  # for the MIG curves (the factors are the data set's)
+    sprites = None  # for the MIG curves (the factors are the data set's), read if a model trains
     rows = []
     for name, seed, demo, folder, summary in plan:
         spec, weight, weight_name = MODELS[name]
         started = time.perf_counter()
         if "mig" not in summary:
             # the report is drawn once, below, with the traversals labelled by the metrics
+            sprites = sprites or datasets.load("sprites32")
             curve = MigCurve(sprites, folder / "mig_curve.json")
             folder.mkdir(parents=True, exist_ok=True)
             io.write_json(folder / DEMO_MARKER, demo)  # what this folder is for, before training
@@ -189,6 +188,14 @@ def folder_name(model: str, seed: int) -> str:
 
 
 DEMO_MARKER = "demo.json"  # a demo model folder's settings, written before it is trained
+
+
+def _marker(folder: Path) -> dict | None:
+    """The demo settings a model folder was made for, or None (no marker, or one that does not read)."""
+    try:
+        return json.loads((folder / DEMO_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _summary(folder: Path) -> dict:
