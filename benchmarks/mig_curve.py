@@ -6,12 +6,13 @@ disentanglement demo's settings.
     python benchmarks/mig_curve.py '{"objective": "capacity", "capacity_max": 6, "capacity_weight": 100}'
 
 The JSON holds the model's settings (beta, latent (10), arch ("mlp"), hidden ([512, 256]), seed
-(0, the initial weights)), the training's (batch (64), lr (1e-3)) and any objective setting
-(objective, tc_weight, capacity_over, ...). Each line printed: the epoch, the training seconds,
-MIG on disentanglement_lib's 10,000 points, the test ELBO and rate (nats), the largest mutual
-information of each factor with any latent (nats) and MIG's gap per factor; with --units, each
-unit's KL from the prior and the sd of its mean on 5,000 test images, and the (unit x factor)
-mutual information matrix. Use --threads 1 to run two side by side on 2 cores.
+(0, the initial weights)), the training's (batch (64), lr (1e-3), lr_schedule ("constant"),
+lr_min (0)) and any objective setting (objective, tc_weight, capacity_over, ...). Each line
+printed: the epoch, the training seconds, MIG on disentanglement_lib's 10,000 points, the test
+ELBO and rate (nats), the largest mutual information of each factor with any latent (nats) and
+MIG's gap per factor; with --units, each unit's KL from the prior and the sd of its mean on
+5,000 test images, and the (unit x factor) mutual information matrix. Use --threads 1 to run two
+side by side on 2 cores.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
         seed=spec.pop("seed", 0),
     )
     batch, lr = spec.pop("batch", 64), spec.pop("lr", 1e-3)
+    schedule = {"lr_schedule": spec.pop("lr_schedule", "constant"), "lr_min": spec.pop("lr_min", 0.0)}
     objective = objectives.make(spec.pop("objective", "beta-elbo"), model, **spec)
     factors = source.factor_names
     seconds = 0.0
@@ -92,6 +94,7 @@ def main(argv=None) -> int:
         epochs=args.epochs,
         batch_size=batch,
         lr=lr,
+        **schedule,
         seed=0,
         out=None,
         progress=False,

@@ -102,7 +102,11 @@ class TrainConfig:
     )
     epochs: int = setting(30, "Training epochs.")
     batch_size: int = setting(64, "Examples per step.")
-    lr: float = setting(1e-3, "Adam learning rate.")
+    lr: float = setting(1e-3, "Adam learning rate (the starting one with --lr-schedule cosine).")
+    lr_schedule: str = setting(
+        "constant", "constant, or cosine: anneal the learning rate from --lr to --lr-min over the epochs."
+    )
+    lr_min: float = setting(0.0, "The learning rate at the end of a cosine schedule.")
     seed: int = setting(0, "Seed for weights, batch order and noise.")
     clip_grad: float | None = setting(None, "Clip the gradient norm to this value.", kind=float)
     skip_nonfinite: bool = setting(

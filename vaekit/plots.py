@@ -298,11 +298,15 @@ def curve_names(history: list[dict]) -> list[str]:
 
 def training_curves(history: list[dict]) -> plt.Figure:
     """Every logged term per epoch (nats unless its name says otherwise), train and test: loss,
-    distortion, rate and whatever further terms the objective names."""
+    distortion, rate and whatever further terms the objective names; and the learning rate when
+    it changed over training (--lr-schedule)."""
     epochs = [r["epoch"] for r in history]
     names = curve_names(history) or ["loss"]
-    cols = min(len(names), 4)
-    rows = math.ceil(len(names) / cols)
+    rates = [r.get("lr") for r in history]
+    scheduled = all(v is not None for v in rates) and len(set(rates)) > 1  # --lr-schedule cosine
+    panels = len(names) + scheduled
+    cols = min(panels, 4)
+    rows = math.ceil(panels / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.7 * cols, 3 * rows), squeeze=False)
     for ax, key in zip(axes.flat, names, strict=False):
         for split, style in (("train", "-"), ("test", "--")):
@@ -313,7 +317,12 @@ def training_curves(history: list[dict]) -> plt.Figure:
         ax.set_xlabel("epoch")
         if ax.lines:
             ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(names) :]:
+    if scheduled:
+        ax = axes.flat[len(names)]
+        ax.plot(epochs, rates, "-")
+        ax.set_title("learning rate (last step of the epoch)", fontsize=9)
+        ax.set_xlabel("epoch")
+    for ax in list(axes.flat)[panels:]:
         ax.axis("off")
     fig.tight_layout()
     return fig

@@ -1,4 +1,5 @@
-"""Weights that change with training progress: the KL weight schedules and the capacity ramp.
+"""Weights that change with training progress: the KL weight schedules, the capacity ramp and
+the learning-rate schedules.
 
 Every function takes `progress`, the training position in epochs (a float: epoch + step / steps
 while training, the end of an epoch in the per-epoch log, `math.inf` for evaluation after
@@ -9,6 +10,12 @@ one mixin, `KLScheduled`, so every KL-weighting objective offers the same three 
     constant   w(t) = 1
     linear     w(t) = min(1, t / warmup_epochs)                        (Bowman et al., 2016)
     cyclical   w(t) = min(1, tau(t) / R), tau the position in the cycle (Fu et al., 2019, eq. 4-5)
+
+The learning rate at progress t of T epochs (`learning_rate`, used by `vaekit.train.fit` before
+every optimisation step):
+
+    constant   lr(t) = lr
+    cosine     lr(t) = lr_min + (lr - lr_min) (1 + cos(pi t / T)) / 2   (Loshchilov & Hutter, 2017, eq. 5)
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import math
 from vaekit.errors import VaekitError, check
 
 SCHEDULES = ("constant", "linear", "cyclical")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def linear(progress: float, epochs: float) -> float:
@@ -91,4 +99,21 @@ def kl_weight(
     raise VaekitError(f"kl_schedule must be one of {', '.join(SCHEDULES)}, not {name!r}.")
 
 
-__all__ = ["SCHEDULES", "linear", "cyclical", "kl_weight", "check_cyclical"]
+def learning_rate(name: str, progress: float, epochs: float, lr: float, lr_min: float = 0.0) -> float:
+    """The learning rate of schedule `name` at `progress` epochs of `epochs`.
+
+    constant: `lr` throughout. cosine: SGDR's cosine annealing without restarts (Loshchilov &
+    Hutter, 2017, eq. 5, with T_cur = `progress` and T_i = `epochs`), from `lr` at the start to
+    `lr_min` at the end of training, evaluated in closed form at every step (no scheduler state,
+    so a resumed run steps with the same rates as an uninterrupted one). Units: those of `lr`.
+    Raises `VaekitError` for an unknown name.
+    """
+    if name == "constant":
+        return lr
+    if name == "cosine":
+        t = min(max(progress / epochs, 0.0), 1.0) if epochs > 0 else 1.0
+        return lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * t))
+    raise VaekitError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {name!r}.")
+
+
+__all__ = ["SCHEDULES", "LR_SCHEDULES", "linear", "cyclical", "kl_weight", "check_cyclical", "learning_rate"]

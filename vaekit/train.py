@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import datasets, evaluate, io, objectives, runs
+from vaekit import datasets, evaluate, io, objectives, runs, schedules
 from vaekit.batch import Batch
 from vaekit.config import TrainConfig
 from vaekit.errors import NumericalError, VaekitError, check
@@ -75,7 +75,8 @@ def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes:
 def check_settings(s: TrainConfig) -> None:
     """Raise `VaekitError` naming the first `TrainConfig` field of the wrong kind or out of range:
     whole numbers of at least 1 for epochs, batch_size, devices and num_nodes, at least 0 for
-    nll_samples and seed; a positive finite lr; a finite warmup_epochs of at least 0; a positive
+    nll_samples and seed; a positive finite lr; a known lr_schedule and a finite lr_min in [0, lr];
+    a finite warmup_epochs of at least 0; a positive
     clip_grad or None. Called by `fit` before anything is built, and by a sweep before its first
     run trains."""
 
@@ -94,6 +95,14 @@ def check_settings(s: TrainConfig) -> None:
         value = getattr(s, key)
         check(whole(value) and value >= 0, f"{key} must be a whole number of at least 0, not {value!r}.")
     check(number(s.lr) and s.lr > 0, f"lr must be a positive number, not {s.lr!r}.")
+    check(
+        s.lr_schedule in schedules.LR_SCHEDULES,
+        f"lr_schedule must be one of {', '.join(schedules.LR_SCHEDULES)}, not {s.lr_schedule!r}.",
+    )
+    check(
+        number(s.lr_min) and 0 <= s.lr_min <= s.lr,
+        f"lr_min must be a number from 0 to lr ({s.lr!r}), not {s.lr_min!r}.",
+    )
     check(
         number(s.warmup_epochs) and s.warmup_epochs >= 0,
         f"warmup_epochs must be a number of at least 0, not {s.warmup_epochs!r}.",
@@ -121,8 +130,8 @@ def fit(
     """Train `model` on `data.x_train`, evaluating on the test split every epoch (the loop only:
     figures and reports are callbacks; `vaekit.fit` adds the report's).
 
-    `settings`: a `vaekit.config.TrainConfig` (epochs, batch_size, lr, seed, warmup_epochs,
-    clip_grad, skip_nonfinite, nll_samples, device, devices, num_nodes, strategy, precision);
+    `settings`: a `vaekit.config.TrainConfig` (epochs, batch_size, lr, lr_schedule, lr_min, seed,
+    warmup_epochs, clip_grad, skip_nonfinite, nll_samples, device, devices, num_nodes, strategy, precision);
     any of its fields may also be given as a keyword (`fit(model, data, epochs=5)`), overriding it.
     With `out`, the run folder is written as it goes (see SPEC: config.yaml, model.safetensors,
     checkpoint.pt, metrics.jsonl, summary.json). `resume=True` continues from `out/checkpoint.pt`.
@@ -221,6 +230,7 @@ def fit(
         batch_size=batch_size,
         clip_grad=clip_grad,
         skip_nonfinite=skip_nonfinite,
+        learning_rate=lambda t: schedules.learning_rate(s.lr_schedule, t, epochs, lr, s.lr_min),
         out=out if is_main else None,
         bar=_progress(progress and is_main, epochs, start_epoch),
     )
@@ -240,6 +250,7 @@ def fit(
                 "epoch": epoch + 1,
                 "seconds": None,
                 "beta": model.beta if not model.beta_conditioned else list(model.beta_range),
+                "lr": loop.lr,
                 **objective.schedule(epoch + 1),
                 **{f"train_{k}": v for k, v in train.items()},
                 **_test_metrics(model, test_set, objective, seed, epoch + 1),
@@ -315,10 +326,12 @@ class _Loop:
     batch_size: int
     clip_grad: float | None
     skip_nonfinite: bool
+    learning_rate: object  # progress in epochs -> the learning rate of the step taken there
     out: Path | None  # the run folder, on the main process only
     bar: object
     stop: bool = False  # set by Ctrl-C: save the position at the end of the step and stop
     names: list[str] | None = None  # the objective's term names, from its first output
+    lr: float | None = None  # the learning rate of the last step taken
 
     def epoch(self, epoch: int, seed: int, partial: dict | None, start_step: int):
         """Train one epoch (from `start_step` of a partial one); returns (mean of each named term
@@ -401,6 +414,9 @@ class _Loop:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip_grad)
         elif self.clip_grad:
             self.fabric.clip_gradients(self.module, self.optimizer, max_norm=self.clip_grad)
+        self.lr = self.learning_rate(progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         # an objective with its own parameters takes its step after the model's (FactorVAE's D)
