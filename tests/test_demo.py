@@ -3,6 +3,9 @@
 import json
 
 import pytest
+import yaml
+
+import vaekit
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,14 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
         disentangle.PRESETS,
         "quick",
         {
-            "train": {"epochs": 2, "latent_dim": 4, "arch": "mlp", "hidden": "64", "batch_size": 256},
+            "train": {
+                "epochs": 2,
+                "latent_dim": 4,
+                "arch": "mlp",
+                "hidden": "64",
+                "batch_size": 256,
+                "lr_schedule": "cosine",
+            },
             "metrics": "quick",
             "metric_names": ("mig", "sap"),
             "models": ["beta-VAE (beta=1)", "beta-VAE (beta=4)"],
@@ -77,6 +87,10 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
         assert [p["epoch"] for p in curve] == [1, 2] and curve[-1]["mig"] == row["mig"]
         assert curve[-1]["seconds"] == pytest.approx(summary["seconds"], abs=0.01)
         assert summary["disentanglement"]["settings"]["mig"]["num_train"] == 10_000
+        # the preset's training settings reach the run: the cosine rate fell from 1e-3 towards 0
+        assert yaml.safe_load((folder / "config.yaml").read_text())["train"]["lr_schedule"] == "cosine"
+        rates = [r["lr"] for r in vaekit.io.read_jsonl(folder / "metrics.jsonl")]
+        assert 0 < rates[1] < rates[0] < 1e-3 and rates[1] < 1e-4
     # the seeds are different models, and each model's entry is the mean and sd of its seeds
     weights = [(out / r["folder"] / "model.safetensors").read_bytes() for r in table["rows"][:2]]
     assert weights[0] != weights[1]
