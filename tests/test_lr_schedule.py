@@ -145,9 +145,19 @@ def test_the_command_line_trains_with_a_cosine_schedule_and_records_it(cli, tmp_
     "flags, message",
     [
         (["--lr-schedule", "step"], "lr_schedule must be one of constant, cosine, not 'step'."),
-        (["--lr-min", "0.01"], "lr_min must be a number from 0 to lr (0.001), not 0.01."),
-        (["--lr-min", "-1e-5"], "lr_min must be a number from 0 to lr (0.001), not -1e-05."),
-        (["--lr-min", "nan"], "lr_min must be a number from 0 to lr (0.001), not nan."),
+        (
+            ["--lr-schedule", "cosine", "--lr-min", "0.01"],
+            "lr_min must be a number from 0 to lr (0.001), not 0.01.",
+        ),
+        (
+            ["--lr-schedule", "cosine", "--lr-min", "-1e-5"],
+            "lr_min must be a number from 0 to lr (0.001), not -1e-05.",
+        ),
+        (
+            ["--lr-schedule", "cosine", "--lr-min", "nan"],
+            "lr_min must be a number from 0 to lr (0.001), not nan.",
+        ),
+        (["--lr-min", "1e-5"], "lr_min (1e-05) is the end of the cosine schedule; add --lr-schedule cosine"),
     ],
 )
 def test_bad_schedule_settings_are_one_sentence(cli, tmp_path, flags, message):

@@ -75,10 +75,10 @@ def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes:
 def check_settings(s: TrainConfig) -> None:
     """Raise `VaekitError` naming the first `TrainConfig` field of the wrong kind or out of range:
     whole numbers of at least 1 for epochs, batch_size, devices and num_nodes, at least 0 for
-    nll_samples and seed; a positive finite lr; a known lr_schedule and a finite lr_min in [0, lr];
-    a finite warmup_epochs of at least 0; a positive
-    clip_grad or None. Called by `fit` before anything is built, and by a sweep before its first
-    run trains."""
+    nll_samples and seed; a positive finite lr; a known lr_schedule; a finite lr_min in [0, lr],
+    0 unless the schedule is cosine; a finite warmup_epochs of at least 0; a positive clip_grad
+    or None. Called by `fit` before anything is built, and by a sweep before its first run
+    trains."""
 
     def whole(value) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -102,6 +102,11 @@ def check_settings(s: TrainConfig) -> None:
     check(
         number(s.lr_min) and 0 <= s.lr_min <= s.lr,
         f"lr_min must be a number from 0 to lr ({s.lr!r}), not {s.lr_min!r}.",
+    )
+    check(
+        s.lr_min == 0 or s.lr_schedule == "cosine",
+        f"lr_min ({s.lr_min!r}) is the end of the cosine schedule; add --lr-schedule cosine, or drop "
+        "--lr-min.",
     )
     check(
         number(s.warmup_epochs) and s.warmup_epochs >= 0,
