@@ -43,22 +43,22 @@ def _model(data):
     return vaekit.VAE.for_data(data, latent_dim=3, hidden=(32,), seed=0)
 
 
-def _recording_adam(monkeypatch, seen: list):
-    """Make train._adam record the learning rate of every optimizer step."""
+def _before_each_step(monkeypatch, hook):
+    """Make train._adam call `hook(optimizer)` just before every optimizer step."""
     make = train_module._adam
 
-    def recording(params, lr):
+    def wrapped(params, lr):
         optimizer = make(params, lr)
         step = optimizer.step
 
-        def recorded(*args, **kwargs):
-            seen.append(optimizer.param_groups[0]["lr"])
+        def hooked(*args, **kwargs):
+            hook(optimizer)
             return step(*args, **kwargs)
 
-        optimizer.step = recorded
+        optimizer.step = hooked
         return optimizer
 
-    monkeypatch.setattr(train_module, "_adam", recording)
+    monkeypatch.setattr(train_module, "_adam", wrapped)
 
 
 def test_every_step_uses_the_cosine_rate_of_its_position(monkeypatch):
@@ -66,7 +66,7 @@ def test_every_step_uses_the_cosine_rate_of_its_position(monkeypatch):
     progress e + k / 23, and the logged lr is the rate of each epoch's last step."""
     data = _digits()
     seen: list[float] = []
-    _recording_adam(monkeypatch, seen)
+    _before_each_step(monkeypatch, lambda optimizer: seen.append(optimizer.param_groups[0]["lr"]))
     run = train_module.fit(
         _model(data),
         data,
@@ -95,28 +95,20 @@ def test_a_cosine_run_interrupted_mid_epoch_resumes_bit_identical(tmp_path, monk
     settings = {"epochs": 3, "lr": 5e-3, "lr_schedule": "cosine", "progress": False, "nll_samples": 0}
     whole = train_module.fit(_model(data), data, out=tmp_path / "whole", **settings)
 
-    make, calls = train_module._adam, [0]
+    calls = [0]
 
-    def interrupting(params, lr):
-        optimizer = make(params, lr)
-        step = optimizer.step
+    def interrupt_at_step_30(optimizer):
+        calls[0] += 1
+        if calls[0] == 30:
+            os.kill(os.getpid(), signal.SIGINT)  # the loop's handler: stop after this step
 
-        def counted(*args, **kwargs):
-            calls[0] += 1
-            if calls[0] == 30:
-                os.kill(os.getpid(), signal.SIGINT)  # the loop's handler: stop after this step
-            return step(*args, **kwargs)
-
-        optimizer.step = counted
-        return optimizer
-
-    monkeypatch.setattr(train_module, "_adam", interrupting)
     cut = tmp_path / "cut"
-    with pytest.raises(Interrupted):
-        train_module.fit(_model(data), data, out=cut, **settings)
+    with monkeypatch.context() as patch:
+        _before_each_step(patch, interrupt_at_step_30)
+        with pytest.raises(Interrupted):
+            train_module.fit(_model(data), data, out=cut, **settings)
     state = torch.load(cut / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert (state["epoch"], state["step"]) == (1, 7)
-    monkeypatch.setattr(train_module, "_adam", make)
     resumed = train_module.fit(_model(data), data, out=cut, resume=True, **settings)
     for name, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name

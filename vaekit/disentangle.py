@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit import evaluate, io, report, runs
+from vaekit import evaluate, io, report
 from vaekit.errors import check
 
 # name -> (objective settings, the weight the MIG figure puts on its x axis, its name)
@@ -161,7 +161,7 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
             curve = MigCurve(sprites, folder / "mig_curve.json")
             folder.mkdir(parents=True, exist_ok=True)
             io.write_json(folder / DEMO_MARKER, demo)  # what this folder is for, before training
-            build_and_fit(
+            trained = build_and_fit(
                 settings_for(dict(demo)),
                 folder,
                 overwrite=True,
@@ -169,7 +169,8 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
                 figures=False,
                 callbacks=[curve],
             )
-            model, data = runs.load(folder), runs.load_data(folder)
+            # the trained model as it is in memory, and the data set the MIG curve already read
+            model, data = trained.model, sprites
             summary = _summary(folder)
             names = preset.get("metric_names", evaluate.METRIC_NAMES)
             scores = evaluate.disentanglement(

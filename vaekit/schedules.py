@@ -108,12 +108,25 @@ def learning_rate(name: str, progress: float, epochs: float, lr: float, lr_min: 
     so a resumed run steps with the same rates as an uninterrupted one). Units: those of `lr`.
     Raises `VaekitError` for an unknown name.
     """
+    check_lr_schedule(name)
     if name == "constant":
         return lr
-    if name == "cosine":
-        t = min(max(progress / epochs, 0.0), 1.0) if epochs > 0 else 1.0
-        return lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * t))
-    raise VaekitError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {name!r}.")
+    t = min(max(progress / epochs, 0.0), 1.0) if epochs > 0 else 1.0
+    return lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-__all__ = ["SCHEDULES", "LR_SCHEDULES", "linear", "cyclical", "kl_weight", "check_cyclical", "learning_rate"]
+def check_lr_schedule(name) -> None:
+    """Raise `VaekitError` unless `name` is one of `LR_SCHEDULES`."""
+    check(name in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {name!r}.")
+
+
+__all__ = [
+    "SCHEDULES",
+    "LR_SCHEDULES",
+    "linear",
+    "cyclical",
+    "kl_weight",
+    "check_cyclical",
+    "learning_rate",
+    "check_lr_schedule",
+]

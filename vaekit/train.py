@@ -95,10 +95,7 @@ def check_settings(s: TrainConfig) -> None:
         value = getattr(s, key)
         check(whole(value) and value >= 0, f"{key} must be a whole number of at least 0, not {value!r}.")
     check(number(s.lr) and s.lr > 0, f"lr must be a positive number, not {s.lr!r}.")
-    check(
-        s.lr_schedule in schedules.LR_SCHEDULES,
-        f"lr_schedule must be one of {', '.join(schedules.LR_SCHEDULES)}, not {s.lr_schedule!r}.",
-    )
+    schedules.check_lr_schedule(s.lr_schedule)
     check(
         number(s.lr_min) and 0 <= s.lr_min <= s.lr,
         f"lr_min must be a number from 0 to lr ({s.lr!r}), not {s.lr_min!r}.",
