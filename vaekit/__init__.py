@@ -1,13 +1,12 @@
 """vaekit: variational autoencoders in practice. Train, see and measure the latent space."""
 
-__version__ = "0.1.0"
-
-from vaekit import datasets, evaluate, objectives, plots  # noqa: E402
-from vaekit.errors import VaekitError  # noqa: E402
-from vaekit.model import VAE  # noqa: E402
-from vaekit.runs import load  # noqa: E402
-from vaekit.train import Run  # noqa: E402
-from vaekit.workflow import fit  # noqa: E402
+from vaekit import datasets, evaluate, objectives, plots
+from vaekit._version import __version__
+from vaekit.errors import VaekitError
+from vaekit.model import VAE
+from vaekit.runs import load
+from vaekit.train import Run
+from vaekit.workflow import fit
 
 __all__ = [
     "VAE",

@@ -1085,6 +1085,12 @@ def datasets_command():
     click.echo("an image file or a folder of images (PNG, JPEG, BMP, GIF, TIFF; sub-folders as labels).")
 
 
+def _is_vaekit_file(filename) -> bool:
+    """Whether a warning's `filename` is vaekit's own code: a file in the package folder or in any
+    of its sub-packages."""
+    return Path(filename).is_relative_to(Path(__file__).parent)
+
+
 def main(argv=None) -> None:
     """Entry point: one clear sentence and exit status 2 for bad input, never a traceback."""
     import warnings
@@ -1094,7 +1100,7 @@ def main(argv=None) -> None:
     default_show = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if Path(filename).parent == Path(__file__).parent:  # vaekit's own: one plain line
+        if _is_vaekit_file(filename):  # vaekit's own: one plain line
             click.echo(f"warning: {message}", err=True)
         else:
             default_show(message, category, filename, lineno, file, line)

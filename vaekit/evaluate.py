@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vaekit import objectives
+from vaekit._version import __version__
 from vaekit.batch import Batch, as_batch
 from vaekit.errors import VaekitError
 from vaekit.model import VAE
@@ -473,8 +474,6 @@ def _jsonable(obj):
 def versions() -> dict:
     """The versions of vaekit, torch, scikit-learn, numpy and Python (summary.json's `versions`)."""
     import sklearn
-
-    from vaekit import __version__
 
     return {
         "vaekit": __version__,

@@ -16,7 +16,8 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from vaekit import __version__, io
+from vaekit import io
+from vaekit._version import __version__
 from vaekit.errors import VaekitError, check
 from vaekit.model import VAE
 
