@@ -51,12 +51,14 @@ def test_inf_values(cli, tmp_path):
 
 def test_ragged_csv(cli, tmp_path):
     (tmp_path / "r.csv").write_text("a,b\n1,2\n3\n")
-    _fails_clearly(_train(cli, tmp_path, "--data", tmp_path / "r.csv"), "line 3 has 1 values")
+    _fails_clearly(
+        _train(cli, tmp_path, "--data", tmp_path / "r.csv"), "line 3 has 1 fields but the header has 2"
+    )
 
 
 def test_csv_text_cell_and_header_only_and_label_column(cli, tmp_path):
     (tmp_path / "t.csv").write_text("a,b\n1,2\n3,x\n")
-    _fails_clearly(_train(cli, tmp_path, "--data", tmp_path / "t.csv"), "column 'b' holds 'x'")
+    _fails_clearly(_train(cli, tmp_path, "--data", tmp_path / "t.csv"), "'b' (numbers, but holds 'x')")
     (tmp_path / "h.csv").write_text("a,b\n")
     _fails_clearly(_train(cli, tmp_path, "--data", tmp_path / "h.csv"), "header but no data rows")
     (tmp_path / "l.csv").write_text("a,b\n1,2\n3,4\n")

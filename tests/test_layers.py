@@ -19,7 +19,14 @@ ROOT = "__init__"  # the name of the package root's module
 LAYERS = [
     # leaves: import only each other
     {"_version", "errors", "io", "metrics", "sprites", "batch", "config", "registry", "science", "schedules"},
-    {"images", "tables", "likelihoods", "nets", "priors"},  # file readers, densities, networks, p(z)
+    {
+        "images",
+        "tables",
+        "columns",
+        "likelihoods",
+        "nets",
+        "priors",
+    },  # readers, column types, densities, nets, p(z)
     {"datasets", "model"},
     {"objectives", "runs"},
     {"evaluate"},

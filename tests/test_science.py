@@ -294,7 +294,7 @@ def test_twosample_of_a_run_has_a_control_near_half(cli, collider, tmp_path):
     assert json.loads((tmp_path / "u" / "twosample.json").read_text())["p_value"] < 0.01
     code, _, err = cli("twosample", "--data", folder / "bkg.csv", "--against", folder / "sig.parquet",
                        "--out", tmp_path / "v")  # fmt: skip
-    assert code == 2 and "event_id" in err  # a text column is named, not guessed away
+    assert code == 0 and "'event_id' holds row identifiers" in err  # said, and not a feature
 
 
 def test_rare_evaluate_data_reconstruct_and_sample_a_table(cli, collider, tmp_path):
@@ -305,7 +305,8 @@ def test_rare_evaluate_data_reconstruct_and_sample_a_table(cli, collider, tmp_pa
     table = pd.read_csv(tmp_path / "r" / "rare.csv")
     model = vaekit.load(run)
     data = runs.load_data(run)
-    nll = evaluate.sampled_scores(model, data.scaling.apply(held[COLUMNS].to_numpy()), 10, seed=0)["nll"]
+    x = data.schema.to_model(held[COLUMNS]).astype(np.float32)
+    nll = evaluate.sampled_scores(model, x, 10, seed=0)["nll"]
     rarest = table[table["group"] == "rarest"]
     assert list(rarest["index"]) == list(np.argsort(-nll)[:3])
     np.testing.assert_allclose(
@@ -323,11 +324,13 @@ def test_rare_evaluate_data_reconstruct_and_sample_a_table(cli, collider, tmp_pa
     code, _, err = cli("reconstruct", run, "--data", folder / "bkg.csv", "--out", tmp_path / "rec.csv")
     assert code == 0, err
     rec = pd.read_csv(tmp_path / "rec.csv")
-    assert list(rec.columns) == COLUMNS
+    assert list(rec.columns) == ["event_id", *COLUMNS]  # the row identifiers are carried through
+    assert list(rec["event_id"]) == list(held["event_id"])
+    rec = rec[COLUMNS]
     with torch.no_grad():
-        expected = model.unscale_output(
-            model.reconstruct(torch.as_tensor(data.scaling.apply(held[COLUMNS].to_numpy())))
-        ).numpy()
+        expected = data.to_user_units(
+            model.reconstruct(torch.as_tensor(data.scaling.apply(held[COLUMNS].to_numpy()))).numpy()
+        )
     np.testing.assert_allclose(rec.to_numpy(), expected, rtol=1e-5, atol=1e-4)
     assert rec["mjj"].mean() > 200  # GeV stays GeV
 

@@ -55,8 +55,16 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
     keys = {k: v for k, v in (record.get("keys") or {}).items() if k in ("x", "table")}
     only = record.get("column_names")
 
+    schema = getattr(model.likelihood, "schema", None)
+    # a typed table: the run's own dialect and types, and missing cells scored on the observed ones
+    table = {**(record.get("table_options") or {}), "missing": "model"} if schema is not None else None
+    if table is not None:
+        table["schema"] = schema.spec()
+        table["id_columns"] = record.get("id_columns")
+        table.pop("column_types", None)
+
     def read(column):
-        return datasets.read_raw(source, column, keys, record.get("image_options"), only_columns=only)
+        return datasets.read_raw(source, column, keys, record.get("image_options"), only, table)
 
     raw = None
     if label_column is None and record.get("label_column") and keep_labels:
@@ -72,7 +80,14 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
     for note in raw.notes:
         warnings.warn(note, stacklevel=2)
     raw = datasets.validate(raw)
-    x = raw.x
+    if raw.frame is not None:
+        check(
+            schema is not None,
+            f"{run} was trained on an array, not a table of typed columns; give data like its training data.",
+        )
+        x = schema.to_model(raw.frame)
+    else:
+        x = raw.x
     check(
         tuple(x.shape[1:]) == model.data_shape,
         f"The data in {source} has examples of shape {tuple(x.shape[1:])} but the model was "
@@ -89,6 +104,24 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
         names = [raw.label_names[v] if raw.label_names else str(v) for v in values]
         labels = model.class_index(names)[torch.as_tensor(inverse.reshape(-1))]
     return Batch(model.scale_input(torch.as_tensor(x, dtype=torch.float32)), labels), raw
+
+
+def _shared_numbers(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two tables' columns as numbers for a classifier: numbers as they are (NaN where missing),
+    text and booleans as codes over the values of both tables, so a value has one code."""
+    import pandas as pd
+
+    cols_a, cols_b = [], []
+    for name in a.columns:
+        if pd.api.types.is_numeric_dtype(a[name]) and pd.api.types.is_numeric_dtype(b[name]):
+            cols_a.append(a[name].astype("float64").to_numpy(na_value=np.nan))
+            cols_b.append(b[name].astype("float64").to_numpy(na_value=np.nan))
+        else:
+            both = pd.concat([a[name], b[name]], ignore_index=True).astype(str)
+            codes = pd.factorize(both)[0].astype(np.float64)
+            cols_a.append(codes[: len(a)])
+            cols_b.append(codes[len(a) :])
+    return np.stack(cols_a, axis=1), np.stack(cols_b, axis=1)
 
 
 def prepare_folder(out: Path, overwrite: bool) -> Path:
@@ -339,7 +372,7 @@ def twosample(
             data is not None and against is not None,
             "Give a run (model samples against real data) or two files: --data A --against B.",
         )
-        from vaekit.tables import Columns
+        from vaekit.datasets import Columns
 
         drop = Columns(drop=tuple(drop_columns), strict=True) if drop_columns else None
         raw_a = datasets.validate(datasets.read_raw(data, label_column, only_columns=drop))
@@ -347,6 +380,14 @@ def twosample(
         if raw_a.column_names is not None and raw_b.column_names is not None:
             raw_b = datasets.match_columns(raw_b, raw_a.column_names)
         raw_b = datasets.validate(raw_b)
+        for note in raw_a.notes + raw_b.notes:
+            warnings.warn(note, stacklevel=2)
+        if raw_a.frame is not None and raw_b.frame is not None:
+            raw_a.x, raw_b.x = _shared_numbers(raw_a.frame, raw_b.frame)
+        check(
+            raw_a.x is not None and raw_b.x is not None,
+            f"{data} and {against} are not two tables nor two arrays; give two samples of the same kind.",
+        )
         check(
             raw_a.x.shape[1:] == raw_b.x.shape[1:],
             f"{data} has examples of shape {raw_a.x.shape[1:]} and {against} of shape {raw_b.x.shape[1:]}; "
@@ -462,8 +503,11 @@ def rare(
         )
         label_names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
         source = dataset.name
+        rows, ids = dataset.extra.get("frame"), dataset.ids
     else:
         batch, raw = read_for_run(model, data, label_column, run)
+        rows = raw.frame  # a table's rows exactly as read
+        ids = raw.ids
         label_names = None
         if raw.y is not None:
             label_names = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
@@ -483,7 +527,11 @@ def rare(
         )
         if label_names is not None:
             frame["label"] = [label_names[i] for i in idx]
-        if plots.to_images(x_user[:1], model.data_shape) is None:
+        if ids is not None:
+            frame = pd.concat([frame, ids.iloc[idx].reset_index(drop=True)], axis=1)
+        if rows is not None:
+            frame = pd.concat([frame, rows.iloc[idx].reset_index(drop=True)], axis=1)
+        elif plots.to_images(x_user[:1], model.data_shape) is None:
             frame = pd.concat(
                 [frame, pd.DataFrame(x_user[idx].reshape(len(idx), -1), columns=columns)], axis=1
             )
@@ -491,7 +539,7 @@ def rare(
     out = prepare_folder(Path(out), overwrite)
     table = pd.concat(frames, ignore_index=True)
     with io.atomic_path(out / "rare.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.8g")
+        table.to_csv(tmp, index=False)
     title = SCORE_TITLES.get(by, by)
     if plots.to_images(x_user[:1], model.data_shape) is not None:
         rows = [
@@ -546,7 +594,7 @@ def data_metrics(run, data, samples: int = 100, seed: int = 0, beta=None, label_
         m, se = mean_se(s[name])
         out[key], out[f"{key}_stderr"] = (-m if key == "elbo" else m), se
     out["iwae_bound"] = -out["nll"]
-    if model.likelihood.name in ("gaussian", "gaussian-learned", "laplace"):  # a density of real values
+    if model.likelihood.name in ("gaussian", "gaussian-learned", "laplace", "columns"):  # densities
         out["nll_user_units"] = out["nll"] - model.log_jacobian()
     return out
 
@@ -560,7 +608,6 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
     Returns found indices (k,), distances (k,), labels of the searched examples (or None), a
     figure for images, and for a table a DataFrame (query first, then the neighbours) with the
     columns in the data's units. Raises `VaekitError` for an index out of range."""
-    import pandas as pd
 
     model = runs.load(run)
 
@@ -596,8 +643,7 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
     x_query = model.unscale_output(q_batch.x[i : i + 1]).numpy()
     x_found = model.unscale_output(pool.x[torch.as_tensor(found)]).numpy()
     if plots.to_images(x_query, model.data_shape) is None:
-        columns = runs.column_names(run, model)
-        frame = pd.DataFrame(np.concatenate([x_query, x_found]).reshape(len(found) + 1, -1), columns=columns)
+        frame = runs.user_frame(run, model, torch.cat([q_batch.x[i : i + 1], pool.x[torch.as_tensor(found)]]))
         frame.insert(0, "distance", np.r_[0.0, distance[found]])
         frame.insert(0, "index", np.r_[i, found])
         frame.insert(0, "role", ["query"] + ["neighbour"] * len(found))

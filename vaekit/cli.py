@@ -497,17 +497,19 @@ def sample(run, n, out, seed, beta, label, draw, overwrite):
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            x = model.unscale_output(model.sample(n, beta, mean=not draw, labels=labels)).numpy()
+            drawn = model.sample(n, beta, mean=not draw, labels=labels)
+        frame = runs.user_frame(run, model, drawn)
         if out.suffix == ".npy":
+            x = frame.to_numpy(dtype=np.float64).reshape(n, *model.data_shape) if _numeric(frame) else None
+            check(
+                x is not None,
+                f"{run} models text categories, which a .npy array cannot hold; write --out samples.csv.",
+            )
             from vaekit import io
 
             with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
                 np.save(f, x)
         else:
-            import pandas as pd
-
-            names = runs.column_names(run, model)
-            frame = pd.DataFrame(x.reshape(n, -1), columns=names)
             if model.conditional:
                 index = labels.expand(n) if labels is not None else torch.arange(n) % model.n_classes
                 frame.insert(0, "label", [model.classes[int(i)] for i in index])
@@ -523,6 +525,17 @@ def sample(run, n, out, seed, beta, label, draw, overwrite):
         what = f"{n} {'sample' if n == 1 else 'samples'}"
     kind = "draws of p(x|z)" if draw else "decoder means"
     click.echo(f"wrote {what} ({kind}) to {out}")
+
+
+def _numeric(frame) -> bool:
+    import pandas as pd
+
+    return all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns)
+
+
+def _row_ids(raw):
+    """The identifier columns of the rows read (a DataFrame), or None."""
+    return raw.ids if raw is not None and raw.ids is not None else None
 
 
 def _refuse_existing(out: Path, overwrite: bool = False) -> None:
@@ -570,15 +583,21 @@ def encode(run, source, out, label_column, beta, overwrite):
     _refuse_existing(out, overwrite)
     model = runs.load(run)
     _check_beta(model, beta, run)
-    x, _ = _user_data(model, source, label_column, run)
+    x, raw = _user_data(model, source, label_column, run)
     means, variances = ev.encode_means(model, x, beta=beta)
     if out.suffix == ".npy":
         with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.save(f, means)
     else:
+        import pandas as pd
+
         d = model.latent_dim
         header = [f"z{i + 1}_mean" for i in range(d)] + [f"z{i + 1}_std" for i in range(d)]
-        _write_csv(out, header, np.c_[means, np.sqrt(variances)])
+        frame = pd.DataFrame(np.c_[means, np.sqrt(variances)].astype(np.float64), columns=header)
+        ids = _row_ids(raw)
+        if ids is not None:
+            frame = pd.concat([ids.reset_index(drop=True), frame], axis=1)
+        _write_frame(out, frame)
     click.echo(f"wrote the latent means of {len(means)} examples ({model.latent_dim} dims) to {out}")
 
 
@@ -592,14 +611,14 @@ def _write_csv(out: Path, header: list[str], rows) -> None:
 
 
 def _write_frame(out: Path, frame) -> None:
-    """A pandas DataFrame to `out` (.csv: floats to 8 significant digits; .parquet), atomically."""
+    """A pandas DataFrame to `out` (.csv, floats round-trip exact; .parquet), atomically."""
     from vaekit import io
 
     with io.atomic_path(out) as tmp:
         if out.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False, float_format="%.8g")
+        else:  # every float as its shortest round-trip text: values read back exactly
+            frame.to_csv(tmp, index=False)
 
 
 def _score_frame(model, run, source, label_column, keep_columns, samples, seed, beta):
@@ -617,6 +636,10 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     if raw.y is not None and (label_column or raw.kind != "tabular"):
         frame["label"] = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
         meanings["label"] = f"the label ({label_column or 'from the data'})"
+    ids = _row_ids(raw)
+    for name in ids.columns if ids is not None else ():
+        frame[name] = ids[name].to_numpy()
+        meanings[name] = "the row's identifier, from the input"
     keep = [c.strip() for c in (keep_columns or "").split(",") if c.strip()]
     if keep:
         path = Path(source)
@@ -631,8 +654,9 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
                 len(values) == len(frame),
                 f"{source}: column {name!r} has {len(values)} rows but {len(frame)} examples were read.",
             )
-            frame[name if name not in frame else f"{name}_kept"] = values
-            meanings[name] = "copied from the input"
+            if name not in frame:
+                frame[name] = values
+                meanings[name] = "copied from the input"
     for name in ev.score_columns(model, samples):
         frame[name] = s[name]
         meanings[name] = ev.SCORE_MEANINGS[name]
@@ -950,20 +974,25 @@ def reconstruct(run, source, out, label_column, beta, overwrite):
     parts = []
     with torch.no_grad():
         for start in range(0, len(batch), 1000):
-            b = batch[start : start + 1000]
-            parts.append(model.unscale_output(model.reconstruct(b, beta=beta)).numpy())
-    x = np.concatenate(parts)
+            parts.append(model.reconstruct(batch[start : start + 1000], beta=beta))
+    frame = runs.user_frame(run, model, torch.cat(parts))
     if out.suffix == ".npy":
+        check(
+            _numeric(frame),
+            f"{run} models text categories, which a .npy array cannot hold; write --out reconstructions.csv.",
+        )
         with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, x)
+            np.save(f, frame.to_numpy(dtype=np.float64).reshape(len(frame), *model.data_shape))
     else:
         import pandas as pd
 
-        frame = pd.DataFrame(x.reshape(len(x), -1), columns=runs.column_names(run, model))
         if raw.y is not None:
             frame.insert(0, "label", [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y])
+        ids = _row_ids(raw)
+        if ids is not None:
+            frame = pd.concat([ids.reset_index(drop=True), frame], axis=1)
         _write_frame(out, frame)
-    click.echo(f"wrote the reconstructions of {len(x)} examples to {out}")
+    click.echo(f"wrote the reconstructions of {len(frame)} examples to {out}")
 
 
 @cli.command()

@@ -50,6 +50,24 @@ class DataConfig:
         "them as bars over their values.",
         kind=str,
     )
+    column_types: str | None = setting(
+        None,
+        "Tables: each column's type, NAME=TYPE comma separated (real, positive, bounded, integer, binary, "
+        "categorical, count) [default: chosen from the values].",
+        kind=str,
+    )
+    missing: str = setting(
+        "refuse",
+        "Tables with missing cells: refuse, drop-rows (leave those rows out) or model (train on the "
+        "observed cells).",
+    )
+    id_column: str | None = setting(
+        None, "Tables: the column of row identifiers (carried into outputs, not modelled).", kind=str
+    )
+    sep: str | None = setting(None, "Text tables: the field separator [default: detected].", kind=str)
+    decimal: str | None = setting(
+        None, "Text tables: the decimal mark, . or , [default: detected].", kind=str
+    )
     key: str | None = setting(None, "HDF5: the dataset or group that holds the table.", kind=str)
     x_key: str | None = setting(None, ".npz: the array of observations [default: x].", kind=str)
     y_key: str | None = setting(None, ".npz: the array of labels [default: y].", kind=str)

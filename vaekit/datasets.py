@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from vaekit.errors import VaekitError, check
+from vaekit.tables import TABLE_SUFFIXES as TABLE_FILE_SUFFIXES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
-TABLE_FILE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".h5", ".hdf5", ".hdf")
 SCALINGS = ("auto", "unit", "standard", "none")
 
 
@@ -38,6 +38,12 @@ class RawData:
     full_scale: float | None = None  # the value that means "full intensity" (255 for 8-bit)
     meta: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the user should know, said once
+    # a table file: its feature columns as read (user values, NA where missing), the type of
+    # each, the identifier columns (carried, not modelled) and the --missing policy
+    frame: object | None = None  # pandas.DataFrame
+    column_types: dict | None = None
+    ids: object | None = None  # pandas.DataFrame of identifier columns
+    missing: str = "refuse"
 
 
 @dataclass
@@ -55,6 +61,27 @@ class Scaling:
     def invert(self, x: np.ndarray) -> np.ndarray:
         """Model units -> user units: x * scale + shift as float32, the inverse of `apply`."""
         return (x * self.scale + self.shift).astype(np.float32)
+
+
+class ColumnScaling(Scaling):
+    """A typed table's scaling: `apply` maps the user's rows (a DataFrame, or an array of the
+    columns in order) to model values through the schema (`vaekit.columns`); `invert` maps model
+    values back (float64; a category as its code). The model itself sees identity buffers: each
+    column's change of units lives in its likelihood."""
+
+    def __init__(self, schema):
+        super().__init__("columns", np.zeros(1, np.float32), np.ones(1, np.float32))
+        self.schema = schema
+
+    def apply(self, x) -> np.ndarray:
+        import pandas as pd
+
+        frame = x if isinstance(x, pd.DataFrame) else pd.DataFrame(np.asarray(x), columns=self.schema.names)
+        return self.schema.to_model(frame).astype(np.float32)
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        frame = self.schema.to_user(np.asarray(x))
+        return np.stack([_as_numbers(frame[c]) for c in frame.columns], axis=1)
 
 
 @dataclass
@@ -97,7 +124,17 @@ class Dataset:
     @property
     def value_range(self) -> tuple[float, float]:
         """Range of the whole scaled data (both splits: no split decides what the data are)."""
-        return float(self.x.min()), float(self.x.max())
+        return float(np.nanmin(self.x)), float(np.nanmax(self.x))
+
+    @property
+    def schema(self):
+        """A table file's typed columns (`vaekit.columns.Schema`), or None for arrays and images."""
+        return self.extra.get("schema")
+
+    @property
+    def ids(self):
+        """A table's identifier columns (a pandas DataFrame, one row per example), or None."""
+        return self.extra.get("ids")
 
     @property
     def notes(self) -> list[str]:
@@ -160,19 +197,43 @@ class Dataset:
         return self.x[self.preview_index(n)]
 
     def to_user_units(self, x: np.ndarray) -> np.ndarray:
-        """Model-unit arrays (n, *shape) (e.g. reconstructions, samples) back in the user's units."""
+        """Model-unit arrays (n, *shape) (e.g. reconstructions, samples) back in the user's units;
+        for a typed table, (n, d) float64 with each category as its code (`schema.to_user`
+        gives the labels)."""
         return self.scaling.invert(x)
 
     def describe(self) -> str:
         """One line for the terminal: name, example counts per split, shape, kind, scaling and the
         scaled value range, and the number of distinct labels when labelled."""
         lo, hi = self.value_range
+        if self.schema is not None:
+            types = ", ".join(f"{n} {k}" for k, n in _counts(self.schema.types.values()).items())
+            labels = f", {len(np.unique(self.y))} labels" if self.y is not None else ""
+            return (
+                f"{self.name}: {len(self.x)} rows ({len(self.train_idx)} train, {len(self.test_idx)} test) "
+                f"of {self.data_dim} columns ({types}){labels}"
+            )
         labels = f", {len(np.unique(self.y))} labels" if self.y is not None else ""
         return (
             f"{self.name}: {len(self.x)} examples ({len(self.train_idx)} train, "
             f"{len(self.test_idx)} test) of shape {self.shape}, {self.kind}, "
             f"scaling {self.scaling.name} -> [{lo:.4g}, {hi:.4g}]{labels}"
         )
+
+
+def _as_numbers(values) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # labels: their codes
+        _, codes = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+        return codes.astype(np.float64)
+
+
+def _counts(values) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
 
 
 # ----------------------------------------------------------------------------- registry
@@ -338,45 +399,207 @@ def _load_npz(path: Path, keys: dict | None = None) -> RawData:
     return raw
 
 
-def _load_table(path: Path, label_column: str | None, key: str | None = None, only=None) -> RawData:
-    """A CSV/TSV, Parquet or HDF5 table (see `vaekit.tables`) as RawData, pandas' index dropped;
-    `only`: read just these feature columns (other columns, text ones included, are skipped)."""
+MISSING_POLICIES = ("refuse", "drop-rows", "model")
+TABLE_OPTIONS = ("sep", "decimal", "id_column", "column_types", "missing")  # the user's settings
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which feature columns to read: `keep` (None: all) minus `drop`. With `strict`, a named
+    column the file lacks is an error (the user's --columns/--drop-columns); without, missing
+    ones are named as the columns the model was trained on (a run's columns in a new file)."""
+
+    keep: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    strict: bool = False
+
+
+def _feature_names(path: Path, names: list[str], label_column, ids: list[str], only) -> list[str]:
+    """The feature columns among `names`: all but the label and identifier columns, then
+    `only` (a `Columns`, or a run's column list) chooses among them."""
+    if label_column is not None:
+        check(
+            label_column in names,
+            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
+        )
+    if only is not None and not isinstance(only, Columns):
+        only = Columns(keep=tuple(only))
+    only = only or Columns()
+    lacking = [c for c in (only.keep or ()) if c not in names]
+    if lacking and not only.strict:
+        raise VaekitError(
+            f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(map(repr, lacking))} "
+            f"that the model was trained on; give a table with {', '.join(map(repr, only.keep))}."
+        )
+    unknown = [c for c in (only.keep or ()) + only.drop if c not in names] if only.strict else []
+    check(
+        not unknown,
+        f"{path} has no column {unknown[0]!r} (--columns/--drop-columns); its columns are "
+        f"{', '.join(map(repr, names))}."
+        if unknown
+        else "",
+    )
+    if only.keep is not None:
+        chosen = [n for n in only.keep if n != label_column]  # in the order asked
+    else:
+        chosen = [n for n in names if n != label_column and n not in ids]
+    features = [n for n in chosen if n not in only.drop]
+    check(
+        bool(features),
+        f"{path}: no feature column is left after --drop-columns."
+        if chosen
+        else f"{path} has no feature columns besides the label and identifier columns.",
+    )
+    return features
+
+
+def _shown(name: str) -> str:
+    """A column name as it can be typed in an option (control characters escaped)."""
+    return name.encode("unicode_escape").decode() if not name.isprintable() else name
+
+
+def _column_types(path: Path, frame, features: list[str], options: dict) -> dict[str, str]:
+    """Each feature column's type: the run's saved schema, --column-types, else `columns.infer`.
+    Every column that cannot be modelled as it is is named in one message with what can be done."""
+    from vaekit import columns
+
+    saved = options.get("schema")
+    if saved is not None:
+        types = {c["name"]: c["type"] for c in saved["columns"]}
+        check(
+            set(features) <= set(types),
+            f"{path} now reads as examples of shape ({len(features)},) but the run's model takes "
+            f"({len(types)},); the file changed (its columns are {', '.join(map(repr, features))}): retrain "
+            "the run on it.",
+        )
+        return {name: types[name] for name in features}
+    given = columns.parse_types(options.get("column_types"))
+    unknown = [c for c in given if c not in features]
+    check(
+        not unknown,
+        f"--column-types names {unknown[0]!r}, which is not a feature column of {path.name} (they are "
+        f"{', '.join(map(repr, features))})."
+        if unknown
+        else "",
+    )
+    types, problems = {}, []
+    for name in features:
+        kind, why = (given[name], "") if name in given else columns.infer(name, frame[name])
+        if kind is None:
+            problems.append((name, why))
+        else:
+            types[name] = kind
+    if problems:
+        listed = ", ".join(f"{name!r} ({why})" for name, why in problems)
+        names = ",".join(_shown(name) for name, _ in problems)
+        distinct = [name for name, why in problems if "every value distinct" in why]
+        as_id = (
+            f"; use {distinct[0]!r} as the row identifier with --id-column {distinct[0]}" if distinct else ""
+        )
+        raise VaekitError(
+            f"{path} has {len(problems)} column{'s' if len(problems) > 1 else ''} vaekit cannot model as "
+            f"{'they are' if len(problems) > 1 else 'it is'}: {listed}; leave "
+            f"{'them' if len(problems) > 1 else 'it'} out with --drop-columns {names}{as_id}, or model text "
+            f"as categories with --column-types {_shown(problems[0][0])}=categorical."
+        )
+    return types
+
+
+def _missing_cells(path: Path, frame, features: list[str], policy: str, lines=None):
+    """Apply the --missing policy to the feature columns' missing cells: (frame, notes)."""
+    check(
+        policy in MISSING_POLICIES,
+        f"--missing must be one of {', '.join(MISSING_POLICIES)}, not {policy!r}.",
+    )
+    cells = frame[features].isna()
+    per_column = {c: int(n) for c, n in cells.sum().items() if n}
+    if not per_column:
+        return frame, []
+    rows = cells.any(axis=1)
+    counts = ", ".join(f"{c!r} {n}" for c, n in per_column.items())
+    row, col = np.argwhere(cells.to_numpy())[0]
+    where = f"line {lines[row]}" if lines is not None else f"row {row}"
+    what = (
+        f"missing cells (empty, NA, NaN, null, ...): {counts}, in {int(rows.sum())} of {len(frame)} rows "
+        f"(the first at {where}, column {features[col]!r})"
+    )
+    if policy == "refuse":
+        raise VaekitError(
+            f"{path} has {what}; choose --missing drop-rows to leave those rows out, or --missing model to "
+            "train on the observed cells."
+        )
+    if policy == "drop-rows":
+        check(
+            not rows.all(),
+            f"{path}: every row has a missing cell, so --missing drop-rows leaves none; use --missing model.",
+        )
+        return frame[~rows.to_numpy()].reset_index(drop=True), [
+            f"{path.name}: {what}; those rows were left out (--missing drop-rows)."
+        ]
+    return frame, [
+        f"{path.name}: {what}; each row's likelihood sums over its observed cells (--missing model)."
+    ]
+
+
+def _numeric_matrix(frame) -> np.ndarray | None:
+    """A table's values as one float64 matrix (NaN where missing) when every column holds
+    numbers, else None (text categories have no number)."""
+    import pandas as pd
+
+    if not all(
+        pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]) for c in frame
+    ):
+        return None
+    return frame.astype("float64").to_numpy(na_value=np.nan) if len(frame.columns) else None
+
+
+def _load_table(path: Path, label_column, key=None, only=None, options: dict | None = None) -> RawData:
+    """A CSV/TSV/whitespace, Parquet or HDF5 table (`vaekit.tables.read_frame`) as RawData: the
+    identifier columns apart, the label column encoded, each feature column typed
+    (`_column_types`) and the --missing policy applied. `only`: just these feature columns."""
     from vaekit import tables
 
-    suffix = path.suffix.lower()
-    if suffix in tables.PARQUET_SUFFIXES:
-        table = tables.read_parquet(path, label_column, only)
-    elif suffix in tables.HDF5_SUFFIXES:
-        table = tables.read_hdf5(path, key, label_column, only)
-    else:
-        table = tables.read_csv(path, label_column, only)
-    raw = RawData(x=table.values, source=str(path), column_names=table.names)
-    if table.skipped and not getattr(only, "strict", False):  # a run's columns, matched in a new file
-        raw.notes.append(f"{path.name}: ignored the columns {', '.join(map(repr, table.skipped))}.")
-    if table.labels is not None:
-        raw.y, raw.label_names = _encode_labels(table.labels, f"{path}: {label_column}")
-    _drop_index_column(raw, path)
-    return raw
-
-
-INDEX_NAMES = ("", "Unnamed: 0", "index")
-
-
-def _drop_index_column(raw: RawData, path: Path) -> None:
-    """A first column with no name (or pandas' "Unnamed: 0" / "index") holding 0, 1, ..., n-1 is
-    the row index pandas writes with `to_csv`, not a measurement: drop it, and say so."""
-    names = raw.column_names or []
-    if len(names) < 2 or names[0] not in INDEX_NAMES:
-        return
-    first = raw.x[:, 0]
-    if np.array_equal(first, np.arange(len(first))) or np.array_equal(first, np.arange(1, len(first) + 1)):
-        raw.x = raw.x[:, 1:]
-        raw.column_names = names[1:]
-        shown = repr(names[0]) if names[0] else "with no name"
-        raw.notes.append(
-            f"{path.name}: the first column ({shown}) holds the row numbers (0..n-1 or 1..n) that pandas "
-            "writes as an index; it was dropped (it is not a measurement)."
+    options = options or {}
+    table = tables.read_frame(path, options.get("sep"), options.get("decimal"), key)
+    frame = table.frame
+    check(len(frame) > 0, f"{path} holds no rows; give a table with a header and one row per example.")
+    names = [str(c) for c in frame.columns]
+    keep = set(getattr(only, "keep", None) or (only if isinstance(only, (list, tuple)) else ()))
+    ids = [c for c in tables.identifier_columns(table, options.get("id_column")) if c != label_column]
+    ids += [c for c in options.get("id_columns") or () if c in names and c not in ids]  # a run's own
+    ids = [c for c in ids if c not in keep or c == options.get("id_column")]
+    features = _feature_names(path, names, label_column, ids, only)
+    ids = [c for c in ids if c not in features]
+    notes = list(table.notes)
+    if ids and not options.get("id_column"):
+        notes.append(
+            f"{path.name}: {', '.join(map(repr, ids))} {'hold' if len(ids) > 1 else 'holds'} row identifiers "
+            "(every value distinct), not measurements: not modelled, carried into the outputs that list rows."
         )
+    skipped = [n for n in names if n not in features and n not in ids and n != label_column]
+    if skipped and not getattr(only, "strict", False):
+        notes.append(f"{path.name}: ignored the columns {', '.join(map(repr, skipped))}.")
+    if label_column is not None:
+        labels = frame[label_column]
+        check(
+            bool(labels.notna().all()),
+            f"{path}: the label column {label_column!r} has {int(labels.isna().sum())} missing cells; give "
+            "every row a label.",
+        )
+    frame, more = _missing_cells(path, frame, features, options.get("missing") or "refuse", table.lines)
+    notes += more
+    types = _column_types(path, frame, features, options)
+    raw = RawData(x=None, source=str(path), column_names=features, notes=notes)
+    raw.frame = frame[features].reset_index(drop=True)
+    raw.x = _numeric_matrix(raw.frame)
+    raw.column_types = types
+    raw.ids = frame[ids].reset_index(drop=True) if ids else None
+    raw.missing = options.get("missing") or "refuse"
+    if label_column is not None:
+        raw.y, raw.label_names = _encode_labels(
+            frame[label_column].astype(str).to_numpy(), f"{path}: {label_column}"
+        )
+    return raw
 
 
 def _load_images(path: Path, image_options: dict | None = None) -> RawData:
@@ -419,6 +642,7 @@ def read_raw(
     keys: dict | None = None,
     image_options: dict | None = None,
     only_columns: list[str] | None = None,
+    table_options: dict | None = None,
 ) -> RawData:
     """Read a built-in data set by name, or a user's file or folder, in the user's units.
 
@@ -427,7 +651,9 @@ def read_raw(
 
     `keys`: for an .npz, the archive's names of x, y and factors (default "x", "y", "factors");
     for an HDF5 file, "table" names the dataset or group that holds the table. `image_options`:
-    {"alpha": "composite" | "keep", "background": grey level in [0, 1]} for images."""
+    {"alpha": "composite" | "keep", "background": grey level in [0, 1]} for images.
+    `table_options`: for a table, {"sep", "decimal", "id_column", "column_types", "missing",
+    "schema"} (see `_load_table`)."""
     text = str(source)
     if text in _REGISTRY:
         raw = _REGISTRY[text][0]()
@@ -455,7 +681,7 @@ def read_raw(
     elif suffix == ".npz":
         raw = _load_npz(path, keys)
     elif suffix in TABLE_FILE_SUFFIXES:
-        raw = _load_table(path, label_column, (keys or {}).get("table"), only_columns)
+        raw = _load_table(path, label_column, (keys or {}).get("table"), only_columns, table_options)
     elif suffix in IMAGE_SUFFIXES:
         raw = _load_images(path, image_options)
     else:
@@ -496,9 +722,19 @@ def select_columns(raw: RawData, columns=None, drop_columns=None) -> RawData:
         )
     chosen = [c for c in (keep or names) if c not in drop]
     check(bool(chosen), f"{raw.source}: no feature column is left after --drop-columns.")
-    raw.x = np.asarray(raw.x)[:, [names.index(c) for c in chosen]]
-    raw.column_names = chosen
+    _take_columns(raw, chosen)
     return raw
+
+
+def _take_columns(raw: RawData, chosen: list[str]) -> None:
+    names = raw.column_names
+    if raw.frame is not None:
+        raw.frame = raw.frame[chosen]
+        raw.x = _numeric_matrix(raw.frame)
+        raw.column_types = {c: raw.column_types[c] for c in chosen} if raw.column_types else None
+    else:
+        raw.x = np.asarray(raw.x)[:, [names.index(c) for c in chosen]]
+    raw.column_names = list(chosen)
 
 
 def match_columns(raw: RawData, trained_on: list[str]) -> RawData:
@@ -517,8 +753,7 @@ def match_columns(raw: RawData, trained_on: list[str]) -> RawData:
     extra = [c for c in names if c not in trained_on]
     if extra:
         raw.notes.append(f"{Path(raw.source).name}: ignored the columns {', '.join(map(repr, extra))}.")
-    raw.x = np.asarray(raw.x)[:, [names.index(c) for c in trained_on]]
-    raw.column_names = list(trained_on)
+    _take_columns(raw, list(trained_on))
     return raw
 
 
@@ -528,9 +763,15 @@ def validate(raw: RawData) -> RawData:
     (a channel axis added to (n, H, W), channels-last moved first); x of 5+ dims is flattened to
     a table; labels without names are encoded as integers (`label_names` set for text labels).
     Raises `VaekitError` for non-numeric, empty or featureless data, NaN/Inf (naming the first),
-    fewer than 2 examples, or y/factors whose row count differs from x's."""
-    x = np.asarray(raw.x)
+    or y/factors whose row count differs from x's. A table file (`raw.frame`) was checked as it
+    was read; only its row counts are checked here. Training needs at least 2 examples
+    (`from_raw`); one is enough to score or encode."""
     where = raw.source or "the data"
+    if raw.frame is not None:
+        check(len(raw.frame) > 0, f"The data in {where} is empty; give at least one row.")
+        _check_rows(raw, len(raw.frame), where)
+        return raw
+    x = np.asarray(raw.x)
     check(
         (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating))
         or x.dtype == np.bool_,
@@ -552,10 +793,6 @@ def validate(raw: RawData) -> RawData:
             f"The data in {where} contains {what} (the first at example {first[0]}, position "
             f"{tuple(int(i) for i in first[1:])}); remove or impute them before training."
         )
-    check(
-        len(x) >= 2,
-        f"The data has {len(x)} example; at least 2 are needed (one to train on and one to test on).",
-    )
     if raw.kind != "image" and x.ndim in (3, 4):
         raw.kind = "image"
         if x.ndim == 3:
@@ -565,16 +802,17 @@ def validate(raw: RawData) -> RawData:
     if raw.kind != "image" and x.ndim > 2:
         x = x.reshape(len(x), -1)
     raw.x = x
+    _check_rows(raw, len(x), where)
+    return raw
+
+
+def _check_rows(raw: RawData, n: int, where: str) -> None:
     for name in ("y", "factors"):
         value = getattr(raw, name)
         if value is not None:
-            check(
-                len(value) == len(x),
-                f"{where}: {name} has {len(value)} rows but x has {len(x)}; they must match.",
-            )
+            check(len(value) == n, f"{where}: {name} has {len(value)} rows but x has {n}; they must match.")
     if raw.y is not None and raw.label_names is None:
         raw.y, raw.label_names = _encode_labels(raw.y, f"{where}: y")
-    return raw
 
 
 def split_indices(n: int, test_size: float | int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -652,6 +890,8 @@ def join_test_file(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
     if raw.column_names is not None and test_raw.column_names is not None:
         test_raw = match_columns(test_raw, raw.column_names)
     raw, test_raw = validate(raw), validate(test_raw)
+    if raw.frame is not None or test_raw.frame is not None:
+        return _join_test_table(raw, test_raw)
     check(
         raw.x.shape[1:] == test_raw.x.shape[1:],
         f"The test data {test_raw.source} has examples of shape {tuple(test_raw.x.shape[1:])} but the "
@@ -684,6 +924,84 @@ def join_test_file(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
     return raw, n_train
 
 
+def _join_test_table(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
+    import pandas as pd
+
+    check(
+        raw.frame is not None and test_raw.frame is not None,
+        f"{raw.source} and {test_raw.source} are not both tables; give test data like the training data.",
+    )
+    check(
+        (raw.y is None) == (test_raw.y is None),
+        f"Only one of {raw.source} and {test_raw.source} has labels; give both or neither.",
+    )
+    n_train = len(raw.frame)
+    raw.frame = pd.concat([raw.frame, test_raw.frame], ignore_index=True)
+    raw.x = _numeric_matrix(raw.frame)
+    if raw.ids is not None or test_raw.ids is not None:
+        raw.ids = pd.concat([raw.ids, test_raw.ids], ignore_index=True)
+    if raw.y is not None:
+        raw.y, raw.label_names = _encode_labels(
+            np.concatenate([_labels_as_text(raw), _labels_as_text(test_raw)]),
+            f"{raw.source} and {test_raw.source}: labels",
+        )
+    if test_raw.column_types and raw.column_types:
+        for name, kind in test_raw.column_types.items():  # a wider type wins (e.g. count over binary)
+            if kind != raw.column_types[name]:
+                from vaekit import columns
+
+                raw.column_types[name] = columns.infer(name, raw.frame[name])[0] or raw.column_types[name]
+    raw.notes += test_raw.notes
+    return raw, n_train
+
+
+def _table_dataset(raw: RawData, name: str, train_idx, test_idx, schema=None) -> Dataset:
+    """A table file's Dataset: its schema fitted on the training rows (or a run's saved schema),
+    x the model values (n, d) float32 (NaN for a missing cell, with --missing model)."""
+    from vaekit import columns
+
+    if schema is None:
+        schema = columns.fit_schema(raw.frame, raw.column_types, train_idx, missing=raw.missing == "model")
+    elif isinstance(schema, dict):
+        schema = columns.Schema.from_spec(schema)
+    x = schema.to_model(raw.frame)
+    bad = np.isinf(x) | (np.isnan(x) & ~raw.frame[schema.names].isna().to_numpy())
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise VaekitError(
+            f"{raw.source or name}: column {schema.names[col]!r} holds {raw.frame.iloc[row, col]!r} at row "
+            f"{row}, which is infinite or too large for its type; remove that row or retrain."
+        )
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    check(
+        not np.isinf(x32).any(),
+        f"The data in {raw.source or name} holds values too large for 32-bit floats after scaling; divide "
+        "them by a large constant (or take logs) before training.",
+    )
+    return Dataset(
+        name=name,
+        x=x32,
+        shape=(x.shape[1],),
+        kind="tabular",
+        scaling=ColumnScaling(schema),
+        train_idx=train_idx,
+        test_idx=test_idx,
+        y=raw.y,
+        label_names=raw.label_names,
+        column_names=schema.names,
+        extra={
+            "source": raw.source,
+            "notes": list(raw.notes),
+            "full_scale": None,
+            "schema": schema,
+            "ids": raw.ids,
+            "frame": raw.frame,
+            **raw.meta,
+        },
+    )
+
+
 def from_raw(
     raw: RawData,
     name: str,
@@ -691,15 +1009,24 @@ def from_raw(
     split_seed: int = 0,
     scaling: str | Scaling = "auto",
     test_raw: RawData | None = None,
+    schema=None,
 ) -> Dataset:
     """Validate `raw`, split it and scale it. With `test_raw` (a separate test file), the test
-    split is exactly that file's examples and `test_size` is not used."""
+    split is exactly that file's examples and `test_size` is not used. A table file is typed
+    column by column instead (`vaekit.columns`; `schema`: a run's saved one)."""
     if test_raw is not None:
         raw, n_train = join_test_file(raw, test_raw)
-        train_idx, test_idx = np.arange(n_train), np.arange(n_train, len(raw.x))
+        n = len(raw.frame) if raw.frame is not None else len(raw.x)
+        train_idx, test_idx = np.arange(n_train), np.arange(n_train, n)
     else:
         raw = validate(raw)
-        train_idx, test_idx = split_indices(len(raw.x), test_size, split_seed)
+        n = len(raw.frame) if raw.frame is not None else len(raw.x)
+        check(
+            n >= 2, f"The data has {n} example; at least 2 are needed (one to train on and one to test on)."
+        )
+        train_idx, test_idx = split_indices(n, test_size, split_seed)
+    if raw.frame is not None:
+        return _table_dataset(raw, name, train_idx, test_idx, schema)
     if not isinstance(scaling, Scaling):
         scaling = fit_scaling(raw, train_idx, scaling)
     else:
@@ -748,23 +1075,39 @@ def load(
     test_data: str | os.PathLike | None = None,
     image_options: dict | None = None,
     discrete_columns=None,
+    table_options: dict | None = None,
 ) -> Dataset:
     """Load a built-in data set by name, or a file or folder, split and scaled.
 
     `keys` names an .npz archive's arrays: {"x": ..., "y": ..., "factors": ...}; `columns` /
     `drop_columns` choose a table's feature columns by name; `test_data` is a separate file
     whose examples form the test split (instead of a random `test_size` split).
+    `table_options`: how to read and model a table file: {"sep", "decimal", "id_column",
+    "column_types" ("name=type,..." or a mapping), "missing" (refuse, drop-rows or model),
+    "schema" (a run's saved schema: its types and constants instead of fitting them)}.
 
     >>> data = load("digits")
     >>> data.x.shape, data.shape
     ((1797, 1, 8, 8), (1, 8, 8))
     """
-    from vaekit.tables import Columns
-
     keep, drop = _column_list(columns), _column_list(drop_columns)
     # a table reads only the chosen columns (so a dropped one may hold text, e.g. an event id)
     chosen = Columns(tuple(keep) or None, tuple(drop), strict=True) if keep or drop else None
-    raw = read_raw(source, label_column, keys, image_options, only_columns=chosen)
+    table_options = {k: v for k, v in (table_options or {}).items() if v is not None}
+    raw = read_raw(source, label_column, keys, image_options, chosen, table_options)
+    if raw.frame is None:
+        unused = [k for k in table_options if k != "schema"]
+        check(
+            not unused,
+            f"--{unused[0].replace('_', '-')} applies to table files (CSV, Parquet, HDF5); drop it here."
+            if unused
+            else "",
+        )
+    elif not (isinstance(scaling, Scaling) or scaling == "auto"):
+        raise VaekitError(
+            "A table file is scaled column by column as each column's type needs; drop --scaling (choose "
+            "column types with --column-types instead)."
+        )
     if chosen is not None and raw.column_names is not None:
         raw = select_columns(raw, keep or None)  # in the order --columns gives
     else:
@@ -773,10 +1116,10 @@ def load(
     test_raw = None
     if test_data is not None:
         test_only = Columns(tuple(raw.column_names)) if raw.column_names is not None and chosen else None
-        test_raw = read_raw(test_data, label_column, keys, image_options, only_columns=test_only)
+        test_raw = read_raw(test_data, label_column, keys, image_options, test_only, table_options)
         if raw.column_names is None:
             test_raw = select_columns(test_raw, columns, drop_columns)
-    data = from_raw(raw, name, test_size, split_seed, scaling, test_raw)
+    data = from_raw(raw, name, test_size, split_seed, scaling, test_raw, table_options.get("schema"))
     discrete = _column_list(discrete_columns)
     if discrete:
         names = data.column_names or []
@@ -802,6 +1145,7 @@ def load(
         "columns": columns,
         "drop_columns": drop_columns,
         "image_options": dict(image_options) if image_options and data.is_image else None,
+        "table_options": {k: v for k, v in table_options.items() if k != "schema"} or None,
     }
     return data
 
@@ -826,4 +1170,6 @@ def record(data: Dataset) -> dict | None:
         "discrete_columns": data.extra.get("discrete_columns") or None,
         "label_names": data.label_names,
         "factor_names": data.factor_names,
+        "schema": data.schema.spec() if data.schema is not None else None,
+        "id_columns": list(data.ids.columns) if data.ids is not None else None,
     }

@@ -84,9 +84,11 @@ def _through_objective(model: VAE, x, objective, beta, labels, gen: torch.Genera
 
 
 def _squared_error(model: VAE, b: Batch, out) -> torch.Tensor:
-    """The summed squared error (batch,) of the reconstruction at q's mean."""
+    """The summed squared error (batch,) of the reconstruction at q's mean, in the likelihood's
+    units, over the observed values (a missing cell of a table adds 0)."""
     mean = out.outputs.q.mean if out.outputs is not None else model.encode(b).mean
-    return (model.decode(mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1).sum(1)
+    error = (model.decode(mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1)
+    return torch.nan_to_num(error, nan=0.0).sum(1)
 
 
 @torch.no_grad()

@@ -32,6 +32,7 @@ class Likelihood(nn.Module):
     def __init__(self, shape: tuple[int, ...], **_: object):
         super().__init__()
         self.shape = tuple(shape)
+        self.param_shape = self.shape  # the decoder's outputs per example
 
     def base(self, params: torch.Tensor) -> D.Distribution:
         """The per-dimension distribution for decoder output `params` (..., *shape); subclasses

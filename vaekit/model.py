@@ -20,7 +20,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-from vaekit import likelihoods, nets, priors
+from vaekit import columns, likelihoods, nets, priors
 from vaekit.batch import Batch, as_batch
 from vaekit.errors import VaekitError, check
 
@@ -144,7 +144,20 @@ class VAE(nn.Module):
         `VaekitError` when the data have no labels).
         Raises `VaekitError` for a setting outside its range, with the fix.
         """
-        if likelihood == "auto":
+        schema = getattr(data, "schema", None)
+        if schema is not None:
+            check(
+                likelihood in ("auto", "columns"),
+                f"A table file is modelled column by column, so --likelihood {likelihood} does not apply; "
+                "drop it (choose a column's type with --column-types NAME=TYPE; real is a Gaussian).",
+            )
+            likelihood = "columns"
+            check(
+                (prior if isinstance(prior, str) else (prior or {}).get("name", "normal")) != "vamp",
+                "The VampPrior's pseudo-inputs are rows of numbers, which a table of typed columns does not "
+                "have; use --prior mog.",
+            )
+        elif likelihood == "auto":
             lo, hi = data.value_range
             if data.is_pixels:
                 likelihood = "bernoulli" if lo >= 0 and hi <= 1 else "gaussian"
@@ -177,6 +190,8 @@ class VAE(nn.Module):
             "model": model,
             "beta_range": list(beta_range) if beta_range else None,
         }
+        if schema is not None:
+            config["columns"] = schema.spec()
         if prior_settings.get("name", "normal") != "normal":
             config["prior"] = dict(prior_settings)
         if classes:
@@ -202,17 +217,32 @@ class VAE(nn.Module):
         enc_out = config["latent_dim"] * (2 if config["model"] == "vae" else 1)
         classes = config.get("classes") if config.get("condition") == "labels" else None
         cond_dim = (1 if config.get("beta_range") else 0) + len(classes or ())
+        table = columns.Schema.from_spec(config["columns"]) if config.get("columns") else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            encoder, decoder = nets.build(
-                config["arch"],
-                shape,
-                config["latent_dim"],
-                enc_out,
-                config["hidden"],
-                config["activation"],
-                cond_dim,
-            )
+            if table is not None:  # typed columns: features in, each column's parameters out
+                features = columns.Features(table)
+                encoder, decoder = nets.build(
+                    "mlp",
+                    (features.n_features,),
+                    config["latent_dim"],
+                    enc_out,
+                    config["hidden"],
+                    config["activation"],
+                    cond_dim,
+                    out_shape=(sum(c.n_params for c in table.columns),),
+                )
+                encoder = columns.FeaturesEncoder(features, encoder)
+            else:
+                encoder, decoder = nets.build(
+                    config["arch"],
+                    shape,
+                    config["latent_dim"],
+                    enc_out,
+                    config["hidden"],
+                    config["activation"],
+                    cond_dim,
+                )
             # after the nets, so a prior that draws its initial values leaves their weights as before
             prior = priors.make(config.get("prior"), config["latent_dim"], shape)
         lik = likelihoods.make(
@@ -220,6 +250,7 @@ class VAE(nn.Module):
             shape,
             sigma=config.get("sigma", 1.0),
             per_dim=config.get("per_dim_sigma", False),
+            columns=config.get("columns"),
         )
         return cls(
             encoder,
@@ -352,7 +383,7 @@ class VAE(nn.Module):
         if c is not None and len(c) != len(flat):  # one condition per example: repeat over samples
             c = c.unsqueeze(0).expand(len(flat) // len(c), -1, -1).reshape(len(flat), -1)
         params = self.decoder(flat, c)
-        return self.likelihood(params.reshape(*z.shape[:-1], *self.data_shape))
+        return self.likelihood(params.reshape(*z.shape[:-1], *self.likelihood.param_shape))
 
     def terms(self, x, beta=None, noise: torch.Tensor | None = None, labels=None) -> Terms:
         """Distortion -E_q[log p(x|z)] and rate KL(q||p) per example, one sample of z (nats).

@@ -154,9 +154,10 @@ class ConvDecoder(nn.Module):
         return out
 
 
-def build(arch, shape, latent_dim, enc_out, hidden=(512, 256), act="relu", cond_dim=0):
+def build(arch, shape, latent_dim, enc_out, hidden=(512, 256), act="relu", cond_dim=0, out_shape=None):
     """An (encoder, decoder) pair; `arch` is 'mlp', 'conv' or 'auto' (conv for images whose sides
-    are 32 px or more)."""
+    are 32 px or more). The decoder's output has `out_shape` (default `shape`: one parameter per
+    data value); an MLP only, where the two differ."""
     arch = resolve_arch(arch, shape)
     if arch == "conv":
         return (
@@ -166,7 +167,7 @@ def build(arch, shape, latent_dim, enc_out, hidden=(512, 256), act="relu", cond_
     hidden = list(hidden)
     return (
         MLPEncoder(shape, hidden, enc_out, act, cond_dim),
-        MLPDecoder(latent_dim, hidden[::-1], shape, act, cond_dim),
+        MLPDecoder(latent_dim, hidden[::-1], out_shape or shape, act, cond_dim),
     )
 
 

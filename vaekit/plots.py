@@ -227,6 +227,13 @@ def traversal_rows(model: VAE, data, steps: int = 9, limit: float = 2.5, order=N
     return order, low, high, rows
 
 
+def _free_name(name: str, taken: set) -> str:
+    """`name`, or `name` with leading underscores, whichever no column of the data already has."""
+    while name in taken:
+        name = "_" + name
+    return name
+
+
 def traversal_table(model: VAE, data, steps: int = 9, limit: float = 2.5):
     """A table run's traversals as a table: one row per (latent dimension, step), the swept z
     value, and the decoded columns in the data's units (a pandas DataFrame)."""
@@ -234,10 +241,15 @@ def traversal_table(model: VAE, data, steps: int = 9, limit: float = 2.5):
 
     order, low, high, rows = traversal_rows(model, data, steps, limit)
     frames = []
+    taken = set(data.column_names or ())
+    value_name, dim_name = _free_name("z", taken), _free_name("latent", taken)
     for d, decoded in zip(order, rows, strict=True):
-        frame = pd.DataFrame(data.to_user_units(decoded).reshape(steps, -1), columns=data.column_names)
-        frame.insert(0, "z", np.linspace(float(low[d]), float(high[d]), steps))
-        frame.insert(0, "latent", f"z{d + 1}")
+        if data.schema is not None:  # typed columns: labels and whole numbers as the user writes them
+            frame = data.schema.to_user(decoded.reshape(steps, -1))
+        else:
+            frame = pd.DataFrame(data.to_user_units(decoded).reshape(steps, -1), columns=data.column_names)
+        frame.insert(0, value_name, np.linspace(float(low[d]), float(high[d]), steps))
+        frame.insert(0, dim_name, f"z{d + 1}")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

@@ -11,6 +11,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from safetensors import SafetensorError
@@ -265,6 +266,9 @@ def load_data(run: str | os.PathLike):
         test_data=record.get("test_data"),
         image_options=record.get("image_options"),
         discrete_columns=record.get("discrete_columns"),
+        table_options={**(record.get("table_options") or {}), "schema": record.get("schema")}
+        if record.get("schema")
+        else None,
     )
     shape = read_config(run)["model"].get("data_shape")
     check(
@@ -301,3 +305,19 @@ def column_names(run: str | os.PathLike, model: VAE) -> list[str]:
     if names and len(names) == size:
         return [str(n) for n in names]
     return [f"feature_{i}" for i in range(size)]
+
+
+def user_frame(run: str | os.PathLike, model: VAE, x) -> pandas.DataFrame:  # noqa: F821
+    """Model-unit rows (n, *data_shape) (reconstructions, samples) as a DataFrame in the user's
+    units, one column per feature: a typed table's columns as `Schema.to_user` writes them
+    (float64, whole numbers, labels), else the run's scaling undone, as float64."""
+    import pandas as pd
+
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    schema = getattr(model.likelihood, "schema", None)
+    if schema is not None:
+        return schema.to_user(x)
+    shift = model.data_shift.double().numpy()
+    scale = model.data_scale.double().numpy()
+    user = x.astype(np.float64) * scale + shift
+    return pd.DataFrame(user.reshape(len(user), -1), columns=column_names(run, model))

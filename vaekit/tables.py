@@ -1,15 +1,23 @@
-"""Tables from files: CSV (pandas' C parser), Parquet (pyarrow) and HDF5 (h5py), each to one
-float64 matrix with its column names and an optional label column.
+"""Tables from files, read as they are written: CSV/TSV/whitespace text (pandas), Parquet
+(pyarrow) and HDF5 (h5py), each to a pandas DataFrame of the user's values (`read_frame`).
 
-The fast readers handle well-formed files; when one meets anything it cannot read exactly (a
-ragged row, a text or empty cell, a NaN), the plain-Python CSV pass re-reads the file only to
-name the line and column in one sentence. Values are parsed round-trip exact.
+- **Dialects.** The separator (`,` `;` tab `|` or runs of whitespace, as `np.savetxt` writes)
+  and a decimal comma are detected from the first lines, or given (`sep`, `decimal`). A row
+  with more or fewer fields than the header is refused naming its line; R's row names (a header
+  one field short, or an empty first header) become the identifier column `rownames`.
+- **Missing cells** are every token pandas and R write for one (`MISSING_TOKENS`), read as NA.
+- **Types.** A column is numbers (int64 where every value is whole, else float64, parsed
+  round-trip exact), booleans, dates, or text. Nothing is converted through float32.
+- **Identifiers** (`identifier_columns`): an index column (an empty name, pandas' "Unnamed: 0",
+  `rownames`, `index`) or a column named like an id (`id`, `event_id`, `PatientID`, `uuid`,
+  `key`) whose values are all distinct. They are not measurements: the caller drops them from
+  the model and carries them through the outputs that list rows.
 """
 
 from __future__ import annotations
 
 import csv
-import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,281 +25,264 @@ import numpy as np
 
 from vaekit.errors import VaekitError, check
 
-TABLE_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t"}
+TEXT_SUFFIXES = {".csv": None, ".txt": None, ".tsv": "\t", ".dat": None}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+TABLE_SUFFIXES = (*TEXT_SUFFIXES, *PARQUET_SUFFIXES, *HDF5_SUFFIXES)
 
-
-def _round_trip() -> dict:
-    import pandas as pd
-
-    # before pandas 3 the default "high" float parser could be off in the last digit; 3.x parses
-    # exactly by default and deprecates the argument
-    return {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+# what pandas (its default na_values), R (NA) and spreadsheets write for a missing cell
+MISSING_TOKENS = frozenset(
+    {"", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "-NaN", "-nan", "null", "NULL", "Null", "None"}
+    | {"none", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN", "<NA>", "NaT", "?"}
+)
+SEPARATORS = (",", ";", "\t", "|")
+WHITESPACE = r"\s+"
+INDEX_NAMES = ("", "Unnamed: 0", "rownames", "row.names", "row_names", "index", "...1")
+_ID_NAME = re.compile(
+    r"(^|[_\s.\-])(id|uuid|guid|key)$|^(id|uuid)([_\s.\-]|$)|[a-z0-9](Id|ID)$", re.IGNORECASE
+)
+_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_BOOLEANS = {"true": True, "false": False}
 
 
 @dataclass
-class Table:
-    """values (n, d) float64; names, one per column of values; labels (n,) or None."""
+class Frame:
+    """A table as read: `frame` (n rows; numbers, booleans, dates or text, NA where missing),
+    the dialect it was read with, and notes for the user."""
 
-    values: np.ndarray
-    names: list[str]
-    labels: np.ndarray | None = None
-    skipped: list[str] = field(default_factory=list)  # columns not read (not chosen)
-
-
-def _with_skipped(table: Table, names: list[str], label_column: str | None) -> Table:
-    table.skipped = [n for n in names if n not in table.names and n != label_column]
-    return table
+    frame: object  # pandas.DataFrame
+    sep: str | None = None
+    decimal: str | None = None
+    notes: list[str] = field(default_factory=list)
+    index_columns: list[str] = field(default_factory=list)  # written as an index (R row names, pandas)
+    lines: list[int] | None = None  # a text file's line number of each row
 
 
-def _is_number(text: str) -> bool:
+def _is_number(text) -> bool:
     try:
         float(text)
-    except ValueError:
+    except (TypeError, ValueError):
         return False
     return True
 
 
-def _first_row(path: Path, sep: str) -> list[str]:
+def is_id_name(name: str) -> bool:
+    """Whether a column name reads as an identifier (id, event_id, PatientID, uuid, key, ...)."""
+    return bool(_ID_NAME.search(str(name).strip()))
+
+
+# ----------------------------------------------------------------------------- text files
+
+
+def _head_lines(path: Path, limit: int = 200) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            for row in csv.reader(f, delimiter=sep):
-                if any(cell.strip() for cell in row):
-                    return [cell.strip() for cell in row]
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            lines = []
+            for line in f:
+                if line.strip():
+                    lines.append(line.rstrip("\r\n"))
+                if len(lines) >= limit:
+                    break
+    except UnicodeDecodeError as err:
+        raise VaekitError(
+            f"{path} is not a readable UTF-8 text table ({err.reason}); save it as UTF-8."
+        ) from None
+    check(bool(lines), f"{path} holds no rows; give a table with a header and one row per example.")
+    return lines
+
+
+def _split(line: str, sep: str) -> list[str]:
+    if sep == WHITESPACE:
+        return line.split()
+    return next(csv.reader([line], delimiter=sep))
+
+
+def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = None) -> tuple[str, str]:
+    """(separator, decimal mark) of a text table: the given ones, else those that split the first
+    lines into the same number (> 1) of fields, preferring `,` `;` tab `|` and then whitespace; a
+    decimal comma where `;` or tab separates and the numbers are written like 1,5."""
+    lines = _head_lines(path)
+    if sep is None:
+        sep = TEXT_SUFFIXES.get(path.suffix.lower())
+    if sep is None:
+        found = {}
+        for candidate in (*SEPARATORS, WHITESPACE):
+            try:
+                counts = [len(_split(line, candidate)) for line in lines]
+            except csv.Error:
+                continue
+            body = counts[1:] or counts
+            if len(set(body)) == 1 and body[0] > 1 and counts[0] in (body[0], body[0] - 1):
+                found[candidate] = counts[0] == body[0]
+        # a header as wide as the rows first; one field short (R's row names) only failing that
+        sep = next((c for c, full in found.items() if full), next(iter(found), ","))
+    if decimal is None:
+        decimal = "."
+        if sep != ",":
+            cells = [c.strip() for line in lines[1:] for c in _split(line, sep)]
+            comma = sum(bool(re.fullmatch(r"-?\d+,\d+", c)) for c in cells)
+            point = sum(bool(re.fullmatch(r"-?\d*\.\d+([eE][-+]?\d+)?", c)) for c in cells)
+            if comma > point:
+                decimal = ","
+    check(decimal in (".", ","), f"--decimal must be . or , not {decimal!r}.")
+    check(decimal != sep, f"The separator and the decimal mark are both {sep!r}; give --sep or --decimal.")
+    return sep, decimal
+
+
+def _field_counts(path: Path, sep: str) -> tuple[list[tuple[int, int]], list[str]]:
+    """(line number, number of fields) of every non-empty row, and the first row's cells."""
+    out, first = [], []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            if sep == WHITESPACE:
+                for i, line in enumerate(f, 1):
+                    if line.strip():
+                        out.append((i, len(line.split())))
+                        first = first or line.split()
+            else:
+                reader = csv.reader(f, delimiter=sep)
+                for row in reader:
+                    if any(cell.strip() for cell in row):
+                        out.append((reader.line_num, len(row)))
+                        first = first or row
     except (UnicodeDecodeError, csv.Error) as err:
-        raise VaekitError(f"{path} is not a readable text CSV file ({err}).") from None
-    raise VaekitError(f"{path} holds no rows; give a CSV with a header and one row per example.")
+        raise VaekitError(f"{path} is not a readable text table ({err}).") from None
+    check(bool(out), f"{path} holds no values; give a table with a header and one row per example.")
+    return out, [c.strip() for c in first]
 
 
-def read_csv(path: Path, label_column: str | None = None, only: list[str] | None = None) -> Table:
-    """A CSV (or .tsv) of numeric columns: a header row if the first row is not all numbers, and
-    optionally a label column (any text). `only`: read just these feature columns (the others,
-    text ones included, are skipped; missing ones are left for the caller to name). Raises
-    VaekitError naming the line and column of the first cell that is not a finite number."""
-    sep = TABLE_SUFFIXES.get(path.suffix.lower(), ",")
-    first = _first_row(path, sep)
-    has_header = not all(_is_number(h) for h in first)
-    names = first if has_header else [f"column_{i}" for i in range(len(first))]
-    _features(path, names, label_column, only)  # the label column exists; a feature column besides it
-    table = _read_csv_fast(path, sep, names, has_header, label_column, only)
-    if table is None:  # something the fast reader cannot take exactly: find and name it
-        table = _read_csv_exact(path, sep, names, has_header, label_column, only)
-    return _with_skipped(table, names, label_column)
-
-
-def _read_csv_fast(path, sep, names, has_header, label_column, only=None) -> Table | None:
+def read_text(path: Path, sep: str | None = None, decimal: str | None = None) -> Frame:
+    """A CSV, TSV or whitespace-separated table, every cell parsed by `parse_column`."""
     import pandas as pd
 
-    if len(set(names)) != len(names):
-        return None  # pandas would rename duplicates; the exact pass reads them as they are
+    sep, decimal = detect_dialect(path, sep, decimal)
+    counts, first = _field_counts(path, sep)
+    has_header = not all(_is_number(c) for c in first)
+    n_fields = counts[1][1] if len(counts) > 1 else counts[0][1]
+    row_names = has_header and len(first) == n_fields - 1  # R's write.table: no header for the row names
+    width = n_fields if row_names else len(first)
+    for line, n in counts[1:] if has_header else counts:
+        if n != width:
+            raise VaekitError(
+                f"{path} line {line} has {n} fields but the {'header' if has_header else 'first row'} has "
+                f"{len(first)}{' (plus row names)' if row_names else ''}; every row needs the same number "
+                f"of fields (separator {_sep_name(sep)}; give --sep if that is wrong)."
+            )
+    names = (["rownames"] if row_names else []) + ([c.strip() for c in first] if has_header else [])
+    if not has_header:
+        names = [f"column_{i}" for i in range(width)]
+    check(
+        len(counts) > (1 if has_header else 0),
+        f"{path} has a header but no data rows; add one row per example.",
+    )
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    check(
+        not duplicated,
+        f"{path} has more than one column named {duplicated[0]!r}; give each column its own name."
+        if duplicated
+        else "",
+    )
     try:
-        # the same call as reading the file with pandas directly: NaN for empty or "nan" cells and
-        # text columns as objects both send the file to the exact pass, which names the cell
-        frame = pd.read_csv(
+        raw = pd.read_csv(
             path,
             sep=sep,
-            header=0 if has_header else None,
+            header=None,
+            skiprows=1 if has_header else 0,
+            names=list(range(width)),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
             encoding="utf-8-sig",
-            engine="c",
-            # labels as the file writes them (pandas would turn 0 and 0.0 into one float)
-            dtype={names.index(label_column): str} if label_column is not None else None,
-            **_round_trip(),
+            engine="python" if sep == WHITESPACE else "c",
+            index_col=False,
+            skip_blank_lines=True,
+            skipinitialspace=sep == WHITESPACE,
         )
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-        return None
-    if frame.shape[1] != len(names) or len(frame) == 0:
-        return None
-    frame.columns = names
-    features = _features(path, names, label_column, only)
-    if not features or not all(pd.api.types.is_numeric_dtype(frame[n]) for n in features):
-        return None
-    values = frame[features].to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        return None
-    labels = frame[label_column].astype(str).str.strip().to_numpy() if label_column else None
-    return Table(values, features, labels)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise VaekitError(f"{path} is not a readable text table ({err}).") from None
+    raw.columns = names
+    frame = pd.DataFrame({name: parse_column(raw[name], decimal) for name in names})
+    notes = []
+    if sep != "," or decimal != ".":
+        notes.append(f"{path.name}: read with separator {_sep_name(sep)} and decimal mark {decimal!r}.")
+    index_columns = ["rownames"] if row_names else []
+    lines = [line for line, _ in (counts[1:] if has_header else counts)]
+    return Frame(frame, sep, decimal, notes, index_columns, lines if len(lines) == len(frame) else None)
 
 
-def _read_csv_exact(path, sep, names, has_header, label_column, only=None) -> Table:
+def _sep_name(sep: str) -> str:
+    return {"\t": "tab", WHITESPACE: "whitespace", ",": "','", ";": "';'", "|": "'|'"}.get(sep, repr(sep))
+
+
+def parse_column(tokens, decimal: str = "."):
+    """A column of text cells -> a typed Series: int64 (Int64 with missing cells) where every
+    value is a whole number, float64 where they are numbers (round-trip exact), boolean for
+    true/false, datetime64 for ISO dates, else text; MISSING_TOKENS become NA."""
+    import pandas as pd
+
+    text = tokens.astype(str).str.strip()
+    missing = text.isin(MISSING_TOKENS)
+    present = text[~missing]
+    numeric = present.str.replace(",", ".", regex=False) if decimal == "," else present
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f, delimiter=sep))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise VaekitError(f"{path} is not a readable text CSV file ({err}).") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    body = rows[1:] if has_header else rows
-    check(bool(body), f"{path} has a header but no data rows; add one row per example.")
-    label_idx = names.index(label_column) if label_column is not None else None
-    features = _features(path, names, label_column, only)
-    wanted = {names.index(n) for n in features}
-    first_line = 2 if has_header else 1
-    values, labels = [], []
-    for i, row in enumerate(body):
-        line = first_line + i
-        check(
-            len(row) == len(names),
-            f"{path} line {line} has {len(row)} values but the first row has {len(names)}; "
-            "every row needs the same number of columns.",
-        )
-        numbers = []
-        for j, cell in enumerate(row):
-            if j == label_idx:
-                labels.append(cell.strip())
-                continue
-            if j not in wanted:
-                continue
-            text = cell.strip()
-            check(
-                text != "",
-                f"{path} line {line}, column {names[j]!r} is empty (a missing value); remove or impute it.",
-            )
-            try:
-                number = float(text)
-            except ValueError:
-                raise VaekitError(
-                    f"{path} line {line}, column {names[j]!r} holds {text!r}, which is not a number; "
-                    "give numeric feature columns (name a text label column with --label-column)."
-                ) from None
-            if not math.isfinite(number):
-                raise VaekitError(
-                    f"{path} line {line}, column {names[j]!r} holds {text!r} (a missing or infinite "
-                    "value); remove or impute it."
-                )
-            numbers.append(number)
-        values.append(numbers)
-    x = np.asarray(values, dtype=np.float64).reshape(len(values), len(features))
-    return Table(x, features, np.asarray(labels) if label_idx is not None else None)
+        numbers = pd.to_numeric(numeric, errors="raise")
+    except (ValueError, TypeError):
+        numbers = None
+    if numbers is not None and len(present):
+        if pd.api.types.is_integer_dtype(numbers.dtype):
+            out = pd.Series(pd.NA, index=text.index, dtype="Int64")
+            out[~missing] = numbers.astype("int64")
+            return out if missing.any() else out.astype("int64")
+        out = pd.Series(np.nan, index=text.index, dtype="float64")
+        out[~missing] = numbers.astype("float64")
+        return out
+    lowered = present.str.lower()
+    if len(present) and lowered.isin(list(_BOOLEANS)).all():
+        out = pd.Series(pd.NA, index=text.index, dtype="boolean")
+        out[~missing] = lowered.map(_BOOLEANS).astype(bool)
+        return out
+    if len(present) and present.map(lambda s: bool(_DATE.match(s))).all():
+        try:
+            dates = pd.to_datetime(present, format="ISO8601")
+        except (ValueError, TypeError):
+            dates = None
+        if dates is not None:
+            out = pd.Series(pd.NaT, index=text.index, dtype=dates.dtype)
+            out[~missing] = dates
+            return out
+    out = pd.Series(None, index=text.index, dtype=object)
+    out[~missing] = tokens.astype(str)[~missing].str.strip()
+    return out
 
 
-@dataclass(frozen=True)
-class Columns:
-    """Which feature columns to read: `keep` (None: all) minus `drop`. With `strict`, a named
-    column the file lacks is an error (the user's --columns/--drop-columns); without, missing
-    ones are left for the caller to name (a run's columns matched against a new file)."""
-
-    keep: tuple[str, ...] | None = None
-    drop: tuple[str, ...] = ()
-    strict: bool = False
+# ----------------------------------------------------------------------------- Parquet, HDF5
 
 
-def _features(path: Path, names: list[str], label_column: str | None, only=None) -> list[str]:
-    """The feature columns: every column but the label column, which must exist if named. `only`
-    (a `Columns`, or a list of names to keep) chooses among them, in the file's order; the
-    columns not chosen are never parsed, so they may hold text."""
-    if label_column is not None:
-        check(
-            label_column in names,
-            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
-        )
-    if only is not None and not isinstance(only, Columns):
-        only = Columns(keep=tuple(only))
-    only = only or Columns()
-    lacking = [c for c in (only.keep or ()) if c not in names]
-    if lacking and not only.strict:  # a run's columns, looked for in a new file
-        raise VaekitError(
-            f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(map(repr, lacking))} "
-            f"that the model was trained on; give a table with {', '.join(map(repr, only.keep))}."
-        )
-    if only.strict:
-        unknown = [c for c in (only.keep or ()) + only.drop if c not in names]
-        if unknown:
-            raise VaekitError(
-                f"{path} has no column {unknown[0]!r} (--columns/--drop-columns); its columns are "
-                f"{', '.join(map(repr, names))}."
-            )
-    chosen = [n for n in names if n != label_column and (only.keep is None or n in only.keep)]
-    features = [n for n in chosen if n not in only.drop]
-    check(
-        bool(features),
-        f"{path}: no feature column is left after --drop-columns."
-        if chosen
-        else f"{path} has no feature columns besides the label column.",
-    )
-    return features
-
-
-def _fill_column(path: Path, out: np.ndarray, j: int, name: str, column: np.ndarray) -> None:
-    """out[:, j] = column, refusing a column that is not one finite number per row."""
-    if column.ndim != 1:
-        raise VaekitError(
-            f"{path}: column {name!r} has shape {column.shape}, not one value per row (pandas' "
-            "to_hdf table format stores blocks like this); save one 1-D column per feature."
-        )
-    if not (np.issubdtype(column.dtype, np.number) or column.dtype == np.bool_):
-        raise VaekitError(
-            f"{path}: column {name!r} holds {column.dtype} values, not numbers; give numeric feature "
-            "columns (name a text label column with --label-column)."
-        )
-    out[:, j] = column
-    bad = ~np.isfinite(out[:, j])
-    if bad.any():
-        raise VaekitError(
-            f"{path}: column {name!r} holds {int(bad.sum())} missing or infinite values (the first at "
-            f"row {int(np.argmax(bad))}); remove or impute them."
-        )
-
-
-def _columns_to_table(
-    path: Path, columns: dict[str, np.ndarray], label_column: str | None, only=None
-) -> Table:
-    """Named 1-D columns (equal length) -> a Table; non-numeric feature columns are refused."""
-    names = list(columns)
-    check(bool(names), f"{path} holds no columns.")
-    features = _features(path, names, label_column, only)
-    lengths = {len(columns[n]) for n in names}
-    check(
-        len(lengths) == 1, f"{path}: the columns have different lengths {sorted(lengths)}; they must match."
-    )
-    out = np.empty((lengths.pop(), len(features)), dtype=np.float64)
-    for j, name in enumerate(features):
-        _fill_column(path, out, j, name, np.asarray(columns[name]))
-    labels = np.asarray(columns[label_column]) if label_column is not None else None
-    return _with_skipped(Table(out, features, labels), names, label_column)
-
-
-def read_parquet(path: Path, label_column: str | None = None, only: list[str] | None = None) -> Table:
-    """A Parquet file's columns (pyarrow), read one column at a time into one float64 matrix, so
-    the peak memory is the matrix plus one column; nulls are refused naming the column."""
+def read_parquet(path: Path) -> Frame:
+    """A Parquet file's columns with their own types (category, datetime, nullable integers,
+    text); a pandas index stored in the file comes back as a column, marked as an index."""
     import pyarrow.parquet as pq
 
-    def fail(err: Exception) -> VaekitError:
-        return VaekitError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err}).")
-
     try:
-        parquet = pq.ParquetFile(path)
-        names = [str(n) for n in parquet.schema_arrow.names]
-        n_rows = parquet.metadata.num_rows
+        table = pq.read_table(path)
     except Exception as err:  # noqa: BLE001 - pyarrow raises many types for a bad file
-        raise fail(err) from None
-    pandas_index = {str(c) for c in (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])}
-    names = [n for n in names if n not in pandas_index]  # pandas' stored index is not a measurement
-    features = _features(path, names, label_column, only)
-    out = np.empty((n_rows, len(features)), dtype=np.float64)
-    labels = None
-    for name in [n for n in names if n in features or n == label_column]:
-        try:
-            column = parquet.read(columns=[name]).column(0)
-        except Exception as err:  # noqa: BLE001
-            raise fail(err) from None
-        if name == label_column:
-            labels = column.to_numpy(zero_copy_only=False)
-            continue
-        if column.null_count:
-            raise VaekitError(
-                f"{path}: column {name!r} holds {column.null_count} missing values (nulls); remove or "
-                "impute them."
-            )
-        _fill_column(path, out, features.index(name), name, column.to_numpy(zero_copy_only=False))
-    return _with_skipped(Table(out, features, labels), names, label_column)
+        raise VaekitError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err}).") from None
+    import pandas as pd
+
+    frame = table.to_pandas()
+    index_columns = []
+    if not isinstance(frame.index, pd.RangeIndex):  # an index pandas stored (e.g. after filtering)
+        n_before = frame.shape[1]
+        frame = frame.reset_index()
+        index_columns = [str(c) for c in frame.columns[: frame.shape[1] - n_before]]
+    frame.columns = [str(c) for c in frame.columns]
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return Frame(frame, index_columns=index_columns)
 
 
-def read_hdf5(
-    path: Path, key: str | None = None, label_column: str | None = None, only: list[str] | None = None
-) -> Table:
-    """A table from an HDF5 file (h5py): `key` names a 2-D numeric dataset (columns column_0, ...),
-    a compound dataset (its field names are the columns), or a group of equal-length 1-D
-    datasets (their names are the columns). Without `key` the file must hold exactly one."""
+def _hdf5_columns(path: Path, key: str | None) -> dict[str, np.ndarray]:
     import h5py
 
     try:
@@ -315,88 +306,120 @@ def read_hdf5(
         )
         obj = f[key]
         if isinstance(obj, h5py.Group):
-            columns = {
-                name: obj[name][()]
-                for name in obj
-                if isinstance(obj[name], h5py.Dataset) and obj[name].ndim == 1
-            }
-            return _columns_to_table(path, columns, label_column, only)
+            columns = {}
+            for name in obj:
+                if isinstance(obj[name], h5py.Dataset) and obj[name].ndim >= 1:
+                    columns[name] = obj[name][()]
+            check(bool(columns), f"{path}: group {key!r} holds no 1-D datasets (columns).")
+            return columns
         data = obj[()]
     if data.dtype.names:  # compound: named fields
-        return _columns_to_table(path, {name: data[name] for name in data.dtype.names}, label_column, only)
+        return {name: data[name] for name in data.dtype.names}
     check(
         data.ndim == 2,
         f"{path}: dataset {key!r} has shape {data.shape}; give a 2-D table (rows x columns) or a group "
         "of 1-D columns (for images or arrays use .npy or .npz).",
     )
     check(
-        label_column is None, f"{path}: dataset {key!r} has no column names, so --label-column cannot apply."
-    )
-    check(
-        np.issubdtype(data.dtype, np.number),
+        np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_,
         f"{path}: dataset {key!r} holds {data.dtype} values, not numbers; give a numeric table.",
     )
-    values = data.astype(np.float64, copy=False)  # one array, no per-column copies
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise VaekitError(
-            f"{path}: dataset {key!r} holds {int(bad.sum())} missing or infinite values (the first at row "
-            f"{row}, column {col}); remove or impute them."
+    return {f"column_{i}": data[:, i] for i in range(data.shape[1])}
+
+
+def read_hdf5(path: Path, key: str | None = None) -> Frame:
+    """A table from an HDF5 file (h5py): `key` names a 2-D numeric dataset (columns column_0, ...),
+    a compound dataset (its field names are the columns), or a group of equal-length 1-D
+    datasets (their names are the columns). Without `key` the file must hold exactly one."""
+    import pandas as pd
+
+    columns = _hdf5_columns(path, key)
+    for name, column in columns.items():
+        if column.ndim != 1:
+            raise VaekitError(
+                f"{path}: column {name!r} has shape {column.shape}, not one value per row (pandas' "
+                "to_hdf table format stores blocks like this); save one 1-D column per feature."
+            )
+    lengths = {len(c) for c in columns.values()}
+    check(
+        len(lengths) == 1, f"{path}: the columns have different lengths {sorted(lengths)}; they must match."
+    )
+    frame = {}
+    for name, column in columns.items():
+        if column.dtype.kind in "SO":
+            column = np.array([v.decode() if isinstance(v, bytes) else v for v in column], dtype=object)
+        frame[name] = column
+    return Frame(pd.DataFrame(frame))
+
+
+def read_frame(
+    path: Path, sep: str | None = None, decimal: str | None = None, key: str | None = None
+) -> Frame:
+    """Any table file as a `Frame` (see the module docstring). Raises `VaekitError` naming what
+    cannot be read."""
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return read_parquet(path)
+    if suffix in HDF5_SUFFIXES:
+        return read_hdf5(path, key)
+    return read_text(path, sep, decimal)
+
+
+# ----------------------------------------------------------------------------- identifiers
+
+
+def identifier_columns(table: Frame, id_column: str | None = None) -> list[str]:
+    """The identifier columns of a table: `id_column` if given, index columns (R row names, a
+    pandas index, an empty or "Unnamed: 0" first header, `rownames`, `index`) and columns named
+    like an id, each only where its values are all distinct and present."""
+    frame = table.frame
+    found = []
+    if id_column is not None:
+        check(
+            id_column in frame.columns,
+            f"There is no column named {id_column!r} (--id-column); the columns are "
+            f"{', '.join(map(repr, frame.columns))}.",
         )
-    return Table(values, [f"column_{i}" for i in range(values.shape[1])], None)
+        found.append(id_column)
+    for i, name in enumerate(frame.columns):
+        if name in found:
+            continue
+        named = name in table.index_columns or (i == 0 and name in INDEX_NAMES) or is_id_name(name)
+        if named and len(frame) > 1 and frame[name].notna().all() and frame[name].is_unique:
+            found.append(name)
+    return found
 
 
-def read_columns(path: Path, names: list[str], key: str | None = None) -> dict[str, np.ndarray]:
-    """The named columns of a table file as they are stored (numbers or text), name -> (n,), for
-    carrying ids and labels through to a scores file. Raises `VaekitError` naming a column the
-    file lacks."""
+def read_columns(path: Path, names: list[str], key: str | None = None, sep=None, decimal=None) -> dict:
+    """The named columns of a table file as they are written (text exactly as in a CSV: an id
+    007 stays 007; a Parquet or HDF5 column in its own type), name -> (n,) array. Raises
+    `VaekitError` naming a column the file lacks."""
     import pandas as pd
 
     suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
-
-        have = [str(n) for n in pq.ParquetFile(path).schema_arrow.names]
-        _check_has(path, names, have)
-        frame = pq.read_table(path, columns=list(names)).to_pandas()
-    elif suffix in HDF5_SUFFIXES:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            if key is None:
-                found = []
-                f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
-                tables = [n for n in found if f[n].ndim == 2 or f[n].dtype.names]
-                key = tables[0] if len(tables) == 1 else None
-            obj = f[key] if key is not None and key in f else f
-            if isinstance(obj, h5py.Group):
-                have = [n for n in obj if isinstance(obj[n], h5py.Dataset) and obj[n].ndim == 1]
-                _check_has(path, names, have)
-                frame = pd.DataFrame({n: obj[n][()] for n in names})
-            else:
-                data = obj[()]
-                have = list(data.dtype.names or [])
-                _check_has(path, names, have)
-                frame = pd.DataFrame({n: data[n] for n in names})
+    if suffix in PARQUET_SUFFIXES or suffix in HDF5_SUFFIXES:
+        frame = read_frame(path, key=key).frame
     else:
-        sep = TABLE_SUFFIXES.get(suffix, ",")
-        have = _first_row(path, sep)
-        _check_has(path, names, have)
-        # as the file writes them: an id 007 stays 007
+        sep, _ = detect_dialect(path, sep, decimal)
+        counts, first = _field_counts(path, sep)
+        n_fields = counts[1][1] if len(counts) > 1 else counts[0][1]
+        header = (["rownames"] if len(first) == n_fields - 1 else []) + [c.strip() for c in first]
         frame = pd.read_csv(
-            path, sep=sep, usecols=list(names), dtype=str, keep_default_na=False, encoding="utf-8-sig"
+            path,
+            sep=sep,
+            header=None,
+            skiprows=1,
+            names=list(range(len(header))),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8-sig",
+            engine="python" if sep == WHITESPACE else "c",
+            index_col=False,
         )
-    out = {}
-    for n in names:
-        values = frame[n].to_numpy()
-        if values.dtype == object:
-            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
-        out[n] = values
-    return out
-
-
-def _check_has(path: Path, names, have) -> None:
+        frame.columns = header
+        frame = frame.apply(lambda c: c.str.strip())
+    have = [str(c) for c in frame.columns]
     missing = [n for n in names if n not in have]
     check(
         not missing,
@@ -404,3 +427,15 @@ def _check_has(path: Path, names, have) -> None:
         if missing
         else "",
     )
+    return {n: frame[n].to_numpy() for n in names}
+
+
+def frame_from_text(text: str, **kwargs) -> Frame:
+    """`read_text` of a string (for tests and notebooks): written to a temporary file first."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "table.csv"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return read_text(path, **kwargs)

@@ -137,7 +137,19 @@ def load_data(s: dict):
         test_data=s["test_data"],
         image_options=image_options(s),
         discrete_columns=s.get("discrete_columns"),
+        table_options=table_options(s),
     )
+
+
+def table_options(s: dict) -> dict:
+    """How to read and model a table file, from the settings (--sep, --decimal, --id-column,
+    --column-types, --missing); the keys not given are left out."""
+    from vaekit import datasets
+
+    out = {k: s.get(k) for k in datasets.TABLE_OPTIONS if s.get(k) is not None}
+    if out.get("missing") == "refuse":
+        del out["missing"]
+    return out
 
 
 def build_and_fit(
@@ -179,6 +191,10 @@ def build_and_fit(
         from vaekit.model import describe
 
         click.echo(data.describe(), err=True)
+        if data.schema is not None:
+            click.echo("columns (name, type, likelihood):", err=True)
+            for line in data.schema.describe_lines():
+                click.echo(line, err=True)
         click.echo(describe(model), err=True)
     settings = config.section(config.TrainConfig, s)
     settings.skip_nonfinite = bool(settings.skip_nonfinite)

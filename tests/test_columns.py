@@ -1,0 +1,258 @@
+"""Tables as they are written: dialects, missing cells, identifiers and typed columns, each
+column's likelihood against scipy.stats, draws inside each column's support, and the CLI end to
+end on a mixed table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FAST
+from scipy import stats
+
+import vaekit
+from vaekit import columns, datasets, tables
+
+# ----------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize(
+    ("text", "sep", "decimal"),
+    [
+        ("a;b;c\n1,5;2;x\n2,25;3;y\n", ";", ","),
+        ("a\tb\tc\n1.5\t2\tx\n2.25\t3\ty\n", "\t", "."),
+        ("a b c\n1.5 2 x\n2.25  3 y\n", tables.WHITESPACE, "."),
+        ("a|b|c\n1.5|2|x\n2.25|3|y\n", "|", "."),
+    ],
+    ids=["semicolon-decimal-comma", "tab", "whitespace", "pipe"],
+)
+def test_dialects_are_detected_and_values_read_exactly(text, sep, decimal):
+    table = tables.frame_from_text(text)
+    assert (table.sep, table.decimal) == (sep, decimal)
+    frame = table.frame
+    assert list(frame.columns) == ["a", "b", "c"]
+    assert frame["a"].tolist() == [1.5, 2.25] and frame["b"].dtype == np.int64
+    assert frame["c"].tolist() == ["x", "y"]
+
+
+def test_ragged_rows_are_refused_naming_the_line():
+    for text, line in [("a,b\n1,2\n3\n4,5\n", 3), ("a,b\n1,2\n3,4\n5,6,7\n", 4)]:
+        with pytest.raises(vaekit.VaekitError, match=f"line {line} has"):
+            tables.frame_from_text(text)
+
+
+def test_r_row_names_and_exact_values():
+    # R's write.table: the header has no field for the row names
+    table = tables.frame_from_text('"x","n"\n"r1",59.6,9007199254740993\n"r2",1700000000.123456,2\n')
+    assert list(table.frame.columns) == ["rownames", "x", "n"]
+    assert table.frame["x"].tolist() == [59.6, 1700000000.123456]  # float64, not through float32
+    assert table.frame["n"].tolist() == [9007199254740993, 2]  # beyond 2**53, exact
+    assert tables.identifier_columns(table) == ["rownames"]
+
+
+@pytest.mark.parametrize("token", sorted(tables.MISSING_TOKENS))
+def test_every_missing_token_is_missing(token):
+    frame = tables.frame_from_text(f"a,b\n1,2\n{token},3\n4,5\n").frame
+    assert frame["a"].isna().tolist() == [False, True, False] and frame["b"].notna().all()
+
+
+def test_identifiers_of_each_kind():
+    frame = tables.frame_from_text(
+        ",id,PatientID,event_key,count,name\n"
+        + "".join(f"{i},{100 - i},P{i:03d},k{i},{i % 3},n{i}\n" for i in (5, 2, 9, 7))
+    )
+    assert tables.identifier_columns(frame) == ["", "id", "PatientID", "event_key"]
+    assert tables.identifier_columns(frame, "name")[0] == "name"
+
+
+def test_all_non_numeric_columns_in_one_message(tmp_path):
+    rows = [f"{i},2024-01-{i % 28 + 1:02d},free text {i},{'ab'[i % 2]},{i % 4}" for i in range(40)]
+    (tmp_path / "t.csv").write_text("x,when,comment,kind,level\n" + "\n".join(rows) + "\n")
+    with pytest.raises(vaekit.VaekitError) as err:
+        datasets.load(tmp_path / "t.csv")
+    message = str(err.value)
+    assert "'when' (dates)" in message and "'comment' (text, every value distinct)" in message
+    assert "--drop-columns when,comment" in message and "--label-column" not in message
+    assert "\n" not in message
+
+
+# ----------------------------------------------------------------------------- each type's likelihood
+
+
+def _logp(column, params, x_user):
+    v = torch.as_tensor(column.to_model(pd.Series(x_user)), dtype=torch.float64)
+    return column.log_prob(torch.as_tensor(params, dtype=torch.float64), v).numpy()
+
+
+def test_real_positive_bounded_densities_in_user_units_match_scipy():
+    gen = np.random.default_rng(0)
+    x = gen.normal(3.0, 2.0, 50)
+    real = columns.Real.fit("x", pd.Series(x))
+    m, s = real.constants["mean"], real.constants["std"]
+    params = np.c_[gen.normal(size=50), gen.normal(size=50) * 0.3]
+    expected = stats.norm(params[:, 0] * s + m, np.exp(params[:, 1]) * s).logpdf(x)
+    np.testing.assert_allclose(_logp(real, params, x), expected, rtol=1e-9)
+
+    y = np.exp(gen.normal(1.0, 0.5, 50))
+    pos = columns.Positive.fit("y", pd.Series(y))
+    m, s = pos.constants["mean"], pos.constants["std"]
+    expected = stats.lognorm(s=np.exp(params[:, 1]) * s, scale=np.exp(params[:, 0] * s + m)).logpdf(y)
+    np.testing.assert_allclose(_logp(pos, params, y), expected, rtol=1e-9)
+
+    p = gen.uniform(0.05, 0.95, 50)
+    bounded = columns.Bounded.fit("p", pd.Series(p))
+    assert (bounded.constants["lo"], bounded.constants["hi"]) == (0.0, 1.0)
+    eps, m, s = bounded.EPS, bounded.constants["mean"], bounded.constants["std"]
+    u = eps + (1 - 2 * eps) * p
+    w = np.log(u / (1 - u))
+    expected = stats.norm(params[:, 0] * s + m, np.exp(params[:, 1]) * s).logpdf(w) + np.log(
+        (1 - 2 * eps) / (u * (1 - u))
+    )
+    np.testing.assert_allclose(_logp(bounded, params, p), expected, rtol=1e-9)
+    # a density: it integrates to 1 over the bounds
+    grid = np.linspace(0, 1, 200001)
+    dens = np.exp(_logp(bounded, np.tile([[0.3, -0.2]], (len(grid), 1)), grid))
+    assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_discrete_types_are_probabilities_matching_scipy():
+    gen = np.random.default_rng(1)
+    counts = gen.negative_binomial(3, 0.4, 60)
+    count = columns.Count.fit("k", pd.Series(counts))
+    params = np.c_[gen.normal(size=60) * 0.3, gen.normal(size=60) * 0.3]
+    mu = np.exp(params[:, 0] + math.log(count.constants["mean"] + 1e-3))
+    r = np.exp(params[:, 1])
+    expected = stats.nbinom(r, r / (r + mu)).logpmf(counts)
+    np.testing.assert_allclose(_logp(count, params, counts), expected, rtol=1e-7)
+
+    years = gen.integers(1990, 2021, 60)
+    integer = columns.Integer.fit("year", pd.Series(years))
+    m, s = integer.constants["mean"], integer.constants["std"]
+    loc, scale = params[:, 0] * s + m, np.exp(params[:, 1]) * s
+    expected = np.log(stats.norm(loc, scale).cdf(years + 0.5) - stats.norm(loc, scale).cdf(years - 0.5))
+    np.testing.assert_allclose(_logp(integer, params, years), expected, rtol=1e-6)
+    ks = np.arange(1900, 2100)  # the masses sum to 1
+    total = np.exp(_logp(integer, np.tile(params[:1], (len(ks), 1)), ks)).sum()
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+    labels = gen.choice(["red", "green", "blue"], 60)
+    cat = columns.Categorical.fit("c", pd.Series(labels))
+    assert cat.constants["values"] == ["blue", "green", "red"]
+    logits = gen.normal(size=(60, 3))
+    codes = np.searchsorted(["blue", "green", "red"], labels)
+    expected = logits[np.arange(60), codes] - np.log(np.exp(logits).sum(1))
+    np.testing.assert_allclose(_logp(cat, logits, labels), expected, rtol=1e-9)
+
+    flags = gen.integers(0, 2, 60)
+    binary = columns.Binary.fit("f", pd.Series(flags))
+    logit = gen.normal(size=(60, 1))
+    expected = stats.bernoulli(1 / (1 + np.exp(-logit[:, 0]))).logpmf(flags)
+    np.testing.assert_allclose(_logp(binary, logit, flags), expected, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _mixed(n, gen, missing=0.0):
+    z = gen.normal(size=n)
+    frame = pd.DataFrame(
+        {
+            "event_id": [f"e{i:05d}" for i in range(n)],
+            "z": z * 2 + 1 + gen.normal(size=n) * 0.3,  # a column named like the latent variable
+            "latent loss": np.exp(1 + 0.5 * z + gen.normal(size=n) * 0.3),  # positive, with a space
+            "share": 1 / (1 + np.exp(-(z + gen.normal(size=n) * 0.5))),
+            "flag": (z + gen.normal(size=n) > 0).astype(int),
+            "colour": np.where(z > 0.5, "red", np.where(z < -0.5, "blue", "green")),
+            "visits": gen.poisson(np.exp(0.5 + 0.5 * z)),
+        }
+    )
+    if missing:
+        frame.loc[gen.random(n) < missing, "z"] = np.nan
+    return frame
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory):
+    from vaekit.cli import main
+
+    folder = tmp_path_factory.mktemp("mixed")
+    gen = np.random.default_rng(3)
+    frame = _mixed(500, gen, missing=0.05)
+    frame.to_csv(folder / "t.csv", index=False, sep=";", decimal=",")
+    run = folder / "run"
+    main(["train", "--data", str(folder / "t.csv"), "--missing", "model", "--epochs", "6",
+          "--latent-dim", "2", "--out", str(run), *FAST])  # fmt: skip
+    return folder, run, frame
+
+
+def test_a_mixed_table_is_typed_trained_and_drawn_inside_each_support(cli, mixed_run, tmp_path):
+    folder, run, frame = mixed_run
+    model = vaekit.load(run)
+    assert model.likelihood.schema.types == {
+        "z": "real",
+        "latent loss": "positive",
+        "share": "bounded",
+        "flag": "binary",
+        "colour": "categorical",
+        "visits": "count",
+    }
+    code, _, err = cli("sample", run, "-n", "3000", "--draw", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    drawn = pd.read_csv(tmp_path / "s.csv")
+    assert list(drawn.columns) == ["z", "latent loss", "share", "flag", "colour", "visits"]
+    assert (drawn["latent loss"] > 0).all()
+    assert drawn["share"].between(0, 1).all()
+    assert set(drawn["flag"]) <= {0, 1} and set(drawn["colour"]) <= {"red", "green", "blue"}
+    assert (drawn["visits"] >= 0).all() and drawn["visits"].dtype == np.int64
+    # the report of a table whose columns are named z and 'latent loss' is drawn
+    assert (run / "report.html").exists() and (run / "figures" / "samples.png").exists()
+
+
+def test_missing_cells_add_nothing_to_the_likelihood(mixed_run):
+    folder, run, frame = mixed_run
+    model = vaekit.load(run)
+    data = vaekit.runs.load_data(run)
+    x = torch.as_tensor(data.x[:50])
+    assert torch.isnan(x).any()
+    z = torch.zeros(50, 2)
+    with torch.no_grad():
+        px = model.decode(z)
+        full = px.log_prob_columns(x)
+        total = px.log_prob(x)
+    observed = ~torch.isnan(x)
+    np.testing.assert_allclose(total.numpy(), (full * observed).sum(1).numpy(), rtol=1e-6)
+    assert torch.all(full[~observed] == 0)
+
+
+def test_one_row_is_scored_with_its_identifier(cli, mixed_run, tmp_path):
+    folder, run, frame = mixed_run
+    one = frame.iloc[[7]].fillna({"z": 0.0})
+    one.to_csv(tmp_path / "one.csv", index=False)
+    code, _, err = cli("score", run, "--data", tmp_path / "one.csv", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert scores["event_id"].tolist() == ["e00007"] and np.isfinite(scores["neg_elbo"]).all()
+    code, _, err = cli("reconstruct", run, "--data", tmp_path / "one.csv", "--out", tmp_path / "r.csv")
+    assert code == 0, err
+    rec = pd.read_csv(tmp_path / "r.csv")
+    assert rec["event_id"].tolist() == ["e00007"] and rec["colour"].iloc[0] in {"red", "green", "blue"}
+
+
+def test_column_types_are_overridable_and_refusals_name_the_fix(cli, tmp_path):
+    gen = np.random.default_rng(5)
+    frame = _mixed(120, gen)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    types = "visits=real,flag=categorical"
+    code, _, err = cli("train", "--data", tmp_path / "t.csv", "--column-types", types,
+                       "--epochs", "1", "--out", tmp_path / "r", *FAST)  # fmt: skip
+    assert code == 0, err
+    assert vaekit.load(tmp_path / "r").likelihood.schema.types["visits"] == "real"
+    code, _, err = cli("train", "--data", tmp_path / "t.csv", "--column-types", "visits=poisson",
+                       "--out", tmp_path / "q", *FAST)  # fmt: skip
+    assert code == 2 and "the types are real, positive, bounded" in err
+    code, _, err = cli("train", "--data", tmp_path / "t.csv", "--column-types", "share=positive,z=positive",
+                       "--out", tmp_path / "p", *FAST)  # fmt: skip
+    assert code == 2 and "column 'z' holds" in err and "cannot be positive" in err
