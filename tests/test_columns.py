@@ -183,7 +183,7 @@ def mixed_run(tmp_path_factory):
     frame = _mixed(500, gen, missing=0.05)
     frame.to_csv(folder / "t.csv", index=False, sep=";", decimal=",")
     run = folder / "run"
-    main(["train", "--data", str(folder / "t.csv"), "--missing", "model", "--epochs", "6",
+    main(["train", "--data", str(folder / "t.csv"), "--missing", "model", "--epochs", "30",
           "--latent-dim", "2", "--out", str(run), *FAST])  # fmt: skip
     return folder, run, frame
 
@@ -256,3 +256,34 @@ def test_column_types_are_overridable_and_refusals_name_the_fix(cli, tmp_path):
     code, _, err = cli("train", "--data", tmp_path / "t.csv", "--column-types", "share=positive,z=positive",
                        "--out", tmp_path / "p", *FAST)  # fmt: skip
     assert code == 2 and "column 'z' holds" in err and "cannot be positive" in err
+
+
+def test_impute_recovers_a_dependent_column_better_than_its_mean(cli, mixed_run, tmp_path):
+    folder, run, frame = mixed_run
+    held = _mixed(200, np.random.default_rng(9))
+    truth = held["z"].to_numpy().copy()
+    held.loc[:, "z"] = np.nan
+    held.loc[:9, "colour"] = None  # a text column's cells too
+    held.to_csv(tmp_path / "held.csv", index=False)
+    code, out, err = cli("impute", run, "--data", tmp_path / "held.csv", "--out", tmp_path / "i.csv")
+    assert code == 0, err
+    assert "filled 210 missing cells (z 200, colour 10) of 200 rows" in out
+    filled = pd.read_csv(tmp_path / "i.csv")
+    assert filled["event_id"].tolist() == held["event_id"].tolist()
+    observed = held.drop(columns=["z", "colour"])
+    pd.testing.assert_frame_equal(filled[observed.columns], observed)  # observed cells exactly as read
+    assert set(filled["colour"]) <= {"red", "green", "blue"}
+    rmse = np.sqrt(np.mean((filled["z"] - truth) ** 2))
+    rmse_mean = np.sqrt(np.mean((np.nanmean(frame["z"]) - truth) ** 2))
+    assert rmse < 0.6 * rmse_mean
+    code, out, err = cli("impute", run, "--data", tmp_path / "held.csv", "--method", "draw", "--draws", "3",
+                         "--out", tmp_path / "m.csv")  # fmt: skip
+    assert code == 0, err
+    many = pd.read_csv(tmp_path / "m.csv")
+    assert many["imputation"].tolist() == [1] * 200 + [2] * 200 + [3] * 200
+    draws = many["z"].to_numpy().reshape(3, 200)
+    assert np.all(draws[0] != draws[1])  # draws differ; the mean imputation lies among them
+    code, _, err = cli(
+        "impute", run, "--data", tmp_path / "held.csv", "--draws", "3", "--out", tmp_path / "x.csv"
+    )
+    assert code == 2 and "add --method draw" in err

@@ -97,6 +97,8 @@ def test_duplicated_rows_never_straddle_the_split():
         assert len(np.unique(test[groups == g])) == 1  # all copies on one side
     # the same rows in a and b: nothing to learn once copies stay together
     assert r.p_value > 0.01
+    if r.summary()["null_sd"] == 0:  # a constant answer is said, not passed off as a test
+        assert "found nothing to tell the samples apart" in r.extra["classifier_note"]
 
 
 # ----------------------------------------------------------------------------- averaged scores
@@ -245,6 +247,15 @@ def test_anomaly_from_two_files_and_from_one_labelled_file(cli, collider, tmp_pa
                        "--samples", "2", "--out", tmp_path / "c")  # fmt: skip
     assert code == 0 and "test-split rows" in err
     assert json.loads((tmp_path / "c" / "anomaly.json").read_text())["n_background"] == 300
+    # a file that holds some of the training rows: found by content and counted
+    train = pd.read_csv(folder / "train.csv")
+    reused = pd.concat([train.iloc[:50], pd.read_parquet(folder / "sig.parquet").iloc[:30]])
+    reused.to_csv(tmp_path / "reused.csv", index=False)
+    code, _, err = cli("anomaly", run, "--data", tmp_path / "reused.csv", "--label-column", "process",
+                       "--signal-label", "ttbar", "--samples", "2", "--out", tmp_path / "d")  # fmt: skip
+    in_training = int(np.isin(np.arange(50), runs.load_data(run).train_idx).sum())
+    assert code == 0 and 30 < in_training < 50
+    assert f"{in_training} of the 80 rows of reused.csv ({in_training} background, 0 signal)" in err
     # nothing overwritten without --overwrite
     code, _, err = cli("anomaly", run, "--data", folder / "mixed.csv", "--label-column", "process",
                        "--signal-label", "ttbar", "--out", tmp_path / "b")  # fmt: skip
@@ -384,7 +395,9 @@ def test_a_table_run_shows_its_marginals_in_its_units(cli, collider, tmp_path):
     assert (run / "figures" / "marginals.png").stat().st_size > 10000
     fig = __import__("vaekit.report", fromlist=["x"]).table_marginals(vaekit.load(run), runs.load_data(run))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles == COLUMNS
+    types = runs.load_data(run).schema.types
+    assert types["charge"] == "binary"  # two values: drawn as bars over them
+    assert titles == [f"{c} ({types[c]})" for c in COLUMNS]
     charge = fig.axes[COLUMNS.index("charge")]
     ticks = [t.get_text() for t in charge.get_xticklabels()]
     assert {"-1", "1"} <= set(ticks)  # bars over its (rounded) values, not a histogram
@@ -462,3 +475,18 @@ def test_a_table_run_writes_its_traversals_as_a_table_in_its_units(collider):
         expected = data.to_user_units(model.decode(z).mean.numpy())
     np.testing.assert_allclose(first[COLUMNS].to_numpy(), expected, rtol=1e-4, atol=1e-3)
     assert "Traversals (decoder means" in (run / "report.html").read_text()
+
+
+def test_small_halves_switch_classifier_and_a_constant_classifier_is_refused(monkeypatch):
+    gen = np.random.default_rng(4)
+    a, b = gen.normal(size=(30, 3)), gen.normal(size=(30, 3)) + 1.5
+    result = science.two_sample_test(a, b, "gbt", permutations=200)
+    # 30 training rows: gradient boosting could not split them (a constant answer, a fake 0.5)
+    assert result.classifier == "logistic"
+    assert "too few for gradient boosting" in result.extra["classifier_note"]
+    assert result.accuracy > 0.7 and result.summary()["null_sd"] > 0
+    from sklearn.dummy import DummyClassifier
+
+    monkeypatch.setattr(science, "_classifier", lambda name, seed: DummyClassifier(strategy="prior"))
+    with pytest.raises(vaekit.VaekitError, match="gave all 30 held-out examples the same answer"):
+        science.two_sample_test(a, b, "logistic", permutations=200)

@@ -665,6 +665,50 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
 
 @cli.command()
 @click.argument("run", type=click.Path())
+@click.option("--data", "source", required=True, help="A table file with missing cells.")
+@click.option("--out", type=click.Path(), required=True, help="imputed.csv or imputed.parquet")
+@click.option(
+    "--method",
+    type=click.Choice(["mean", "draw"]),
+    default="mean",
+    show_default=True,
+    help="mean: each cell's conditional expectation given the row's observed cells (the most likely "
+    "category); draw: a draw from the model's conditional (with --draws M, M imputations).",
+)
+@click.option("--draws", type=int, default=1, show_default=True, help="Imputations per row (--method draw).")
+@click.option(
+    "--samples", type=int, default=100, show_default=True, help="Importance samples K of z per row."
+)
+@click.option("--label-column", default=None, help="Tables: the column that holds labels (carried).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@OVERWRITE
+def impute(run, source, out, method, draws, samples, label_column, seed, overwrite):
+    """Fill a table's missing cells from the model, in the user's units.
+
+    Each missing cell comes from p(x_missing | x_observed), estimated by importance sampling over
+    K draws of z (Mattei & Frellsen, 2019); observed cells are written exactly as read."""
+    from vaekit import analyses
+
+    out = Path(out)
+    check(out.suffix in (".csv", ".parquet"), f"--out must end in .csv or .parquet, not {out.name!r}.")
+    _refuse_existing(out, overwrite)
+    check(samples >= 1, f"--samples must be at least 1, not {samples}.")
+    frame, summary = analyses.impute(run, source, method, draws, samples, seed, label_column)
+    _write_frame(out, frame)
+    cells = sum(summary["missing_cells"].values())
+    per_column = ", ".join(f"{c} {n}" for c, n in summary["missing_cells"].items()) or "none"
+    what = f"{draws} imputations" if draws > 1 else f"the {method}"
+    click.echo(f"filled {cells} missing cells ({per_column}) of {summary['rows']} rows with {what} to {out}")
+    if not summary["trained_with_missing_cells"] and cells:
+        click.echo(
+            "note: the model was trained without missing cells (no --missing model), so its encoder reads a "
+            "missing cell as 0; retrain with --missing model for better imputations.",
+            err=True,
+        )
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
 @click.option("--data", "source", required=True, help="Data set name or file to score.")
 @click.option("--out", type=click.Path(), required=True, help="scores.csv or scores.parquet")
 @click.option(
@@ -906,7 +950,7 @@ def twosample(
         f"{s['b']} ({s['n_b']}) vs {s['a']} ({s['n_a']}), {r['classifier']}"
         + (f"; model: {r['model']}" if "model" in r else "")
     )
-    for name, row in [("test", r)] + ([("control", r["control"])] if "control" in r else []):
+    for name, row in [("test", r)] + ([("control", r["control"])] if r.get("control") else []):
         click.echo(
             f"{name:>8}: balanced accuracy {row['balanced_accuracy']:.4f} (null {row['null_mean']:.3f} +- "
             f"{row['null_sd']:.3f}), p = {row['p_value']:.3g}"
@@ -1109,7 +1153,8 @@ def datasets_command():
         click.echo(f"  {name:<10} {desc}")
     click.echo("Your own: a .npy array; a .npz with x, y, factors (--x-key, --y-key, --factors-key);")
     click.echo(
-        "a table as .csv/.tsv, .parquet or .h5 (--key; --label-column NAME, --columns, --drop-columns);"
+        "a table as .csv/.tsv/.txt (separator and decimal comma detected), .parquet or .h5 (--key), each\n"
+        "column typed (--column-types), missing cells refused, dropped or modelled (--missing), ids carried;"
     )
     click.echo("an image file or a folder of images (PNG, JPEG, BMP, GIF, TIFF; sub-folders as labels).")
 

@@ -491,16 +491,19 @@ def _column_types(path: Path, frame, features: list[str], options: dict) -> dict
             types[name] = kind
     if problems:
         listed = ", ".join(f"{name!r} ({why})" for name, why in problems)
-        names = ",".join(_shown(name) for name, _ in problems)
-        distinct = [name for name, why in problems if "every value distinct" in why]
-        as_id = (
-            f"; use {distinct[0]!r} as the row identifier with --id-column {distinct[0]}" if distinct else ""
-        )
+        them = "them" if len(problems) > 1 else "it"
+        fixes = [f"leave {them} out with --drop-columns {','.join(_shown(n) for n, _ in problems)}"]
+        distinct = [n for n, why in problems if "every value distinct" in why]
+        if distinct:
+            fixes.append(f"use {distinct[0]!r} as the row identifier with --id-column {_shown(distinct[0])}")
+        text = [n for n, why in problems if why.startswith("text with")]
+        if text:
+            fixes.append(f"model {text[0]!r} as categories with --column-types {_shown(text[0])}=categorical")
+        if any(why.startswith("numbers, but") for _, why in problems):
+            fixes.append("mend the text cells among numbers (or write them as NA)")
         raise VaekitError(
             f"{path} has {len(problems)} column{'s' if len(problems) > 1 else ''} vaekit cannot model as "
-            f"{'they are' if len(problems) > 1 else 'it is'}: {listed}; leave "
-            f"{'them' if len(problems) > 1 else 'it'} out with --drop-columns {names}{as_id}, or model text "
-            f"as categories with --column-types {_shown(problems[0][0])}=categorical."
+            f"{'they are' if len(problems) > 1 else 'it is'}: {listed}; {', or '.join(fixes)}."
         )
     return types
 
@@ -586,9 +589,9 @@ def _load_table(path: Path, label_column, key=None, only=None, options: dict | N
             f"{path}: the label column {label_column!r} has {int(labels.isna().sum())} missing cells; give "
             "every row a label.",
         )
+    types = _column_types(path, frame, features, options)  # every unusable column named first
     frame, more = _missing_cells(path, frame, features, options.get("missing") or "refuse", table.lines)
     notes += more
-    types = _column_types(path, frame, features, options)
     raw = RawData(x=None, source=str(path), column_names=features, notes=notes)
     raw.frame = frame[features].reset_index(drop=True)
     raw.x = _numeric_matrix(raw.frame)

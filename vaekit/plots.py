@@ -57,6 +57,14 @@ def reconstructions(model: VAE, data, n: int = 8) -> plt.Figure:
     x = data.x[index]
     with torch.no_grad():
         recon = model.reconstruct(torch.as_tensor(x), labels=model.data_classes(data, index=index)).numpy()
+    schema = getattr(model.likelihood, "schema", None)
+    if schema is not None:
+        index = data.test_idx[:500]
+        with torch.no_grad():
+            recon = model.reconstruct(
+                torch.as_tensor(data.x[index]), labels=model.data_classes(data, index=index)
+            ).numpy()
+        return column_reconstructions(schema, data.extra["frame"].iloc[index], schema.to_user(recon))
     images = to_images(np.concatenate([x, recon]), data.shape)
     if images is None:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3))
@@ -84,6 +92,14 @@ def samples(model: VAE, n: int = 64, seed: int = 0, beta=None, labels=None, mean
         torch.manual_seed(seed)
         x = model.sample(n, beta, labels=labels, mean=mean).numpy()
     what = "decoder mean" if mean else "x ~ p(x|z)"
+    schema = getattr(model.likelihood, "schema", None)
+    if schema is not None:  # a typed table: each column's draws in the user's units
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            drawn = model.sample(max(n, 2000), beta, labels=labels, mean=False).numpy()
+        return column_marginals(
+            schema, [(f"x ~ p(x|z), z ~ {prior_text(model)}", schema.to_user(drawn))], "samples per column"
+        )
     images = to_images(x, model.data_shape)
     if images is None:
         fig, ax = plt.subplots(figsize=(6, 3))
@@ -259,6 +275,9 @@ def traversals(model: VAE, data, steps: int = 9, limit: float = 2.5, order=None,
     decode the mean code of a test example with that dimension swept over the prior's mean
     -/+ `limit` sd (for N(0, I): [-limit, limit]), the others held."""
     order, low, high, rows = traversal_rows(model, data, steps, limit, order)
+    schema = getattr(model.likelihood, "schema", None)
+    if schema is not None:
+        return column_traversals(schema, order, low, high, rows, names)
     if model.kind != "vae":
         span = f"over the code -/+ {limit}"
     elif model.prior.name == "normal":
@@ -566,4 +585,127 @@ def latent_groups(model: VAE, groups: list[tuple[str, np.ndarray]], max_points: 
     ax.set_ylabel(yl, fontsize=8)
     ax.legend(markerscale=3, fontsize=7)
     ax.set_title(f"posterior means of each file (latent_dim {model.latent_dim})", fontsize=9)
+    return fig
+
+
+# ----------------------------------------------------------------------------- typed table columns
+
+
+def _panel_grid(n: int, width: float = 3.0, height: float = 2.4):
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
+def _as_bars(column, values: list) -> list | None:
+    """The levels to draw a column as bars over (labels, or few whole numbers), else None."""
+    if column.name in ("binary", "categorical"):
+        return list(column.constants["values"])
+    if column.name in ("count", "integer"):
+        seen = np.unique(np.concatenate([np.asarray(v, dtype=np.float64) for v in values]))
+        seen = seen[~np.isnan(seen)]
+        return list(seen) if len(seen) <= 25 else None
+    return None
+
+
+def _observed_values(series) -> np.ndarray:
+    return series[series.notna()].to_numpy()
+
+
+def column_marginals(schema, panels: list, title: str = "marginals per column") -> plt.Figure:
+    """One panel per typed column, in the user's units: for each (label, DataFrame) in `panels`,
+    the share of each category or whole value as bars, or a histogram of a continuous column
+    (missing cells left out)."""
+    fig, axes = _panel_grid(len(schema.columns))
+    for ax, column in zip(axes, schema.columns, strict=True):
+        values = [_observed_values(frame[column.column]) for _, frame in panels]
+        levels = _as_bars(column, values)
+        if levels is not None:
+            width = 0.8 / len(panels)
+            for i, ((label, _), v) in enumerate(zip(panels, values, strict=True)):
+                keys = [str(x) for x in v]
+                share = [keys.count(str(level)) / max(1, len(v)) for level in levels]
+                if column.name in ("count", "integer"):
+                    share = [np.mean(np.asarray(v, np.float64) == level) if len(v) else 0 for level in levels]
+                ax.bar(np.arange(len(levels)) + i * width, share, width, label=label)
+            shown = [f"{x:g}" if isinstance(x, (int, float)) else str(x) for x in levels]
+            ax.set_xticks(np.arange(len(levels)) + 0.4 - width / 2, shown, fontsize=6, rotation=90)
+            ax.set_ylabel("share", fontsize=6)
+        else:
+            both = np.concatenate([np.asarray(v, np.float64) for v in values])
+            lo, hi = np.quantile(both, [0.002, 0.998]) if len(both) else (0.0, 1.0)
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
+            for (label, _), v in zip(panels, values, strict=True):
+                ax.hist(np.clip(np.asarray(v, np.float64), lo, hi), bins=bins, density=True, histtype="step",
+                        label=label, lw=1.1)  # fmt: skip
+        ax.set_title(f"{column.column} ({column.name})", fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"{title}, in the data's units", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def column_reconstructions(schema, inputs, recon) -> plt.Figure:
+    """One panel per typed column: each test row's value (x) against its reconstruction (y) for
+    numbers, with the diagonal; for a binary or categorical column, the share of rows whose
+    category is reconstructed as each category (rows: the input's)."""
+    fig, axes = _panel_grid(len(schema.columns))
+    for ax, column in zip(axes, schema.columns, strict=True):
+        x, y = inputs[column.column].reset_index(drop=True), recon[column.column]
+        seen = x.notna().to_numpy()
+        if column.name in ("binary", "categorical"):
+            levels = [str(v) for v in column.constants["values"]]
+            matrix = np.zeros((len(levels), len(levels)))
+            for a, b in zip(x[seen].astype(str), y[seen].astype(str), strict=True):
+                matrix[levels.index(a), levels.index(b)] += 1
+            matrix /= np.maximum(matrix.sum(1, keepdims=True), 1)
+            ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+            ax.set_xticks(range(len(levels)), levels, fontsize=6, rotation=90)
+            ax.set_yticks(range(len(levels)), levels, fontsize=6)
+            ax.set_xlabel("reconstructed", fontsize=6)
+        else:
+            a, b = np.asarray(x[seen], np.float64), np.asarray(y[seen], np.float64)
+            ax.scatter(a, b, s=3, alpha=0.5)
+            if len(a):
+                lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+                ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+            ax.set_xlabel("input", fontsize=6)
+            ax.set_ylabel("reconstruction", fontsize=6)
+        ax.set_title(f"{column.column} ({column.name})", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(
+        "reconstructions (decoder's typical value at q's mean), test rows, in the data's units", fontsize=9
+    )
+    fig.tight_layout()
+    return fig
+
+
+def column_traversals(schema, order, low, high, rows, names=None) -> plt.Figure:
+    """One panel per typed column: the decoded value (the decoder's typical value, in the
+    user's units) as each latent dimension in `order` is swept, one line per dimension; a
+    category is drawn at its position in the column's list of values (the y ticks)."""
+    fig, axes = _panel_grid(len(schema.columns))
+    for ax, column in zip(axes, schema.columns, strict=True):
+        labelled = column.name in ("binary", "categorical")
+        for i, (d, decoded) in enumerate(zip(order, rows, strict=True)):
+            values = schema.to_user(decoded)[column.column]
+            if labelled:
+                lookup = {str(v): k for k, v in enumerate(column.constants["values"])}
+                values = [lookup[str(v)] for v in values]
+            steps = np.linspace(float(low[d]), float(high[d]), len(decoded))
+            label = f"z{d + 1}" + (f" → {names[i]}" if names is not None else "")
+            ax.plot(steps, np.asarray(values, np.float64), marker=".", lw=1, label=label)
+        if labelled:
+            levels = [str(v) for v in column.constants["values"]]
+            ax.set_yticks(range(len(levels)), levels, fontsize=6)
+        ax.set_title(f"{column.column} ({column.name})", fontsize=8)
+        ax.set_xlabel("z_j", fontsize=6)
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6)
+    fig.suptitle("traversals: each column as one latent dimension is swept (others held), by KL", fontsize=9)
+    fig.tight_layout()
     return fig

@@ -91,6 +91,20 @@ def table_marginals(model, data, n: int = 2000):
 
     x = data.x_test[:n]
     labels = model.data_classes(data, "test")
+    schema = getattr(model.likelihood, "schema", None)
+    if schema is not None:  # typed columns: the test rows as read, the model's in the user's units
+        labels = labels[: len(x)] if labels is not None else None
+        with torch.no_grad():
+            recon = model.reconstruct(torch.as_tensor(x), labels=labels).numpy()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                drawn = model.sample(len(x), mean=False).numpy()
+        panels = [
+            ("data (test split)", data.extra["frame"].iloc[data.test_idx[:n]]),
+            ("reconstruction (decoder's typical value at q's mean)", schema.to_user(recon)),
+            ("samples x ~ p(x|z), z ~ p(z)", schema.to_user(drawn)),
+        ]
+        return plots.column_marginals(schema, panels)
     labels = labels[: len(x)] if labels is not None else None
     with torch.no_grad():
         batch = torch.as_tensor(x)

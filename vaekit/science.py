@@ -156,6 +156,9 @@ def row_groups(x: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.reshape(-1), int((counts[inverse] > 1).sum())
 
 
+GBT_MIN_ROWS = 40  # HistGradientBoosting's min_samples_leaf (20) on each side of its first split
+
+
 def _classifier(name: str, seed: int):
     if name == "gbt":
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -194,6 +197,11 @@ def two_sample_test(
             "logistic" (standardised logistic regression: a linear test).
         test_fraction: share of the row groups held out, in (0, 1).
         permutations: P >= 1 label permutations for the null.
+    Gradient boosting cannot split fewer than `GBT_MIN_ROWS` training rows: the test then uses
+    logistic regression and says so (`extra["classifier_note"]`).
+    A classifier that gives every held-out example the same answer has accuracy exactly 0.5
+    with a null of spread 0: said in `extra["classifier_note"]`, and refused when the training
+    half has fewer than 2 x `GBT_MIN_ROWS` rows (then it is no test at all).
     Raises `VaekitError` for samples of different widths, fewer than 4 examples each, or an
     out-of-range setting.
     """
@@ -220,13 +228,31 @@ def two_sample_test(
         "After keeping repeated rows together, one side of the split lacks one of the samples; "
         "give more distinct examples.",
     )
+    extra = {}
+    if classifier == "gbt" and len(train) < GBT_MIN_ROWS:
+        classifier = "logistic"
+        extra["classifier_note"] = (
+            f"The training half has {len(train)} rows, too few for gradient boosting to make one split "
+            f"(it needs {GBT_MIN_ROWS}); the test used logistic regression instead."
+        )
     model = _classifier(classifier, seed).fit(x[train], y[train])
     prob = model.predict_proba(x[test])[:, 1]
     predicted = (prob > 0.5).astype(int)
+    if len(np.unique(predicted)) == 1:
+        if len(train) < 2 * GBT_MIN_ROWS:  # too few rows to learn anything: no test at all
+            raise VaekitError(
+                f"The {classifier} classifier gave all {len(test)} held-out examples the same answer, so the "
+                "test measures nothing (it would read as balanced accuracy 0.5 with p = 1); give more "
+                f"examples (the training half has {len(train)} rows)."
+            )
+        extra["classifier_note"] = (
+            f"The {classifier} classifier gave all {len(test)} held-out examples the same answer: it found "
+            "nothing to tell the samples apart by (balanced accuracy 0.5, a null of spread 0, p = 1)."
+        )
     accuracy = float(balanced_accuracy_score(y[test], predicted))
     null = permutation_null(y[test], predicted, permutations, seed)
     p = float((1 + (null >= accuracy - 1e-12).sum()) / (1 + permutations))
-    return TwoSample(accuracy, null, p, len(train), len(test), test, prob, duplicates, classifier)
+    return TwoSample(accuracy, null, p, len(train), len(test), test, prob, duplicates, classifier, extra)
 
 
 def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:

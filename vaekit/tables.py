@@ -25,7 +25,7 @@ import numpy as np
 
 from vaekit.errors import VaekitError, check
 
-TEXT_SUFFIXES = {".csv": None, ".txt": None, ".tsv": "\t", ".dat": None}
+TEXT_SUFFIXES = {".csv": None, ".txt": None, ".tsv": "\t"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 TABLE_SUFFIXES = (*TEXT_SUFFIXES, *PARQUET_SUFFIXES, *HDF5_SUFFIXES)
