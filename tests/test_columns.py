@@ -38,6 +38,11 @@ def test_dialects_are_detected_and_values_read_exactly(text, sep, decimal):
     assert frame["c"].tolist() == ["x", "y"]
 
 
+def test_one_column_with_decimal_commas_is_not_taken_for_row_names():
+    table = tables.frame_from_text("x\n-1,25\n0,5\n2,75\n")
+    assert (table.sep, table.decimal) == (";", ",") and table.frame["x"].tolist() == [-1.25, 0.5, 2.75]
+
+
 def test_ragged_rows_are_refused_naming_the_line():
     for text, line in [("a,b\n1,2\n3\n4,5\n", 3), ("a,b\n1,2\n3,4\n5,6,7\n", 4)]:
         with pytest.raises(vaekit.VaekitError, match=f"line {line} has"):
@@ -121,12 +126,18 @@ def test_real_positive_bounded_densities_in_user_units_match_scipy():
 def test_discrete_types_are_probabilities_matching_scipy():
     gen = np.random.default_rng(1)
     counts = gen.negative_binomial(3, 0.4, 60)
-    count = columns.Count.fit("k", pd.Series(counts))
+    count = columns.Count.fit("k", pd.Series(counts), lo=0)
     params = np.c_[gen.normal(size=60) * 0.3, gen.normal(size=60) * 0.3]
     mu = np.exp(params[:, 0] + math.log(count.constants["mean"] + 1e-3))
     r = np.exp(params[:, 1])
     expected = stats.nbinom(r, r / (r + mu)).logpmf(counts)
     np.testing.assert_allclose(_logp(count, params, counts), expected, rtol=1e-7)
+
+    sizes = counts + 1  # a count from 1 (a household's size): x - 1 follows the negative binomial
+    from_one = columns.Count.fit("size", pd.Series(sizes))
+    assert from_one.constants["lo"] == 1
+    np.testing.assert_allclose(_logp(from_one, params, sizes), _logp(count, params, counts), rtol=1e-12)
+    assert from_one.to_user(from_one.to_model(pd.Series(sizes))).tolist() == sizes.tolist()
 
     years = gen.integers(1990, 2021, 60)
     integer = columns.Integer.fit("year", pd.Series(years))
@@ -145,6 +156,19 @@ def test_discrete_types_are_probabilities_matching_scipy():
     codes = np.searchsorted(["blue", "green", "red"], labels)
     expected = logits[np.arange(60), codes] - np.log(np.exp(logits).sum(1))
     np.testing.assert_allclose(_logp(cat, logits, labels), expected, rtol=1e-9)
+
+    rain = np.where(gen.random(60) < 0.4, 0.0, np.exp(gen.normal(size=60)))
+    hurdle = columns.NonNegative.fit("rain", pd.Series(rain))
+    m, s = hurdle.constants["mean"], hurdle.constants["std"]
+    three = np.c_[gen.normal(size=60), params]
+    pi = 1 / (1 + np.exp(-three[:, 0]))
+    lognormal = stats.lognorm(s=np.exp(three[:, 2]) * s, scale=np.exp(three[:, 1] * s + m))
+    with np.errstate(divide="ignore"):
+        expected = np.where(rain == 0, np.log(pi), np.log1p(-pi) + lognormal.logpdf(rain))
+    np.testing.assert_allclose(_logp(hurdle, three, rain), expected, rtol=1e-9)
+    grid = np.linspace(1e-6, 60, 400001)  # P(0) plus the density above 0 make 1
+    dens = np.exp(_logp(hurdle, np.tile(three[:1], (len(grid), 1)), grid))
+    assert pi[0] + np.trapezoid(dens, grid) == pytest.approx(1.0, abs=2e-3)
 
     flags = gen.integers(0, 2, 60)
     binary = columns.Binary.fit("f", pd.Series(flags))
@@ -287,3 +311,62 @@ def test_impute_recovers_a_dependent_column_better_than_its_mean(cli, mixed_run,
         "impute", run, "--data", tmp_path / "held.csv", "--draws", "3", "--out", tmp_path / "x.csv"
     )
     assert code == 2 and "add --method draw" in err
+
+
+def test_parquet_with_its_own_types_and_a_filtered_index(tmp_path):
+    gen = np.random.default_rng(8)
+    n = 80
+    frame = pd.DataFrame(
+        {
+            "cut": pd.Categorical(gen.choice(["fair", "good", "ideal"], n)),
+            "carat": np.exp(gen.normal(size=n) * 0.4),
+            "stock": pd.array(gen.integers(0, 9, n), dtype="Int64"),
+            "sold": gen.random(n) > 0.5,
+        }
+    )
+    frame.loc[3, "stock"] = pd.NA
+    kept = frame[frame["carat"] > 0.5]  # a filtered frame: its index is no longer 0..n-1
+    kept.to_parquet(tmp_path / "t.parquet")  # with its index
+    data = datasets.load(tmp_path / "t.parquet", table_options={"missing": "model"})
+    assert data.schema.types == {
+        "cut": "categorical",
+        "carat": "positive",
+        "stock": "count",
+        "sold": "binary",
+    }
+    assert list(data.ids.columns) == ["index"] and data.ids["index"].tolist() == kept.index.tolist()
+    assert any("'index' holds row identifiers" in note for note in data.notes)
+    read = data.extra["frame"]
+    assert read["carat"].tolist() == kept["carat"].tolist()  # exactly, float64
+    assert read["stock"].isna().sum() == int(kept["stock"].isna().sum())
+    frame.assign(when=pd.date_range("2021-01-01", periods=n)).to_parquet(tmp_path / "d.parquet", index=False)
+    with pytest.raises(vaekit.VaekitError, match=r"'when' \(dates\); leave it out with --drop-columns when"):
+        datasets.load(tmp_path / "d.parquet", table_options={"missing": "model"})
+
+
+def test_a_label_conditional_table_keeps_each_class_spread(tmp_path):
+    """Class a has sd 1 and class b sd 3 in x, noise the latent (busy with w1, w2) cannot carry:
+    with each column's spread from the decoder per row, draws of each class keep their own
+    spread; one spread per column (--column-spread column) makes a's as wide as b's."""
+    from vaekit.cli import main
+
+    gen = np.random.default_rng(2)
+    n = 2000
+    label = gen.choice(["a", "b"], n)
+    t = gen.normal(size=n)
+    x = np.where(label == "a", 1.0, 3.0) * gen.normal(size=n)
+    w1, w2 = t + 0.1 * gen.normal(size=n), -t + 0.1 * gen.normal(size=n)
+    pd.DataFrame({"label": label, "x": x, "w1": w1, "w2": w2}).to_csv(tmp_path / "t.csv", index=False)
+    spreads = {}
+    for mode in ("row", "column"):
+        main(["train", "--data", str(tmp_path / "t.csv"), "--label-column", "label", "--condition", "labels",
+              "--latent-dim", "1", "--epochs", "40", "--column-spread", mode, "--out", str(tmp_path / mode),
+              *FAST])  # fmt: skip
+        model = vaekit.load(tmp_path / mode)
+        for name in ("a", "b"):
+            with torch.no_grad():
+                torch.manual_seed(0)
+                drawn = model.sample(4000, mean=False, labels=model.class_index([name]).expand(4000)).numpy()
+            spreads[mode, name] = model.likelihood.schema.to_user(drawn)["x"].std()
+    assert 0.85 < spreads["row", "a"] < 1.2 and 2.6 < spreads["row", "b"] < 3.4
+    assert abs(spreads["column", "a"] / spreads["column", "b"] - 1) < 0.15  # one spread for both classes

@@ -18,7 +18,19 @@ ROOT = "__init__"  # the name of the package root's module
 
 LAYERS = [
     # leaves: import only each other
-    {"_version", "errors", "io", "metrics", "sprites", "batch", "config", "registry", "science", "schedules"},
+    {
+        "_version",
+        "errors",
+        "io",
+        "metrics",
+        "sprites",
+        "batch",
+        "config",
+        "registry",
+        "science",
+        "schedules",
+        "summary_keys",
+    },
     {
         "images",
         "tables",

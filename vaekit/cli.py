@@ -148,10 +148,13 @@ def merge_options(given: dict, config_file: str | None, base: dict | None = None
 
 
 def summary_line(summary: dict, seconds: float) -> str:
-    """One line for the terminal: elbo, rate, distortion, nll, knn_accuracy and active_units
-    where the summary has them (floats to 4 significant digits), and `seconds` taken."""
+    """One line for the terminal: the summary keys shown on a "line" (`vaekit.summary_keys`:
+    elbo, rate, distortion, nll, knn_accuracy, active_units) where the summary has them (floats
+    to 4 significant digits), and `seconds` taken."""
+    from vaekit import summary_keys
+
     parts = []
-    for key in ("elbo", "rate", "distortion", "nll", "knn_accuracy", "active_units"):
+    for key in summary_keys.shown_in("line"):
         value = summary.get(key)
         if value is not None:
             parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
@@ -293,9 +296,10 @@ def _beta_value(text: str) -> float:
 
 
 def _print_sweep(rows) -> None:
+    from vaekit import summary_keys
     from vaekit import sweep as sw
 
-    keys = ("rate", "distortion", "elbo", "knn_accuracy", "active_units", "aggregate_posterior_kl")
+    keys = summary_keys.shown_in("sweep_print")
     name = sw.setting_of(rows)
     width = max(8, len(name))
     click.echo(f"{name:>{width}} {'source':>11} " + " ".join(f"{k[:12]:>12}" for k in keys))
@@ -644,7 +648,7 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     if keep:
         path = Path(source)
         check(
-            path.suffix.lower() in datasets.TABLE_FILE_SUFFIXES,
+            getattr(datasets.format_of(path), "labels_by_column", False),
             "--keep-columns applies to tables (CSV, Parquet, HDF5) only; drop it for this data.",
         )
         record = runs.read_config(run).get("data", {})
@@ -1151,12 +1155,13 @@ def datasets_command():
     click.echo("Built in (offline):")
     for name, desc in datasets.describe_builtins().items():
         click.echo(f"  {name:<10} {desc}")
-    click.echo("Your own: a .npy array; a .npz with x, y, factors (--x-key, --y-key, --factors-key);")
+    click.echo("Your own files:")
+    for form in datasets.FORMATS:
+        click.echo(f"  {form.help}")
     click.echo(
-        "a table as .csv/.tsv/.txt (separator and decimal comma detected), .parquet or .h5 (--key), each\n"
-        "column typed (--column-types), missing cells refused, dropped or modelled (--missing), ids carried;"
+        "Each table column is typed (--column-types), missing cells are refused, dropped or modelled\n"
+        "(--missing), and row identifiers are carried into the outputs."
     )
-    click.echo("an image file or a folder of images (PNG, JPEG, BMP, GIF, TIFF; sub-folders as labels).")
 
 
 def _is_vaekit_file(filename) -> bool:

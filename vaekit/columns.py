@@ -21,7 +21,8 @@ The types (`COLUMN_TYPES`, chosen by name with --column-types NAME=TYPE):
     integer      discretised Gaussian: P(k) = Phi((k + 1/2 - mu) / sigma) - Phi((k - 1/2 - mu) / sigma)
     binary       Bernoulli over the two values seen
     categorical  a softmax over the values seen (text categories included)
-    count        negative binomial (mean and dispersion per row), for whole numbers >= 0
+    count        negative binomial (mean and dispersion per row) from the smallest value seen
+    nonnegative  hurdle log-normal: a probability of exactly 0, a log-normal density above it
 
 A `Schema` is the list of a table's typed columns, fitted on the training split; it is stored
 in config.yaml (`spec`), so a run reads and writes the user's columns without its data.
@@ -496,39 +497,46 @@ class Categorical(_Labelled):
 
 @register("count")
 class Count(ColumnType):
-    """Whole numbers >= 0 (events, visits, photons): a negative binomial with mean
-    mu = exp(a + log m) and dispersion r = exp(b) per row, where m is the column's training mean
-    (so an untrained decoder starts at it). Var = mu + mu^2 / r: r -> inf is Poisson."""
+    """Whole numbers from the smallest value seen, lo (events, visits, household sizes from 1,
+    years): x - lo follows a negative binomial with mean mu = exp(a + log m) and dispersion
+    r = exp(b) per row, where m is the training mean of x - lo (so an untrained decoder starts
+    at it). Var = mu + mu^2 / r: r -> inf is Poisson. lo comes from every row (no split decides
+    the support); a value below it is outside the support."""
 
     n_params = 2
     discrete = True
     summary = "negative binomial"
 
     @classmethod
-    def fit(cls, column, values):
+    def fit(cls, column, values, lo: float | None = None):
         x = _numbers(values, column)
         x = x[~np.isnan(x)]
-        if not (bool(np.all((x >= 0) & (x == np.round(x))))):
+        if not bool(np.all((x >= 0) & (x == np.round(x)))):
             raise VaekitError(
                 f"column {column!r} holds {x[(x < 0) | (x != np.round(x))][0]:g}, not a count "
                 f"(a whole number >= 0); use --column-types {column}=integer or real."
             )
-        log1p = np.log1p(x)
-        m, s = _standardise(log1p)
-        return cls(column, mean=float(np.mean(x)), log1p_mean=m, log1p_std=s)
+        lo = float(np.min(x)) if lo is None else float(lo)
+        v = x - lo
+        m, s = _standardise(np.log1p(v))
+        return cls(column, lo=lo, mean=float(np.mean(v)), log1p_mean=m, log1p_std=s)
+
+    def _lo(self) -> float:
+        return float(self.constants.get("lo", 0.0))  # runs written before lo existed count from 0
 
     def to_model(self, values):
         x = _numbers(values, self.column)
-        bad = ~np.isnan(x) & ((x < 0) | (x != np.round(x)))
-        if not (not bad.any()):
+        lo = self._lo()
+        bad = ~np.isnan(x) & ((x < lo) | (x != np.round(x)))
+        if bad.any():
             raise VaekitError(
-                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, not a count "
-                f"(a whole number >= 0); drop that row or retrain with --column-types {self.column}=real."
+                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, not a count from "
+                f"{lo:g} (the smallest value in training); drop that row or retrain on data that has it."
             )
-        return x
+        return x - lo
 
     def to_user(self, v):
-        return np.round(np.asarray(v, np.float64))
+        return np.round(np.asarray(v, np.float64)) + self._lo()
 
     def features(self, v):
         c = self.constants
@@ -550,7 +558,82 @@ class Count(ColumnType):
         return self._nb(params).sample()
 
     def describe(self):
-        return f"negative binomial (whole numbers >= 0, mean {self.constants['mean']:.4g})"
+        lo = self._lo()
+        return f"negative binomial (whole numbers >= {lo:g}, mean {self.constants['mean'] + lo:.4g})"
+
+
+@register("nonnegative")
+class NonNegative(ColumnType):
+    """Numbers >= 0 with exact zeros (rainfall, spending, hours of an activity): a hurdle
+    log-normal. P(x = 0) = pi (a probability) and, for x > 0, the density (1 - pi) LogNormal(x)
+    in the user's units; pi, mu and sigma per row from the decoder. In the model's units a zero
+    is the code `ZERO` (far below any positive value's standardised log) and the encoder sees
+    whether x is zero beside log x."""
+
+    n_params = 3
+    n_inputs = 2
+    summary = "hurdle log-normal"
+    ZERO = -30.0
+
+    @classmethod
+    def fit(cls, column, values):
+        x = _numbers(values, column)
+        x = x[~np.isnan(x)]
+        if not bool(np.all(x >= 0)):
+            raise VaekitError(
+                f"column {column!r} holds {x[x < 0].min():g}, so it cannot be non-negative; "
+                f"use --column-types {column}=real."
+            )
+        positive = x[x > 0]
+        m, s = _standardise(np.log(positive)) if len(positive) else (0.0, 1.0)
+        return cls(column, mean=m, std=s, zeros=float(np.mean(x == 0)))
+
+    def to_model(self, values):
+        x = _numbers(values, self.column)
+        bad = x < 0
+        if bad.any():
+            raise VaekitError(
+                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, but the model "
+                f"treats it as non-negative; drop that row or retrain with --column-types {self.column}=real."
+            )
+        m, s = self.constants["mean"], self.constants["std"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = (np.log(x) - m) / s
+        v = np.where(x == 0, self.ZERO, np.maximum(v, self.ZERO + 1))
+        return np.where(np.isnan(x), np.nan, v)
+
+    def to_user(self, v):
+        v = np.asarray(v, np.float64)
+        m, s = self.constants["mean"], self.constants["std"]
+        return np.where(v <= self.ZERO + 0.5, 0.0, np.exp(v * s + m))
+
+    def features(self, v):
+        zero = (v <= self.ZERO + 0.5).to(v.dtype)
+        return torch.stack([zero, torch.where(zero > 0, torch.zeros_like(v), v)], dim=-1)
+
+    def _parts(self, params):
+        return params[..., 0], _gaussian(params[..., 1:])
+
+    def log_prob(self, params, v):
+        logit_zero, normal = self._parts(params)
+        zero = v <= self.ZERO + 0.5
+        m, s = self.constants["mean"], self.constants["std"]
+        safe = torch.where(zero, torch.zeros_like(v), v)
+        # log (1 - pi) + log N(v) + log |dv/dx| with dv/dx = 1 / (s x), log x = v s + m
+        positive = F.logsigmoid(-logit_zero) + normal.log_prob(safe) - math.log(s) - (safe * s + m)
+        return torch.where(zero, F.logsigmoid(logit_zero), positive)
+
+    def point(self, params):
+        logit_zero, normal = self._parts(params)
+        return torch.where(logit_zero > 0, torch.full_like(normal.loc, self.ZERO), normal.loc)
+
+    def sample(self, params):
+        logit_zero, normal = self._parts(params)
+        zero = D.Bernoulli(logits=logit_zero, validate_args=False).sample() > 0
+        return torch.where(zero, torch.full_like(normal.loc, self.ZERO), normal.sample())
+
+    def describe(self):
+        return f"hurdle log-normal (x >= 0, {100 * self.constants['zeros']:.3g}% zeros in training)"
 
 
 def from_spec(spec: dict) -> ColumnType:
@@ -709,9 +792,14 @@ class TableDistribution:
 @likelihoods.register("columns")
 class ColumnLikelihood(likelihoods.Likelihood):
     """A table's likelihood: one typed distribution per column (`vaekit.columns`), the decoder
-    emitting each column's parameters. Built from `columns`, config.yaml's schema entry."""
+    emitting each column's parameters. Built from `columns`, config.yaml's schema entry.
+    `spread`: "row" (the decoder gives each column's spread, log sigma or a count's log
+    dispersion, per row: heteroscedastic, e.g. a class with its own spread) or "column" (one
+    learned spread per column, the same for every row)."""
 
-    def __init__(self, shape, columns: dict | None = None, **_):
+    SPREADS = ("row", "column")
+
+    def __init__(self, shape, columns: dict | None = None, spread: str = "row", **_):
         super().__init__(shape)
         if columns is None:
             raise VaekitError(
@@ -725,12 +813,26 @@ class ColumnLikelihood(likelihoods.Likelihood):
             f"{math.prod(self.shape)} values per example.",
         )
         self.param_shape = (sum(c.n_params for c in self.schema.columns),)
+        check(
+            spread in self.SPREADS,
+            f"--column-spread must be one of {', '.join(self.SPREADS)}, not {spread!r}.",
+        )
+        self.spread = spread
+        # each column's spread (log sigma; a count's log dispersion) is its second parameter
+        offsets = np.cumsum([0] + [c.n_params for c in self.schema.columns])[:-1]
+        slots = [int(o) + 1 for o, c in zip(offsets, self.schema.columns, strict=True) if c.n_params == 2]
+        self.register_buffer("spread_slots", torch.tensor(slots, dtype=torch.long), persistent=False)
+        if spread == "column":  # one learned value per column instead of the decoder's per row
+            self.log_spread = nn.Parameter(torch.zeros(len(slots)))
 
     def forward(self, params):
+        if self.spread == "column" and len(self.spread_slots):
+            shared = self.log_spread.expand(*params.shape[:-1], len(self.spread_slots))
+            params = params.index_copy(-1, self.spread_slots, shared.to(params.dtype))
         return TableDistribution(self.schema, params)
 
     def settings(self):
-        return {"columns": self.schema.spec()}
+        return {"columns": self.schema.spec(), "spread": self.spread}
 
 
 # ----------------------------------------------------------------------------- choosing types
@@ -740,9 +842,10 @@ def infer(column: str, values) -> tuple[str | None, str]:
     """The type a column's values call for, or (None, why not) for a column that cannot be
     modelled as it is (dates, free text, a text column whose every value is distinct).
 
-    Numbers: two values -> binary; whole numbers >= 0 starting at 0 or 1 -> count; other whole
-    numbers -> integer; values in [0, 1] (or a percentage in [0, 100]) -> bounded; positive
-    values whose logarithm is less skewed than they are -> positive; else real. Booleans ->
+    Numbers: two values -> binary; whole numbers >= 0 -> count (from the smallest value seen);
+    other whole numbers -> integer; values in [0, 1] (or a percentage in [0, 100]) -> bounded;
+    other values >= 0 with exact zeros -> nonnegative; positive values whose logarithm is less
+    skewed than they are -> positive; else real. Booleans ->
     binary. Text: two values -> binary; up to `MAX_CATEGORIES` values that repeat ->
     categorical."""
     import pandas as pd
@@ -764,9 +867,11 @@ def infer(column: str, values) -> tuple[str | None, str]:
         if len(distinct) <= 2:
             return "binary", ""
         if np.all(x == np.round(x)):
-            return ("count", "") if x.min() >= 0 and x.min() <= 1 else ("integer", "")
+            return ("count", "") if x.min() >= 0 else ("integer", "")
         if x.min() >= 0 and (x.max() <= 1 or (x.max() <= 100 and _says_percent(column))):
             return "bounded", ""
+        if x.min() == 0:
+            return "nonnegative", ""
         if x.min() > 0 and abs(_skew(np.log(x))) < abs(_skew(x)):
             return "positive", ""
         return "real", ""
@@ -800,6 +905,9 @@ def fit_schema(frame, types: dict[str, str], train, missing: bool = False) -> Sc
         cls = COLUMN_TYPES[kind]
         if issubclass(cls, _Labelled):
             cols.append(cls.fit(name, frame[name]))
+        elif cls is Count:
+            x = pd.to_numeric(frame[name]).astype("float64").to_numpy(na_value=np.nan)
+            cols.append(cls.fit(name, frame[name].iloc[train], lo=float(np.nanmin(x))))
         elif cls is Bounded:
             x = pd.to_numeric(frame[name]).astype("float64").to_numpy(na_value=np.nan)
             lo, hi = natural_bounds(name, x[~np.isnan(x)])

@@ -92,6 +92,11 @@ class ModelConfig:
     )
     sigma: float = setting(1.0, "Fixed sigma of the gaussian likelihood (sigma^2 x c acts like beta x c).")
     per_dim_sigma: bool = setting(False, "gaussian-learned: one sigma per data dimension.", flag=True)
+    column_spread: str = setting(
+        "row",
+        "Tables: each column's spread (sigma, a count's dispersion) from the decoder per row, or one "
+        "learned value per column.",
+    )
     model: str = setting("vae", "vae, or ae for a deterministic autoencoder (no KL).")
     prior: str = setting(
         "normal", "p(z): normal (N(0, I)), mog (a learned mixture of Gaussians) or vamp (VampPrior)."

@@ -1,10 +1,11 @@
 """Data sets: a name or a path in, validated arrays with a deterministic train/test split out.
 
-A data set is a name mapped to a loader (`register`), or a user's file: `.npy`, `.npz` (arrays
-`x`, optional `y` labels and `factors`), `.csv` (numeric columns, a label column by name) or a
-folder of images (sub-folders as labels). Every loader returns the data in the user's units;
-`Dataset` then fixes the scaling the likelihood sees (`unit` for images, `standard` for tables),
-fitted on the training split only, and keeps it so outputs go back to the user's units.
+A data set is a name mapped to a loader (`register`), or a user's file in one of the
+`FORMATS` (arrays, archives, tables, images; one row each), or a folder of images (sub-folders
+as labels). Every loader returns the data in the user's units; `Dataset` then fixes what the
+likelihood sees: a scaling for arrays and images (`unit` for images, `standard` for arrays),
+and for a table file each column's type and units (`vaekit.columns`), fitted on the training
+split only and kept, so outputs go back to the user's units.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from vaekit.errors import VaekitError, check
-from vaekit.tables import TABLE_SUFFIXES as TABLE_FILE_SUFFIXES
+from vaekit.images import IMAGE_SUFFIXES
+from vaekit.tables import HDF5_SUFFIXES, PARQUET_SUFFIXES, TEXT_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 SCALINGS = ("auto", "unit", "standard", "none")
 
 
@@ -582,6 +583,10 @@ def _load_table(path: Path, label_column, key=None, only=None, options: dict | N
     skipped = [n for n in names if n not in features and n not in ids and n != label_column]
     if skipped and not getattr(only, "strict", False):
         notes.append(f"{path.name}: ignored the columns {', '.join(map(repr, skipped))}.")
+    elif skipped:
+        notes.append(
+            f"{path.name}: left out the columns {', '.join(map(repr, skipped))} (--columns/--drop-columns)."
+        )
     if label_column is not None:
         labels = frame[label_column]
         check(
@@ -639,6 +644,71 @@ def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str]
     return codes.astype(np.int64), [str(n) for n in names]
 
 
+@dataclass(frozen=True)
+class FileFormat:
+    """A kind of file vaekit reads: its `name` as messages say it, the `suffixes` that select it,
+    its reader `read(path, options) -> RawData` (options: label_column, keys, image_options,
+    only_columns, table_options, as `read_raw` takes them), what `vaekit datasets` says of it,
+    and whether --label-column names one of its columns."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[[Path, dict], RawData]
+    help: str
+    labels_by_column: bool = False
+
+
+def _read_table_file(path: Path, o: dict) -> RawData:
+    key = (o.get("keys") or {}).get("table")
+    return _load_table(path, o.get("label_column"), key, o.get("only_columns"), o.get("table_options"))
+
+
+# every file format, one row each: `read_raw` dispatches through it, its messages and
+# `vaekit datasets` list it (a format without a row fails tests/test_data_faithful.py)
+FORMATS: list[FileFormat] = [
+    FileFormat("a .npy array", (".npy",), lambda p, o: _load_npy(p), "a .npy array"),
+    FileFormat(
+        "a .npz archive",
+        (".npz",),
+        lambda p, o: _load_npz(p, o.get("keys")),
+        "a .npz with x, y, factors (--x-key, --y-key, --factors-key)",
+    ),
+    FileFormat(
+        "a text table (.csv, .tsv, .txt)",
+        tuple(TEXT_SUFFIXES),
+        _read_table_file,
+        "a table as .csv/.tsv/.txt (separator and decimal comma detected)",
+        labels_by_column=True,
+    ),
+    FileFormat(
+        "a Parquet table",
+        PARQUET_SUFFIXES,
+        _read_table_file,
+        "a Parquet table (.parquet)",
+        labels_by_column=True,
+    ),
+    FileFormat(
+        "an HDF5 table (.h5)",
+        HDF5_SUFFIXES,
+        _read_table_file,
+        "an HDF5 table (.h5: --key dataset, compound dataset or group of columns)",
+        labels_by_column=True,
+    ),
+    FileFormat(
+        "an image file",
+        tuple(sorted(IMAGE_SUFFIXES)),
+        lambda p, o: _load_images(p, o.get("image_options")),
+        "an image file or a folder of images (PNG, JPEG, BMP, GIF, TIFF; sub-folders as labels)",
+    ),
+]
+
+
+def format_of(path: Path) -> FileFormat | None:
+    """The `FileFormat` that reads `path` (by its suffix, any case), or None."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f in FORMATS if suffix in f.suffixes), None)
+
+
 def read_raw(
     source: str | os.PathLike,
     label_column: str | None = None,
@@ -679,20 +749,21 @@ def read_raw(
     check(os.access(path, os.R_OK), f"{path} cannot be read (permission denied); fix its mode.")
     check(path.stat().st_size > 0, f"{path} is empty (0 bytes); give a file that holds the data.")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        raw = _load_npy(path)
-    elif suffix == ".npz":
-        raw = _load_npz(path, keys)
-    elif suffix in TABLE_FILE_SUFFIXES:
-        raw = _load_table(path, label_column, (keys or {}).get("table"), only_columns, table_options)
-    elif suffix in IMAGE_SUFFIXES:
-        raw = _load_images(path, image_options)
-    else:
+    form = format_of(path)
+    if form is None:
         raise VaekitError(
-            f"{path} has the suffix {suffix!r}, which vaekit cannot read; give a .npy, .npz, .csv, "
-            ".tsv, .parquet or .h5 file, an image file, or a folder of images."
+            f"{path} has the suffix {suffix!r}, which vaekit cannot read; give "
+            f"{', '.join(f.name for f in FORMATS[:-1])} or {FORMATS[-1].name}, or a folder of images."
         )
-    if label_column is not None and suffix not in TABLE_FILE_SUFFIXES:
+    options = {
+        "label_column": label_column,
+        "keys": keys,
+        "image_options": image_options,
+        "only_columns": only_columns,
+        "table_options": table_options,
+    }
+    raw = form.read(path, options)
+    if label_column is not None and not form.labels_by_column:
         raise VaekitError(
             "--label-column applies to tables (CSV, Parquet, HDF5) only; drop it for this data."
         )

@@ -126,6 +126,7 @@ class VAE(nn.Module):
         model: str = "vae",
         sigma: float = 1.0,
         per_dim_sigma: bool = False,
+        column_spread: str = "row",
         beta_range: tuple[float, float] | None = None,
         seed: int = 0,
         prior: dict | str | None = None,
@@ -140,11 +141,17 @@ class VAE(nn.Module):
         exact value, against 0.34 with a learned sigma per column).
         `prior`: a name (normal, mog, vamp) or {"name": ..., "components": K, "learn_weights":
         bool}; a VampPrior's pseudo-inputs start at K seeded training examples.
+        `column_spread` (a table file): "row", each column's spread from the decoder per row, or
+        "column", one learned spread per column (`vaekit.columns.ColumnLikelihood`).
         `condition="labels"`: a label-conditional model over the data's classes (raises
         `VaekitError` when the data have no labels).
         Raises `VaekitError` for a setting outside its range, with the fix.
         """
         schema = getattr(data, "schema", None)
+        check(
+            schema is not None or column_spread == "row",
+            "--column-spread applies to table files (CSV, Parquet, HDF5); drop it for this data.",
+        )
         if schema is not None:
             check(
                 likelihood in ("auto", "columns"),
@@ -192,6 +199,7 @@ class VAE(nn.Module):
         }
         if schema is not None:
             config["columns"] = schema.spec()
+            config["column_spread"] = column_spread
         if prior_settings.get("name", "normal") != "normal":
             config["prior"] = dict(prior_settings)
         if classes:
@@ -251,6 +259,7 @@ class VAE(nn.Module):
             sigma=config.get("sigma", 1.0),
             per_dim=config.get("per_dim_sigma", False),
             columns=config.get("columns"),
+            spread=config.get("column_spread", "row"),
         )
         return cls(
             encoder,
@@ -489,6 +498,12 @@ def describe(model: VAE) -> str:
         sigma = " (one learned sigma per dimension)" if cfg.get("per_dim_sigma") else " (one learned sigma)"
     elif model.likelihood.name == "gaussian":
         sigma = f" (sigma {cfg.get('sigma', 1.0):g})"
+    elif model.likelihood.name == "columns":
+        sigma = (
+            " (each column's spread per row)"
+            if model.likelihood.spread == "row"
+            else " (a spread per column)"
+        )
     return (
         f"{model.kind.upper()} {cfg.get('arch', 'custom')} latent_dim {model.latent_dim}, "
         f"{model.likelihood.name} likelihood{sigma}, {beta}, {describe_prior(model.prior)} prior"

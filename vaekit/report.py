@@ -13,23 +13,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from vaekit import io, plots
+from vaekit import io, plots, summary_keys
 
-EXPLAIN = {
-    "elbo": "evidence lower bound (beta = 1), nats per example; higher is better",
-    "rate": "KL(q(z|x) || p(z)), nats: how much information the code carries",
-    "distortion": "-E_q[log p(x|z)], nats: how badly x is reconstructed",
-    "loss": "what training minimised: the objective's value (distortion + beta * rate for the beta-ELBO)",
-    "nll": "importance-sampled -log p(x), nats (K samples: nll_samples)",
-    "nll_stderr": "standard error of nll over test examples",
-    "iwae_bound": "the IWAE bound with K = nll_samples (Burda et al., 2016): -nll, >= elbo",
-    "bits_per_dim": "nll (or -elbo) / (data dimensions * ln 2)",
-    "mse": "mean squared error per dimension of the reconstruction at q's mean",
-    "active_units": "latent dimensions whose mean varies over x (Cov > 0.01)",
-    "knn_accuracy": "5-NN label accuracy from the latent means: semantic structure",
-    "aggregate_posterior_kl": "KL from the moment-matched aggregate posterior to the prior (lower is "
-    "better; 0 = the codes fill an N(0, I) prior); large = an unshaped latent space",
-}
+# the report's explanation of each summary key, from the one registry of them
+EXPLAIN = {name: summary_keys.meaning(name) for name in summary_keys.SUMMARY_KEYS}
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
@@ -150,7 +137,7 @@ def write_run(out: Path, model, data, history, summary, extra_figures: dict | No
     figures.update(extra_figures or {})
     for name, fig in figures.items():
         save_figure(fig, out / "figures" / f"{name}.png")
-    body = summary_table(summary)
+    body = data_section(data) + summary_table(summary)
     if not data.is_image and data.column_names is not None:  # a table's traversals, in its units
         table = plots.traversal_table(model, data)
         with io.atomic_path(out / "traversals.csv") as tmp:
@@ -160,6 +147,38 @@ def write_run(out: Path, model, data, history, summary, extra_figures: dict | No
             + table.head(27).to_html(index=False, float_format=lambda v: f"{v:.4g}")
         )
     write_html(out, f"vaekit run: {out.name}", body, sorted_pngs(out))
+
+
+def data_section(data) -> str:
+    """The report's account of the data: one line of what was read and split; for a typed table,
+    each column used with its type, how it is modelled and its missing cells, the identifier
+    and label columns; and every note about how the file was read (columns dropped and why,
+    the dialect, missing cells)."""
+    parts = [f"<h2>Data</h2><p>{html.escape(data.describe())}</p>"]
+    if data.schema is not None:
+        frame = data.extra.get("frame")
+        rows = []
+        for column in data.schema.columns:
+            missing = int(frame[column.column].isna().sum()) if frame is not None else 0
+            rows.append(
+                f"<tr><td>{html.escape(column.column)}</td><td>{column.name}</td>"
+                f"<td>{html.escape(column.describe())}</td><td>{missing}</td></tr>"
+            )
+        parts.append(
+            "<table><tr><th>column</th><th>type</th><th>modelled as</th><th>missing cells</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+        if data.ids is not None:
+            ids = ", ".join(html.escape(str(c)) for c in data.ids.columns)
+            parts.append(f"<p>Row identifiers (carried into outputs, not modelled): {ids}.</p>")
+    if data.label_names is not None or data.y is not None:
+        label = (data.extra.get("load") or {}).get("label_column")
+        if label:
+            parts.append(f"<p>Labels: the column {html.escape(str(label))}.</p>")
+    if data.notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in data.notes) + "</ul>")
+    return "".join(parts)
 
 
 def sorted_pngs(out: Path) -> list[Path]:

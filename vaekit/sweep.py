@@ -22,22 +22,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from vaekit import evaluate, io, objectives, plots, report, runs
+from vaekit import evaluate, io, objectives, plots, report, runs, summary_keys
 from vaekit.errors import VaekitError, check
 from vaekit.model import check_beta
 
-ROW_KEYS = (
-    "elbo",
-    "rate",
-    "distortion",
-    "loss",
-    "nll",
-    "knn_accuracy",
-    "active_units",
-    "aggregate_posterior_kl",
-    "mse",
-    "bits_per_dim",
-)
+ROW_KEYS = summary_keys.shown_in("sweep")  # each run's summary keys in a sweep row
 
 
 def run_name(value: float, setting: str = "beta") -> str:

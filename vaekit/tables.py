@@ -105,17 +105,33 @@ def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = Non
     if sep is None:
         sep = TEXT_SUFFIXES.get(path.suffix.lower())
     if sep is None:
-        found = {}
+        found, single = {}, []
         for candidate in (*SEPARATORS, WHITESPACE):
             try:
-                counts = [len(_split(line, candidate)) for line in lines]
+                rows = [_split(line, candidate) for line in lines]
             except csv.Error:
                 continue
+            counts = [len(r) for r in rows]
             body = counts[1:] or counts
-            if len(set(body)) == 1 and body[0] > 1 and counts[0] in (body[0], body[0] - 1):
-                found[candidate] = counts[0] == body[0]
-        # a header as wide as the rows first; one field short (R's row names) only failing that
-        sep = next((c for c, full in found.items() if full), next(iter(found), ","))
+            if len(set(counts)) == 1 and counts[0] == 1:
+                single.append(candidate)  # one column: this separator never occurs
+            elif len(set(body)) == 1 and body[0] > 1 and counts[0] == body[0]:
+                found[candidate] = True
+            elif len(set(body)) == 1 and body[0] > 1 and counts[0] == body[0] - 1:
+                names = [r[0] for r in rows[1:]]
+                decimal_commas = candidate == "," and all(
+                    re.fullmatch(r"\s*-?\d+,\d+([eE][-+]?\d+)?\s*", line) for line in lines[1:]
+                )
+                # R's row names (a header one field short) are distinct; numbers like -1,5 are not them
+                if len(set(names)) == len(names) and not decimal_commas:
+                    found[candidate] = False
+        # a header as wide as the rows first; one field short (R's row names) only failing that;
+        # else one column, where a comma inside the numbers is their decimal mark
+        sep = next((c for c, full in found.items() if full), next(iter(found), None))
+        if sep is None:
+            sep = ";" if ";" in single and any(re.search(r"\d,\d", line) for line in lines[1:]) else ","
+            if sep not in single:
+                sep = single[0] if single else ","
     if decimal is None:
         decimal = "."
         if sep != ",":

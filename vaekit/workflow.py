@@ -181,6 +181,7 @@ def build_and_fit(
         model=s["model"],
         sigma=s["sigma"],
         per_dim_sigma=bool(s["per_dim_sigma"]),
+        column_spread=s.get("column_spread") or "row",
         beta_range=tuple(s["beta_range"]) if s["beta_range"] else None,
         seed=s["seed"],
         prior=prior_settings(s),
