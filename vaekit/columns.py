@@ -51,6 +51,7 @@ register = registrar(COLUMN_TYPES)  # @register(name) adds a class to COLUMN_TYP
 
 LOG_SIGMA_RANGE = (-7.0, 5.0)  # keeps sigma finite; far outside what a trained net uses
 MAX_CATEGORIES = 50  # a text column with more distinct values is not modelled as categorical
+MAX_LEVELS = 10  # a numeric column with at most this many values, each seen often, is categorical
 
 
 def _series(values):
@@ -394,9 +395,9 @@ class _Labelled(ColumnType):
         import pandas as pd
 
         s = _series(values)
-        lookup = {_label_key(v): i for i, v in enumerate(self.constants["values"])}
+        lookup = {label_key(v): i for i, v in enumerate(self.constants["values"])}
         missing = s.isna().to_numpy()
-        keys = [None if m else _label_key(_plain(v)) for v, m in zip(s.tolist(), missing, strict=True)]
+        keys = [None if m else label_key(_plain(v)) for v, m in zip(s.tolist(), missing, strict=True)]
         unknown = [k for k in keys if k is not None and k not in lookup]
         if unknown:
             known = ", ".join(map(str, self.constants["values"][:12]))
@@ -432,7 +433,9 @@ def _plain(v):
     return v
 
 
-def _label_key(v) -> str:
+def label_key(v) -> str:
+    """A category's value as one key: a number whatever its type (1, 1.0 and numpy's alike), text
+    stripped (text "01" stays apart from the number 1)."""
     v = _plain(v)
     return repr(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v).strip()
 
@@ -736,6 +739,21 @@ class Features(nn.Module):
         return torch.cat(parts, dim=1)
 
 
+def squared_error(schema: Schema, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The squared distance (batch,) between rows x (with NaN for missing cells) and y in the
+    encoder's feature units (`ColumnType.features`: standardised values, one-hot categories,
+    standardised log counts, a zero flag beside a non-negative column's log), over the observed
+    cells of x: a reconstruction error that means the same for every column type."""
+    missing = torch.isnan(x)
+    out = torch.zeros(x.shape[:-1], dtype=y.dtype, device=y.device)
+    for j, column in enumerate(schema.columns):
+        seen = ~missing[..., j]
+        a = column.features(torch.where(seen, x[..., j], torch.zeros_like(y[..., j])))
+        b = column.features(torch.where(seen, y[..., j], torch.zeros_like(y[..., j])))
+        out = out + torch.where(seen, (a - b).pow(2).sum(-1), torch.zeros_like(out))
+    return out
+
+
 class FeaturesEncoder(nn.Module):
     """`Features` in front of an encoder net: encoder(features(x), c)."""
 
@@ -842,8 +860,10 @@ def infer(column: str, values) -> tuple[str | None, str]:
     """The type a column's values call for, or (None, why not) for a column that cannot be
     modelled as it is (dates, free text, a text column whose every value is distinct).
 
-    Numbers: two values -> binary; whole numbers >= 0 -> count (from the smallest value seen);
-    other whole numbers -> integer; values in [0, 1] (or a percentage in [0, 100]) -> bounded;
+    Numbers: two values -> binary; at most `MAX_LEVELS` values each seen at least 5 times
+    (levels, codes, years; not a count starting at 0 or 1) -> categorical; whole numbers >= 0 ->
+    count (from the smallest value seen); other whole numbers -> integer; values in [0, 1] (or a
+    percentage in [0, 100]) -> bounded;
     other values >= 0 with exact zeros -> nonnegative; positive values whose logarithm is less
     skewed than they are -> positive; else real. Booleans ->
     binary. Text: two values -> binary; up to `MAX_CATEGORIES` values that repeat ->
@@ -866,8 +886,14 @@ def infer(column: str, values) -> tuple[str | None, str]:
         distinct = np.unique(x)
         if len(distinct) <= 2:
             return "binary", ""
+        # a few values, each seen often: levels, codes or years, modelled over the values seen
+        few = len(distinct) <= MAX_LEVELS and len(x) >= 5 * len(distinct)
         if np.all(x == np.round(x)):
-            return ("count", "") if x.min() >= 0 else ("integer", "")
+            if x.min() >= 0:  # a count starts at 0 or 1; a few whole values far from 0 are levels
+                return ("categorical", "") if few and x.min() > 1 else ("count", "")
+            return ("categorical", "") if few else ("integer", "")
+        if few:
+            return "categorical", ""
         if x.min() >= 0 and (x.max() <= 1 or (x.max() <= 100 and _says_percent(column))):
             return "bounded", ""
         if x.min() == 0:

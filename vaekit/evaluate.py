@@ -85,10 +85,15 @@ def _through_objective(model: VAE, x, objective, beta, labels, gen: torch.Genera
 
 def _squared_error(model: VAE, b: Batch, out) -> torch.Tensor:
     """The summed squared error (batch,) of the reconstruction at q's mean, in the likelihood's
-    units, over the observed values (a missing cell of a table adds 0)."""
+    units; for a typed table, in the encoder's feature units over the observed cells."""
     mean = out.outputs.q.mean if out.outputs is not None else model.encode(b).mean
-    error = (model.decode(mean, b.beta, b.labels).mean - b.x).pow(2).flatten(1)
-    return torch.nan_to_num(error, nan=0.0).sum(1)
+    recon = model.decode(mean, b.beta, b.labels).mean
+    schema = getattr(model.likelihood, "schema", None)
+    if schema is not None:  # a typed table: in the encoder's feature units (`columns.squared_error`)
+        from vaekit import columns
+
+        return columns.squared_error(schema, b.x, recon)
+    return (recon - b.x).pow(2).flatten(1).sum(1)
 
 
 @torch.no_grad()
@@ -240,7 +245,7 @@ SCORE_MEANINGS = {
     "distortion": "-log p(x|z) at one draw z ~ q(z|x) (a deterministic autoencoder: at its code), nats",
     "rate": "KL(q(z|x) || p(z)) (closed form for N(0, I), else at the draw), nats",
     "squared_error": "sum over features of the squared error of the reconstruction at q's mean, "
-    "(model units)^2",
+    "(model units)^2 (a typed table: the encoder's feature units, observed cells)",
     "neg_elbo_avg": "-ELBO averaged over K draws of z, nats",
     "distortion_avg": "-log p(x|z) averaged over K draws of z, nats",
     "rate_avg": "KL(q(z|x) || p(z)) averaged over K draws (equal to rate where it is closed form), nats",

@@ -600,6 +600,13 @@ def _panel_grid(n: int, width: float = 3.0, height: float = 2.4):
     return fig, list(axes.flat)[:n]
 
 
+def label_key(value) -> str:
+    """A category's value as one key whatever its numeric type (`vaekit.columns.label_key`)."""
+    from vaekit.columns import label_key as key
+
+    return key(value)
+
+
 def _as_bars(column, values: list) -> list | None:
     """The levels to draw a column as bars over (labels, or few whole numbers), else None."""
     if column.name in ("binary", "categorical"):
@@ -626,8 +633,8 @@ def column_marginals(schema, panels: list, title: str = "marginals per column") 
         if levels is not None:
             width = 0.8 / len(panels)
             for i, ((label, _), v) in enumerate(zip(panels, values, strict=True)):
-                keys = [str(x) for x in v]
-                share = [keys.count(str(level)) / max(1, len(v)) for level in levels]
+                keys = [label_key(x) for x in v]
+                share = [keys.count(label_key(level)) / max(1, len(v)) for level in levels]
                 if column.name in ("count", "integer"):
                     share = [np.mean(np.asarray(v, np.float64) == level) if len(v) else 0 for level in levels]
                 ax.bar(np.arange(len(levels)) + i * width, share, width, label=label)
@@ -659,9 +666,10 @@ def column_reconstructions(schema, inputs, recon) -> plt.Figure:
         seen = x.notna().to_numpy()
         if column.name in ("binary", "categorical"):
             levels = [str(v) for v in column.constants["values"]]
+            code = {label_key(v): i for i, v in enumerate(column.constants["values"])}
             matrix = np.zeros((len(levels), len(levels)))
-            for a, b in zip(x[seen].astype(str), y[seen].astype(str), strict=True):
-                matrix[levels.index(a), levels.index(b)] += 1
+            for a, b in zip(x[seen], y[seen], strict=True):
+                matrix[code[label_key(a)], code[label_key(b)]] += 1
             matrix /= np.maximum(matrix.sum(1, keepdims=True), 1)
             ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
             ax.set_xticks(range(len(levels)), levels, fontsize=6, rotation=90)
@@ -694,8 +702,8 @@ def column_traversals(schema, order, low, high, rows, names=None) -> plt.Figure:
         for i, (d, decoded) in enumerate(zip(order, rows, strict=True)):
             values = schema.to_user(decoded)[column.column]
             if labelled:
-                lookup = {str(v): k for k, v in enumerate(column.constants["values"])}
-                values = [lookup[str(v)] for v in values]
+                lookup = {label_key(v): k for k, v in enumerate(column.constants["values"])}
+                values = [lookup[label_key(v)] for v in values]
             steps = np.linspace(float(low[d]), float(high[d]), len(decoded))
             label = f"z{d + 1}" + (f" → {names[i]}" if names is not None else "")
             ax.plot(steps, np.asarray(values, np.float64), marker=".", lw=1, label=label)

@@ -52,7 +52,12 @@ SUMMARY_KEYS: dict[str, SummaryKey] = {
         "nats",
         ("sweep", "sweep_print"),
     ),
-    "mse": SummaryKey("mean squared error per dimension of the reconstruction at q's mean", "", ("sweep",)),
+    "mse": SummaryKey(
+        "mean squared error per dimension of the reconstruction at q's mean (a typed table: in the "
+        "encoder's feature units, over observed cells)",
+        "",
+        ("sweep",),
+    ),
     "bits_per_dim": SummaryKey("nll (or -elbo) / (data dimensions * ln 2)", "bits per dimension", ("sweep",)),
     "nll_stderr": SummaryKey("standard error of nll over test examples", NATS),
     "nll_samples": SummaryKey("K, the importance samples behind nll"),

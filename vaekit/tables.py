@@ -97,6 +97,14 @@ def _split(line: str, sep: str) -> list[str]:
     return next(csv.reader([line], delimiter=sep))
 
 
+def _decimal_comma_column(lines: list[str]) -> bool:
+    """Whether the lines are one column of numbers written with a decimal comma (-1,25 or
+    2,5e-05), missing cells ("", NA, ...) allowed among them."""
+    numbers = [re.fullmatch(r"\s*-?\d+,\d+([eE][-+]?\d+)?\s*", line) for line in lines]
+    missing = [line.strip().strip('"') in MISSING_TOKENS for line in lines]
+    return any(numbers) and all(n or m for n, m in zip(numbers, missing, strict=True))
+
+
 def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = None) -> tuple[str, str]:
     """(separator, decimal mark) of a text table: the given ones, else those that split the first
     lines into the same number (> 1) of fields, preferring `,` `;` tab `|` and then whitespace; a
@@ -119,19 +127,15 @@ def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = Non
                 found[candidate] = True
             elif len(set(body)) == 1 and body[0] > 1 and counts[0] == body[0] - 1:
                 names = [r[0] for r in rows[1:]]
-                decimal_commas = candidate == "," and all(
-                    re.fullmatch(r"\s*-?\d+,\d+([eE][-+]?\d+)?\s*", line) for line in lines[1:]
-                )
+                decimal_commas = candidate == "," and _decimal_comma_column(lines[1:])
                 # R's row names (a header one field short) are distinct; numbers like -1,5 are not them
                 if len(set(names)) == len(names) and not decimal_commas:
                     found[candidate] = False
         # a header as wide as the rows first; one field short (R's row names) only failing that;
         # else one column, where a comma inside the numbers is their decimal mark
         sep = next((c for c, full in found.items() if full), next(iter(found), None))
-        if sep is None:
-            sep = ";" if ";" in single and any(re.search(r"\d,\d", line) for line in lines[1:]) else ","
-            if sep not in single:
-                sep = single[0] if single else ","
+        if sep is None:  # one column, or a ragged file: commas make one column only as decimal marks
+            sep = ";" if _decimal_comma_column(lines[1:]) and ";" in single else ","
     if decimal is None:
         decimal = "."
         if sep != ",":
@@ -145,8 +149,17 @@ def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = Non
     return sep, decimal
 
 
-def _field_counts(path: Path, sep: str) -> tuple[list[tuple[int, int]], list[str]]:
-    """(line number, number of fields) of every non-empty row, and the first row's cells."""
+def _field_counts(path: Path, sep: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(line numbers (r,), numbers of fields (r,)) of every non-empty row, and the first row's
+    cells. A file without quote characters is counted in numpy, 64 MiB at a time; a quoted one
+    (or whitespace-separated) row by row with the csv module."""
+    counted = _count_unquoted(path, sep) if sep != WHITESPACE else None
+    if counted is not None:
+        lines, counts = counted
+        check(len(lines) > 0, f"{path} holds no values; give a table with a header and one row per example.")
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            first = next(line for line in f if line.strip())
+        return lines, counts, [c.strip() for c in _split(first.rstrip("\r\n"), sep)]
     out, first = [], []
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
@@ -164,33 +177,80 @@ def _field_counts(path: Path, sep: str) -> tuple[list[tuple[int, int]], list[str
     except (UnicodeDecodeError, csv.Error) as err:
         raise VaekitError(f"{path} is not a readable text table ({err}).") from None
     check(bool(out), f"{path} holds no values; give a table with a header and one row per example.")
-    return out, [c.strip() for c in first]
+    lines, counts = (np.array(v, dtype=np.int64) for v in zip(*out, strict=True))
+    return lines, counts, [c.strip() for c in first]
+
+
+def _count_unquoted(path: Path, sep: str, chunk: int = 1 << 26):
+    """(line numbers, fields per line) of the non-blank lines, by counting separator bytes per
+    line in numpy; None when the file holds a quote character (a quoted field may hold the
+    separator or a newline) or the separator is not one byte."""
+    sep_byte = sep.encode()
+    if len(sep_byte) != 1:
+        return None
+    lines, counts = [], []
+    offset_line, rest = 0, b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            data = rest + block
+            if not block:
+                if data and not data.endswith(b"\n"):
+                    data += b"\n"
+                rest = b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+            if data:
+                arr = np.frombuffer(data, dtype=np.uint8)
+                if (arr == ord('"')).any():
+                    return None
+                ends = np.flatnonzero(arr == 10)
+                starts = np.r_[0, ends[:-1] + 1]
+                per_line = np.bincount(
+                    np.searchsorted(ends, np.flatnonzero(arr == sep_byte[0])), minlength=len(ends)
+                )
+                # a line of only a carriage return, spaces or tabs is blank
+                blank = np.zeros(len(ends), bool)
+                short = (ends - starts) <= 2
+                for i in np.flatnonzero(short):
+                    blank[i] = not bytes(arr[starts[i] : ends[i]]).strip()
+                keep = ~blank
+                lines.append(offset_line + 1 + np.flatnonzero(keep))
+                counts.append(per_line[keep] + 1)
+                offset_line += len(ends)
+            if not block:
+                break
+    return np.concatenate(lines) if lines else np.zeros(0, np.int64), (
+        np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    )
 
 
 def read_text(path: Path, sep: str | None = None, decimal: str | None = None) -> Frame:
-    """A CSV, TSV or whitespace-separated table, every cell parsed by `parse_column`."""
+    """A CSV, TSV or whitespace-separated table, read by pandas' C parser with MISSING_TOKENS as
+    missing cells; a column it leaves as text is parsed by `parse_column` (booleans, dates,
+    numbers with a stray token)."""
     import pandas as pd
 
     sep, decimal = detect_dialect(path, sep, decimal)
-    counts, first = _field_counts(path, sep)
+    lines, counts, first = _field_counts(path, sep)
     has_header = not all(_is_number(c) for c in first)
-    n_fields = counts[1][1] if len(counts) > 1 else counts[0][1]
+    n_fields = int(counts[1]) if len(counts) > 1 else int(counts[0])
     row_names = has_header and len(first) == n_fields - 1  # R's write.table: no header for the row names
     width = n_fields if row_names else len(first)
-    for line, n in counts[1:] if has_header else counts:
-        if n != width:
-            raise VaekitError(
-                f"{path} line {line} has {n} fields but the {'header' if has_header else 'first row'} has "
-                f"{len(first)}{' (plus row names)' if row_names else ''}; every row needs the same number "
-                f"of fields (separator {_sep_name(sep)}; give --sep if that is wrong)."
-            )
+    body_lines, body_counts = (lines[1:], counts[1:]) if has_header else (lines, counts)
+    bad = np.flatnonzero(body_counts != width)
+    if len(bad):
+        line, n = int(body_lines[bad[0]]), int(body_counts[bad[0]])
+        raise VaekitError(
+            f"{path} line {line} has {n} fields but the {'header' if has_header else 'first row'} has "
+            f"{len(first)}{' (plus row names)' if row_names else ''}; every row needs the same number "
+            f"of fields (separator {_sep_name(sep)}; give --sep if that is wrong)."
+        )
     names = (["rownames"] if row_names else []) + ([c.strip() for c in first] if has_header else [])
     if not has_header:
         names = [f"column_{i}" for i in range(width)]
-    check(
-        len(counts) > (1 if has_header else 0),
-        f"{path} has a header but no data rows; add one row per example.",
-    )
+    check(len(body_lines) > 0, f"{path} has a header but no data rows; add one row per example.")
     duplicated = sorted({n for n in names if names.count(n) > 1})
     check(
         not duplicated,
@@ -205,25 +265,29 @@ def read_text(path: Path, sep: str | None = None, decimal: str | None = None) ->
             header=None,
             skiprows=1 if has_header else 0,
             names=list(range(width)),
-            dtype=str,
+            na_values=sorted(MISSING_TOKENS),
             keep_default_na=False,
-            na_filter=False,
+            true_values=[],
+            false_values=[],
+            decimal=decimal,
             encoding="utf-8-sig",
             engine="python" if sep == WHITESPACE else "c",
             index_col=False,
             skip_blank_lines=True,
             skipinitialspace=sep == WHITESPACE,
+            **({} if sep == WHITESPACE else {"low_memory": False}),
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise VaekitError(f"{path} is not a readable text table ({err}).") from None
     raw.columns = names
-    frame = pd.DataFrame({name: parse_column(raw[name], decimal) for name in names})
+    for name in names:
+        if raw[name].dtype == object or pd.api.types.is_string_dtype(raw[name].dtype):
+            raw[name] = parse_column(raw[name].fillna(""), decimal)
     notes = []
     if sep != "," or decimal != ".":
         notes.append(f"{path.name}: read with separator {_sep_name(sep)} and decimal mark {decimal!r}.")
     index_columns = ["rownames"] if row_names else []
-    lines = [line for line, _ in (counts[1:] if has_header else counts)]
-    return Frame(frame, sep, decimal, notes, index_columns, lines if len(lines) == len(frame) else None)
+    return Frame(raw, sep, decimal, notes, index_columns, body_lines if len(body_lines) == len(raw) else None)
 
 
 def _sep_name(sep: str) -> str:
@@ -417,8 +481,8 @@ def read_columns(path: Path, names: list[str], key: str | None = None, sep=None,
         frame = read_frame(path, key=key).frame
     else:
         sep, _ = detect_dialect(path, sep, decimal)
-        counts, first = _field_counts(path, sep)
-        n_fields = counts[1][1] if len(counts) > 1 else counts[0][1]
+        _, counts, first = _field_counts(path, sep)
+        n_fields = int(counts[1]) if len(counts) > 1 else int(counts[0])
         header = (["rownames"] if len(first) == n_fields - 1 else []) + [c.strip() for c in first]
         frame = pd.read_csv(
             path,
