@@ -4,6 +4,7 @@ end on a mixed table."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -413,3 +414,44 @@ def test_squared_error_of_a_typed_table_is_in_feature_units(mixed_run):
         expected += np.where(seen, cell, 0.0)
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
     assert np.all(scores < 100)  # no code (a category's index) leaks in
+
+
+def test_the_learning_rate_schedule_auto_is_cosine_for_tables_only(mixed_run, digits_run):
+    import yaml
+
+    _, run, _ = mixed_run
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["lr_schedule"] == "cosine"
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["lr"] < 0.01 * history[0]["lr"]  # annealed towards 0
+    assert yaml.safe_load((digits_run / "config.yaml").read_text())["train"]["lr_schedule"] == "constant"
+
+
+def test_identifiers_are_carried_through_rare_neighbours_and_two_sample_extremes(cli, mixed_run, tmp_path):
+    folder, run, frame = mixed_run
+    held = _mixed(120, np.random.default_rng(11))
+    held.to_csv(tmp_path / "held.csv", index=False)
+    code, _, err = cli("rare", run, "--data", tmp_path / "held.csv", "-k", "3", "--samples", "5",
+                       "--out", tmp_path / "rare")  # fmt: skip
+    assert code == 0, err
+    rare = pd.read_csv(tmp_path / "rare" / "rare.csv")
+    rows = held.set_index("event_id")
+    assert rare["event_id"].isin(held["event_id"]).all()
+    for _, row in rare.iterrows():  # each listed row is the input row, exactly as read
+        assert (
+            row["z"] == rows.loc[row["event_id"], "z"]
+            and row["colour"] == rows.loc[row["event_id"], "colour"]
+        )
+    code, _, err = cli("neighbors", run, "--query", tmp_path / "held.csv", "--index", "4", "--data",
+                       tmp_path / "held.csv", "-k", "3", "--out", tmp_path / "nb.csv")  # fmt: skip
+    assert code == 0, err
+    nb = pd.read_csv(tmp_path / "nb.csv")
+    assert nb["event_id"].iloc[0] == held["event_id"].iloc[4] and len(nb) == 4
+    assert nb["visits"].tolist() == held.set_index("event_id").loc[nb["event_id"], "visits"].tolist()
+    code, _, err = cli("twosample", run, "--data", tmp_path / "held.csv", "--permutations", "50",
+                       "--out", tmp_path / "ts")  # fmt: skip
+    assert code == 0, err
+    extremes = pd.read_csv(tmp_path / "ts" / "extremes.csv")
+    real = extremes[extremes["group"].str.startswith("real")]
+    model = extremes[extremes["group"].str.startswith("model")]
+    assert real["event_id"].isin(held["event_id"]).all() and model["event_id"].isna().all()
+    assert set(model["colour"]) <= {"red", "green", "blue"}  # the model's rows in the user's units

@@ -31,7 +31,7 @@ def test_cosine_runs_from_lr_to_lr_min_through_the_midpoint():
     assert quarter == pytest.approx(low + (lr - low) * (1 + math.sqrt(0.5)) / 2, rel=1e-12)
     assert schedules.learning_rate("cosine", 99.0, epochs, lr, low) == pytest.approx(low)  # past the end
     assert {schedules.learning_rate("constant", t, epochs, lr, low) for t in (0, 3.3, 8)} == {lr}
-    with pytest.raises(VaekitError, match="lr_schedule must be one of constant, cosine"):
+    with pytest.raises(VaekitError, match="lr_schedule must be one of auto, constant, cosine"):
         schedules.learning_rate("step", 1.0, epochs, lr)
 
 
@@ -136,7 +136,7 @@ def test_the_command_line_trains_with_a_cosine_schedule_and_records_it(cli, tmp_
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--lr-schedule", "step"], "lr_schedule must be one of constant, cosine, not 'step'."),
+        (["--lr-schedule", "step"], "lr_schedule must be one of auto, constant, cosine, not 'step'."),
         (
             ["--lr-schedule", "cosine", "--lr-min", "0.01"],
             "lr_min must be a number from 0 to lr (0.001), not 0.01.",

@@ -106,6 +106,19 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
     return Batch(model.scale_input(torch.as_tensor(x, dtype=torch.float32)), labels), raw
 
 
+def _rows_at(frame, ids, index):
+    """A table's rows `index` as read, its identifier columns first (a DataFrame), or None for
+    data that is not a table file."""
+    import pandas as pd
+
+    if frame is None:
+        return None
+    rows = frame.iloc[index].reset_index(drop=True)
+    if ids is not None:
+        rows = pd.concat([ids.iloc[index].reset_index(drop=True), rows], axis=1)
+    return rows
+
+
 def _shared_numbers(a, b) -> tuple[np.ndarray, np.ndarray]:
     """Two tables' columns as numbers for a classifier: numbers as they are (NaN where missing),
     text and booleans as codes over the values of both tables, so a value has one code."""
@@ -373,6 +386,7 @@ def twosample(
     result: dict = {"classifier": classifier, "seed": seed}
     notes = []
     columns = None
+    table_rows = None  # a typed table's rows of a and b (DataFrames, identifiers first)
     if run is not None:
         check(against is None, "--against compares two files; with a run, give --data only (the real data).")
         model = runs.load(run)
@@ -381,10 +395,13 @@ def twosample(
             x_real = real.x_test
             labels = model.data_classes(real, "test")
             result["real"] = f"{real.name}, the run's test split"
+            frame, ids = real.extra.get("frame"), real.ids
+            real_rows = _rows_at(frame, ids, real.test_idx)
         else:
             batch, raw = read_for_run(model, data, label_column, run)
             x_real, labels = batch.x.numpy(), batch.labels
             result["real"] = str(data)
+            real_rows = _rows_at(raw.frame, raw.ids, np.arange(len(x_real)))
             if _is_training_file(run, data):
                 notes.append(f"{data} is the run's training file: the model was fitted to these examples.")
         x_real = np.asarray(x_real, dtype=np.float32)
@@ -392,6 +409,7 @@ def twosample(
             keep = np.random.default_rng(seed).choice(len(x_real), n, replace=False)
             x_real = x_real[keep]
             labels = labels[torch.as_tensor(keep)] if labels is not None else None
+            real_rows = real_rows.iloc[keep].reset_index(drop=True) if real_rows is not None else None
         count = n or len(x_real)
         x_fake = _model_draws(model, count, seed, draw, beta, labels)
         result["model"] = "draws x ~ p(x|z), z ~ p(z)" if draw else "decoder means at z ~ p(z)"
@@ -403,6 +421,8 @@ def twosample(
         a, b = x_real, x_fake
         names = ("real", "model")
         to_user = lambda x: model.unscale_output(torch.as_tensor(x)).numpy()  # noqa: E731
+        if real_rows is not None:  # a typed table: real rows as read, the model's in the user's units
+            table_rows = (real_rows, runs.user_frame(run, model, x_fake))
         shape = model.data_shape
         columns = runs.column_names(run, model)
     else:
@@ -432,10 +452,14 @@ def twosample(
             "give two samples of the same kind.",
         )
         a, b = raw_a.x, raw_b.x
+        keep_a, keep_b = np.arange(len(a)), np.arange(len(b))
         if n is not None:
             gen = np.random.default_rng(seed)
-            a = a[gen.choice(len(a), min(n, len(a)), replace=False)]
-            b = b[gen.choice(len(b), min(n, len(b)), replace=False)]
+            keep_a = gen.choice(len(a), min(n, len(a)), replace=False)
+            keep_b = gen.choice(len(b), min(n, len(b)), replace=False)
+            a, b = a[keep_a], b[keep_b]
+        if raw_a.frame is not None and raw_b.frame is not None:  # rows as read, identifiers first
+            table_rows = (_rows_at(raw_a.frame, raw_a.ids, keep_a), _rows_at(raw_b.frame, raw_b.ids, keep_b))
         names = (Path(str(data)).name, Path(str(against)).name)
         result.update(a=str(data), b=str(against))
         to_user = lambda x: x  # noqa: E731
@@ -486,12 +510,18 @@ def twosample(
 
         frames = []
         for title, x, idx in picks:
-            frame = pd.DataFrame(to_user(x[idx]).reshape(len(idx), -1), columns=columns)
+            if table_rows is not None:
+                frame = table_rows[0 if x is a else 1].iloc[idx].reset_index(drop=True)
+            else:
+                frame = pd.DataFrame(to_user(x[idx]).reshape(len(idx), -1), columns=columns)
             frame.insert(0, "index", idx)
             frame.insert(0, "group", title)
             frames.append(frame)
+        table = pd.concat(frames)
+        if table_rows is not None:  # a's columns (identifiers first) for every group
+            table = table[["group", "index", *table_rows[0].columns]]
         with io.atomic_path(out / "extremes.csv") as tmp:
-            pd.concat(frames).to_csv(tmp, index=False, float_format="%.8g")
+            table.to_csv(tmp, index=False)
     io.write_json(out / "twosample.json", result)
     body = _twosample_html(result)
     report.write_html(out, "vaekit two-sample test", body, report.sorted_pngs(out))
@@ -710,30 +740,36 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
     the run's data set), excluding the query itself when both are the run's data.
     Returns found indices (k,), distances (k,), labels of the searched examples (or None), a
     figure for images, and for a table a DataFrame (query first, then the neighbours) with the
-    columns in the data's units. Raises `VaekitError` for an index out of range."""
+    columns in the data's units (a table file's rows exactly as read, its identifiers first).
+    Raises `VaekitError` for an index out of range."""
+    import pandas as pd
 
     model = runs.load(run)
 
     def load(source):
+        """(Batch, label names, a table's rows as read and its identifiers, or None each)."""
         if source is None:
             dataset = runs.load_data(run)
             labels = model.data_classes(dataset, index=np.arange(len(dataset.x)))
             names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
-            return Batch(torch.as_tensor(dataset.x), labels), names
+            rows = (dataset.extra.get("frame"), dataset.ids)
+            return Batch(torch.as_tensor(dataset.x), labels), names, rows
         batch, raw = read_for_run(model, source, label_column, run)
         names = None
         if raw.y is not None:
             names = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
-        return batch, names
+        return batch, names, (raw.frame, raw.ids)
 
     check(
         index is not None or query is not None,
         "Name the query: --index I (of the run's data) or --query FILE.",
     )
-    q_batch, q_names = load(query)
+    q_batch, q_names, q_rows = load(query)
     i = 0 if index is None else index
     check(0 <= i < len(q_batch), f"--index must be between 0 and {len(q_batch) - 1}, not {i}.")
-    pool, names = (q_batch, q_names) if data == query or (data is None and query is None) else load(data)
+    pool, names, rows = (
+        (q_batch, q_names, q_rows) if data == query or (data is None and query is None) else load(data)
+    )
     same = data is None and query is None or data == query
     q_code = evaluate.encode_means(model, q_batch[i : i + 1])[0]
     codes = evaluate.encode_means(model, pool)[0]
@@ -746,7 +782,16 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
     x_query = model.unscale_output(q_batch.x[i : i + 1]).numpy()
     x_found = model.unscale_output(pool.x[torch.as_tensor(found)]).numpy()
     if plots.to_images(x_query, model.data_shape) is None:
-        frame = runs.user_frame(run, model, torch.cat([q_batch.x[i : i + 1], pool.x[torch.as_tensor(found)]]))
+        if rows[0] is not None and q_rows[0] is not None:  # a table's rows exactly as read, ids first
+            parts = [(q_rows, [i]), (rows, list(found))]
+            frame = pd.concat([r[0].iloc[idx] for r, idx in parts], ignore_index=True)
+            if rows[1] is not None and q_rows[1] is not None:
+                ids = pd.concat([r[1].iloc[idx] for r, idx in parts], ignore_index=True)
+                frame = pd.concat([ids, frame], axis=1)
+        else:
+            frame = runs.user_frame(
+                run, model, torch.cat([q_batch.x[i : i + 1], pool.x[torch.as_tensor(found)]])
+            )
         frame.insert(0, "distance", np.r_[0.0, distance[found]])
         frame.insert(0, "index", np.r_[i, found])
         frame.insert(0, "role", ["query"] + ["neighbour"] * len(found))

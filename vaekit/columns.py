@@ -8,8 +8,10 @@ A column type is one small class with three jobs:
 - **likelihood**: `log_prob(params, v)` is log p(x | z) of the user's value x, in nats, from
   the decoder's `n_params` outputs per row, through `torch.distributions`. Discrete columns
   (binary, categorical, count, integer) give probabilities; continuous ones (real, positive,
-  bounded) give densities in the user's units, the Jacobian of the change of units included,
-  so a row's log-likelihood (the sum over its columns) does not depend on how vaekit scales;
+  bounded) give densities in the user's units, the Jacobian of the change of units included;
+  a non-negative column gives the probability of an exact 0 and a density above it (a hurdle
+  model's measure). A row's log-likelihood, the sum over its columns, does not depend on how
+  vaekit scales;
 - **support**: `sample` and `point` return values inside the column's support (no negative
   counts, proportions inside their bounds, categories among those seen, integers whole).
 
@@ -23,6 +25,9 @@ The types (`COLUMN_TYPES`, chosen by name with --column-types NAME=TYPE):
     categorical  a softmax over the values seen (text categories included)
     count        negative binomial (mean and dispersion per row) from the smallest value seen
     nonnegative  hurdle log-normal: a probability of exactly 0, a log-normal density above it
+
+Each column's spread (sigma; a count's dispersion) comes from the decoder per row, or is one
+learned value per column (`ColumnLikelihood`'s `spread`).
 
 A `Schema` is the list of a table's typed columns, fitted on the training split; it is stored
 in config.yaml (`spec`), so a run reads and writes the user's columns without its data.

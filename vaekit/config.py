@@ -127,7 +127,9 @@ class TrainConfig:
     batch_size: int = setting(64, "Examples per step.")
     lr: float = setting(1e-3, "Adam learning rate (the starting one with --lr-schedule cosine).")
     lr_schedule: str = setting(
-        "constant", "constant, or cosine: anneal the learning rate from --lr to --lr-min over the epochs."
+        "auto",
+        "constant, or cosine: anneal the learning rate from --lr to --lr-min over the epochs (auto: cosine "
+        "for table files, constant otherwise).",
     )
     lr_min: float = setting(0.0, "The learning rate at the end of a cosine schedule.")
     seed: int = setting(0, "Seed for weights, batch order and noise.")

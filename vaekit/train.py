@@ -101,7 +101,7 @@ def check_settings(s: TrainConfig) -> None:
         f"lr_min must be a number from 0 to lr ({s.lr!r}), not {s.lr_min!r}.",
     )
     check(
-        s.lr_min == 0 or s.lr_schedule == "cosine",
+        s.lr_min == 0 or s.lr_schedule in ("cosine", "auto"),  # auto: checked again once resolved
         f"lr_min ({s.lr_min!r}) is the end of the cosine schedule; add --lr-schedule cosine, or drop "
         "--lr-min.",
     )
@@ -160,6 +160,8 @@ def fit(
         else "",
     )
     s = replace(settings or TrainConfig(), **options)
+    typed_table = getattr(data, "schema", None) is not None
+    s = replace(s, lr_schedule=schedules.resolve_lr_schedule(s.lr_schedule, typed_table))
     check_settings(s)
     epochs, batch_size, lr, seed = s.epochs, s.batch_size, s.lr, s.seed
     clip_grad, skip_nonfinite, nll_samples = s.clip_grad, s.skip_nonfinite, s.nll_samples
