@@ -45,7 +45,14 @@ def test_one_column_with_decimal_commas_is_not_taken_for_row_names():
 
 
 def test_ragged_rows_are_refused_naming_the_line():
-    for text, line in [("a,b\n1,2\n3\n4,5\n", 3), ("a,b\n1,2\n3,4\n5,6,7\n", 4)]:
+    cases = [
+        ("a,b\n1,2\n3\n4,5\n", 3),
+        ("a,b\n1,2\n3,4\n5,6,7\n", 4),  # pandas would cut or refuse this row; named either way
+        ("a;b\n1;2\n3;4;5\n", 3),  # not one column named 'a;b'
+        ("a\tb\n1\t2\n\n3\n", 4),  # a blank line counts in the line number
+        ("a,b\n1,2\n" + "3,4\n" * 50 + "5,6,7\n", 53),
+    ]
+    for text, line in cases:
         with pytest.raises(vaekit.VaekitError, match=f"line {line} has"):
             tables.frame_from_text(text)
 

@@ -888,7 +888,8 @@ def infer(column: str, values) -> tuple[str | None, str]:
         x = seen.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(x)):
             return None, "infinite values"
-        distinct = np.unique(x)
+        head = np.unique(x[:1000])  # a sample with more than MAX_LEVELS values spares sorting the column
+        distinct = head if len(head) > MAX_LEVELS else np.unique(x)
         if len(distinct) <= 2:
             return "binary", ""
         # a few values, each seen often: levels, codes or years, modelled over the values seen

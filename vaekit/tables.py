@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,8 +135,12 @@ def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = Non
         # a header as wide as the rows first; one field short (R's row names) only failing that;
         # else one column, where a comma inside the numbers is their decimal mark
         sep = next((c for c, full in found.items() if full), next(iter(found), None))
-        if sep is None:  # one column, or a ragged file: commas make one column only as decimal marks
-            sep = ";" if _decimal_comma_column(lines[1:]) and ";" in single else ","
+        if sep is None:  # one column, or a ragged file
+            if _decimal_comma_column(lines[1:]) and ";" in single:
+                sep = ";"  # commas make one column only as decimal marks
+            else:  # the separator the header uses and most lines hold, so a ragged line is named
+                used = [c for c in SEPARATORS if c in lines[0]]
+                sep = max(used, key=lambda c: sum(c in line for line in lines)) if used else ","
     if decimal is None:
         decimal = "."
         if sep != ",":
@@ -151,7 +156,7 @@ def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = Non
 
 def _field_counts(path: Path, sep: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(line numbers (r,), numbers of fields (r,)) of every non-empty row, and the first row's
-    cells. A file without quote characters is counted in numpy, 64 MiB at a time; a quoted one
+    cells. A file without quote characters is counted in numpy, 16 MiB at a time; a quoted one
     (or whitespace-separated) row by row with the csv module."""
     counted = _count_unquoted(path, sep) if sep != WHITESPACE else None
     if counted is not None:
@@ -181,7 +186,7 @@ def _field_counts(path: Path, sep: str) -> tuple[np.ndarray, np.ndarray, list[st
     return lines, counts, [c.strip() for c in first]
 
 
-def _count_unquoted(path: Path, sep: str, chunk: int = 1 << 26):
+def _count_unquoted(path: Path, sep: str, chunk: int = 1 << 24):
     """(line numbers, fields per line) of the non-blank lines, by counting separator bytes per
     line in numpy; None when the file holds a quote character (a quoted field may hold the
     separator or a newline) or the separator is not one byte."""
@@ -207,9 +212,8 @@ def _count_unquoted(path: Path, sep: str, chunk: int = 1 << 26):
                     return None
                 ends = np.flatnonzero(arr == 10)
                 starts = np.r_[0, ends[:-1] + 1]
-                per_line = np.bincount(
-                    np.searchsorted(ends, np.flatnonzero(arr == sep_byte[0])), minlength=len(ends)
-                )
+                seps = np.cumsum(arr == sep_byte[0], dtype=np.int32)[ends]  # separators up to each line end
+                per_line = np.diff(seps, prepend=0)
                 # a line of only a carriage return, spaces or tabs is blank
                 blank = np.zeros(len(ends), bool)
                 short = (ends - starts) <= 2
@@ -226,31 +230,56 @@ def _count_unquoted(path: Path, sep: str, chunk: int = 1 << 26):
     )
 
 
-def read_text(path: Path, sep: str | None = None, decimal: str | None = None) -> Frame:
-    """A CSV, TSV or whitespace-separated table, read by pandas' C parser with MISSING_TOKENS as
-    missing cells; a column it leaves as text is parsed by `parse_column` (booleans, dates,
-    numbers with a stray token)."""
-    import pandas as pd
+def _first_rows(path: Path, sep: str, n: int = 2) -> list[list[str]]:
+    """The first `n` non-empty rows' cells (quoted cells, newlines inside them included)."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            if sep == WHITESPACE:
+                rows = [line.split() for line in f if line.strip()][:n] if n else []
+            else:
+                for row in csv.reader(f, delimiter=sep):
+                    if any(cell.strip() for cell in row):
+                        rows.append([c.strip() for c in row])
+                        if len(rows) == n:
+                            break
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise VaekitError(f"{path} is not a readable text table ({err}).") from None
+    check(bool(rows), f"{path} holds no values; give a table with a header and one row per example.")
+    return rows
 
-    sep, decimal = detect_dialect(path, sep, decimal)
-    lines, counts, first = _field_counts(path, sep)
-    has_header = not all(_is_number(c) for c in first)
-    n_fields = int(counts[1]) if len(counts) > 1 else int(counts[0])
-    row_names = has_header and len(first) == n_fields - 1  # R's write.table: no header for the row names
-    width = n_fields if row_names else len(first)
-    body_lines, body_counts = (lines[1:], counts[1:]) if has_header else (lines, counts)
-    bad = np.flatnonzero(body_counts != width)
+
+def _check_fields(path, sep, lines, counts, width, first, has_header, row_names) -> None:
+    bad = np.flatnonzero(counts != width)
     if len(bad):
-        line, n = int(body_lines[bad[0]]), int(body_counts[bad[0]])
+        line, n = int(lines[bad[0]]), int(counts[bad[0]])
         raise VaekitError(
             f"{path} line {line} has {n} fields but the {'header' if has_header else 'first row'} has "
             f"{len(first)}{' (plus row names)' if row_names else ''}; every row needs the same number "
             f"of fields (separator {_sep_name(sep)}; give --sep if that is wrong)."
         )
+
+
+def read_text(path: Path, sep: str | None = None, decimal: str | None = None) -> Frame:
+    """A CSV, TSV or whitespace-separated table, read by pandas' C parser with MISSING_TOKENS as
+    missing cells; a column it leaves as text is parsed by `parse_column` (booleans, dates,
+    numbers with a stray token). Every row's number of fields is checked: pandas refuses a long
+    row itself; a short one, which pandas would fill with missing cells, is found by counting
+    the fields of every row (`_field_counts`) whenever the table has a missing cell, which also
+    gives the line of each row for messages."""
+    import pandas as pd
+
+    sep, decimal = detect_dialect(path, sep, decimal)
+    head = _first_rows(path, sep, 2)
+    first = head[0]
+    has_header = not all(_is_number(c) for c in first)
+    n_fields = len(head[1]) if len(head) > 1 else len(first)
+    row_names = has_header and len(first) == n_fields - 1  # R's write.table: no header for the row names
+    width = n_fields if row_names else len(first)
     names = (["rownames"] if row_names else []) + ([c.strip() for c in first] if has_header else [])
     if not has_header:
         names = [f"column_{i}" for i in range(width)]
-    check(len(body_lines) > 0, f"{path} has a header but no data rows; add one row per example.")
+    check(len(head) > 1 or not has_header, f"{path} has a header but no data rows; add one row per example.")
     duplicated = sorted({n for n in names if names.count(n) > 1})
     check(
         not duplicated,
@@ -259,26 +288,38 @@ def read_text(path: Path, sep: str | None = None, decimal: str | None = None) ->
         else "",
     )
     try:
-        raw = pd.read_csv(
-            path,
-            sep=sep,
-            header=None,
-            skiprows=1 if has_header else 0,
-            names=list(range(width)),
-            na_values=sorted(MISSING_TOKENS),
-            keep_default_na=False,
-            true_values=[],
-            false_values=[],
-            decimal=decimal,
-            encoding="utf-8-sig",
-            engine="python" if sep == WHITESPACE else "c",
-            index_col=False,
-            skip_blank_lines=True,
-            skipinitialspace=sep == WHITESPACE,
-            **({} if sep == WHITESPACE else {"low_memory": False}),
-        )
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            raw = pd.read_csv(
+                path,
+                sep=sep,
+                header=None,
+                skiprows=1 if has_header else 0,
+                names=list(range(width)),
+                na_values=sorted(MISSING_TOKENS),
+                keep_default_na=False,
+                decimal=decimal,
+                encoding="utf-8-sig",
+                engine="python" if sep == WHITESPACE else "c",
+                index_col=False,
+                skip_blank_lines=True,
+                skipinitialspace=sep == WHITESPACE,
+            )
+    except pd.errors.ParserError as err:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found is None:
+            raise VaekitError(f"{path} is not a readable text table ({err}).") from None
+        line, n = int(found.group(2)), int(found.group(3))  # pandas counts the file's lines
+        _check_fields(path, sep, np.array([line]), np.array([n]), width, first, has_header, row_names)
         raise VaekitError(f"{path} is not a readable text table ({err}).") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise VaekitError(f"{path} is not a readable text table ({err}).") from None
+    lines = None
+    truncated = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
+    if truncated or raw.isna().to_numpy().any():  # rows pandas cut or filled, or missing cells
+        lines, counts, _ = _field_counts(path, sep)
+        lines, counts = (lines[1:], counts[1:]) if has_header else (lines, counts)
+        _check_fields(path, sep, lines, counts, width, first, has_header, row_names)
     raw.columns = names
     for name in names:
         if raw[name].dtype == object or pd.api.types.is_string_dtype(raw[name].dtype):
@@ -287,7 +328,14 @@ def read_text(path: Path, sep: str | None = None, decimal: str | None = None) ->
     if sep != "," or decimal != ".":
         notes.append(f"{path.name}: read with separator {_sep_name(sep)} and decimal mark {decimal!r}.")
     index_columns = ["rownames"] if row_names else []
-    return Frame(raw, sep, decimal, notes, index_columns, body_lines if len(body_lines) == len(raw) else None)
+    return Frame(
+        raw,
+        sep,
+        decimal,
+        notes,
+        index_columns,
+        lines if lines is not None and len(lines) == len(raw) else None,
+    )
 
 
 def _sep_name(sep: str) -> str:
