@@ -554,7 +554,11 @@ def _numeric_matrix(frame) -> np.ndarray | None:
         pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]) for c in frame
     ):
         return None
-    return frame.astype("float64").to_numpy(na_value=np.nan) if len(frame.columns) else None
+    if not len(frame.columns):
+        return None
+    if all(frame[c].dtype == np.float64 for c in frame):  # one float block: no copy
+        return frame.to_numpy(dtype=np.float64)
+    return frame.astype("float64").to_numpy(na_value=np.nan)
 
 
 def _load_table(path: Path, label_column, key=None, only=None, options: dict | None = None) -> RawData:

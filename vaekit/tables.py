@@ -410,7 +410,7 @@ def read_parquet(path: Path) -> Frame:
     return Frame(frame, index_columns=index_columns)
 
 
-def _hdf5_columns(path: Path, key: str | None) -> dict[str, np.ndarray]:
+def _hdf5_columns(path: Path, key: str | None) -> dict[str, np.ndarray] | np.ndarray:
     import h5py
 
     try:
@@ -452,7 +452,7 @@ def _hdf5_columns(path: Path, key: str | None) -> dict[str, np.ndarray]:
         np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_,
         f"{path}: dataset {key!r} holds {data.dtype} values, not numbers; give a numeric table.",
     )
-    return {f"column_{i}": data[:, i] for i in range(data.shape[1])}
+    return data  # one 2-D block: its columns are column_0, column_1, ...
 
 
 def read_hdf5(path: Path, key: str | None = None) -> Frame:
@@ -462,6 +462,9 @@ def read_hdf5(path: Path, key: str | None = None) -> Frame:
     import pandas as pd
 
     columns = _hdf5_columns(path, key)
+    if isinstance(columns, np.ndarray):  # a 2-D dataset: one block, each column contiguous in it
+        block = np.asfortranarray(columns)
+        return Frame(pd.DataFrame(block, columns=[f"column_{i}" for i in range(block.shape[1])], copy=False))
     for name, column in columns.items():
         if column.ndim != 1:
             raise VaekitError(
