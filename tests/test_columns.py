@@ -462,3 +462,16 @@ def test_identifiers_are_carried_through_rare_neighbours_and_two_sample_extremes
     model = extremes[extremes["group"].str.startswith("model")]
     assert real["event_id"].isin(held["event_id"]).all() and model["event_id"].isna().all()
     assert set(model["colour"]) <= {"red", "green", "blue"}  # the model's rows in the user's units
+
+
+def test_discrete_columns_of_a_table_file_are_typed_not_only_drawn(tmp_path):
+    gen = np.random.default_rng(0)
+    charge = gen.choice([-1.0, 0.0, 1.0, 2.0], 40) + 0.5
+    pd.DataFrame({"x": gen.normal(size=40), "charge": charge, "k": gen.poisson(3, 40)}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    assert datasets.load(tmp_path / "t.csv").schema.types["x"] == "real"
+    types = datasets.load(tmp_path / "t.csv", discrete_columns="x,k").schema.types
+    assert types["x"] == "categorical" and types["k"] == "count"  # a count is discrete already
+    given = datasets.load(tmp_path / "t.csv", discrete_columns="x", table_options={"column_types": "x=real"})
+    assert given.schema.types["x"] == "real"  # --column-types wins

@@ -56,6 +56,7 @@ register = registrar(COLUMN_TYPES)  # @register(name) adds a class to COLUMN_TYP
 
 LOG_SIGMA_RANGE = (-7.0, 5.0)  # keeps sigma finite; far outside what a trained net uses
 MAX_CATEGORIES = 50  # a text column with more distinct values is not modelled as categorical
+CONTINUOUS = ("real", "positive", "nonnegative", "bounded")  # the types of densities
 MAX_LEVELS = 10  # a numeric column with at most this many values, each seen often, is categorical
 
 

@@ -46,8 +46,8 @@ class DataConfig:
     )
     discrete_columns: str | None = setting(
         None,
-        "Tables: columns that hold a few whole values (e.g. a charge), comma separated; the figures show "
-        "them as bars over their values.",
+        "Columns that hold a few whole values (e.g. a charge), comma separated: a table file models each "
+        "as categorical (unless its type is already discrete); for arrays, the figures show them as bars.",
         kind=str,
     )
     column_types: str | None = setting(

@@ -484,8 +484,11 @@ def _column_types(path: Path, frame, features: list[str], options: dict) -> dict
         else "",
     )
     types, problems = {}, []
+    discrete = set(options.get("discrete") or ())
     for name in features:
         kind, why = (given[name], "") if name in given else columns.infer(name, frame[name])
+        if name in discrete and name not in given and kind in columns.CONTINUOUS:
+            kind = "categorical"  # --discrete-columns: a few values, each a category
         if kind is None:
             problems.append((name, why))
         else:
@@ -1172,9 +1175,11 @@ def load(
     # a table reads only the chosen columns (so a dropped one may hold text, e.g. an event id)
     chosen = Columns(tuple(keep) or None, tuple(drop), strict=True) if keep or drop else None
     table_options = {k: v for k, v in (table_options or {}).items() if v is not None}
+    if _column_list(discrete_columns):  # a table file's discrete columns become typed ones
+        table_options["discrete"] = _column_list(discrete_columns)
     raw = read_raw(source, label_column, keys, image_options, chosen, table_options)
     if raw.frame is None:
-        unused = [k for k in table_options if k != "schema"]
+        unused = [k for k in table_options if k not in ("schema", "discrete")]
         check(
             not unused,
             f"--{unused[0].replace('_', '-')} applies to table files (CSV, Parquet, HDF5); drop it here."
@@ -1223,7 +1228,7 @@ def load(
         "columns": columns,
         "drop_columns": drop_columns,
         "image_options": dict(image_options) if image_options and data.is_image else None,
-        "table_options": {k: v for k, v in table_options.items() if k != "schema"} or None,
+        "table_options": {k: v for k, v in table_options.items() if k not in ("schema", "discrete")} or None,
     }
     return data
 
