@@ -24,7 +24,7 @@ class DataConfig:
     """Where the examples come from and how they are read and split."""
 
     data: str = setting(
-        "mnist5k", "Built-in data set name, a .npy/.npz/.csv/.tsv/.parquet/.h5 file, or an image folder."
+        "mnist5k", "Built-in data set name, a file (`vaekit datasets` lists the formats), or an image folder."
     )
     test_size: float = setting(0.2, "Test split: a fraction, or a count of examples.", kind=float)
     test_data: str | None = setting(
