@@ -475,3 +475,18 @@ def test_discrete_columns_of_a_table_file_are_typed_not_only_drawn(tmp_path):
     assert types["x"] == "categorical" and types["k"] == "count"  # a count is discrete already
     given = datasets.load(tmp_path / "t.csv", discrete_columns="x", table_options={"column_types": "x=real"})
     assert given.schema.types["x"] == "real"  # --column-types wins
+
+
+def test_two_sample_of_a_run_compares_observed_cells_only(cli, mixed_run, tmp_path):
+    """Real rows with missing cells against the model's draws, which have none: each draw is
+    given one real row's missing cells, so which cells are missing gives nothing away."""
+    folder, run, frame = mixed_run
+    code, _, err = cli("twosample", run, "--data", folder / "t.csv", "--permutations", "50",
+                       "--out", tmp_path / "ts")  # fmt: skip
+    assert code == 0, err
+    result = json.loads((tmp_path / "ts" / "twosample.json").read_text())
+    holes = int(frame[["z", "flag"]].isna().sum().sum())
+    assert any(f"The real rows have {holes} missing cells" in note for note in result["notes"])
+    extremes = pd.read_csv(tmp_path / "ts" / "extremes.csv")
+    drawn = extremes[extremes["group"].str.startswith("model")]
+    assert drawn[["z", "flag"]].isna().sum().sum() <= holes  # the draws carry real rows' gaps

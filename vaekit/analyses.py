@@ -413,6 +413,13 @@ def twosample(
         count = n or len(x_real)
         x_fake = _model_draws(model, count, seed, draw, beta, labels)
         result["model"] = "draws x ~ p(x|z), z ~ p(z)" if draw else "decoder means at z ~ p(z)"
+        holes = np.isnan(x_real)
+        if holes.any():  # the draws lose the real rows' cells, row for row: missingness is no giveaway
+            x_fake = np.where(holes, np.nan, x_fake).astype(x_fake.dtype)
+            notes.append(
+                f"The real rows have {int(holes.sum())} missing cells; each draw was given the missing cells "
+                "of one real row, so the classifier compares observed cells, not which cells are missing."
+            )
         if draw and model.likelihood.name == "bernoulli" and not np.isin(x_real, (0.0, 1.0)).all():
             notes.append(
                 "The model's Bernoulli draws are 0/1 values and the real data is not binary, so the two are "
