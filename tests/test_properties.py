@@ -215,7 +215,7 @@ def test_one_line_messages_with_a_newline_in_a_column_name(folder, content, labe
 
 NAMES = st.lists(
     st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=6).filter(
-        lambda s: not tables._is_number(s) and not tables.is_id_name(s)  # an id column is not a feature
+        lambda s: not tables.is_number(s) and not tables.is_id_name(s)  # an id column is not a feature
     ),
     min_size=1,
     max_size=4,

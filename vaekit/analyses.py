@@ -137,28 +137,17 @@ def _shared_numbers(a, b) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(cols_a, axis=1), np.stack(cols_b, axis=1)
 
 
-def training_rows(run, source, label_column=None) -> np.ndarray | None:
-    """Which rows of `source` (n,) hold exactly the values of a row of the run's training split,
-    matched by content in the model's units; None when the run's training data cannot be read."""
+def training_rows(run, *xs) -> list[np.ndarray] | None:
+    """For each array of rows `xs` (n_i, d) in the model's units, which rows (n_i,) hold exactly
+    the values of a row of the run's training split (matched by content, float32 bytes); None
+    when the run's training data cannot be read."""
     try:
-        data = runs.load_data(run)
-        model = runs.load(run)
-        batch, _ = read_for_run(model, source, label_column, run)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pool = science.row_keys(np.asarray(runs.load_data(run).x_train, np.float32))
     except (VaekitError, OSError):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _rows_in(batch.x.numpy(), data.x_train)
-
-
-def _rows_in(x: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """(n,) whether each row of x occurs in pool (same bytes: float32 model values)."""
-
-    def keys(a):
-        flat = np.ascontiguousarray(np.asarray(a, np.float32).reshape(len(a), -1))
-        return flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
-
-    return np.isin(keys(x), keys(pool))
+    return [np.isin(science.row_keys(np.asarray(x, np.float32)), pool) for x in xs]
 
 
 def prepare_folder(out: Path, overwrite: bool) -> Path:
@@ -190,14 +179,14 @@ def _is_training_file(run, source) -> bool:
 
 def scores_of(model, run, source, samples: int, seed: int = 0, beta=None, label_column=None, rows=None):
     """`evaluate.sampled_scores` of a file for a run (its objective), restricted to `rows`
-    (indices) when given. Returns (scores dict, RawData)."""
+    (indices) when given. Returns (scores dict, RawData, the Batch scored in the model's units)."""
     batch, raw = read_for_run(model, source, label_column, run)
     if rows is not None:
         batch = batch[torch.as_tensor(rows)]
     s = evaluate.sampled_scores(
         model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model)
     )
-    return s, raw
+    return s, raw, batch
 
 
 def anomaly(
@@ -239,7 +228,7 @@ def anomaly(
             background is None and signal is None,
             "Give either --background and --signal, or --data with --label-column, not both.",
         )
-        s, raw = scores_of(model, run, data, samples, seed, beta, label_column)
+        s, raw, batch = scores_of(model, run, data, samples, seed, beta, label_column)
         check(
             raw.y is not None,
             f"{data} does not say which examples are signal: name a table's label column with "
@@ -258,7 +247,7 @@ def anomaly(
         label_of = np.asarray(names)[raw.y] if raw.label_names else raw.y.astype(str)
         is_signal = label_of == str(signal_label)
         check(is_signal.any() and (~is_signal).any(), "The file needs both signal and background rows.")
-        seen = training_rows(run, data, label_column)
+        seen = (training_rows(run, batch.x.numpy()) or [None])[0]
         if seen is not None and seen.any():
             counts = f"{int(seen[~is_signal].sum())} background, {int(seen[is_signal].sum())} signal"
             notes.append(
@@ -281,12 +270,14 @@ def anomaly(
                 f"The background file is the one the run trained on, so only its {len(rows)} test-split rows "
                 "were scored (the training rows were fitted, and their scores are biased low)."
             )
-        bg, _ = scores_of(model, run, background, samples, seed, beta, rows=rows)
-        sig, _ = scores_of(model, run, signal, samples, seed + 1, beta)
+        bg, _, bg_batch = scores_of(model, run, background, samples, seed, beta, rows=rows)
+        sig, _, sig_batch = scores_of(model, run, signal, samples, seed + 1, beta)
         if _is_training_file(run, signal):
             notes.append("The signal file is the run's training file: the model was fitted to it.")
-        for role, source in (("background", background), ("signal", signal)):
-            seen = None if _is_training_file(run, source) else training_rows(run, source)
+        found = training_rows(run, bg_batch.x.numpy(), sig_batch.x.numpy()) or [None, None]
+        for role, source, seen in zip(("background", "signal"), (background, signal), found, strict=True):
+            if _is_training_file(run, source):
+                continue  # said above
             if seen is not None and seen.any():
                 notes.append(
                     f"{int(seen.sum())} of the {len(seen)} {role} rows are rows the model was trained on "
@@ -717,7 +708,7 @@ def data_metrics(run, data, samples: int = 100, seed: int = 0, beta=None, label_
     for a deterministic autoencoder or K < 1."""
     model = runs.load(run)
     check(model.kind == "vae", f"{run} is a deterministic autoencoder: it has no ELBO or likelihood.")
-    s, raw = scores_of(model, run, data, samples, seed, beta, label_column)
+    s, raw, _ = scores_of(model, run, data, samples, seed, beta, label_column)
     n = len(s["nll"])
 
     def mean_se(v):

@@ -634,7 +634,7 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     from vaekit import evaluate as ev
 
     check(samples >= 1, f"--samples must be at least 1, not {samples}.")
-    s, raw = analyses.scores_of(model, run, source, samples, seed, beta, label_column)
+    s, raw, _ = analyses.scores_of(model, run, source, samples, seed, beta, label_column)
     frame = pd.DataFrame({"index": np.arange(len(s["loss"]))})
     meanings = {"index": "row of the input (0-based)"}
     if raw.y is not None and (label_column or raw.kind != "tabular"):

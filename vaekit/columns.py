@@ -50,6 +50,7 @@ from torch.nn import functional as F
 from vaekit import likelihoods
 from vaekit.errors import VaekitError, check
 from vaekit.registry import registrar
+from vaekit.tables import is_number
 
 COLUMN_TYPES: dict[str, type[ColumnType]] = {}
 register = registrar(COLUMN_TYPES)  # @register(name) adds a class to COLUMN_TYPES
@@ -80,19 +81,11 @@ def _numbers(values, column: str) -> np.ndarray:
     try:
         return pd.to_numeric(s, errors="raise").astype("float64").to_numpy(na_value=np.nan)
     except (TypeError, ValueError):
-        bad = next(v for v in s[s.notna()] if not _is_number(v))
+        bad = next(v for v in s[s.notna()] if not is_number(v))
         raise VaekitError(
             f"column {column!r} holds {bad!r}, which is not a number; give it another type with "
             f"--column-types {column}=categorical, or drop it with --drop-columns {column}."
         ) from None
-
-
-def _is_number(value) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _standardise(values: np.ndarray) -> tuple[float, float]:
@@ -394,12 +387,10 @@ class _Labelled(ColumnType):
     @classmethod
     def _values_of(cls, column, values) -> list:
         seen = _observed(values)
-        distinct = sorted(set(seen.tolist()), key=lambda v: (not _is_number(v), _sort_key(v)))
+        distinct = sorted(set(seen.tolist()), key=lambda v: (not is_number(v), _sort_key(v)))
         return [_plain(v) for v in distinct]
 
     def to_model(self, values):
-        import pandas as pd
-
         s = _series(values)
         lookup = {label_key(v): i for i, v in enumerate(self.constants["values"])}
         missing = s.isna().to_numpy()
@@ -411,7 +402,6 @@ class _Labelled(ColumnType):
                 f"column {self.column!r} holds {unknown[0]!r}, a value the model never saw in training "
                 f"(it knows {known}); drop those rows or retrain on data that has it."
             )
-        del pd
         return np.array([np.nan if k is None else lookup[k] for k in keys], dtype=np.float64)
 
     def to_user(self, v):
@@ -447,7 +437,7 @@ def label_key(v) -> str:
 
 
 def _sort_key(v):
-    return float(v) if _is_number(v) else str(v)
+    return float(v) if is_number(v) else str(v)
 
 
 @register("binary")
@@ -914,7 +904,7 @@ def infer(column: str, values) -> tuple[str | None, str]:
             return "positive", ""
         return "real", ""
     text = seen.astype(str)
-    numbers = text.map(_is_number)
+    numbers = text.map(is_number)
     if numbers.mean() >= 0.5 and not numbers.all():
         return None, f"numbers, but holds {text[~numbers].iloc[0]!r}"
     n_distinct = text.nunique()

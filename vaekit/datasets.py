@@ -10,6 +10,7 @@ split only and kept, so outputs go back to the user's units.
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -208,7 +209,8 @@ class Dataset:
         scaled value range, and the number of distinct labels when labelled."""
         lo, hi = self.value_range
         if self.schema is not None:
-            types = ", ".join(f"{n} {k}" for k, n in _counts(self.schema.types.values()).items())
+            counts = collections.Counter(self.schema.types.values())
+            types = ", ".join(f"{n} {k}" for k, n in counts.items())
             labels = f", {len(np.unique(self.y))} labels" if self.y is not None else ""
             return (
                 f"{self.name}: {len(self.x)} rows ({len(self.train_idx)} train, {len(self.test_idx)} test) "
@@ -228,13 +230,6 @@ def _as_numbers(values) -> np.ndarray:
     except (TypeError, ValueError):  # labels: their codes
         _, codes = np.unique(np.asarray(values, dtype=str), return_inverse=True)
         return codes.astype(np.float64)
-
-
-def _counts(values) -> dict:
-    out: dict = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 # ----------------------------------------------------------------------------- registry

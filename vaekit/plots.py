@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vaekit import evaluate  # noqa: E402
+from vaekit.columns import label_key  # noqa: E402
 from vaekit.model import VAE, describe_prior  # noqa: E402
 
 
@@ -598,13 +599,6 @@ def _panel_grid(n: int, width: float = 3.0, height: float = 2.4):
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     return fig, list(axes.flat)[:n]
-
-
-def label_key(value) -> str:
-    """A category's value as one key whatever its numeric type (`vaekit.columns.label_key`)."""
-    from vaekit.columns import label_key as key
-
-    return key(value)
 
 
 def _as_bars(column, values: list) -> list | None:

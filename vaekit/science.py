@@ -147,12 +147,17 @@ class TwoSample:
         }
 
 
+def row_keys(x: np.ndarray) -> np.ndarray:
+    """One hashable key per row (n,): its bytes, so rows with identical values (NaN included)
+    have equal keys."""
+    flat = np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
+    return flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+
+
 def row_groups(x: np.ndarray) -> tuple[np.ndarray, int]:
     """One group id per row (n,), equal for rows with identical values, and the number of rows
     that have a copy elsewhere."""
-    flat = np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
-    keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
-    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(row_keys(x), return_inverse=True, return_counts=True)
     return inverse.reshape(-1), int((counts[inverse] > 1).sum())
 
 

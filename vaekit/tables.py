@@ -59,7 +59,8 @@ class Frame:
     lines: list[int] | None = None  # a text file's line number of each row
 
 
-def _is_number(text) -> bool:
+def is_number(text) -> bool:
+    """Whether `float` reads `text` as a number ('1e5', ' 3 ', 'nan' do; '1,5' does not)."""
     try:
         float(text)
     except (TypeError, ValueError):
@@ -154,36 +155,25 @@ def detect_dialect(path: Path, sep: str | None = None, decimal: str | None = Non
     return sep, decimal
 
 
-def _field_counts(path: Path, sep: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(line numbers (r,), numbers of fields (r,)) of every non-empty row, and the first row's
-    cells. A file without quote characters is counted in numpy, 16 MiB at a time; a quoted one
-    (or whitespace-separated) row by row with the csv module."""
+def _field_counts(path: Path, sep: str) -> tuple[np.ndarray, np.ndarray]:
+    """(line numbers (r,), numbers of fields (r,)) of every non-empty row. A file without quote
+    characters is counted in numpy, 16 MiB at a time; a quoted one (or whitespace-separated) row
+    by row with the csv module."""
     counted = _count_unquoted(path, sep) if sep != WHITESPACE else None
     if counted is not None:
-        lines, counts = counted
-        check(len(lines) > 0, f"{path} holds no values; give a table with a header and one row per example.")
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            first = next(line for line in f if line.strip())
-        return lines, counts, [c.strip() for c in _split(first.rstrip("\r\n"), sep)]
-    out, first = [], []
+        return counted
+    out = []
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             if sep == WHITESPACE:
-                for i, line in enumerate(f, 1):
-                    if line.strip():
-                        out.append((i, len(line.split())))
-                        first = first or line.split()
+                out = [(i, len(line.split())) for i, line in enumerate(f, 1) if line.strip()]
             else:
                 reader = csv.reader(f, delimiter=sep)
-                for row in reader:
-                    if any(cell.strip() for cell in row):
-                        out.append((reader.line_num, len(row)))
-                        first = first or row
+                out = [(reader.line_num, len(row)) for row in reader if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as err:
         raise VaekitError(f"{path} is not a readable text table ({err}).") from None
-    check(bool(out), f"{path} holds no values; give a table with a header and one row per example.")
-    lines, counts = (np.array(v, dtype=np.int64) for v in zip(*out, strict=True))
-    return lines, counts, [c.strip() for c in first]
+    lines, counts = (np.array([v[k] for v in out], dtype=np.int64) for k in (0, 1))
+    return lines, counts
 
 
 def _count_unquoted(path: Path, sep: str, chunk: int = 1 << 24):
@@ -272,7 +262,7 @@ def read_text(path: Path, sep: str | None = None, decimal: str | None = None) ->
     sep, decimal = detect_dialect(path, sep, decimal)
     head = _first_rows(path, sep, 2)
     first = head[0]
-    has_header = not all(_is_number(c) for c in first)
+    has_header = not all(is_number(c) for c in first)
     n_fields = len(head[1]) if len(head) > 1 else len(first)
     row_names = has_header and len(first) == n_fields - 1  # R's write.table: no header for the row names
     width = n_fields if row_names else len(first)
@@ -317,7 +307,7 @@ def read_text(path: Path, sep: str | None = None, decimal: str | None = None) ->
     lines = None
     truncated = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
     if truncated or raw.isna().to_numpy().any():  # rows pandas cut or filled, or missing cells
-        lines, counts, _ = _field_counts(path, sep)
+        lines, counts = _field_counts(path, sep)
         lines, counts = (lines[1:], counts[1:]) if has_header else (lines, counts)
         _check_fields(path, sep, lines, counts, width, first, has_header, row_names)
     raw.columns = names
@@ -532,9 +522,9 @@ def read_columns(path: Path, names: list[str], key: str | None = None, sep=None,
         frame = read_frame(path, key=key).frame
     else:
         sep, _ = detect_dialect(path, sep, decimal)
-        _, counts, first = _field_counts(path, sep)
-        n_fields = int(counts[1]) if len(counts) > 1 else int(counts[0])
-        header = (["rownames"] if len(first) == n_fields - 1 else []) + [c.strip() for c in first]
+        head = _first_rows(path, sep, 2)  # the header, and a row to tell R's row names
+        first, n_fields = head[0], len(head[-1])
+        header = (["rownames"] if len(first) == n_fields - 1 else []) + first
         frame = pd.read_csv(
             path,
             sep=sep,
