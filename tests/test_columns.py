@@ -490,3 +490,35 @@ def test_two_sample_of_a_run_compares_observed_cells_only(cli, mixed_run, tmp_pa
     extremes = pd.read_csv(tmp_path / "ts" / "extremes.csv")
     drawn = extremes[extremes["group"].str.startswith("model")]
     assert drawn[["z", "flag"]].isna().sum().sum() <= holes  # the draws carry real rows' gaps
+
+
+def test_float_profiles_match_each_column_and_feed_the_types_of_a_row_major_block(tmp_path):
+    """One chunked pass gives each float column's missing count, min and max (a row-major HDF5
+    block is never walked column by column); the types and the missing-cell report follow them."""
+    import h5py
+
+    gen = np.random.default_rng(3)
+    n = 70_000  # more rows than one chunk
+    block = np.column_stack(
+        [gen.normal(size=n), gen.uniform(size=n), gen.exponential(size=n), gen.poisson(3.0, size=n)]
+    ).astype(np.float64)
+    block[[5, 69_999], 1] = np.nan
+    frame = pd.DataFrame(block, columns=["a", "b", "c", "d"], copy=False)
+    profiles = columns.float_profiles(frame, ["a", "b", "c", "d"], chunk=4096)
+    for name in "abcd":
+        s = frame[name]
+        assert profiles[name] == (int(s.isna().sum()), float(s.min()), float(s.max()))
+    assert profiles["b"][0] == 2
+    path = tmp_path / "block.h5"
+    with h5py.File(path, "w") as f:
+        f["table"] = block
+    with pytest.raises(vaekit.VaekitError, match=r"'column_1' 2, in 2 of 70000 rows"):
+        datasets.read_raw(path)
+    raw = datasets.read_raw(path, table_options={"missing": "model"})
+    assert raw.column_types == {
+        "column_0": "real",
+        "column_1": "bounded",
+        "column_2": "positive",
+        "column_3": "count",
+    }
+    assert np.array_equal(raw.x, block, equal_nan=True)

@@ -852,7 +852,24 @@ class ColumnLikelihood(likelihoods.Likelihood):
 # ----------------------------------------------------------------------------- choosing types
 
 
-def infer(column: str, values) -> tuple[str | None, str]:
+def float_profiles(frame, names: list[str], chunk: int = 1 << 16) -> dict[str, tuple[int, float, float]]:
+    """(missing cells, smallest, largest value) of each float64 column of `frame` in `names`, from
+    one pass over the rows in chunks. A table read as one row-major block (an HDF5 dataset) is
+    then never walked column by column, which reads every memory page once per column."""
+    floats = [n for n in names if frame[n].dtype == np.float64]
+    if not floats:
+        return {}
+    block = frame[floats].to_numpy(dtype=np.float64)  # no copy when the columns are one block
+    missing = np.zeros(len(floats), dtype=np.int64)
+    lo, hi = np.full(len(floats), np.inf), np.full(len(floats), -np.inf)
+    for start in range(0, len(block), chunk):
+        rows = block[start : start + chunk]
+        missing += np.isnan(rows).sum(axis=0)
+        lo, hi = np.fmin(lo, np.fmin.reduce(rows, axis=0)), np.fmax(hi, np.fmax.reduce(rows, axis=0))
+    return {n: (int(m), float(a), float(b)) for n, m, a, b in zip(floats, missing, lo, hi, strict=True)}
+
+
+def infer(column: str, values, profile: tuple[int, float, float] | None = None) -> tuple[str | None, str]:
     """The type a column's values call for, or (None, why not) for a column that cannot be
     modelled as it is (dates, free text, a text column whose every value is distinct).
 
@@ -863,11 +880,12 @@ def infer(column: str, values) -> tuple[str | None, str]:
     other values >= 0 with exact zeros -> nonnegative; positive values whose logarithm is less
     skewed than they are -> positive; else real. Booleans ->
     binary. Text: two values -> binary; up to `MAX_CATEGORIES` values that repeat ->
-    categorical."""
+    categorical. `profile`: the column's (missing cells, min, max) when already known
+    (`float_profiles`), which spares a pass over it."""
     import pandas as pd
 
     s = _series(values)
-    seen = s[s.notna()]
+    seen = s if profile is not None and profile[0] == 0 else s[s.notna()]  # (the profile counted them)
     if len(seen) == 0:
         return None, "every cell is missing"
     dtype = seen.dtype
@@ -877,7 +895,7 @@ def infer(column: str, values) -> tuple[str | None, str]:
         return None, "dates"
     if pd.api.types.is_numeric_dtype(dtype):
         x = seen.to_numpy(dtype=np.float64)
-        lo, hi = float(x.min()), float(x.max())
+        lo, hi = profile[1:] if profile is not None else (float(x.min()), float(x.max()))
         if not (np.isfinite(lo) and np.isfinite(hi)):
             return None, "infinite values"
         # a long column is first judged on its first rows: more than MAX_LEVELS values there, or a

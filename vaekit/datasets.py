@@ -454,9 +454,10 @@ def _shown(name: str) -> str:
     return name.encode("unicode_escape").decode() if not name.isprintable() else name
 
 
-def _column_types(path: Path, frame, features: list[str], options: dict) -> dict[str, str]:
-    """Each feature column's type: the run's saved schema, --column-types, else `columns.infer`.
-    Every column that cannot be modelled as it is is named in one message with what can be done."""
+def _column_types(path: Path, frame, features: list[str], options: dict, profiles=None) -> dict[str, str]:
+    """Each feature column's type: the run's saved schema, --column-types, else `columns.infer`
+    (`profiles`: `columns.float_profiles` of the float columns). Every column that cannot be
+    modelled as it is is named in one message with what can be done."""
     from vaekit import columns
 
     saved = options.get("schema")
@@ -481,7 +482,8 @@ def _column_types(path: Path, frame, features: list[str], options: dict) -> dict
     types, problems = {}, []
     discrete = set(options.get("discrete") or ())
     for name in features:
-        kind, why = (given[name], "") if name in given else columns.infer(name, frame[name])
+        profile = (profiles or {}).get(name)
+        kind, why = (given[name], "") if name in given else columns.infer(name, frame[name], profile)
         if name in discrete and name not in given and kind in columns.CONTINUOUS:
             kind = "categorical"  # --discrete-columns: a few values, each a category
         if kind is None:
@@ -507,12 +509,15 @@ def _column_types(path: Path, frame, features: list[str], options: dict) -> dict
     return types
 
 
-def _missing_cells(path: Path, frame, features: list[str], policy: str, lines=None):
-    """Apply the --missing policy to the feature columns' missing cells: (frame, notes)."""
+def _missing_cells(path: Path, frame, features: list[str], policy: str, lines=None, profiles=None):
+    """Apply the --missing policy to the feature columns' missing cells: (frame, notes).
+    `profiles` (`columns.float_profiles`) spares looking for them where none was counted."""
     check(
         policy in MISSING_POLICIES,
         f"--missing must be one of {', '.join(MISSING_POLICIES)}, not {policy!r}.",
     )
+    if profiles and all(n in profiles and profiles[n][0] == 0 for n in features):
+        return frame, []
     cells = frame[features].isna()
     per_column = {c: int(n) for c, n in cells.sum().items() if n}
     if not per_column:
@@ -563,7 +568,7 @@ def _load_table(path: Path, label_column, key=None, only=None, options: dict | N
     """A CSV/TSV/whitespace, Parquet or HDF5 table (`vaekit.tables.read_frame`) as RawData: the
     identifier columns apart, the label column encoded, each feature column typed
     (`_column_types`) and the --missing policy applied. `only`: just these feature columns."""
-    from vaekit import tables
+    from vaekit import columns, tables
 
     options = options or {}
     table = tables.read_frame(path, options.get("sep"), options.get("decimal"), key)
@@ -596,8 +601,10 @@ def _load_table(path: Path, label_column, key=None, only=None, options: dict | N
             f"{path}: the label column {label_column!r} has {int(labels.isna().sum())} missing cells; give "
             "every row a label.",
         )
-    types = _column_types(path, frame, features, options)  # every unusable column named first
-    frame, more = _missing_cells(path, frame, features, options.get("missing") or "refuse", table.lines)
+    profiles = columns.float_profiles(frame, features)  # one pass over the float columns
+    types = _column_types(path, frame, features, options, profiles)  # every unusable column named first
+    policy = options.get("missing") or "refuse"
+    frame, more = _missing_cells(path, frame, features, policy, table.lines, profiles)
     notes += more
     raw = RawData(x=None, source=str(path), column_names=features, notes=notes)
     raw.frame = frame[features].reset_index(drop=True)

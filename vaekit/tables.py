@@ -452,9 +452,9 @@ def read_hdf5(path: Path, key: str | None = None) -> Frame:
     import pandas as pd
 
     columns = _hdf5_columns(path, key)
-    if isinstance(columns, np.ndarray):  # a 2-D dataset: one block, each column contiguous in it
-        block = np.asfortranarray(columns)
-        return Frame(pd.DataFrame(block, columns=[f"column_{i}" for i in range(block.shape[1])], copy=False))
+    if isinstance(columns, np.ndarray):  # a 2-D dataset: pandas keeps it as one block, not copied
+        names = [f"column_{i}" for i in range(columns.shape[1])]
+        return Frame(pd.DataFrame(columns, columns=names, copy=False))
     for name, column in columns.items():
         if column.ndim != 1:
             raise VaekitError(
