@@ -122,7 +122,23 @@ class ColumnType:
 
     def to_model(self, values) -> np.ndarray:
         """User values (n,) -> model values (n,) float64, NaN where missing. Raises `VaekitError`
-        naming a value outside the column's support."""
+        naming the first value outside the support the model was trained on (`outside`)."""
+        bad, support, fix = self.outside(values)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise VaekitError(
+                f"column {self.column!r} holds {_plain(_series(values).iloc[row])!r} at row {row}, outside "
+                f"what the model was trained on ({support}); drop that row, or {fix}."
+            )
+        return self._model_values(values)
+
+    def outside(self, values) -> tuple[np.ndarray, str, str]:
+        """Which values (n,) the model gives probability zero: (mask (n,) bool, the support in
+        words, how to retrain so that they fit). Missing cells are never outside."""
+        return np.zeros(len(values), dtype=bool), "", ""
+
+    def _model_values(self, values) -> np.ndarray:
+        """`to_model` for values inside the support."""
         raise NotImplementedError
 
     def to_user(self, v: np.ndarray):
@@ -188,7 +204,7 @@ class Real(_Continuous):
         m, s = _standardise(x[~np.isnan(x)])
         return cls(column, mean=m, std=s)
 
-    def to_model(self, values):
+    def _model_values(self, values):
         m, s = self._m_s()
         return (_numbers(values, self.column) - m) / s
 
@@ -220,17 +236,14 @@ class Positive(_Continuous):
         m, s = _standardise(np.log(x))
         return cls(column, mean=m, std=s)
 
-    def to_model(self, values):
+    def outside(self, values):
         x = _numbers(values, self.column)
-        bad = x <= 0
-        if not (not bad.any()):
-            raise VaekitError(
-                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, but the model "
-                "treats it as positive (log-normal); drop that row or retrain with "
-                f"--column-types {self.column}=real."
-            )
+        return x <= 0, "values > 0, log-normal", f"retrain with --column-types {self.column}=real"
+
+    def _model_values(self, values):
+        x = _numbers(values, self.column)
         m, s = self._m_s()
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):
             return (np.log(x) - m) / s
 
     def to_user(self, v):
@@ -275,16 +288,17 @@ class Bounded(_Continuous):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(u) - np.log1p(-u)
 
-    def to_model(self, values):
+    def outside(self, values):
         x = _numbers(values, self.column)
         lo, hi = self.constants["lo"], self.constants["hi"]
-        bad = (x < lo) | (x > hi)
-        if not (not bad.any()):
-            raise VaekitError(
-                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, outside the "
-                f"bounds [{lo:g}, {hi:g}] the model was trained with; drop that row or retrain with "
-                f"--column-types {self.column}=real."
-            )
+        return (
+            (x < lo) | (x > hi),
+            f"values in [{lo:g}, {hi:g}]",
+            f"retrain with --column-types {self.column}=real",
+        )
+
+    def _model_values(self, values):
+        x = _numbers(values, self.column)
         m, s = self._m_s()
         return (self._logit(x) - m) / s
 
@@ -354,15 +368,16 @@ class Integer(ColumnType):
         m, s = _standardise(x)
         return cls(column, mean=m, std=s)
 
-    def to_model(self, values):
+    def outside(self, values):
         x = _numbers(values, self.column)
-        bad = ~np.isnan(x) & (x != np.round(x))
-        if not (not bad.any()):
-            raise VaekitError(
-                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, but the model "
-                f"treats it as whole numbers; retrain with --column-types {self.column}=real."
-            )
-        return (x - self.constants["mean"]) / self.constants["std"]
+        return (
+            ~np.isnan(x) & (x != np.round(x)),
+            "whole numbers",
+            f"retrain with --column-types {self.column}=real",
+        )
+
+    def _model_values(self, values):
+        return (_numbers(values, self.column) - self.constants["mean"]) / self.constants["std"]
 
     def to_user(self, v):
         return np.round(np.asarray(v, np.float64) * self.constants["std"] + self.constants["mean"])
@@ -390,19 +405,24 @@ class _Labelled(ColumnType):
         distinct = sorted(set(seen.tolist()), key=lambda v: (not is_number(v), _sort_key(v)))
         return [_plain(v) for v in distinct]
 
-    def to_model(self, values):
+    def _codes(self, values) -> list:
+        """Each value's code, None where missing, -1 for a value never seen in training."""
         s = _series(values)
         lookup = {label_key(v): i for i, v in enumerate(self.constants["values"])}
         missing = s.isna().to_numpy()
-        keys = [None if m else label_key(_plain(v)) for v, m in zip(s.tolist(), missing, strict=True)]
-        unknown = [k for k in keys if k is not None and k not in lookup]
-        if unknown:
-            known = ", ".join(map(str, self.constants["values"][:12]))
-            raise VaekitError(
-                f"column {self.column!r} holds {unknown[0]!r}, a value the model never saw in training "
-                f"(it knows {known}); drop those rows or retrain on data that has it."
-            )
-        return np.array([np.nan if k is None else lookup[k] for k in keys], dtype=np.float64)
+        return [
+            None if m else lookup.get(label_key(_plain(v)), -1)
+            for v, m in zip(s.tolist(), missing, strict=True)
+        ]
+
+    def outside(self, values):
+        bad = np.array([k == -1 for k in self._codes(values)], dtype=bool)
+        known = ", ".join(map(str, self.constants["values"][:12]))
+        more = ", ..." if len(self.constants["values"]) > 12 else ""
+        return bad, f"the values seen in training: {known}{more}", "retrain on data that has that value"
+
+    def _model_values(self, values):
+        return np.array([np.nan if k is None else k for k in self._codes(values)], dtype=np.float64)
 
     def to_user(self, v):
         labels = self.constants["values"]
@@ -523,16 +543,18 @@ class Count(ColumnType):
     def _lo(self) -> float:
         return float(self.constants.get("lo", 0.0))  # runs written before lo existed count from 0
 
-    def to_model(self, values):
+    def outside(self, values):
         x = _numbers(values, self.column)
         lo = self._lo()
         bad = ~np.isnan(x) & ((x < lo) | (x != np.round(x)))
-        if bad.any():
-            raise VaekitError(
-                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, not a count from "
-                f"{lo:g} (the smallest value in training); drop that row or retrain on data that has it."
-            )
-        return x - lo
+        return (
+            bad,
+            f"whole numbers >= {lo:g}, the smallest in training",
+            "retrain on data that has that value",
+        )
+
+    def _model_values(self, values):
+        return _numbers(values, self.column) - self._lo()
 
     def to_user(self, v):
         return np.round(np.asarray(v, np.float64)) + self._lo()
@@ -572,7 +594,7 @@ class NonNegative(ColumnType):
     n_params = 3
     n_inputs = 2
     summary = "hurdle log-normal"
-    ZERO = -30.0
+    ZERO = -1e6  # exact in float32; a positive value is never coded below ZERO / 2
 
     @classmethod
     def fit(cls, column, values):
@@ -587,27 +609,28 @@ class NonNegative(ColumnType):
         m, s = _standardise(np.log(positive)) if len(positive) else (0.0, 1.0)
         return cls(column, mean=m, std=s, zeros=float(np.mean(x == 0)))
 
-    def to_model(self, values):
+    def outside(self, values):
         x = _numbers(values, self.column)
-        bad = x < 0
-        if bad.any():
-            raise VaekitError(
-                f"column {self.column!r} holds {x[bad][0]:g} at row {int(np.argmax(bad))}, but the model "
-                f"treats it as non-negative; drop that row or retrain with --column-types {self.column}=real."
-            )
+        m, s = self.constants["mean"], self.constants["std"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tiny = (x > 0) & ((np.log(x) - m) / s <= self.ZERO / 2)  # beyond what the zero code allows
+        return (x < 0) | tiny, "values >= 0", f"retrain with --column-types {self.column}=real"
+
+    def _model_values(self, values):
+        x = _numbers(values, self.column)
         m, s = self.constants["mean"], self.constants["std"]
         with np.errstate(divide="ignore", invalid="ignore"):
             v = (np.log(x) - m) / s
-        v = np.where(x == 0, self.ZERO, np.maximum(v, self.ZERO + 1))
+        v = np.where(x == 0, self.ZERO, v)
         return np.where(np.isnan(x), np.nan, v)
 
     def to_user(self, v):
         v = np.asarray(v, np.float64)
         m, s = self.constants["mean"], self.constants["std"]
-        return np.where(v <= self.ZERO + 0.5, 0.0, np.exp(v * s + m))
+        return np.where(v <= self.ZERO / 2, 0.0, np.exp(v * s + m))
 
     def features(self, v):
-        zero = (v <= self.ZERO + 0.5).to(v.dtype)
+        zero = (v <= self.ZERO / 2).to(v.dtype)
         return torch.stack([zero, torch.where(zero > 0, torch.zeros_like(v), v)], dim=-1)
 
     def _parts(self, params):
@@ -615,7 +638,7 @@ class NonNegative(ColumnType):
 
     def log_prob(self, params, v):
         logit_zero, normal = self._parts(params)
-        zero = v <= self.ZERO + 0.5
+        zero = v <= self.ZERO / 2
         m, s = self.constants["mean"], self.constants["std"]
         safe = torch.where(zero, torch.zeros_like(v), v)
         # log (1 - pi) + log N(v) + log |dv/dx| with dv/dx = 1 / (s x), log x = v s + m
@@ -670,6 +693,22 @@ class Schema:
         if len(self.columns) == 0:
             return np.zeros((len(frame), 0))
         return np.stack([c.to_model(frame[c.column]) for c in self.columns], axis=1)
+
+    def outside(self, frame) -> tuple[np.ndarray, list[str]]:
+        """The cells the model gives probability zero (an unseen category, a count below the
+        smallest seen, a value past a bound): (mask (n, d) bool, one sentence per column that
+        has any, naming its first such value and the support)."""
+        masks, said = [], []
+        for c in self.columns:
+            bad, support, _ = c.outside(frame[c.column])
+            masks.append(np.asarray(bad, dtype=bool))
+            if bad.any():
+                row = int(np.argmax(bad))
+                value = _plain(frame[c.column].iloc[row])
+                said.append(
+                    f"{c.column!r}: {int(bad.sum())} cells, the first {value!r} at row {row} ({support})"
+                )
+        return (np.stack(masks, axis=1) if masks else np.zeros((len(frame), 0), bool)), said
 
     def to_user(self, v: np.ndarray):
         """Model values (n, d) -> a DataFrame in the user's units (float64 numbers, whole numbers,
