@@ -274,6 +274,74 @@ def test_one_row_is_scored_with_its_identifier(cli, mixed_run, tmp_path):
     assert rec["event_id"].tolist() == ["e00007"] and rec["colour"].iloc[0] in {"red", "green", "blue"}
 
 
+def test_a_value_outside_the_support_is_scored_impossible_and_refused_elsewhere(cli, mixed_run, tmp_path):
+    """score: a row with an unseen category, a count below the smallest seen or a share past its
+    bound has probability zero (-log p = inf, its cell named); the other rows score as they do
+    alone. Commands that need the row's code refuse it in one sentence."""
+    folder, run, frame = mixed_run
+    rows = frame.iloc[:6].fillna({"z": 0.0, "flag": 0}).reset_index(drop=True)
+    rows.loc[1, "colour"] = "purple"
+    rows.loc[3, "visits"] = -1
+    rows.loc[4, "share"] = 1.25
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = cli(
+        "score", run, "--data", tmp_path / "new.csv", "--out", tmp_path / "s.csv", "--samples", "5"
+    )
+    assert code == 0, err
+    assert "3 of 6 rows hold a value the model gives probability zero" in err and "'purple' at row 1" in err
+    scores = pd.read_csv(tmp_path / "s.csv")
+    bad = [1, 3, 4]
+    for name in ("neg_elbo", "distortion", "nll"):
+        assert np.isinf(scores.loc[bad, name]).all() and np.isfinite(scores.loc[[0, 2, 5], name]).all()
+    assert scores.loc[bad, "rate"].isna().all()
+    assert scores["outside_support"].fillna("").tolist() == [
+        "",
+        "colour='purple'",
+        "",
+        "visits=-1",
+        "share=1.25",
+        "",
+    ]
+    rows.iloc[[0, 2, 5]].to_csv(tmp_path / "good.csv", index=False)
+    code, _, err = cli(
+        "score", run, "--data", tmp_path / "good.csv", "--out", tmp_path / "g.csv", "--samples", "5"
+    )
+    assert code == 0, err
+    alone = pd.read_csv(tmp_path / "g.csv")
+    np.testing.assert_allclose(scores.loc[[0, 2, 5], "nll"], alone["nll"], rtol=1e-5)
+    assert "outside_support" not in alone
+    code, _, err = cli("encode", run, "--data", tmp_path / "new.csv", "--out", tmp_path / "e.csv")
+    assert code == 2 and "Traceback" not in err
+    assert (
+        "3 of 6 rows hold a value outside what the model was trained on ('share': 1 cell, the first 1.25"
+        in err
+    )
+    assert (
+        "'colour': 1 cell, the first 'purple' at row 1 (the values seen in training: blue, green, red)" in err
+    )
+    assert "'visits': 1 cell, the first -1 at row 3 (whole numbers >= 0" in err
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_scoring_gaps_with_a_model_trained_without_them_warns(cli, tmp_path):
+    gen = np.random.default_rng(8)
+    frame = _mixed(200, gen).drop(columns="event_id")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = cli(
+        "train", "--data", tmp_path / "t.csv", "--epochs", "2", "--out", tmp_path / "run", *FAST
+    )
+    assert code == 0, err
+    gaps = frame.head(3).copy()
+    gaps.loc[0, "share"] = np.nan
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    code, _, err = cli(
+        "score", tmp_path / "run", "--data", tmp_path / "gaps.csv", "--out", tmp_path / "s.csv"
+    )
+    assert code == 0, err
+    assert "trained without missing cells (not --missing model)" in err and "these 1 rows" in err
+    assert np.isfinite(pd.read_csv(tmp_path / "s.csv")["neg_elbo"]).all()
+
+
 def test_column_types_are_overridable_and_refusals_name_the_fix(cli, tmp_path):
     gen = np.random.default_rng(5)
     frame = _mixed(120, gen)

@@ -39,15 +39,19 @@ TYPICALITY_CAVEAT = (
 )
 
 
-def read_for_run(model, source, label_column=None, run=None, keep_labels: bool = True):
+def read_for_run(model, source, label_column=None, run=None, keep_labels: bool = True, outside="refuse"):
     """A user's file (or a built-in name) as a `Batch` in the model's units, read the way the
     run read its training data (its array names, image options, column names) and scaled with
     the run's own scaling; a table's feature columns are matched by name (other columns, text
     ones included, are skipped). A label-conditional model gets the file's labels, matched to
     its classes by name. Notes about the file are issued as warnings. Returns (Batch, RawData).
+    `outside`: for a typed table, what to do with a cell the model gives probability zero (a
+    category never seen in training, a count below the smallest seen, a value past a bound):
+    "refuse" raises naming it; "mark" reads it as missing and sets `raw.outside` (n,) to the rows
+    that hold one, with a warning naming them (`scores_of` scores those rows as impossible).
     Raises `VaekitError` for a file whose examples differ in shape from the training data, or
     one without the labels a label-conditional model needs."""
-    from vaekit import datasets
+    from vaekit import columns, datasets
 
     record = runs.read_config(run).get("data", {}) if run is not None else {}
     # the run's own way of reading: its x array name and label column, not its y/factors names
@@ -85,6 +89,37 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
             schema is not None,
             f"{run} was trained on an array, not a table of typed columns; give data like its training data.",
         )
+        if outside == "mark":
+            cells, said = schema.outside(raw.frame)
+            raw.outside = cells.any(axis=1)
+            if raw.outside.any():
+                raw.meta["outside_cells"] = [
+                    ", ".join(
+                        f"{name}={columns.plain(raw.frame[name].iloc[i])!r}"
+                        for j, name in enumerate(schema.names)
+                        if cells[i, j]
+                    )
+                    for i in range(len(cells))
+                ]
+                raw.frame = raw.frame.copy()
+                for j, name in enumerate(schema.names):
+                    raw.frame[name] = raw.frame[name].where(~cells[:, j])
+                n_bad = f"{int(raw.outside.sum())} of {len(raw.outside)}"
+                warnings.warn(
+                    f"{Path(str(source)).name}: {n_bad} rows hold a value the model gives probability zero "
+                    f"({'; '.join(said)}): scored as impossible (-ELBO, "
+                    "distortion and IS-NLL inf; rate and squared error not computed).",
+                    stacklevel=2,
+                )
+        gaps = raw.frame[schema.names].isna().any(axis=1).to_numpy()
+        if gaps.any() and not schema.missing:
+            warnings.warn(
+                f"{Path(str(source)).name}: the run was trained without missing cells (not --missing model), "
+                f"so its encoder reads the missing cells of these {int(gaps.sum())} rows as 0 in model units "
+                "(a column's training mean, a category's first value); their scores sum over the observed "
+                "cells but are approximate: retrain with --missing model to score such rows properly.",
+                stacklevel=2,
+            )
         x = schema.to_model(raw.frame)
     else:
         x = raw.x
@@ -177,15 +212,41 @@ def _is_training_file(run, source) -> bool:
         return str(trained) == str(source)
 
 
-def scores_of(model, run, source, samples: int, seed: int = 0, beta=None, label_column=None, rows=None):
+def scores_of(
+    model, run, source, samples: int, seed: int = 0, beta=None, label_column=None, rows=None, outside="refuse"
+):
     """`evaluate.sampled_scores` of a file for a run (its objective), restricted to `rows`
-    (indices) when given. Returns (scores dict, RawData, the Batch scored in the model's units)."""
-    batch, raw = read_for_run(model, source, label_column, run)
+    (indices) when given. `outside="mark"`: a typed table's rows holding a value the model gives
+    probability zero (`read_for_run`) are not run through the model; their -log p scores
+    (-ELBO, distortion, IS-NLL, the loss) are inf and the others NaN. Returns (scores dict,
+    RawData, the Batch scored in the model's units)."""
+    batch, raw = read_for_run(model, source, label_column, run, outside=outside)
     if rows is not None:
         batch = batch[torch.as_tensor(rows)]
-    s = evaluate.sampled_scores(
-        model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model)
+    impossible = raw.outside if raw.outside is not None and rows is None else None
+    if impossible is None or not impossible.any():
+        s = evaluate.sampled_scores(
+            model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model)
+        )
+        return s, raw, batch
+    possible = np.flatnonzero(~impossible)
+    part = (
+        evaluate.sampled_scores(
+            model,
+            batch[torch.as_tensor(possible)],
+            samples,
+            beta=beta,
+            seed=seed,
+            objective=runs.load_objective(run, model),
+        )
+        if len(possible)
+        else {k: np.zeros(0) for k in evaluate.score_columns(model, samples) + ["loss"]}
     )
+    s = {}
+    for name, values in part.items():
+        full = np.full(len(impossible), np.inf if name in evaluate.NEG_LOG_SCORES else np.nan)
+        full[possible] = values
+        s[name] = full
     return s, raw, batch
 
 

@@ -634,7 +634,7 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     from vaekit import evaluate as ev
 
     check(samples >= 1, f"--samples must be at least 1, not {samples}.")
-    s, raw, _ = analyses.scores_of(model, run, source, samples, seed, beta, label_column)
+    s, raw, _ = analyses.scores_of(model, run, source, samples, seed, beta, label_column, outside="mark")
     frame = pd.DataFrame({"index": np.arange(len(s["loss"]))})
     meanings = {"index": "row of the input (0-based)"}
     if raw.y is not None and (label_column or raw.kind != "tabular"):
@@ -664,6 +664,12 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     for name in ev.score_columns(model, samples):
         frame[name] = s[name]
         meanings[name] = ev.SCORE_MEANINGS[name]
+    if "outside_cells" in raw.meta:
+        frame["outside_support"] = raw.meta["outside_cells"]
+        meanings["outside_support"] = (
+            "the row's cells the model gives probability zero (a category never seen in training, a value "
+            "past a bound or below a count's smallest): the row's -log p scores are inf"
+        )
     return frame, meanings
 
 

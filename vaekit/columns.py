@@ -127,7 +127,7 @@ class ColumnType:
         if bad.any():
             row = int(np.argmax(bad))
             raise VaekitError(
-                f"column {self.column!r} holds {_plain(_series(values).iloc[row])!r} at row {row}, outside "
+                f"column {self.column!r} holds {plain(_series(values).iloc[row])!r} at row {row}, outside "
                 f"what the model was trained on ({support}); drop that row, or {fix}."
             )
         return self._model_values(values)
@@ -403,7 +403,7 @@ class _Labelled(ColumnType):
     def _values_of(cls, column, values) -> list:
         seen = _observed(values)
         distinct = sorted(set(seen.tolist()), key=lambda v: (not is_number(v), _sort_key(v)))
-        return [_plain(v) for v in distinct]
+        return [plain(v) for v in distinct]
 
     def _codes(self, values) -> list:
         """Each value's code, None where missing, -1 for a value never seen in training."""
@@ -411,7 +411,7 @@ class _Labelled(ColumnType):
         lookup = {label_key(v): i for i, v in enumerate(self.constants["values"])}
         missing = s.isna().to_numpy()
         return [
-            None if m else lookup.get(label_key(_plain(v)), -1)
+            None if m else lookup.get(label_key(plain(v)), -1)
             for v, m in zip(s.tolist(), missing, strict=True)
         ]
 
@@ -440,7 +440,7 @@ class _Labelled(ColumnType):
         return f"{self.summary} over {len(self.constants['values'])} values ({shown}{more})"
 
 
-def _plain(v):
+def plain(v):
     """numpy scalars as Python ones (for config.yaml), whole floats as ints."""
     if isinstance(v, np.generic):
         v = v.item()
@@ -452,7 +452,7 @@ def _plain(v):
 def label_key(v) -> str:
     """A category's value as one key: a number whatever its type (1, 1.0 and numpy's alike), text
     stripped (text "01" stays apart from the number 1)."""
-    v = _plain(v)
+    v = plain(v)
     return repr(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v).strip()
 
 
@@ -692,7 +692,14 @@ class Schema:
         cell is missing. Raises `VaekitError` for a value outside a column's support."""
         if len(self.columns) == 0:
             return np.zeros((len(frame), 0))
-        return np.stack([c.to_model(frame[c.column]) for c in self.columns], axis=1)
+        cells, said = self.outside(frame)
+        if said:
+            raise VaekitError(
+                f"{int(cells.any(axis=1).sum())} of {len(frame)} rows hold a value outside what the model "
+                f"was trained on ({'; '.join(said)}); drop those rows (`vaekit score` scores them as "
+                "impossible), or retrain on data that has them."
+            )
+        return np.stack([c._model_values(frame[c.column]) for c in self.columns], axis=1)
 
     def outside(self, frame) -> tuple[np.ndarray, list[str]]:
         """The cells the model gives probability zero (an unseen category, a count below the
@@ -704,10 +711,9 @@ class Schema:
             masks.append(np.asarray(bad, dtype=bool))
             if bad.any():
                 row = int(np.argmax(bad))
-                value = _plain(frame[c.column].iloc[row])
-                said.append(
-                    f"{c.column!r}: {int(bad.sum())} cells, the first {value!r} at row {row} ({support})"
-                )
+                value = plain(frame[c.column].iloc[row])
+                cells = f"{int(bad.sum())} cell{'s' if bad.sum() > 1 else ''}"
+                said.append(f"{c.column!r}: {cells}, the first {value!r} at row {row} ({support})")
         return (np.stack(masks, axis=1) if masks else np.zeros((len(frame), 0), bool)), said
 
     def to_user(self, v: np.ndarray):
@@ -749,7 +755,7 @@ def _yaml_safe(obj):
         return {k: _yaml_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_yaml_safe(v) for v in obj]
-    return _plain(obj)
+    return plain(obj)
 
 
 # ----------------------------------------------------------------------------- torch modules

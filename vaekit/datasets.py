@@ -46,6 +46,8 @@ class RawData:
     column_types: dict | None = None
     ids: object | None = None  # pandas.DataFrame of identifier columns
     missing: str = "refuse"
+    # rows with a cell the model gives probability zero (`analyses.read_for_run(outside="mark")`)
+    outside: np.ndarray | None = None  # (n,) bool
 
 
 @dataclass
@@ -543,9 +545,7 @@ def _missing_cells(path: Path, frame, features: list[str], policy: str, lines=No
         return frame[~rows.to_numpy()].reset_index(drop=True), [
             f"{path.name}: {what}; those rows were left out (--missing drop-rows)."
         ]
-    return frame, [
-        f"{path.name}: {what}; each row's likelihood sums over its observed cells (--missing model)."
-    ]
+    return frame, [f"{path.name}: {what}; each row's likelihood sums over its observed cells."]
 
 
 def _numeric_matrix(frame) -> np.ndarray | None:

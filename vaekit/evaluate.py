@@ -253,6 +253,10 @@ SCORE_MEANINGS = {
 }
 
 
+# the scores that are -log of a probability of x: infinite for a value the model cannot produce
+NEG_LOG_SCORES = ("loss", "neg_elbo", "distortion", "neg_elbo_avg", "distortion_avg", "nll")
+
+
 def score_columns(model: VAE, samples: int = 1) -> list[str]:
     """The score columns `vaekit score` writes for this model and K, in order."""
     if model.kind == "ae":
