@@ -99,7 +99,17 @@ def test_latent_dim_and_test_size(cli, tmp_path):
 
 def test_config_unknown_key_and_wrong_type(cli, tmp_path):
     (tmp_path / "c.yaml").write_text("latent_dims: 3\n")
-    _fails_clearly(cli("train", "--config", tmp_path / "c.yaml"), "unknown key 'latent_dims'")
+    code, _, err = cli("train", "--config", tmp_path / "c.yaml")
+    _fails_clearly(
+        (code, _, err), "unknown key 'latent_dims'; did you mean 'latent_dim'?", "vaekit train --help"
+    )
+    assert len(err) < 300  # one sentence, not the list of every key
+    (tmp_path / "c.yaml").write_text("nl_samples: 3\n")
+    _fails_clearly(cli("train", "--config", tmp_path / "c.yaml"), "did you mean 'nll_samples'?")
+    (tmp_path / "c.yaml").write_text("zzzz: 3\n")
+    code, _, err = cli("train", "--config", tmp_path / "c.yaml")
+    _fails_clearly((code, _, err), "unknown key 'zzzz'; Every key")
+    assert "did you mean" not in err
     (tmp_path / "d.yaml").write_text("beta: [1, 2]\n")
     _fails_clearly(cli("train", "--config", tmp_path / "d.yaml"), "beta must be a number")
 
@@ -193,3 +203,18 @@ def test_image_folder_with_labels_loads_and_trains(cli, tmp_path):
 def test_new_model_options_fail_in_one_sentence(cli, tmp_path, args, fragment):
     _fails_clearly(_train(cli, tmp_path, "--data", "digits", *args), fragment)
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("text", ["5e3", "5.0e+3", "'5000'", "5000.0", "5_000"])
+def test_config_whole_numbers_in_any_spelling(text, tmp_path):
+    """YAML reads 5e3 as text and 5000.0 as a float; both are the whole number 5000."""
+    from vaekit.cli import read_config_file
+
+    (tmp_path / "c.yaml").write_text(f"nll_samples: {text}\nepochs: 2e0\n")
+    assert read_config_file(tmp_path / "c.yaml") == {"nll_samples": 5000, "epochs": 2}
+
+
+@pytest.mark.parametrize("text", ["5.5e0", "1e-1", "'five'", "true"])
+def test_config_numbers_that_are_not_whole_are_refused(cli, text, tmp_path):
+    (tmp_path / "c.yaml").write_text(f"nll_samples: {text}\n")
+    _fails_clearly(cli("train", "--config", tmp_path / "c.yaml"), "nll_samples must be a whole number")

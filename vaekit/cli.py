@@ -94,9 +94,16 @@ def _coerce(key: str, value, where: str):
         if opt.type is bool:
             check(isinstance(value, bool), "")
             return value
-        if opt.type is int:
-            check(not isinstance(value, bool) and float(value).is_integer(), "")
-            return int(value)
+        if opt.type is int:  # 5000, "5000", 5e3 or "5e3" (YAML reads 5e3 as text), 5000.0
+            check(not isinstance(value, bool), "")
+            if isinstance(value, int):
+                return value
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                number = float(value)
+                check(number.is_integer(), "")
+                return int(number)
         if opt.type is float:
             check(not isinstance(value, (bool, list, dict)), "")
             return float(value)
@@ -132,7 +139,14 @@ def read_config_file(path: str) -> dict:
     for key, value in content.items():
         norm = str(key).replace("-", "_")
         if norm not in OPTIONS_BY_NAME:
-            raise VaekitError(f"{p.name}: unknown key {key!r}; known keys are {', '.join(OPTIONS_BY_NAME)}.")
+            import difflib
+
+            near = difflib.get_close_matches(norm, list(OPTIONS_BY_NAME), n=1, cutoff=0.6)
+            guess = f"did you mean {near[0]!r}? " if near else ""
+            raise VaekitError(
+                f"{p.name}: unknown key {key!r}; {guess}Every key is an option of `vaekit train --help` "
+                "written with underscores (--latent-dim is latent_dim)."
+            )
         out[norm] = _coerce(norm, value, p.name)
     return out
 
