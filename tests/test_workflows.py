@@ -44,6 +44,50 @@ def test_npz_with_labels_and_factors(cli, tmp_path):
     assert mi.shape == (2, 2) and 0 <= json.loads(out)["mig"] <= 1
 
 
+def test_signed_and_offset_integer_factors_are_values(cli, tmp_path):
+    """Factors stored as -2..2 or 10..14 give the metrics of their copy shifted to 0..4, from the
+    library and from `evaluate --metrics` (which once crashed on a negative factor)."""
+    from vaekit import metrics
+
+    gen = np.random.default_rng(5)
+    base = np.stack([gen.integers(0, 5, 400), gen.integers(0, 3, 400)], axis=1)
+    x = (base + gen.normal(scale=0.3, size=base.shape)).astype(np.float32)
+
+    def represent(obs):
+        return np.asarray(obs, np.float64)
+
+    results = []
+    for factors in (base, base - 2, base + np.array([10, -7])):
+        data = metrics.ArrayFactorData(x, factors)
+        results.append(metrics.compute_all(represent, data, seed=0, preset="quick"))
+        np.testing.assert_array_equal(data.factor_values[0], np.arange(5) + factors[:, 0].min())
+    for other in results[1:]:
+        assert other.keys() == results[0].keys()
+        for key, value in results[0].items():
+            if key == "seconds":
+                continue
+            if key == "matrices":
+                for name, matrix in value.items():
+                    np.testing.assert_array_equal(other[key][name], matrix, err_msg=name)
+            else:
+                np.testing.assert_array_equal(np.asarray(other[key]), np.asarray(value), err_msg=key)
+    assert 0 < results[0]["mig"] <= 1
+    z, shifted = metrics._check_pair(x, base - 2, "test")
+    np.testing.assert_array_equal(shifted, base)
+
+    images = np.zeros((400, 1, 8, 8), np.float32)
+    images[np.arange(400), 0, base[:, 0], base[:, 1]] = 1.0
+    np.savez(tmp_path / "d.npz", x=images, factors=base - 2)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", tmp_path / "d.npz", "--latent-dim", "2", "--epochs", "1", "--out", run, *FAST
+    )
+    assert code == 0, err
+    code, out, err = cli("evaluate", run, "--metrics", "mig,sap", "--metric-preset", "quick", "--json")
+    assert code == 0 and "Traceback" not in err, err
+    assert 0 <= json.loads(out)["mig"] <= 1
+
+
 @pytest.mark.parametrize("scaling", ["unit", "standard", "none"])
 def test_each_scaling_option(cli, tmp_path, scaling):
     """standard is fitted on the training split only (a test row far outside the training range
