@@ -80,6 +80,17 @@ def test_clearly_different_samples_give_a_small_p_value():
     r = science.two_sample_test(a, b, "gbt", permutations=500, seed=0)
     assert r.accuracy > 0.6 and r.p_value < 0.01
     assert r.p_value == pytest.approx(1 / 501)  # no permutation reached the observed accuracy
+    summary = r.summary()
+    assert summary["p_value_at_floor"] and summary["permutations"] == 500
+    assert summary["p_value_text"] == "< 0.002 (500 permutations)"
+    assert science.p_value_phrase(r.p_value, 500) == "p < 0.002 (500 permutations)"
+
+
+def test_a_p_value_at_its_floor_is_printed_as_a_bound():
+    assert science.p_value_text(1 / 1001, 1000) == "< 0.001 (1,000 permutations)"
+    assert science.p_value_text(2 / 1001, 1000) == "0.002"
+    assert science.p_value_phrase(0.0312, 1000) == "p = 0.0312"
+    assert science.p_value_text(1 / 10001, 10000) == "< 0.0001 (10,000 permutations)"
 
 
 def test_duplicated_rows_never_straddle_the_split():
@@ -297,6 +308,8 @@ def test_twosample_of_a_run_has_a_control_near_half(cli, collider, tmp_path):
     assert r["samples"]["n_a"] == r["samples"]["n_b"] == 300  # the run's test split, and as many draws
     assert abs(r["control"]["balanced_accuracy"] - 0.5) < 0.1
     assert 0 < r["p_value"] <= 1 and r["permutations"] == 200
+    shown = science.p_value_phrase(r["p_value"], 200)
+    assert shown in out and ("0.00498" not in out or not r["p_value_at_floor"])
     extremes = pd.read_csv(tmp_path / "t" / "extremes.csv")
     # the real rows as read with their identifier, the model's rows in the user's units
     assert list(extremes.columns[2:]) == ["event_id", *COLUMNS] and len(extremes) == 24

@@ -551,7 +551,9 @@ def twosample(
     out = prepare_folder(Path(out), overwrite)
     report.save_figure(
         plots.null_distribution(
-            test.null, test.accuracy, f"{names[1]} vs {names[0]}: p = {test.p_value:.3g}"
+            test.null,
+            test.accuracy,
+            f"{names[1]} vs {names[0]}: {science.p_value_phrase(test.p_value, len(test.null))}",
         ),
         out / "figures" / "null.png",
     )
@@ -589,11 +591,17 @@ def twosample(
     return result
 
 
+def _p_shown(p: float, permutations: int) -> str:
+    """ "= 0.0312" or "< 0.001 (1,000 permutations)"."""
+    text = science.p_value_text(p, permutations)
+    return text if text.startswith("<") else f"= {text}"
+
+
 def _twosample_html(result: dict) -> str:
     rows = [("test", result)] + ([("control", result["control"])] if result.get("control") else [])
     cells = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{r['balanced_accuracy']:.4f}</td><td>{r['null_mean']:.4f} "
-        f"&plusmn; {r['null_sd']:.4f}</td><td>{r['p_value']:.4g}</td>"
+        f"&plusmn; {r['null_sd']:.4f}</td><td>{html.escape(r['p_value_text'])}</td>"
         f"<td>{r['n_train']} / {r['n_test']}</td></tr>"
         for name, r in rows
     )

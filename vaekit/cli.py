@@ -948,7 +948,7 @@ def twosample(
     Reports the held-out balanced accuracy (0.5 = indistinguishable), its permutation null and
     p-value, a real-vs-real control, and the examples the classifier is surest about.
     """
-    from vaekit import analyses, runs
+    from vaekit import analyses, runs, science
 
     if run is not None:
         _check_beta(runs.load(run), beta, run)
@@ -977,7 +977,7 @@ def twosample(
     for name, row in [("test", r)] + ([("control", r["control"])] if r.get("control") else []):
         click.echo(
             f"{name:>8}: balanced accuracy {row['balanced_accuracy']:.4f} (null {row['null_mean']:.3f} +- "
-            f"{row['null_sd']:.3f}), p = {row['p_value']:.3g}"
+            f"{row['null_sd']:.3f}), {science.p_value_phrase(row['p_value'], row['permutations'])}"
         )
     click.echo(f"wrote {out / 'report.html'}")
 

@@ -131,10 +131,13 @@ class TwoSample:
     extra: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        """The JSON-able figures: accuracy, null mean/sd/95th percentile, p-value, sizes."""
+        """The JSON-able figures: accuracy, null mean/sd/95th percentile, p-value (with
+        `p_value_text`, the way to print it, and `p_value_at_floor`), sizes."""
         return {
             "balanced_accuracy": self.accuracy,
             "p_value": self.p_value,
+            "p_value_text": p_value_text(self.p_value, len(self.null)),
+            "p_value_at_floor": bool(self.p_value <= 1 / (1 + len(self.null)) + 1e-15),
             "null_mean": float(self.null.mean()),
             "null_sd": float(self.null.std()),
             "null_95": float(np.quantile(self.null, 0.95)),
@@ -145,6 +148,21 @@ class TwoSample:
             "classifier": self.classifier,
             **self.extra,
         }
+
+
+def p_value_text(p: float, permutations: int) -> str:
+    """A permutation p-value as it should be printed: "0.0312", or, at its floor 1 / (1 + P)
+    (no permutation reached the observed value), "< 0.001 (1,000 permutations)": the test
+    cannot resolve smaller p-values, and 0.000999 would read as a measured value."""
+    if p <= 1 / (1 + permutations) + 1e-15:
+        return f"< {1 / permutations:.2g} ({permutations:,} permutations)"
+    return f"{p:.3g}"
+
+
+def p_value_phrase(p: float, permutations: int) -> str:
+    """ "p = 0.0312", or "p < 0.001 (1,000 permutations)" at the floor (`p_value_text`)."""
+    text = p_value_text(p, permutations)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def row_keys(x: np.ndarray) -> np.ndarray:
