@@ -96,14 +96,14 @@ def _coerce(key: str, value, where: str):
             return value
         if opt.type is int:  # 5000, "5000", 5e3 or "5e3" (YAML reads 5e3 as text), 5000.0
             check(not isinstance(value, bool), "")
-            if isinstance(value, int):
-                return value
             try:
-                return int(str(value).strip())
+                whole = value if isinstance(value, int) else int(str(value).strip())
             except ValueError:
                 number = float(value)
                 check(number.is_integer(), "")
-                return int(number)
+                whole = int(number)
+            check(abs(whole) < 2**63, "")  # what a setting can hold (64-bit)
+            return whole
         if opt.type is float:
             check(not isinstance(value, (bool, list, dict)), "")
             return float(value)

@@ -41,6 +41,10 @@ class NLL:
     stderr: float
     samples: int
     per_example: np.ndarray
+    # from the same K draws: the ELBO (mean over draws of the log weight) and the distortion
+    # (mean of -log p(x|z_k)) per example, (n,); elbo_per_example <= -per_example always
+    elbo_per_example: np.ndarray | None = None
+    distortion_per_example: np.ndarray | None = None
 
     @property
     def iwae_bound(self) -> float:
@@ -141,11 +145,15 @@ def loss_terms(
 @torch.no_grad()
 def log_weights(model: VAE, x, samples: int, beta=None, labels=None) -> torch.Tensor:
     """log p(x|z_k) + log p(z_k) - log q(z_k|x) for K draws z_k ~ q(z|x): (samples, batch)."""
+    return _draws(model, x, samples, beta, labels)[1]
+
+
+def _draws(model: VAE, x, samples: int, beta=None, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(x|z_k), log weights), each (samples, batch), for K draws z_k ~ q(z|x)."""
     batch = as_batch(x, beta, labels)
     q = model.encode(batch)
     z = q.sample((samples,))  # (K, B, latent)
-    _, log_w = _log_px_and_weights(model, batch, q, z)
-    return log_w
+    return _log_px_and_weights(model, batch, q, z)
 
 
 def _log_px_and_weights(model: VAE, batch: Batch, q, z: torch.Tensor):
@@ -193,25 +201,32 @@ def nll(
     if batch_size is None:
         batch_size = max(1, min(EVAL_BATCH, CHUNK_FLOATS // max(1, samples * data_dim)))
     k_chunk = max(1, min(samples, CHUNK_FLOATS // max(1, batch_size * data_dim)))
-    out = []
+    out, elbos, distortions = [], [], []
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for start in range(0, len(batch), batch_size):
                 xb = batch[start : start + batch_size].to(device)
-                parts = []
-                for k0 in range(0, samples, k_chunk):
-                    parts.append(log_weights(model, xb, min(k_chunk, samples - k0)))
-                lw = torch.cat(parts, 0)
+                parts = [_draws(model, xb, min(k_chunk, samples - k0)) for k0 in range(0, samples, k_chunk)]
+                log_px = torch.cat([p[0] for p in parts], 0).double()
+                lw = torch.cat([p[1] for p in parts], 0).double()
                 out.append(-(torch.logsumexp(lw, 0) - math.log(samples)))
+                elbos.append(lw.mean(0))
+                distortions.append(-log_px.mean(0))
     finally:
         model.train(was_training)
-    per_example = torch.cat(out).double().cpu().numpy()
+    per_example = torch.cat(out).cpu().numpy()
+    elbo, distortion = torch.cat(elbos).cpu().numpy(), torch.cat(distortions).cpu().numpy()
     if user_units:
         per_example = per_example - model.log_jacobian()
-    n = len(per_example)
-    stderr = float(per_example.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return NLL(float(per_example.mean()), stderr, samples, per_example)
+        elbo, distortion = elbo + model.log_jacobian(), distortion - model.log_jacobian()
+    return NLL(float(per_example.mean()), _stderr(per_example), samples, per_example, elbo, distortion)
+
+
+def _stderr(values: np.ndarray) -> float:
+    """The standard error of the mean of `values` (n,); NaN for fewer than 2."""
+    n = len(values)
+    return float(np.std(values, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
 
 
 @torch.no_grad()
@@ -495,6 +510,53 @@ def versions() -> dict:
     }
 
 
+def bits_per_dim(model: VAE, data, nll_nats) -> tuple[float | None, str]:
+    """-log2 p(x) per data dimension, in the convention that applies to the data, from `nll_nats`
+    (-log p(x) per example of the data as the model sees it, nats): (bits/dim or None, the
+    convention in words).
+
+    - Integer data 0..M scaled to [0, 1] (pixels, `full_scale` M = 2^k - 1) with a density
+      (gaussian, laplace, continuous-bernoulli): the discrete data's bits/dim as papers report
+      it, the density of the [0, 1]-scaled values plus D log 2^k (bins of width 2^-k; uniform
+      dequantisation, Theis et al. 2016, section 3.1), so a uniform density gives exactly k.
+    - Binary data (0/1) with a Bernoulli likelihood: a probability already; nll / (D ln 2).
+    - A Bernoulli likelihood on data that are not binary: not a probability of the data, so None.
+    - Other data (floats, typed tables): the density (tables: per-column probabilities and
+      densities) in the data's own units, nll_user / (D ln 2), comparable only between models of
+      the same data.
+    """
+    if nll_nats is None or nll_nats is False or not math.isfinite(nll_nats):
+        return None, "no finite nll"
+    dims = data.data_dim
+    name = getattr(model.likelihood, "name", "")
+    x = data.x_test
+    binary = bool(np.isin(x, (0.0, 1.0)).all())
+    if name == "bernoulli":
+        if not binary:
+            return None, (
+                "none: a Bernoulli likelihood on data that are not all 0 or 1 (grey levels) is not a "
+                "probability of the data; train with continuous-bernoulli or gaussian for a density"
+            )
+        return nll_nats / (dims * math.log(2)), "discrete: the Bernoulli probability of binary data"
+    user_nll = nll_nats - model.log_jacobian()  # the density in the user's units
+    full_scale = data.extra.get("full_scale")
+    if full_scale is not None and name != "columns":
+        levels = float(full_scale) + 1.0
+        # density of the [0, 1]-scaled values (x / M), then D log 2^k for the bins of width 1 / 2^k
+        unit_nll = user_nll - dims * math.log(float(full_scale))
+        bits = (unit_nll + dims * math.log(levels)) / (dims * math.log(2))
+        k = math.log2(levels)
+        what = f"{k:g}-bit" if k.is_integer() else f"{levels:g}-level"
+        return _finite(bits), (
+            f"discrete: {what} integer data, the density of the values scaled to [0, 1] plus "
+            f"D log {levels:g} (uniform dequantisation, Theis et al. 2016)"
+        )
+    return _finite(user_nll / (dims * math.log(2))), (
+        "density: -log2 p(x) per dimension of the data in its own units (continuous data; comparable "
+        "only between models of the same data)"
+    )
+
+
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -524,15 +586,31 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
         out[name] = float(terms[name].mean())
     if own:
         out["objective_terms"] = own
+    d = np.asarray(terms["distortion"], np.float64)
+    out.update(distortion_stderr=_stderr(d), elbo_samples=1)
+    if "rate" in terms:
+        r = np.asarray(terms["rate"], np.float64)
+        out.update(rate_stderr=_stderr(r), elbo_stderr=_stderr(d + r))
     if model.kind == "vae" and nll_samples > 0:
         result = nll(model, x_test, samples=nll_samples, beta=beta, seed=seed, labels=labels_test)
         out.update(
             nll=result.nll, nll_stderr=result.stderr, nll_samples=nll_samples, iwae_bound=result.iwae_bound
         )
+        # the ELBO, distortion and rate over the same K draws: elbo <= iwae_bound for every example
+        elbo, d = result.elbo_per_example, result.distortion_per_example
+        out.update(
+            elbo=_finite(float(elbo.mean())),
+            elbo_stderr=_stderr(elbo),
+            distortion=float(d.mean()),
+            distortion_stderr=_stderr(d),
+            rate=_finite(float((-elbo - d).mean())),
+            rate_stderr=_stderr(-elbo - d),
+            elbo_samples=nll_samples,
+        )
         if data.scaling.name == "standard":
             out["nll_user_units"] = result.nll - model.log_jacobian()
-    figure = out.get("nll", out["elbo"] and -out["elbo"])
-    out["bits_per_dim"] = _finite(figure / (data.data_dim * math.log(2))) if figure else None
+    figure = out.get("nll", out["elbo"] is not None and -out["elbo"])
+    out["bits_per_dim"], out["bits_per_dim_convention"] = bits_per_dim(model, data, figure)
     out["mse"] = float(terms["squared_error"].mean() / data.data_dim)
     train_means, _ = encode_means(model, x_train, beta, labels=labels_train)
     means, variances = encode_means(model, x_test, beta, labels=labels_test)

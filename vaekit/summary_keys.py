@@ -58,7 +58,21 @@ SUMMARY_KEYS: dict[str, SummaryKey] = {
         "",
         ("sweep",),
     ),
-    "bits_per_dim": SummaryKey("nll (or -elbo) / (data dimensions * ln 2)", "bits per dimension", ("sweep",)),
+    "bits_per_dim": SummaryKey(
+        "-log2 p(x) per data dimension from nll (or -elbo), in the convention bits_per_dim_convention "
+        "names: for k-bit pixels with a density, the density of the [0, 1]-scaled values plus D log 2^k "
+        "(papers' convention); none for a Bernoulli likelihood on grey levels",
+        "bits per dimension",
+        ("sweep",),
+    ),
+    "bits_per_dim_convention": SummaryKey("which bits/dim convention applies to this data and likelihood"),
+    "elbo_samples": SummaryKey(
+        "draws of z per example behind elbo, distortion and rate (the IS-NLL's own draws when nll is "
+        "computed, so elbo <= iwae_bound for every example)"
+    ),
+    "elbo_stderr": SummaryKey("standard error of elbo over test examples", NATS),
+    "distortion_stderr": SummaryKey("standard error of distortion over test examples", NATS),
+    "rate_stderr": SummaryKey("standard error of rate over test examples", NATS),
     "nll_stderr": SummaryKey("standard error of nll over test examples", NATS),
     "nll_samples": SummaryKey("K, the importance samples behind nll"),
     "iwae_bound": SummaryKey("the IWAE bound with K = nll_samples (Burda et al., 2016): -nll, >= elbo", NATS),
