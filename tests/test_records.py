@@ -3,13 +3,17 @@ convention, an ELBO that never reads above the IWAE bound, and what a run folder
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import signal
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import FAST
 from scipy import stats
 
@@ -136,3 +140,157 @@ def test_the_summary_elbo_is_never_above_the_iwae_bound_on_a_tiny_table(cli, tmp
     data = __import__("vaekit").runs.load_data(run)
     again = evaluate.nll(model, torch.as_tensor(data.x_test), samples=10, seed=0)
     assert np.all(again.elbo_per_example <= -again.per_example + 1e-9)
+
+
+# ----------------------------------------------------------------------------- resume rules
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _config(run):
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def test_resume_applies_and_records_loop_changes_and_refuses_the_rest(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", "digits", "--epochs", "2", "--lr-schedule", "cosine", "--out", run, *FAST
+    )
+    assert code == 0, err
+    files = {name: (run / name).read_bytes() for name in ("metrics.jsonl", "summary.json", "config.yaml")}
+    # a finished run says so and touches nothing
+    code, out, err = cli("train", "--resume", run, "--quiet")
+    assert code == 0 and "has finished: it trained all its 2 epochs" in out and "--epochs" in out
+    assert {name: (run / name).read_bytes() for name in files} == files
+    # fewer epochs, or a change of model or objective: one sentence, nothing touched
+    code, _, err = cli("train", "--resume", run, "--epochs", "1", "--quiet")
+    assert code == 2 and "would undo them: give --epochs 3 or more" in err
+    code, _, err = cli(
+        "train", "--resume", run, "--epochs", "4", "--latent-dim", "5", "--beta", "2", "--quiet"
+    )
+    assert code == 2 and "--beta, --latent-dim cannot change on --resume" in err
+    assert {name: (run / name).read_bytes() for name in files} == files
+    # extending a cosine run: the added epochs run the schedule again (said), not from where it stopped
+    code, _, err = cli("train", "--resume", run, "--epochs", "4", "--quiet")
+    assert code == 0 and "run the cosine schedule again over the added epochs" in err
+    rows = _rows(run)
+    assert [r["segment"] for r in rows] == [0, 0, 1, 1]
+    assert [r["lr"] for r in rows[2:]] == pytest.approx([r["lr"] for r in rows[:2]], rel=1e-12)
+    # new loop settings apply from the next epoch and are recorded with the epoch they start at
+    code, _, err = cli(
+        "train", "--resume", run, "--epochs", "5", "--lr", "5e-3", "--batch-size", "32", "--lr-schedule",
+        "constant", "--nll-samples", "12", "--quiet",
+    )  # fmt: skip
+    assert (
+        code == 0
+        and "from epoch 5: batch_size 64 -> 32, lr 0.001 -> 0.005, lr_schedule cosine -> constant" in err
+    )
+    rows = _rows(run)
+    assert (
+        [r["epoch"] for r in rows] == [1, 2, 3, 4, 5] and rows[-1]["lr"] == 5e-3 and rows[-1]["segment"] == 2
+    )
+    config = _config(run)
+    segments = config["train"]["segments"]
+    assert [(s["from_epoch"], s["until_epoch"]) for s in segments] == [(0, 2), (2, 4), (4, 5)]
+    assert [(s["lr"], s["batch_size"], s["lr_schedule"]) for s in segments] == [
+        (1e-3, 64, "cosine"), (1e-3, 64, "cosine"), (5e-3, 32, "constant")
+    ]  # fmt: skip
+    assert (config["train"]["epochs"], config["train"]["lr"], config["train"]["batch_size"]) == (5, 5e-3, 32)
+    assert (config["options"]["epochs"], config["options"]["lr"], config["options"]["nll_samples"]) == (
+        5,
+        5e-3,
+        12,
+    )
+    assert [e["from_epoch"] for e in config["environment"]] == [0, 2, 4]
+    assert config["environment"][-1]["device"] == "cpu" and config["environment"][-1]["versions"]["torch"]
+    assert json.loads((run / "summary.json").read_text())["nll_samples"] == 12
+
+
+def test_resume_mid_epoch_with_new_settings_finishes_that_epoch_as_it_began(tmp_path, monkeypatch):
+    """Ctrl-C inside epoch 2 of 3, resumed with --epochs 4 and a new learning rate: epoch 2 ends
+    with the settings it started with (the same bytes as an uninterrupted run), epochs 3-4 use
+    the new ones."""
+    from test_lr_schedule import _before_each_step, _digits, _model
+
+    from vaekit import train as train_module
+    from vaekit.train import Interrupted
+
+    data = _digits()
+    settings = {"epochs": 3, "lr": 5e-3, "lr_schedule": "cosine", "progress": False, "nll_samples": 0}
+    whole = train_module.fit(_model(data), data, out=tmp_path / "whole", **settings)
+    calls = [0]
+
+    def interrupt_at_step_30(optimizer):
+        calls[0] += 1
+        if calls[0] == 30:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        _before_each_step(patch, interrupt_at_step_30)
+        with pytest.raises(Interrupted):
+            train_module.fit(_model(data), data, out=cut, **settings)
+    new = {**settings, "epochs": 4, "lr": 1e-3, "lr_schedule": "constant"}
+    resumed = train_module.fit(_model(data), data, out=cut, resume=True, **new)
+    for a, b in zip(whole.history[:2], resumed.history[:2], strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"
+        }
+    assert [r["lr"] for r in resumed.history[2:]] == [1e-3, 1e-3]
+    assert [r["segment"] for r in resumed.history] == [0, 0, 1, 1]
+    assert [s["from_epoch"] for s in _config(cut)["train"]["segments"]] == [0, 2]
+
+
+def test_a_run_whose_first_epoch_failed_starts_again_with_resume(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--data", "digits", "--epochs", "1", "--lr", "1e4", "--out", run, *FAST)
+    assert code == 3 and f"vaekit train --resume {run} --lr X" in err
+    code, _, err = cli("train", "--data", "digits", "--epochs", "1", "--out", run, *FAST)
+    assert code == 2 and "never finished an epoch; start it again with --resume" in err
+    code, _, err = cli("train", "--resume", run, "--lr", "1e-3", "--quiet")
+    assert code == 0, err
+    assert "no finished epoch to continue from" in err
+    assert _config(run)["train"]["lr"] == 1e-3 and [r["epoch"] for r in _rows(run)] == [1]
+    assert np.isfinite(json.loads((run / "summary.json").read_text())["elbo"])
+
+
+def test_a_run_is_rebuilt_from_its_record_alone(cli, tmp_path):
+    """config.yaml's options and segments say what ran: replaying them (train, then one resume
+    per segment) gives the same weights and the same numbers."""
+    a = tmp_path / "a"
+    assert cli("train", "--data", "digits", "--epochs", "2", "--seed", "3", "--out", a, *FAST)[0] == 0
+    code, _, err = cli(
+        "train", "--resume", a, "--epochs", "3", "--lr", "3e-3", "--batch-size", "32", "--quiet"
+    )
+    assert code == 0, err
+    config = _config(a)
+    options, segments = dict(config["options"]), config["train"]["segments"]
+    ends = [s["from_epoch"] for s in segments[1:]] + [config["train"]["epochs"]]
+    first = {k: v for k, v in segments[0].items() if k not in ("from_epoch", "until_epoch")}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({**options, **first, "epochs": ends[0]}))
+    b = tmp_path / "b"
+    assert cli("train", "--config", tmp_path / "b.yaml", "--out", b, "--quiet")[0] == 0
+    for segment, end in zip(segments[1:], ends[1:], strict=True):
+        args = ["--epochs", end, "--lr", segment["lr"], "--batch-size", segment["batch_size"]]
+        args += ["--lr-schedule", segment["lr_schedule"], "--lr-min", segment["lr_min"]]
+        code, _, err = cli("train", "--resume", b, *args, "--quiet")
+        assert code == 0, err
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
+    assert {k: v for k, v in sa.items() if k != "seconds"} == {k: v for k, v in sb.items() if k != "seconds"}
+    assert _config(b)["data"]["content_sha256"] == config["data"]["content_sha256"]
+
+
+def test_the_data_is_identified_by_its_content(cli, tmp_path):
+    x = np.random.default_rng(6).normal(size=(80, 3))
+    path = tmp_path / "t.csv"
+    np.savetxt(path, x, delimiter=",", header="a,b,c", comments="")
+    run = tmp_path / "run"
+    assert cli("train", "--data", path, "--epochs", "1", "--out", run, *FAST)[0] == 0
+    record = _config(run)["data"]
+    assert record["content_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    np.savetxt(path, x * 2, delimiter=",", header="a,b,c", comments="")
+    code, _, err = cli("evaluate", run, "--json")
+    assert code == 0 and "has changed since run was trained on it" in err

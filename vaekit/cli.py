@@ -18,8 +18,8 @@ import numpy as np
 import yaml
 
 from vaekit import config
-from vaekit.config import Option
-from vaekit.errors import VaekitError, check
+from vaekit.config import RESUMABLE, Option
+from vaekit.errors import Finished, VaekitError, check
 from vaekit.workflow import build_and_fit, hidden_sizes
 
 # every training option, generated from the typed configs' fields (vaekit.config), then the
@@ -205,8 +205,24 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
         base = dict(run_config["options"])
         if base.get("beta_range"):
             base["beta_range"] = tuple(base["beta_range"])
-        settings = merge_options({"epochs": given.get("epochs")}, None, base)
-        result = build_and_fit(settings, Path(resume_run), False, not quiet, resume=True)
+        asked = merge_options(given, config_file, base)
+        named = {k for k, v in given.items() if v is not None}
+        named |= set(read_config_file(config_file)) if config_file else set()
+        changed = sorted(k for k in named if k not in RESUMABLE and asked.get(k) != base.get(k, asked.get(k)))
+        check(
+            not changed,
+            f"{', '.join(_flag(k) for k in changed)} cannot change on --resume: the checkpoint holds a model "
+            "of the run's data, net and objective; train a new run with --out (on --resume "
+            f"{', '.join(_flag(k) for k in RESUMABLE)} may change)."
+            if changed
+            else "",
+        )
+        settings = {**base, **{k: asked[k] for k in named if k in RESUMABLE}}
+        try:
+            result = build_and_fit(settings, Path(resume_run), False, not quiet, resume=True)
+        except Finished as done:
+            click.echo(str(done))
+            return
         out_path = Path(resume_run)
     else:
         settings = merge_options(given, config_file)

@@ -152,6 +152,21 @@ class TrainConfig:
 
 SECTIONS = (DataConfig, ModelConfig, TrainConfig)
 
+# Resuming (`vaekit.train.fit(resume=True)`, `vaekit train --resume`): which settings may change,
+# and what a change means.
+# The loop's settings (SEGMENT_KEYS) may change at an epoch boundary: each change starts a new
+# segment, recorded in config.yaml's train.segments (from_epoch and the settings that held from
+# there) and in each metrics.jsonl row ("segment"). A segment's learning-rate schedule runs over
+# the segment alone. --epochs may grow: without new loop settings, the run's plan for its first
+# epochs stands and the added epochs are a segment like the last (a constant rate simply goes
+# on; a cosine schedule runs again over the added epochs, a warm restart, said in a note). How
+# the run is measured or where it runs (nll_samples, device, devices, num_nodes, strategy,
+# precision) may change freely. What defines the model, its data or its objective (objective,
+# seed, warmup_epochs; the model and data options) may not: a new run is a new folder.
+SEGMENT_KEYS = ("batch_size", "lr", "lr_schedule", "lr_min", "clip_grad", "skip_nonfinite")
+FREE_KEYS = ("epochs", "nll_samples", "device", "devices", "num_nodes", "strategy", "precision")
+RESUMABLE = SEGMENT_KEYS + FREE_KEYS
+
 
 @dataclass(frozen=True)
 class Option:

@@ -11,6 +11,7 @@ split only and kept, so outputs go back to the user's units.
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaekit import io
 from vaekit.errors import VaekitError, check
 from vaekit.images import IMAGE_SUFFIXES
 from vaekit.tables import HDF5_SUFFIXES, PARQUET_SUFFIXES, TEXT_SUFFIXES
@@ -1222,6 +1224,11 @@ def load(
     resolved = Path(str(source))
     data.extra["load"] = {  # how to read this data and split again (`record`, `runs.load_data`)
         "source": str(resolved.resolve()) if resolved.exists() else str(source),
+        # what was read: the file's (or folder's) bytes, or a built-in set's values as loaded
+        "content_sha256": io.content_sha256(resolved)
+        if resolved.exists()
+        else hashlib.sha256(np.ascontiguousarray(data.x).tobytes()).hexdigest(),
+        "test_data_sha256": io.content_sha256(test_data) if test_data is not None else None,
         "test_size": None if test_data is not None else test_size,
         "split_seed": split_seed,
         "test_data": str(Path(test_data).resolve()) if test_data is not None else None,

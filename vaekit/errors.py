@@ -19,3 +19,7 @@ def check(condition: bool, message: str) -> None:
     """Raise a `VaekitError` with `message` unless `condition` holds."""
     if not condition:
         raise VaekitError(message)
+
+
+class Finished(VaekitError):
+    """A resumed run that has already trained all its epochs: nothing to do (not a failure)."""

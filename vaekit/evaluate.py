@@ -503,7 +503,7 @@ def versions() -> dict:
 
     return {
         "vaekit": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),

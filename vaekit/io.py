@@ -1,8 +1,10 @@
-"""Atomic file writes: a reader never sees a half-written file, even after SIGKILL."""
+"""Atomic file writes (a reader never sees a half-written file, even after SIGKILL) and content
+hashes of the files a run read."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -80,3 +82,27 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                     f"{path} line {number} is not valid JSON; the file was edited or damaged: restore it."
                 ) from None
     return rows
+
+
+def content_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """The SHA-256 (hex) of a file's bytes, or of a folder's files: each file's path relative to
+    the folder and its bytes, in sorted order (hidden files skipped), so a renamed, added or
+    changed image changes it."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+    )
+    for file in files:
+        if file != path:
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
+    return digest.hexdigest()

@@ -43,8 +43,12 @@ def prepare(out: str | os.PathLike, overwrite: bool = False) -> Path:
         raise VaekitError(f"{out} is a file, not a folder; choose another --out.")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
+            started = (out / "config.yaml").exists() and not (out / "checkpoint.pt").exists()
             raise VaekitError(
-                f"{out} already exists and is not empty; choose another --out, continue it with "
+                f"{out} holds a run that never finished an epoch; start it again with --resume {out} (with a "
+                "new --lr or --clip-grad if it failed), or replace it with --overwrite."
+                if started
+                else f"{out} already exists and is not empty; choose another --out, continue it with "
                 "--resume, or replace it with --overwrite."
             )
         for name in RUN_FILES:
@@ -277,6 +281,14 @@ def load_data(run: str | os.PathLike):
         f"{tuple(shape or ())}; the file changed, or an older vaekit read it differently (e.g. kept a pandas "
         "index column): retrain the run on it.",
     )
+    then, now = record.get("content_sha256"), datasets.record(data)["content_sha256"]
+    if then and then != now:
+        warnings.warn(
+            f"{record['source']} has changed since {Path(run).name} was trained on it (its content hash "
+            f"differs: {then[:12]}... then, {now[:12]}... now); what is computed from it describes the new "
+            "content, not the training data.",
+            stacklevel=2,
+        )
     return data
 
 

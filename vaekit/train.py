@@ -20,8 +20,8 @@ import torch
 
 from vaekit import datasets, evaluate, io, objectives, runs, schedules
 from vaekit.batch import Batch
-from vaekit.config import TrainConfig
-from vaekit.errors import NumericalError, VaekitError, check
+from vaekit.config import SEGMENT_KEYS, TrainConfig
+from vaekit.errors import Finished, NumericalError, VaekitError, check
 from vaekit.model import VAE
 
 
@@ -136,7 +136,9 @@ def fit(
     warmup_epochs, clip_grad, skip_nonfinite, nll_samples, device, devices, num_nodes, strategy, precision);
     any of its fields may also be given as a keyword (`fit(model, data, epochs=5)`), overriding it.
     With `out`, the run folder is written as it goes (see SPEC: config.yaml, model.safetensors,
-    checkpoint.pt, metrics.jsonl, summary.json). `resume=True` continues from `out/checkpoint.pt`.
+    checkpoint.pt, metrics.jsonl, summary.json). `resume=True` continues from `out/checkpoint.pt`
+    under the resume rules (`vaekit.config.SEGMENT_KEYS`): a loop setting that differs from the
+    run's last segment starts a new segment at the next epoch boundary.
     `config` is the data part of config.yaml (the CLI passes it). `objective`: a
     `vaekit.objectives.Objective` (default: the model's own, with `warmup_epochs`); every term
     its `LossOutput` names is logged per epoch as train_<name> and test_<name>. The objective is
@@ -148,8 +150,9 @@ def fit(
     `on_epoch_end(run, row)` (every process, after the epoch's row is written) and
     `on_fit_end(run)` (main process, after summary.json).
     Returns a `Run` with the history and the final `evaluate.summarize` result.
-    Raises `VaekitError` for a bad setting, `NumericalError` when training diverges, and
-    `Interrupted` on Ctrl-C (after saving the position).
+    Raises `VaekitError` for a bad setting or a change the resume rules refuse, `Finished` when a
+    resumed run has already trained all its epochs, `NumericalError` when training diverges,
+    and `Interrupted` on Ctrl-C (after saving the position).
     """
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(options) - known)
@@ -195,23 +198,37 @@ def fit(
         model=model, n_train=len(data.x_train), epochs=epochs, seed=seed, batch_size=batch_size // world
     )
 
-    state = None
+    state, previous = None, None
     if resume:
         check(out is not None and out.is_dir(), f"--resume needs an existing run folder, not {out}.")
         state = runs.load_checkpoint(out)
+        previous = runs.read_config(out)
     elif out is not None and is_main:
         runs.prepare(out, overwrite)
-    if out is not None and is_main and state is None:
+    segments, start_at, notes = _plan_segments(previous, state, s, out)
+    if out is not None and is_main:
         if config is None:  # called from Python: the data's own record, when `datasets.load` made it
             record = datasets.record(data) if isinstance(data, datasets.Dataset) else None
             config = {"data": record} if record else None
+            if previous is not None:
+                config = {k: v for k, v in previous.items() if k not in ("model", "train", "environment")}
+        sessions = list((previous or {}).get("environment") or []) if state is not None else []
+        sessions.append({"from_epoch": start_at, **_environment(fabric, s)})
         runs.save_config(
             out,
             {
                 **(config or {}),
                 "model": model.config,
-                "train": {**asdict(s), "objective": objective.settings()},
+                "train": {**asdict(s), "objective": objective.settings(), "segments": segments},
+                "environment": sessions,
             },
+        )
+    for note in notes if is_main else ():
+        warnings.warn(note, stacklevel=2)
+    for seg in segments:
+        check(
+            seg["batch_size"] % world == 0,
+            f"batch_size {seg['batch_size']} must be a multiple of the {world} processes.",
         )
 
     direct = _direct(world, s.precision)
@@ -234,7 +251,7 @@ def fit(
         batch_size=batch_size,
         clip_grad=clip_grad,
         skip_nonfinite=skip_nonfinite,
-        learning_rate=lambda t: schedules.learning_rate(s.lr_schedule, t, epochs, lr, s.lr_min),
+        learning_rate=None,  # set per epoch from its segment
         out=out if is_main else None,
         bar=_progress(progress and is_main, epochs, start_epoch),
     )
@@ -248,13 +265,15 @@ def fit(
     try:
         for epoch in range(start_epoch, epochs):
             resumed = partial if epoch == start_epoch and start_step > 0 else None
+            index = loop.use_segment(segments, epoch, epochs)
             train, started = loop.epoch(epoch, seed, resumed, start_step)
-            _check_finite(train, epoch, model, history)
+            _check_finite(train, epoch, model, history, out)
             row = {
                 "epoch": epoch + 1,
                 "seconds": None,
                 "beta": model.beta if not model.beta_conditioned else list(model.beta_range),
                 "lr": loop.lr,
+                "segment": index,
                 **objective.schedule(epoch + 1),
                 **{f"train_{k}": v for k, v in train.items()},
                 **_test_metrics(model, test_set, objective, seed, epoch + 1),
@@ -285,6 +304,97 @@ def fit(
             if hasattr(callback, "on_fit_end"):
                 callback.on_fit_end(run)
     return run
+
+
+def _segment(settings) -> dict:
+    """The loop's settings (`SEGMENT_KEYS`) of a TrainConfig or of a config.yaml train section
+    (a run from before a setting existed had its default; before schedules, a constant rate)."""
+    if not isinstance(settings, dict):
+        return {k: getattr(settings, k) for k in SEGMENT_KEYS}
+    defaults = {**asdict(TrainConfig()), "lr_schedule": "constant"}
+    return {k: settings.get(k, defaults[k]) for k in SEGMENT_KEYS}
+
+
+def _plan_segments(previous: dict | None, state: dict | None, s: TrainConfig, out):
+    """The run's segments after this (re)start under the resume rules (see `SEGMENT_KEYS`):
+    ([{"from_epoch", **loop settings}], the epoch training starts from, notes). Raises
+    `Finished`, or `VaekitError` for a change that is refused."""
+    fresh = [{"from_epoch": 0, "until_epoch": s.epochs, **_segment(s)}]
+    if previous is None:
+        return fresh, 0, []
+    old = previous.get("train") or {}
+    if state is None:  # nothing finished (e.g. the first epoch failed): start again as given
+        return fresh, 0, [f"{out} has no finished epoch to continue from: training starts again at epoch 1."]
+    fixed = [k for k in ("seed", "warmup_epochs") if k in old and old[k] != getattr(s, k)]
+    if fixed:
+        flags = " and ".join("--" + k.replace("_", "-") for k in fixed)
+        raise VaekitError(
+            f"{flags} cannot change on --resume (they define the run's noise or objective); train a new "
+            "run with --out, or resume without them."
+        )
+    done, mid = int(state["epoch"]), int(state.get("step", 0)) > 0
+    boundary = done + 1 if mid else done
+    old_total = int(old.get("epochs", done))
+    if s.epochs == done and not mid and (out / "summary.json").exists():
+        raise Finished(
+            f"{out} has finished: it trained all its {done} epochs. Give --epochs with more than {done} to "
+            "train further (`vaekit evaluate` measures it again)."
+        )
+    if s.epochs < boundary:
+        raise VaekitError(
+            f"{out} has trained {done} epochs{' and part of the next' if mid else ''}; --epochs {s.epochs} "
+            f"would undo them: give --epochs {max(boundary, done + 1)} or more to train further."
+        )
+    planned = [{"from_epoch": 0, "until_epoch": old_total, **_segment(old)}]
+    segments = [dict(seg) for seg in old.get("segments") or planned]
+    last, new = segments[-1], _segment(s)
+    changed = [k for k in SEGMENT_KEYS if new[k] != last.get(k)]
+    if changed:
+        check(
+            boundary < s.epochs,
+            f"{out} stopped inside epoch {done + 1}, the last of its {s.epochs}; new settings start at an "
+            "epoch boundary, so give --epochs with more epochs for them to apply.",
+        )
+        segments = [seg for seg in segments if seg["from_epoch"] < boundary] + [
+            {"from_epoch": boundary, "until_epoch": s.epochs, **new}
+        ]
+        said = ", ".join(f"{k} {last.get(k)} -> {new[k]}" for k in changed)
+        where = f" (epoch {done + 1} finishes with the settings it started with)" if mid else ""
+        return (
+            segments,
+            done,
+            [f"from epoch {boundary + 1}: {said}{where}; recorded in config.yaml train.segments."],
+        )
+    if s.epochs > old_total and last["lr_schedule"] != "constant":
+        # the added epochs: a segment like the last, its schedule over them alone (a warm restart)
+        segments.append({**last, "from_epoch": old_total, "until_epoch": s.epochs})
+        return (
+            segments,
+            done,
+            [
+                f"epochs {old_total + 1}-{s.epochs} run the {last['lr_schedule']} schedule again over the "
+                f"added epochs, from lr {last['lr']:g} (a warm restart, Loshchilov & Hutter 2017); give --lr "
+                "for another start, or --lr-schedule constant --lr X to hold a rate."
+            ],
+        )
+    if last["lr_schedule"] == "constant":
+        last["until_epoch"] = max(s.epochs, int(last.get("until_epoch", 0)))  # a constant rate goes on
+    return segments, done, []
+
+
+def _environment(fabric, s: TrainConfig) -> dict:
+    """Where and how a (re)start ran: device, precision, processes, library versions."""
+    device = fabric.device
+    name = str(device)
+    if device.type == "cuda":
+        name += f" ({torch.cuda.get_device_name(device)})"
+    return {
+        "device": name,
+        "precision": str(s.precision),
+        "processes": int(fabric.world_size),
+        "torch_threads": int(torch.get_num_threads()),
+        "versions": evaluate.versions(),
+    }
 
 
 def _batch(data, split: str, model: VAE) -> Batch:
@@ -336,6 +446,19 @@ class _Loop:
     stop: bool = False  # set by Ctrl-C: save the position at the end of the step and stop
     names: list[str] | None = None  # the objective's term names, from its first output
     lr: float | None = None  # the learning rate of the last step taken
+
+    def use_segment(self, segments: list[dict], epoch: int, epochs: int) -> int:
+        """Take the loop settings of the segment that holds `epoch` (its learning-rate schedule
+        from the segment's first epoch to its planned `until_epoch`); returns the segment's index."""
+        index = max(i for i, seg in enumerate(segments) if seg["from_epoch"] <= epoch)
+        seg = segments[index]
+        start, end = seg["from_epoch"], seg.get("until_epoch") or epochs
+        self.batch_size, self.clip_grad = int(seg["batch_size"]), seg["clip_grad"]
+        self.skip_nonfinite = bool(seg["skip_nonfinite"])
+        self.learning_rate = lambda t: schedules.learning_rate(
+            seg["lr_schedule"], t - start, end - start, seg["lr"], seg["lr_min"]
+        )
+        return index
 
     def epoch(self, epoch: int, seed: int, partial: dict | None, start_step: int):
         """Train one epoch (from `start_step` of a partial one); returns (mean of each named term
@@ -488,11 +611,16 @@ EXPLODED_NATS_PER_DIM = 1e9
 EXPLODED_RISE = 1e3
 
 
-def _check_finite(train: dict[str, float], epoch: int, model: VAE, history: list[dict] | None = None) -> None:
+def _check_finite(
+    train: dict[str, float], epoch: int, model: VAE, history: list[dict] | None = None, out=None
+) -> None:
+    again = f"vaekit train --resume {out}" if out is not None else "vaekit train --resume RUN"
     kept = (
-        "the last good checkpoint is kept (vaekit train --resume continues from it)"
+        f"the last good checkpoint is kept ({again} continues from it, with a new --lr or --clip-grad "
+        "from the next epoch)"
         if epoch > 0
-        else "no epoch had finished, so no checkpoint of a finished epoch exists"
+        else f"no epoch had finished, so there is no checkpoint: {again} --lr X (or --clip-grad) starts it "
+        "again with that change, and a change of the data or model needs --overwrite"
     )
     for name, value in train.items():
         if not math.isfinite(value):
