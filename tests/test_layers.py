@@ -39,7 +39,7 @@ LAYERS = [
         "nets",
         "priors",
     },  # readers, column types, densities, nets, p(z)
-    {"datasets", "model"},
+    {"datasets", "downloads", "model"},
     {"objectives", "runs"},
     {"evaluate"},
     {"train"},

@@ -1185,12 +1185,16 @@ def latent(run, sources, out, beta, overwrite):
 
 @cli.command(name="datasets")
 def datasets_command():
-    """List the built-in data sets and the file formats vaekit reads."""
-    from vaekit import datasets
+    """List the built-in data sets, the named sets downloaded on first use, and the file formats."""
+    from vaekit import datasets, downloads
 
     click.echo("Built in (offline):")
     for name, desc in datasets.describe_builtins().items():
-        click.echo(f"  {name:<10} {desc}")
+        click.echo(f"  {name:<13} {desc}")
+    click.echo(f"Downloaded on first use, verified, kept in {downloads.cache_dir()} ($VAEKIT_CACHE):")
+    for name, remote in downloads.REMOTE.items():
+        state = "cached" if downloads.is_cached(name) else f"{downloads._human(remote.size)} to download"
+        click.echo(f"  {name:<13} {remote.description} [{state}; licence: {remote.licence}]")
     click.echo("Your own files:")
     for form in datasets.FORMATS:
         click.echo(f"  {form.help}")

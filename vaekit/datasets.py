@@ -252,8 +252,16 @@ def register(name: str, description: str):
 
 
 def builtin_names() -> list[str]:
-    """The names of the registered built-in data sets, in registration order."""
-    return list(_REGISTRY)
+    """The names of the data sets `--data` takes: the built-in ones (offline), then the named sets
+    downloaded on first use (`vaekit.downloads.REMOTE`)."""
+    from vaekit import downloads
+
+    return list(_REGISTRY) + list(downloads.REMOTE)
+
+
+def is_named(text: str) -> bool:
+    """Whether `text` names a built-in or downloadable data set (not a path)."""
+    return text in builtin_names()
 
 
 def describe_builtins() -> dict[str, str]:
@@ -743,6 +751,10 @@ def read_raw(
         raw = _REGISTRY[text][0]()
         raw.source = raw.source or text
         return raw
+    from vaekit import downloads
+
+    if text in downloads.REMOTE:
+        return downloads.load(text)
     path = Path(text).expanduser()
     looks_like_path = os.sep in text or path.suffix != ""
     if not path.exists():
@@ -1103,6 +1115,13 @@ def from_raw(
         raw, n_train = join_test_file(raw, test_raw)
         n = len(raw.frame) if raw.frame is not None else len(raw.x)
         train_idx, test_idx = np.arange(n_train), np.arange(n_train, n)
+    elif raw.meta.get("official_test"):  # a named set's published split: its last rows are the test set
+        raw = validate(raw)
+        n, n_test = len(raw.x), int(raw.meta["official_test"])
+        train_idx, test_idx = np.arange(n - n_test), np.arange(n - n_test, n)
+        raw.notes.append(
+            f"{name}: the published split, {n - n_test:,} training and {n_test:,} test examples."
+        )
     else:
         raw = validate(raw)
         n = len(raw.frame) if raw.frame is not None else len(raw.x)
@@ -1199,7 +1218,7 @@ def load(
         raw = select_columns(raw, keep or None)  # in the order --columns gives
     else:
         raw = select_columns(raw, columns, drop_columns)
-    name = str(source) if str(source) in _REGISTRY else Path(str(source)).name
+    name = str(source) if is_named(str(source)) else Path(str(source)).name
     test_raw = None
     if test_data is not None:
         test_only = Columns(tuple(raw.column_names)) if raw.column_names is not None and chosen else None
@@ -1264,4 +1283,6 @@ def record(data: Dataset) -> dict | None:
         "factor_names": data.factor_names,
         "schema": data.schema.spec() if data.schema is not None else None,
         "id_columns": list(data.ids.columns) if data.ids is not None else None,
+        "licence": data.extra.get("licence"),
+        "citation": data.extra.get("citation"),
     }

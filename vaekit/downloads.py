@@ -1,0 +1,409 @@
+"""The data sets the field uses by name: fetched once, verified, cached.
+
+Each file is one registry row (`RemoteFile`): its ordered mirrors, byte size and hash (SHA-256;
+MD5 only where the publisher gives nothing else). A named set (`RemoteSet`) lists its files with
+the licence, the citation and a reader that turns the verified files into `RawData` without
+unpickling anything. pooch does the transfer: it streams into a temporary file beside the
+target and renames it only once the hash matches, so a killed download never leaves a file that
+passes as complete. Before that, the payload's size is checked and an HTML page (a mirror's
+error or quota page saved under the file's name) is refused.
+
+Files live in `$VAEKIT_CACHE` (default: the user's cache folder, e.g. ~/.cache/vaekit). A
+verified file there is used without touching the network; a file placed there by hand is
+verified the same way. `$VAEKIT_MIRROR` (a base URL, e.g. a lab's own copy) is tried before the
+registry's mirrors. Two processes fetching one file take turns (a file lock beside it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import sys
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vaekit.errors import VaekitError, check
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file: `filename` in the cache, `urls` tried in order, `size` in bytes,
+    and its `sha256` (or, where the publisher gives only that, its `md5`)."""
+
+    filename: str
+    urls: tuple[str, ...]
+    size: int
+    sha256: str | None = None
+    md5: str | None = None
+
+    def known_hash(self) -> str:
+        """The hash as pooch takes it ("sha256:..." or "md5:...")."""
+        return f"sha256:{self.sha256}" if self.sha256 else f"md5:{self.md5}"
+
+    def hash_text(self) -> str:
+        """The hash in words for a message ("SHA-256 abc..." or "MD5 abc...")."""
+        return f"SHA-256 {self.sha256}" if self.sha256 else f"MD5 {self.md5}"
+
+
+@dataclass(frozen=True)
+class RemoteSet:
+    """A named data set: its files by role, what it is, its licence and citation, and `read`,
+    which turns {role: verified path} into `vaekit.datasets.RawData`."""
+
+    name: str
+    files: dict[str, RemoteFile]
+    description: str
+    licence: str
+    citation: str
+    read: Callable[[dict[str, Path]], object] = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        """Bytes to download, all files together."""
+        return sum(f.size for f in self.files.values())
+
+
+REMOTE: dict[str, RemoteSet] = {}
+
+
+def register(remote: RemoteSet) -> RemoteSet:
+    """Add a named set to `REMOTE`."""
+    REMOTE[remote.name] = remote
+    return remote
+
+
+def cache_dir() -> Path:
+    """Where downloaded files live: `$VAEKIT_CACHE`, else the user's cache folder."""
+    given = os.environ.get("VAEKIT_CACHE")
+    if given:
+        return Path(given).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("vaekit"))
+
+
+def _human(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:,} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def problem(path: Path, remote: RemoteFile) -> str | None:
+    """Why the file at `path` is not `remote` (size first, then an HTML page, then the hash), or
+    None when it is."""
+    size = path.stat().st_size
+    if size != remote.size:
+        what = " (an HTML page, not the data)" if _is_html(path) else ""
+        return f"it has {size:,} bytes{what}, not {remote.size:,}"
+    if _is_html(path):
+        return "it is an HTML page, not the data"
+    algorithm, expected = ("sha256", remote.sha256) if remote.sha256 else ("md5", remote.md5)
+    actual = _digest(path, algorithm)
+    if actual != expected:
+        return f"its {algorithm.upper()} is {actual}, not {expected}"
+    return None
+
+
+def _is_html(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head"))
+
+
+def _urls(remote: RemoteFile) -> list[str]:
+    mirror = os.environ.get("VAEKIT_MIRROR")
+    first = [mirror.rstrip("/") + "/" + remote.filename] if mirror else []
+    return first + list(remote.urls)
+
+
+def by_hand(remote: RemoteFile, path: Path) -> str:
+    """The sentence a user needs to fetch the file without vaekit."""
+    return (
+        f"fetch {remote.filename} ({_human(remote.size)}) from {' or '.join(remote.urls)} by hand and put it "
+        f"at {path} ({remote.hash_text()}); vaekit verifies it and uses it"
+    )
+
+
+def fetch(remote: RemoteFile, progress: bool | None = None) -> Path:
+    """The verified local copy of `remote`, downloaded when it is not in the cache. Raises
+    `VaekitError` (one sentence: the file, its size, its URLs, where to put it by hand and its
+    hash) when no mirror gives the right bytes, or when a file in the cache is not the right one."""
+    import filelock
+
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / remote.filename
+    if path.exists() and problem(path, remote) is None:
+        return path  # verified: no network
+    with filelock.FileLock(str(path) + ".lock"):
+        if path.exists():  # another process may have finished it meanwhile
+            wrong = problem(path, remote)
+            if wrong is None:
+                return path
+            raise VaekitError(
+                f"{path} is not the expected file: {wrong}; delete it, or {by_hand(remote, path)}."
+            )
+        reasons = []
+        for url in _urls(remote):
+            try:
+                _download(url, remote, folder, progress)
+                return path
+            except _Refused as err:
+                reasons.append(f"{url} gave a file that {err}")
+            except Exception as err:  # noqa: BLE001 - any transfer failure: try the next mirror
+                reasons.append(f"{url}: {_reason(err)}")
+        raise VaekitError(
+            f"Could not download {remote.filename} ({'; '.join(reasons)}): {by_hand(remote, path)}."
+        )
+
+
+class _Refused(Exception):
+    """A payload that arrived but is not the file (size, HTML, hash)."""
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "Max retries exceeded" in text or "Failed to establish" in text or "NameResolution" in text:
+        return "no connection"
+    return text[:160]
+
+
+def _download(url: str, remote: RemoteFile, folder: Path, progress: bool | None) -> None:
+    import pooch
+
+    pooch.get_logger().setLevel("WARNING")
+    show = sys.stderr.isatty() if progress is None else progress
+    transfer = pooch.HTTPDownloader(progressbar=show, timeout=60)
+
+    def checked(url_, output_file, pooch_=None, check_only=False):
+        transfer(url_, output_file, pooch_, check_only)
+        wrong = problem(Path(output_file), remote)
+        if wrong is not None:
+            raise _Refused(wrong)  # pooch deletes its temporary file: nothing passes as complete
+
+    pooch.retrieve(
+        url,
+        known_hash=remote.known_hash(),
+        fname=remote.filename,
+        path=folder,
+        downloader=checked,
+        progressbar=show,
+    )
+
+
+def is_cached(name: str) -> bool:
+    """Whether every file of named set `name` is in the cache (by name; `fetch` verifies)."""
+    return all((cache_dir() / f.filename).exists() for f in REMOTE[name].files.values())
+
+
+def load(name: str):
+    """Named set `name` as `vaekit.datasets.RawData`, its files fetched and verified first. The
+    licence and citation are printed once, when the files are first downloaded, and kept in the
+    data's meta (so the run records them)."""
+    remote = REMOTE[name]
+    fresh = not is_cached(name)
+    paths = {}
+    for role, f in remote.files.items():
+        try:
+            paths[role] = fetch(f)
+        except VaekitError as err:
+            rest = [g for r, g in remote.files.items() if r not in paths and r != role]
+            if rest:  # all a user needs to place the set by hand, in the one sentence
+                more = "; ".join(by_hand(g, cache_dir() / g.filename) for g in rest)
+                raise VaekitError(f"{str(err).rstrip('.')}; {name} also needs: {more}.") from None
+            raise
+    if fresh:
+        print(f"{name}: {remote.licence}. Cite: {remote.citation}", file=sys.stderr)
+    raw = remote.read(paths)
+    raw.source = raw.source or name
+    raw.meta.update({"licence": remote.licence, "citation": remote.citation})
+    return raw
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun et al.'s MNIST format; gzip-compressed or not) as a numpy array of its
+    stored type and shape. Raises `VaekitError` for a file that is not IDX."""
+    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    check(
+        len(data) >= 4 and data[0] == 0 and data[1] == 0, f"{path} is not an IDX file (wrong magic number)."
+    )
+    types = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    check(data[2] in types, f"{path}: unknown IDX type code {data[2]:#x}.")
+    ndim = data[3]
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=types[data[2]], offset=4 + 4 * ndim)
+    check(
+        body.size == int(np.prod(dims)), f"{path} holds {body.size} values, not the {dims} its header says."
+    )
+    return body.reshape(dims).astype(body.dtype.newbyteorder("="))
+
+
+def _idx_set(names: list[str] | None = None):
+    def read(paths: dict[str, Path]):
+        from vaekit.datasets import RawData
+
+        train, test = read_idx(paths["train_images"]), read_idx(paths["test_images"])
+        y = np.concatenate([read_idx(paths["train_labels"]), read_idx(paths["test_labels"])]).astype(np.int64)
+        x = np.concatenate([train, test])[:, None].astype(np.float32)
+        check(len(x) == len(y), f"{paths['train_images'].parent}: {len(x)} images but {len(y)} labels.")
+        return RawData(
+            x=x, y=y, label_names=names, kind="image", full_scale=255.0, meta={"official_test": len(test)}
+        )
+
+    return read
+
+
+def read_cifar10_binary(paths: dict[str, Path]):
+    """CIFAR-10's binary version (a tar.gz of data_batch_1..5.bin and test_batch.bin, each a run
+    of 1 label byte + 3,072 pixel bytes, channel-major 32x32): read from the archive without
+    extracting it and without pickle."""
+    from vaekit.datasets import RawData
+
+    record = 1 + 3 * 32 * 32
+    parts = {}
+    with tarfile.open(paths["archive"], "r:gz") as archive:
+        for member in archive.getmembers():
+            base = Path(member.name).name
+            if member.isfile() and base.endswith(".bin") and "batch" in base:
+                parts[base] = np.frombuffer(archive.extractfile(member).read(), dtype=np.uint8)
+        names_member = next(
+            (m for m in archive.getmembers() if Path(m.name).name == "batches.meta.txt"), None
+        )
+        names = (
+            [n for n in archive.extractfile(names_member).read().decode().split() if n]
+            if names_member is not None
+            else None
+        )
+    order = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    missing = [n for n in order if n not in parts]
+    check(not missing, f"{paths['archive']} lacks {', '.join(missing)}; it is not CIFAR-10's binary version.")
+    blocks = []
+    for name in order:
+        check(parts[name].size % record == 0, f"{paths['archive']}: {name} is not a whole number of records.")
+        blocks.append(parts[name].reshape(-1, record))
+    table = np.concatenate(blocks)
+    x = table[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32)
+    y = table[:, 0].astype(np.int64)
+    return RawData(
+        x=x, y=y, label_names=names, kind="image", full_scale=255.0, meta={"official_test": len(blocks[-1])}
+    )
+
+
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+FASHION_MIRRORS = (
+    "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+)
+
+
+def _idx_files(mirrors, rows) -> dict[str, RemoteFile]:
+    roles = ("train_images", "train_labels", "test_images", "test_labels")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+    return {
+        role: RemoteFile(f"{prefix}{name}", tuple(m + name for m in mirrors), size, sha)
+        for role, name, (prefix, size, sha) in zip(roles, names, rows, strict=True)
+    }
+
+
+register(
+    RemoteSet(
+        name="mnist",
+        files=_idx_files(
+            MNIST_MIRRORS,
+            [
+                ("mnist-", 9_912_422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+                ("mnist-", 28_881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+                ("mnist-", 1_648_877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+                ("mnist-", 4_542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+            ],
+        ),
+        description="MNIST: 70,000 28x28 handwritten digits, grey levels 0-255, 10 labels; the official "
+        "60,000 / 10,000 split",
+        licence="CC BY-SA 3.0 (Y. LeCun and C. Cortes)",
+        citation="LeCun, Bottou, Bengio & Haffner (1998), Gradient-based learning applied to document "
+        "recognition, Proc. IEEE 86(11)",
+        read=_idx_set(),
+    )
+)
+
+register(
+    RemoteSet(
+        name="fashion-mnist",
+        files=_idx_files(
+            FASHION_MIRRORS,
+            [
+                ("fashion-", 26_421_880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+                ("fashion-", 29_515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+                ("fashion-", 4_422_102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+                ("fashion-", 5_148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+            ],
+        ),
+        description="Fashion-MNIST: 70,000 28x28 images of clothing, grey levels 0-255, 10 labels; the "
+        "official 60,000 / 10,000 split",
+        licence="MIT (Zalando Research)",
+        citation="Xiao, Rasul & Vollgraf (2017), Fashion-MNIST: a novel image dataset for benchmarking "
+        "machine learning algorithms, arXiv:1708.07747",
+        read=_idx_set(
+            [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ]
+        ),
+    )
+)
+
+register(
+    RemoteSet(
+        name="cifar10",
+        files={
+            "archive": RemoteFile(
+                "cifar-10-binary.tar.gz",
+                ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+                170_052_171,
+                md5="c32a1d4ab5d03f1284b67883e8d87530",  # the publisher gives MD5 only
+            )
+        },
+        description="CIFAR-10: 60,000 32x32 colour images, 8 bits per channel, 10 labels; the official "
+        "50,000 / 10,000 split (the binary version: no pickle is ever loaded)",
+        licence="no licence stated by the authors; cite the report when you use it",
+        citation="Krizhevsky (2009), Learning multiple layers of features from tiny images, tech. report, "
+        "University of Toronto",
+        read=read_cifar10_binary,
+    )
+)
