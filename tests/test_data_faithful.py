@@ -119,7 +119,11 @@ def test_npz_without_x_names_its_keys_and_the_option(cli, tmp_path):
     )  # fmt: skip
     assert code == 0, err
     data = runs.load_data(tmp_path / "r")
-    assert data.factors.shape == (40, 2) and data.scaling.scale.tolist() == [255.0]
+    # dSprites' own images: uint8 holding only 0 and 1 are binary, kept 0/1 (not 0 and 1/255)
+    assert data.factors.shape == (40, 2) and data.scaling.scale.tolist() == [1.0]
+    imgs, _ = _dsprites_like(tmp_path / "again.npz")
+    np.testing.assert_array_equal(data.x.reshape(40, 8, 8), imgs)
+    assert "holds only 0 and 1 (uint8): read as binary values" in err
 
 
 def test_each_table_column_is_scaled_on_its_own(tmp_path):
@@ -540,3 +544,66 @@ def test_every_file_format_has_one_row_and_is_read_and_listed(cli, tmp_path):
     (tmp_path / "x.xyz").write_text("1")
     code, _, err = cli("train", "--data", tmp_path / "x.xyz", "--out", tmp_path / "r")
     assert code == 2 and all(form.name in err for form in datasets.FORMATS)
+
+
+def test_an_hdf5_file_of_images_is_read_as_arrays_not_as_its_label_table(cli, tmp_path):
+    """Laid out like 3D Shapes: images (n, 16, 16, 3) uint8 beside labels (n, 6) floats."""
+    import h5py
+
+    gen = np.random.default_rng(11)
+    images = gen.integers(0, 256, size=(30, 16, 16, 3)).astype(np.uint8)
+    labels = gen.random((30, 6))
+    path = tmp_path / "shapes.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+        f["labels"] = labels
+    raw = datasets.read_raw(path)
+    np.testing.assert_array_equal(raw.x, images)
+    assert raw.factors is None
+    assert any("read images as x; ignored labels" in n for n in raw.notes)
+    data = datasets.load(path, keys={"factors": "labels"})
+    assert data.shape == (3, 16, 16) and data.is_image
+    np.testing.assert_array_equal(data.x * 255, images.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(data.factors, labels)
+    np.testing.assert_array_equal(datasets.read_raw(path, keys={"table": "images"}).x, images)  # --key images
+    with h5py.File(tmp_path / "two.h5", "w") as f:
+        f["a"], f["b"] = images, images
+    code, _, err = cli("train", "--data", tmp_path / "two.h5", "--out", tmp_path / "r", *FAST)
+    assert code == 2 and "holds 2 image-shaped datasets (a, b); name the observations with --x-key" in err
+
+
+def test_pixel_types_are_recognised_by_kind_and_size_not_byte_order(cli, tmp_path):
+    gen = np.random.default_rng(12)
+    native = gen.integers(0, 65536, size=(30, 8, 8)).astype(np.uint16)
+    np.save(tmp_path / "native.npy", native)
+    np.save(tmp_path / "big.npy", native.astype(">u2"))
+    a, b = datasets.load(tmp_path / "native.npy"), datasets.load(tmp_path / "big.npy")
+    assert a.scaling.scale.tolist() == b.scaling.scale.tolist() == [65535.0]
+    np.testing.assert_array_equal(a.x, b.x)
+    # a big-endian test file beside native training data is the same kind of data
+    both = datasets.load(tmp_path / "native.npy", test_data=tmp_path / "big.npy")
+    assert len(both.test_idx) == 30
+
+
+def test_values_decide_the_scaling_and_each_choice_is_said(tmp_path):
+    gen = np.random.default_rng(13)
+    binary = gen.integers(0, 2, size=(30, 8, 8)).astype(np.uint8)
+    np.save(tmp_path / "binary.npy", binary)
+    data = datasets.load(tmp_path / "binary.npy")
+    np.testing.assert_array_equal(data.x[:, 0], binary)  # kept 0/1, not 0 and 1/255
+    assert any("holds only 0 and 1 (uint8): read as binary" in n for n in data.notes)
+    grey = gen.integers(0, 256, size=(30, 8, 8)).astype(np.float32)  # pixels stored as floats
+    np.save(tmp_path / "grey.npy", grey)
+    data = datasets.load(tmp_path / "grey.npy")
+    assert data.scaling.scale.tolist() == [255.0]
+    np.testing.assert_allclose(data.x[:, 0] * 255, grey)
+    assert any(
+        "whole numbers 0-255 stored as float32, shaped like images: read as 8-bit" in n for n in data.notes
+    )
+    wide = gen.integers(0, 4096, size=(30, 8, 8)).astype(np.float64)  # 16-bit pixels stored as floats
+    np.save(tmp_path / "wide.npy", wide)
+    assert datasets.load(tmp_path / "wide.npy").scaling.scale.tolist() == [65535.0]
+    counts = gen.integers(0, 200, size=(30, 5)).astype(np.float64)  # a small table of counts: measurements
+    np.save(tmp_path / "counts.npy", counts)
+    data = datasets.load(tmp_path / "counts.npy")
+    assert data.scaling.name == "standard" and not any("pixels" in n for n in data.notes)

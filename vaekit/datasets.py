@@ -337,18 +337,56 @@ def _load_npy(path: Path) -> RawData:
 
 
 # unsigned integers are pixels (or counts): scaled by their type's full range, never per column
-PIXEL_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.bool_): 1.0}
+def pixel_full_scale(dtype) -> float | None:
+    """The full range of an unsigned-integer (or boolean) pixel type, by kind and size whatever
+    its byte order: 1 for bool, 255 for 8-bit, 65535 for 16-bit; None for other types."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return 1.0
+    if dtype.kind == "u" and dtype.itemsize in (1, 2):
+        return float(2 ** (8 * dtype.itemsize) - 1)
+    return None
 
 
 def _array_raw(x: np.ndarray, source: str) -> RawData:
+    """An array as RawData, read as what its values are, each choice said once with its override:
+    unsigned integers (or floats) holding only 0 and 1 are binary (kept 0/1); other 8- or 16-bit
+    unsigned integers are pixels or counts scaled by the type's range; whole-number floats in
+    0..255 (or 0..65535) shaped like images are pixels stored as floats. Big-endian arrays are
+    read in native order."""
+    x = np.asarray(x)
+    if x.dtype.byteorder not in ("=", "|"):
+        x = x.astype(x.dtype.newbyteorder("="))
     raw = RawData(x=x, source=source)
-    dtype = np.asarray(x).dtype
-    if dtype in PIXEL_FULL_SCALE:
-        raw.full_scale = PIXEL_FULL_SCALE[dtype]
-        if dtype != np.bool_:
+    name = Path(source).name
+    full = pixel_full_scale(x.dtype)
+    imagelike = x.ndim >= 3 or (x.ndim == 2 and x.shape[1] >= 64)
+    if full is not None or (imagelike and x.dtype.kind == "f"):
+        sample = x.reshape(len(x), -1)[:: max(1, len(x) // 2000)] if len(x) else x
+        finite = x.dtype.kind != "f" or bool(np.isfinite(sample).all() and np.isfinite(x).all())
+        lo, hi = (float(x.min()), float(x.max())) if x.size and finite else (0.0, 0.0)
+        whole = x.dtype.kind != "f" or (finite and bool(np.all(x == np.round(x))))
+        if x.size and whole and lo >= 0 and hi <= 1 and full != 1.0:
+            raw.full_scale = 1.0
             raw.notes.append(
-                f"{Path(source).name} holds {dtype} values: read as pixels and scaled by the type's full "
-                f"range ({raw.full_scale:g} = 1), not column by column (--scaling standard to override)."
+                f"{name} holds only 0 and 1 ({x.dtype}): read as binary values (kept 0/1, a Bernoulli "
+                "likelihood); --scaling standard to treat them as measurements."
+            )
+        elif full is not None:
+            raw.full_scale = full
+            if x.dtype != np.bool_:
+                raw.notes.append(
+                    f"{name} holds {x.dtype.kind}int{8 * x.dtype.itemsize} values: read as pixels or counts "
+                    f"scaled by the type's full range ({full:g} = 1), not column by column (--scaling "
+                    "standard to override)."
+                )
+        elif whole and lo >= 0 and 1 < hi <= 65535:
+            raw.full_scale = 255.0 if hi <= 255 else 65535.0
+            bits = 8 if hi <= 255 else 16
+            raw.notes.append(
+                f"{name} holds whole numbers 0-{hi:g} stored as {x.dtype}, shaped like images: read as "
+                f"{bits}-bit pixels scaled by {raw.full_scale:g} (--scaling standard to treat them as "
+                "measurements)."
             )
     return raw
 
@@ -357,40 +395,50 @@ def _load_npz(path: Path, keys: dict | None = None) -> RawData:
     """x (and optional y, factors) from an .npz archive: only those arrays are read, nothing is
     unpickled, and the entries left out are named in a note. `keys` maps x/y/factors to the
     archive's own names (--x-key, --y-key, --factors-key)."""
-    keys = {"x": "x", "y": "y", "factors": "factors"} | {
-        k: v for k, v in (keys or {}).items() if v and k in ("x", "y", "factors")
-    }
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise VaekitError(f"{path} is not a readable .npz archive ({err}).") from None
+
+    def get(key):
+        try:
+            return archive[key]
+        except ValueError as err:  # an object array: reading it would unpickle
+            raise VaekitError(
+                f"{path}: the entry {key!r} holds Python objects ({err}); vaekit never unpickles, so "
+                "save it as a numeric array."
+            ) from None
+
     with archive:
-        names = list(archive.files)
-        check(
-            keys["x"] in names,
-            f"{path} has no array named {keys['x']!r} (it has {', '.join(map(repr, names)) or 'none'}); "
-            "name the observations with --x-key (and labels, factors with --y-key, --factors-key).",
-        )
-        arrays = {}
-        for role, key in keys.items():
-            if key not in names:
-                check(
-                    key == role,
-                    f"{path} has no array named {key!r} for {role} (it has {', '.join(map(repr, names))}).",
-                )
-                continue
-            try:
-                arrays[role] = archive[key]
-            except ValueError as err:  # an object array: reading it would unpickle
-                raise VaekitError(
-                    f"{path}: the entry {key!r} holds Python objects ({err}); vaekit never unpickles, so "
-                    "save it as a numeric array."
-                ) from None
+        return _arrays_raw(path, list(archive.files), get, keys, default_x="x")
+
+
+def _arrays_raw(path: Path, names: list[str], get, keys: dict | None, default_x: str) -> RawData:
+    """x, and y and factors where named (or stored as "y", "factors"), from a file of named arrays
+    (`get(name)` reads one): only those are read, and the others are named in a note."""
+    keys = {"x": default_x, "y": "y", "factors": "factors"} | {
+        k: v for k, v in (keys or {}).items() if v and k in ("x", "y", "factors")
+    }
+    check(
+        keys["x"] in names,
+        f"{path} has no array named {keys['x']!r} (it has {', '.join(map(repr, names)) or 'none'}); "
+        "name the observations with --x-key (and labels, factors with --y-key, --factors-key).",
+    )
+    arrays = {}
+    for role, key in keys.items():
+        if key not in names:
+            check(
+                key == role,
+                f"{path} has no array named {key!r} for {role} (it has {', '.join(map(repr, names))}).",
+            )
+            continue
+        arrays[role] = get(key)
     raw = _array_raw(arrays["x"], str(path))
     ignored = [n for n in names if n not in {keys[r] for r in arrays}]
     if ignored:
         raw.notes.append(
-            f"{path.name}: read {', '.join(keys[r] for r in arrays)}; ignored {', '.join(ignored)}."
+            f"{path.name}: read {', '.join(f'{keys[r]} as {r}' for r in arrays)}; ignored "
+            f"{', '.join(ignored)} (name labels or factors with --y-key, --factors-key)."
         )
     if "y" in arrays:
         raw.y, raw.label_names = _encode_labels(arrays["y"], f"{path}: {keys['y']}")
@@ -405,6 +453,40 @@ def _load_npz(path: Path, keys: dict | None = None) -> RawData:
         raw.factors = factors
         raw.factor_names = [f"factor_{i}" for i in range(factors.shape[1])]
     return raw
+
+
+def _read_hdf5(path: Path, o: dict) -> RawData:
+    """An HDF5 file: arrays like an .npz when it holds an image-shaped dataset (3 or more
+    dimensions) or --x-key names one (x, and y / factors where named), else a table (`--key`)."""
+    import h5py
+
+    keys = o.get("keys") or {}
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise VaekitError(f"{path} is not a readable HDF5 file ({err}).") from None
+    with f:
+        shapes = {}
+
+        def visit(name, obj):  # (returns None: visititems stops at the first value returned)
+            if isinstance(obj, h5py.Dataset):
+                shapes[name] = obj.shape
+
+        f.visititems(visit)
+        table = keys.get("table")
+        images = [n for n, shape in shapes.items() if len(shape) >= 3]
+        if table in images and not keys.get("x"):
+            keys = {**keys, "x": table}
+        arrays = keys.get("x") or "x" in shapes or (images and not table)
+        if arrays:
+            check(
+                keys.get("x") or "x" in shapes or len(images) == 1,
+                f"{path} holds {len(images)} image-shaped datasets ({', '.join(images)}); name the "
+                "observations with --x-key.",
+            )
+            default = "x" if "x" in shapes else (images[0] if images else "x")
+            return _arrays_raw(path, list(shapes), lambda k: f[k][()], keys, default_x=default)
+    return _read_table_file(path, o)
 
 
 MISSING_POLICIES = ("refuse", "drop-rows", "model")
@@ -707,10 +789,11 @@ FORMATS: list[FileFormat] = [
         labels_by_column=True,
     ),
     FileFormat(
-        "an HDF5 table (.h5)",
+        "an HDF5 file (.h5)",
         HDF5_SUFFIXES,
-        _read_table_file,
-        "an HDF5 table (.h5: --key dataset, compound dataset or group of columns)",
+        _read_hdf5,
+        "an HDF5 file (.h5): image-shaped datasets as arrays (--x-key, --y-key, --factors-key), else a "
+        "table (--key dataset, compound dataset or group of columns)",
         labels_by_column=True,
     ),
     FileFormat(
