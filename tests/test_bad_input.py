@@ -108,7 +108,11 @@ def test_config_unknown_key_and_wrong_type(cli, tmp_path):
     _fails_clearly(cli("train", "--config", tmp_path / "c.yaml"), "did you mean 'nll_samples'?")
     (tmp_path / "c.yaml").write_text("zzzz: 3\n")
     code, _, err = cli("train", "--config", tmp_path / "c.yaml")
-    _fails_clearly((code, _, err), "unknown key 'zzzz'; Every key")
+    _fails_clearly((code, _, err), "unknown key 'zzzz'; a key is a training option")
+    (tmp_path / "c.yaml").write_text("out: somewhere\n")
+    _fails_clearly(
+        cli("train", "--config", tmp_path / "c.yaml"), "'out' is a command-line flag, not a setting"
+    )
     assert "did you mean" not in err
     (tmp_path / "d.yaml").write_text("beta: [1, 2]\n")
     _fails_clearly(cli("train", "--config", tmp_path / "d.yaml"), "beta must be a number")

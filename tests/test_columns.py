@@ -590,3 +590,23 @@ def test_float_profiles_match_each_column_and_feed_the_types_of_a_row_major_bloc
         "column_3": "count",
     }
     assert np.array_equal(raw.x, block, equal_nan=True)
+
+
+def test_an_infinite_cell_is_outside_every_support_and_gaps_are_not_invented(cli, mixed_run, tmp_path):
+    folder, run, frame = mixed_run
+    rows = frame.iloc[:3].fillna({"z": 0.0, "flag": 0}).reset_index(drop=True)
+    rows["latent loss"] = rows["latent loss"].astype(object)
+    rows.loc[1, "latent loss"] = "inf"
+    rows.loc[2, "colour"] = "purple"
+    rows.to_csv(tmp_path / "inf.csv", index=False)
+    code, _, err = cli(
+        "score", run, "--data", tmp_path / "inf.csv", "--out", tmp_path / "s.csv", "--samples", "3"
+    )
+    assert code == 0, err
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert np.isinf(scores.loc[[1, 2], "nll"]).all() and np.isfinite(scores.loc[0, "nll"])
+    assert scores["outside_support"].fillna("").tolist() == ["", "latent loss=inf", "colour='purple'"]
+    assert "trained without missing cells" not in err  # no cell was missing in the file
+    code, _, err = cli("encode", run, "--data", tmp_path / "inf.csv", "--out", tmp_path / "e.csv")
+    assert code == 2 and "'latent loss': 1 cell, the first inf at row 1" in err
+    assert "outside what the model" in err and not (tmp_path / "e.csv").exists()

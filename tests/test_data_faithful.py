@@ -279,7 +279,10 @@ def test_an_exploded_loss_is_a_diverged_run(cli, tmp_path):
     code, _, err = cli("train", *args, "--out", tmp_path / "r", *FAST)
     assert code == 3
     assert "diverged" in err and "per dimension" in err and "epoch 1" in err
-    assert "no epoch had finished" in err and "a change of the data or model needs --overwrite" in err
+    assert (
+        "no epoch had finished" in err
+        and "a change of the data or model is a new run: --out with --overwrite" in err
+    )
     assert not (tmp_path / "r" / "summary.json").exists()
 
 

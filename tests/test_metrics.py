@@ -118,21 +118,23 @@ def test_array_factor_data_matches_exactly_or_nearest() -> None:
     factors = np.array([[0, 0], [0, 1], [0, 1], [2, 2]])
     x = np.arange(4)[:, None] * 10.0  # observation = example id * 10
     d = M.ArrayFactorData(x, factors)
-    assert d.factor_sizes == (3, 3)
+    # integer factors are values, ranked: column 0 holds 0 and 2 (indices 0, 1), column 1 0, 1, 2
+    assert d.factor_sizes == (2, 3)
+    np.testing.assert_array_equal(d.factor_values[0], [0.0, 2.0])
     assert isinstance(d, M.FactorData)
     rng = np.random.default_rng(0)
     # Existing combination (0, 1): examples 1 and 2, both get picked over many draws.
     picks = d.match_examples(np.array([[0, 1]] * 200), rng)
     assert set(picks.tolist()) == {1, 2}
-    # Missing combinations: (2, 1) -> nearest (2, 2); (1, 0) -> nearest (0, 0).
-    obs = d.sample_observations(np.array([[2, 1], [1, 0], [0, 0]]), rng)
+    # (1, 2) is example 3; the missing (1, 0) -> nearest (0, 0).
+    obs = d.sample_observations(np.array([[1, 2], [1, 0], [0, 0]]), rng)
     np.testing.assert_array_equal(obs[:, 0], [30.0, 0.0, 0.0])
     # Empirical factor sampling only yields stored combinations.
     drawn = d.sample_factors(300, rng)
     assert drawn.shape == (300, 2)
-    assert {tuple(r) for r in drawn.tolist()} <= {(0, 0), (0, 1), (2, 2)}
+    assert {tuple(r) for r in drawn.tolist()} <= {(0, 0), (0, 1), (1, 2)}
     with pytest.raises(ValueError):
-        d.sample_observations(np.array([[3, 0]]), rng)  # index out of range
+        d.sample_observations(np.array([[2, 0]]), rng)  # index out of range
 
 
 def test_array_factor_data_discretises_continuous_values() -> None:

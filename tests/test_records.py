@@ -294,3 +294,131 @@ def test_the_data_is_identified_by_its_content(cli, tmp_path):
     np.savetxt(path, x * 2, delimiter=",", header="a,b,c", comments="")
     code, _, err = cli("evaluate", run, "--json")
     assert code == 0 and "has changed since run was trained on it" in err
+
+
+def test_two_trainings_of_one_run_folder_never_interleave(cli, tmp_path):
+    """A second `train --resume` of a folder another process is training into stops with one
+    sentence naming that process; nothing of the first is touched."""
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    assert cli("train", "--data", "digits", "--epochs", "1", "--out", run, *FAST)[0] == 0
+    first = subprocess.Popen(
+        [sys.executable, "-m", "vaekit", "train", "--resume", str(run), "--epochs", "400", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        owner = run / ".vaekit.lock.owner"
+        deadline = time.time() + 60
+        while not owner.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert owner.exists(), "the first process never took the lock"
+        code, _, err = cli("train", "--resume", run, "--epochs", "3", "--quiet")
+        assert code == 2 and f"is being trained by process {first.pid} on" in err
+        assert "wait for it to finish (or stop it), then run again" in err
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_dynamic_binarisation_draws_training_pixels_afresh_and_the_test_split_once(
+    cli, tmp_path, monkeypatch
+):
+    from vaekit import datasets
+    from vaekit import train as train_module
+    from vaekit.model import VAE
+
+    data = datasets.load("digits", binarize="dynamic")
+    grey = datasets.load("digits")
+    test = data.x_test
+    assert set(np.unique(test)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(data.x_train, grey.x_train)  # training pixels stay grey
+    # the test draw is a Bernoulli of the grey levels, and the same seed draws the same one
+    assert abs(test.mean() - grey.x_test.mean()) < 0.01
+    np.testing.assert_array_equal(datasets.load("digits", binarize="dynamic").x_test, test)
+
+    seen = []
+    original = train_module._Loop.step
+
+    def record(self, batch, *args):
+        seen.append(batch.x.clone())
+        return original(self, batch, *args)
+
+    monkeypatch.setattr(train_module._Loop, "step", record)
+    model = VAE.for_data(data, latent_dim=2, hidden=(32,), seed=0)
+    train_module.fit(model, data, epochs=2, batch_size=4000, progress=False, nll_samples=0)
+    assert len(seen) == 2 and all(set(np.unique(x.numpy())) <= {0.0, 1.0} for x in seen)
+    # each epoch a fresh draw: the pixel means match the grey levels', the draws differ
+    assert abs(float(seen[0].mean()) - float(grey.x_train.mean())) < 0.01
+    assert not torch.equal(seen[0].sum(0), seen[1].sum(0))
+
+    code, _, err = cli(
+        "train",
+        "--data",
+        "digits",
+        "--binarize",
+        "dynamic",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "run",
+        *FAST,
+    )
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["bits_per_dim_convention"] == "discrete: the Bernoulli probability of binary data"
+    assert set(np.unique(__import__("vaekit").runs.load_data(tmp_path / "run").x_test)) <= {0.0, 1.0}
+    table = np.random.default_rng(0).normal(size=(30, 3))
+    np.savetxt(tmp_path / "t.csv", table, delimiter=",", header="a,b,c", comments="")
+    code, _, err = cli(
+        "train", "--data", tmp_path / "t.csv", "--binarize", "dynamic", "--out", tmp_path / "r2", *FAST
+    )
+    assert code == 2 and "--binarize applies to images or arrays in [0, 1]" in err
+
+
+def test_resume_edge_cases_found_by_a_new_user(cli, tmp_path):
+    run = tmp_path / "run"
+    args = ["--data", "digits", "--epochs", "1", "--lr-schedule", "cosine", "--lr-min", "1e-5", "--out", run]
+    assert cli("train", *args, *FAST)[0] == 0
+    # the value a run already has (its resolved objective) is no change
+    code, _, err = cli("train", "--resume", run, "--epochs", "2", "--objective", "beta-elbo", "--quiet")
+    assert code == 0, err
+    # switching to a constant rate, as the warm-restart warning advises, leaves the cosine end point behind
+    code, _, err = cli(
+        "train", "--resume", run, "--epochs", "3", "--lr-schedule", "constant", "--lr", "1e-4", "--quiet"
+    )
+    assert code == 0, err
+    assert _config(run)["train"]["segments"][-1]["lr_min"] == 0.0
+    # a finished run without its checkpoint is never retrained from scratch over its weights
+    weights = (run / "model.safetensors").read_bytes()
+    (run / "checkpoint.pt").unlink()
+    code, _, err = cli("train", "--resume", run, "--epochs", "4", "--quiet")
+    assert code == 2 and "has trained 3 epochs but has no checkpoint.pt" in err
+    assert (run / "model.safetensors").read_bytes() == weights
+    # a damaged record is one sentence
+    config = _config(run)
+    config["train"]["segments"][0]["from_epoch"] = 5
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "other").mkdir()
+    code, _, err = cli("train", "--data", "digits", "--epochs", "1", "--out", tmp_path / "other" / "r", *FAST)
+    assert code == 0
+    import shutil
+
+    shutil.copy(tmp_path / "other" / "r" / "checkpoint.pt", run / "checkpoint.pt")
+    code, _, err = cli("train", "--resume", run, "--epochs", "4", "--quiet")
+    assert code == 2 and "train.segments is damaged" in err and "Traceback" not in err
+    config["options"] = "x"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    code, _, err = cli("train", "--resume", run, "--epochs", "4", "--quiet")
+    assert code == 2 and "options entry is damaged" in err
+
+
+def test_a_run_folder_config_trains_again(cli, tmp_path):
+    a = tmp_path / "a"
+    assert cli("train", "--data", "digits", "--epochs", "1", "--latent-dim", "3", "--out", a, *FAST)[0] == 0
+    code, _, err = cli("train", "--config", a / "config.yaml", "--out", tmp_path / "b", "--quiet")
+    assert code == 0, err
+    assert (a / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()

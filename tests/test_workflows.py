@@ -276,3 +276,35 @@ def test_fit_refuses_a_bad_training_setting_before_writing(tmp_path, option, mes
         vaekit.fit(model, data, out=tmp_path / "r", progress=False, **option)
     assert str(err.value) == message
     assert not (tmp_path / "r").exists()
+
+
+def test_factors_that_cannot_be_measured_are_said_not_tracebacks(cli, tmp_path):
+    gen = np.random.default_rng(7)
+    x = gen.normal(size=(200, 16)).astype(np.float32)
+    f1, f2 = gen.integers(-3, 3, 200), gen.integers(10, 14, 200)
+    nan = np.stack([f1, f2], 1).astype(float)
+    nan[gen.random(200) < 0.05, 0] = np.nan
+    cases = {
+        "nan": (nan, 2, "the factor 'factor_0' has missing or infinite values"),
+        "wide": (np.stack([f1 * 10**12, f2], 1), 0, None),  # huge spacing: ranked, not a 10^13-wide table
+        "constant": (np.stack([f1, np.full(200, 7)], 1), 0, "'factor_1' never vary"),
+    }
+    for name, (factors, status, said) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", x=x, factors=factors)
+        run = tmp_path / name
+        code, _, err = cli("train", "--data", tmp_path / f"{name}.npz", "--epochs", "1", "--out", run, *FAST)
+        assert code == 0, err
+        code, out, err = cli("evaluate", run, "--metrics", "mig,sap", "--metric-preset", "quick", "--json")
+        assert code == status and "Traceback" not in err, (name, err)
+        if said:
+            assert said in err, (name, err)
+
+
+def test_twosample_of_one_repeated_row_is_one_sentence(cli, tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"a": [1.0] * 10, "b": [2.0] * 10}).to_csv(tmp_path / "c.csv", index=False)
+    code, _, err = cli(
+        "twosample", "--data", tmp_path / "c.csv", "--against", tmp_path / "c.csv", "--out", tmp_path / "t"
+    )
+    assert code == 2 and "hold only 1 distinct row between them" in err and "Traceback" not in err

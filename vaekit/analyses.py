@@ -89,6 +89,7 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
             schema is not None,
             f"{run} was trained on an array, not a table of typed columns; give data like its training data.",
         )
+        gaps = raw.frame[schema.names].isna().any(axis=1).to_numpy()  # as read, before any cell is blanked
         if outside == "mark":
             cells, said = schema.outside(raw.frame)
             raw.outside = cells.any(axis=1)
@@ -111,7 +112,6 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
                     "distortion and IS-NLL inf; rate and squared error not computed).",
                     stacklevel=2,
                 )
-        gaps = raw.frame[schema.names].isna().any(axis=1).to_numpy()
         if gaps.any() and not schema.missing:
             warnings.warn(
                 f"{Path(str(source)).name}: the run was trained without missing cells (not --missing model), "

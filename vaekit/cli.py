@@ -135,6 +135,10 @@ def read_config_file(path: str) -> dict:
     check(
         isinstance(content, dict), f"{p} must hold a mapping of option: value, not {type(content).__name__}."
     )
+    if "format_version" in content and isinstance(content.get("options"), dict):
+        # a run folder's own config.yaml: train again with the options it records (the last
+        # segment's; replay earlier segments with --resume, see train.segments)
+        content = {k: v for k, v in content["options"].items() if k in OPTIONS_BY_NAME}
     out = {}
     for key, value in content.items():
         norm = str(key).replace("-", "_")
@@ -143,10 +147,14 @@ def read_config_file(path: str) -> dict:
 
             near = difflib.get_close_matches(norm, list(OPTIONS_BY_NAME), n=1, cutoff=0.6)
             guess = f"did you mean {near[0]!r}? " if near else ""
-            raise VaekitError(
-                f"{p.name}: unknown key {key!r}; {guess}Every key is an option of `vaekit train --help` "
-                "written with underscores (--latent-dim is latent_dim)."
+            where = (
+                f"{key!r} is a command-line flag, not a setting; give --{norm.replace('_', '-')} on the "
+                "command line"
+                if norm in ("out", "resume", "overwrite", "quiet", "config")
+                else f"{guess}a key is a training option of `vaekit train --help` written with underscores "
+                "(--latent-dim is latent_dim)"
             )
+            raise VaekitError(f"{p.name}: unknown key {key!r}; {where}.")
         out[norm] = _coerce(norm, value, p.name)
     return out
 
@@ -159,6 +167,20 @@ def merge_options(given: dict, config_file: str | None, base: dict | None = None
         settings.update({k: v for k, v in read_config_file(config_file).items() if v is not None})
     settings.update({k: v for k, v in given.items() if k in OPTIONS_BY_NAME and v is not None})
     return settings
+
+
+def _resolved_options(run_config: dict) -> dict:
+    """What a run's "auto" options became, as its config.yaml records them (the objective, KL
+    schedule, likelihood, net and scaling), so naming the value a run already has is no change."""
+    model, train, data = (run_config.get(k) or {} for k in ("model", "train", "data"))
+    objective = train.get("objective") if isinstance(train.get("objective"), dict) else {}
+    return {
+        "objective": objective.get("name"),
+        "kl_schedule": objective.get("kl_schedule"),
+        "likelihood": model.get("likelihood"),
+        "arch": model.get("arch"),
+        "scaling": data.get("scaling"),
+    }
 
 
 def summary_line(summary: dict, seconds: float) -> str:
@@ -202,13 +224,25 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
             f"{resume_run} was trained from Python (vaekit.fit), so its command-line options are unknown; "
             "resume it there: vaekit.fit(model, data, out=RUN, resume=True, epochs=N).",
         )
+        check(
+            isinstance(run_config["options"], dict),
+            f"{resume_run}/config.yaml's options entry is damaged (not a mapping); restore the file from the "
+            "run.",
+        )
         base = dict(run_config["options"])
         if base.get("beta_range"):
             base["beta_range"] = tuple(base["beta_range"])
         asked = merge_options(given, config_file, base)
         named = {k for k, v in given.items() if v is not None}
         named |= set(read_config_file(config_file)) if config_file else set()
-        changed = sorted(k for k in named if k not in RESUMABLE and asked.get(k) != base.get(k, asked.get(k)))
+        resolved = _resolved_options(run_config)
+        changed = sorted(
+            k
+            for k in named
+            if k not in RESUMABLE
+            and asked.get(k) != base.get(k, asked.get(k))
+            and asked.get(k) != resolved.get(k)
+        )
         check(
             not changed,
             f"{', '.join(_flag(k) for k in changed)} cannot change on --resume: the checkpoint holds a model "
@@ -218,6 +252,8 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
             else "",
         )
         settings = {**base, **{k: asked[k] for k in named if k in RESUMABLE}}
+        if "lr_schedule" in named and "lr_min" not in named and settings["lr_schedule"] != "cosine":
+            settings["lr_min"] = 0.0  # the run's cosine end point does not follow it into a new schedule
         try:
             result = build_and_fit(settings, Path(resume_run), False, not quiet, resume=True)
         except Finished as done:

@@ -708,6 +708,11 @@ class Schema:
         masks, said = [], []
         for c in self.columns:
             bad, support, _ = c.outside(frame[c.column])
+            if not isinstance(c, _Labelled):  # an infinite number is in no column's support
+                with np.errstate(invalid="ignore"):
+                    infinite = np.isinf(_numbers(frame[c.column], c.column))
+                if infinite.any():
+                    bad, support = np.asarray(bad, dtype=bool) | infinite, support or "finite values"
             masks.append(np.asarray(bad, dtype=bool))
             if bad.any():
                 row = int(np.argmax(bad))

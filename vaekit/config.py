@@ -56,6 +56,11 @@ class DataConfig:
         "categorical, count) [default: chosen from the values].",
         kind=str,
     )
+    binarize: str = setting(
+        "none",
+        "Images in [0, 1]: dynamic draws each training pixel as a Bernoulli of its grey level afresh every "
+        "epoch, and the test split once (seeded): the binarised-MNIST protocol of published likelihoods.",
+    )
     missing: str = setting(
         "refuse",
         "Tables with missing cells: refuse, drop-rows (leave those rows out) or model (train on the "

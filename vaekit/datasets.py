@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,7 +186,24 @@ class Dataset:
                 f"{self.name} has no ground-truth factors, so disentanglement metrics cannot be computed; "
                 "use sprites, or a .npz file with a factors array."
             )
-        return metrics.ArrayFactorData(self.x, self.factors, self.factor_names)
+        factors = np.asarray(self.factors)
+        if factors.dtype.kind == "f" and not np.isfinite(factors).all():
+            column = int(np.argmax(~np.isfinite(factors).all(axis=0)))
+            names = self.factor_names or [f"factor_{j}" for j in range(factors.shape[1])]
+            raise VaekitError(
+                f"{self.name}: the factor {names[column]!r} has missing or infinite values; disentanglement "
+                "metrics need every example's factors: drop those examples or that factor."
+            )
+        constant = [j for j in range(factors.shape[1]) if len(np.unique(factors[:, j])) < 2]
+        if constant:
+            names = self.factor_names or [f"factor_{j}" for j in range(factors.shape[1])]
+            warnings.warn(
+                f"{self.name}: the factor(s) {', '.join(repr(names[j]) for j in constant)} never vary: "
+                "metrics that compare factors' entropies (MIG, DCI, modularity) are undefined or inflated "
+                "with them; leave them out of the factors.",
+                stacklevel=2,
+            )
+        return metrics.ArrayFactorData(self.x, factors, self.factor_names)
 
     def preview_index(self, n: int) -> np.ndarray:
         """Indices into `x` of n test examples for figures: a fixed random draw, one per label
@@ -1263,8 +1281,14 @@ def load(
     image_options: dict | None = None,
     discrete_columns=None,
     table_options: dict | None = None,
+    binarize: str = "none",
 ) -> Dataset:
     """Load a built-in data set by name, or a file or folder, split and scaled.
+
+    `binarize="dynamic"` (data in [0, 1]): the test split is binarised once, each pixel a
+    Bernoulli draw of its grey level seeded by `split_seed`; the training split stays grey and
+    `vaekit.train.fit` draws it afresh every epoch (dynamic binarisation, as in the likelihoods
+    Burda et al. 2016 report).
 
     `keys` names an .npz archive's arrays: {"x": ..., "y": ..., "factors": ...}; `columns` /
     `drop_columns` choose a table's feature columns by name; `test_data` is a separate file
@@ -1323,6 +1347,7 @@ def load(
                 f"--discrete-columns names {unknown[0]!r}, which is not a feature column{where}"
             )
     data.extra["discrete_columns"] = discrete
+    _binarize(data, binarize, split_seed)
     resolved = Path(str(source))
     data.extra["load"] = {  # how to read this data and split again (`record`, `runs.load_data`)
         "source": str(resolved.resolve()) if resolved.exists() else str(source),
@@ -1340,8 +1365,39 @@ def load(
         "drop_columns": drop_columns,
         "image_options": dict(image_options) if image_options and data.is_image else None,
         "table_options": {k: v for k, v in table_options.items() if k not in ("schema", "discrete")} or None,
+        "binarize": binarize if binarize != "none" else None,
     }
     return data
+
+
+BINARIZE = ("none", "dynamic")
+
+
+def _binarize(data: Dataset, how: str, seed: int) -> None:
+    """--binarize dynamic: the test split drawn once (Bernoulli of each grey level, seeded), the
+    training split marked for a fresh draw every epoch. Raises `VaekitError` for data outside
+    [0, 1] or a table."""
+    check(how in BINARIZE, f"--binarize must be one of {', '.join(BINARIZE)}, not {how!r}.")
+    if how == "none":
+        return
+    check(
+        data.schema is None,
+        "--binarize applies to images or arrays in [0, 1], not to a table of typed columns.",
+    )
+    lo, hi = data.value_range
+    check(
+        lo >= 0 and hi <= 1,
+        f"--binarize draws each value as a probability, so the data must lie in [0, 1] after scaling; it "
+        f"spans [{lo:g}, {hi:g}] (use --scaling unit).",
+    )
+    rng = np.random.default_rng([seed, 20_160_101])
+    test = data.x[data.test_idx]
+    data.x[data.test_idx] = (rng.random(test.shape) < test).astype(data.x.dtype)
+    data.extra["binarize"] = how
+    data.notes.append(
+        f"--binarize dynamic: training pixels are drawn as Bernoulli(grey level) afresh each epoch; the "
+        f"{len(data.test_idx):,} test examples were drawn once (seeded), so test figures are of binary data."
+    )
 
 
 def record(data: Dataset) -> dict | None:

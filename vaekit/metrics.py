@@ -21,7 +21,7 @@ written from the papers and the published formulas, on top of numpy, scipy and s
 Conventions (different from disentanglement_lib, which stores arrays transposed):
 
 * codes are ``(n_points, latent_dim)`` and factors ``(n_points, n_factors)`` whole numbers
-  (discrete factors) of any sign or offset: a column's index is its value minus its smallest;
+  (discrete factors) of any sign, offset or spacing: a column's index is its value's rank;
 * every matrix a metric returns is ``(latent_dim, n_factors)``: row = code dimension, column =
   factor;
 * randomness comes from one ``np.random.default_rng(seed)`` per metric call (the sklearn
@@ -186,11 +186,11 @@ class ArrayFactorData:
         if num_bins < 1:
             raise ValueError("num_bins must be >= 1")
         if np.issubdtype(f.dtype, np.integer) or f.dtype == bool:
-            # integer factors of any sign or offset are values: index = value - the column's smallest
-            lowest = f.astype(np.int64).min(axis=0)
-            idx = f.astype(np.int64) - lowest
-            sizes = [int(c.max()) + 1 for c in idx.T]
-            values = [np.arange(s, dtype=np.float64) + lo for s, lo in zip(sizes, lowest, strict=True)]
+            # integer factors of any sign, offset or spacing are values, ranked as float ones are
+            ranked = [np.unique(c, return_inverse=True) for c in f.astype(np.int64).T]
+            idx = np.stack([inverse.reshape(-1) for _, inverse in ranked], axis=1).astype(np.int64)
+            values = [uniq.astype(np.float64) for uniq, _ in ranked]
+            sizes = [len(v) for v in values]
         elif np.issubdtype(f.dtype, np.floating):
             if not np.all(np.isfinite(f)):
                 raise ValueError("factor values must be finite")
@@ -391,8 +391,9 @@ def _check_pair(codes: np.ndarray, factors: np.ndarray, what: str) -> tuple[np.n
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise ValueError(f"{what}: factors must be integer indices (discrete factors)")
         y = y.astype(np.int64)
-    y = y.astype(np.int64)
-    return z, y - y.min(axis=0)  # whole-number factors of any sign or offset: index = value - smallest
+    # whole-number factors of any sign, offset or spacing: each column's values ranked
+    ranked = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in y.astype(np.int64).T]
+    return z, np.stack(ranked, axis=1).astype(np.int64)
 
 
 def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:

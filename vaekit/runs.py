@@ -6,8 +6,11 @@ Loading never unpickles: weights are safetensors, the config is YAML read with `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -41,7 +44,7 @@ def prepare(out: str | os.PathLike, overwrite: bool = False) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VaekitError(f"{out} is a file, not a folder; choose another --out.")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(not p.name.startswith(LOCK) for p in out.iterdir()):
         if not overwrite:
             started = (out / "config.yaml").exists() and not (out / "checkpoint.pt").exists()
             raise VaekitError(
@@ -60,6 +63,35 @@ def prepare(out: str | os.PathLike, overwrite: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     remove_temp_files(out)
     return out
+
+
+LOCK = ".vaekit.lock"  # held while a process trains into the folder; its owner beside it
+
+
+@contextlib.contextmanager
+def lock(out: Path):
+    """Hold `out`'s lock while training into it. Raises `VaekitError` naming the process that
+    holds it (another `vaekit train` into the same folder)."""
+    import filelock
+
+    out.mkdir(parents=True, exist_ok=True)
+    owner = out / (LOCK + ".owner")
+    held = filelock.FileLock(str(out / LOCK))
+    try:
+        held.acquire(timeout=0)
+    except filelock.Timeout:
+        who = owner.read_text().strip() if owner.exists() else "another process"
+        raise VaekitError(
+            f"{out} is being trained by {who}; wait for it to finish (or stop it), then run again."
+        ) from None
+    try:
+        owner.write_text(
+            f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        )
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        held.release()
 
 
 def remove_temp_files(out: Path) -> None:
@@ -270,6 +302,7 @@ def load_data(run: str | os.PathLike):
         test_data=record.get("test_data"),
         image_options=record.get("image_options"),
         discrete_columns=record.get("discrete_columns"),
+        binarize=record.get("binarize") or "none",
         table_options={**(record.get("table_options") or {}), "schema": record.get("schema")}
         if record.get("schema")
         else None,

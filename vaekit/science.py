@@ -244,6 +244,13 @@ def two_sample_test(
     x = np.concatenate([a, b])
     y = np.r_[np.zeros(len(a), dtype=int), np.ones(len(b), dtype=int)]
     groups, duplicates = row_groups(x)
+    distinct = len(np.unique(groups))
+    check(
+        distinct >= 4,
+        f"The two samples hold only {distinct} distinct row{'s' if distinct != 1 else ''} between them "
+        f"({len(x)} rows, copies kept together), too few to split for a two-sample test; give samples with "
+        "more distinct examples.",
+    )
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
     train, test = next(splitter.split(x, y, groups))
     check(

@@ -116,6 +116,16 @@ def run(
     for value in values:
         folder = out / run_name(value, setting)
         if (folder / "summary.json").exists():
+            trained = (
+                ((runs.read_config(folder).get("options") or {}).get(setting))
+                if (folder / "config.yaml").exists()
+                else value
+            )
+            check(
+                trained is None or float(trained) == float(value),
+                f"{folder} was trained with {setting} {trained}, not {value:g} (resumed or edited with "
+                "other settings); move it away, or sweep into another --out.",
+            )
             continue  # finished before an interruption: keep it
         todo.append((dict(settings, **{setting: value}), str(folder)))
     print(f"sweep: {len(values) - len(todo)} of {len(values)} runs already done, training {len(todo)}")

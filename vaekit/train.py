@@ -7,6 +7,7 @@ seed gives the same numbers, a resumed run continues exactly, and N processes ma
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -116,18 +117,7 @@ def check_settings(s: TrainConfig) -> None:
 
 
 def fit(
-    model: VAE,
-    data,
-    settings: TrainConfig | None = None,
-    *,
-    out: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    config: dict | None = None,
-    objective: objectives.Objective | None = None,
-    callbacks=(),
-    **options,
+    model: VAE, data, settings: TrainConfig | None = None, *, out: str | Path | None = None, **kwargs
 ) -> Run:
     """Train `model` on `data.x_train`, evaluating on the test split every epoch (the loop only:
     figures and reports are callbacks; `vaekit.fit` adds the report's).
@@ -149,11 +139,33 @@ def fit(
     model trains on the data's labels. `callbacks`: objects with optional methods
     `on_epoch_end(run, row)` (every process, after the epoch's row is written) and
     `on_fit_end(run)` (main process, after summary.json).
+    The run folder is locked while training (`runs.lock`): a second process training into it (two
+    `--resume` of one run) stops with one sentence naming the first.
     Returns a `Run` with the history and the final `evaluate.summarize` result.
     Raises `VaekitError` for a bad setting or a change the resume rules refuse, `Finished` when a
     resumed run has already trained all its epochs, `NumericalError` when training diverges,
     and `Interrupted` on Ctrl-C (after saving the position).
     """
+    with contextlib.ExitStack() as held:  # the run folder's lock, once the folder is ours
+        return _fit(model, data, settings, out=out, locks=held, **kwargs)
+
+
+def _fit(
+    model: VAE,
+    data,
+    settings: TrainConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    config: dict | None = None,
+    objective: objectives.Objective | None = None,
+    callbacks=(),
+    locks=None,
+    **options,
+) -> Run:
+    """`fit` without its ExitStack (`locks`, where the run folder's lock is held)."""
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(options) - known)
     check(
@@ -201,10 +213,14 @@ def fit(
     state, previous = None, None
     if resume:
         check(out is not None and out.is_dir(), f"--resume needs an existing run folder, not {out}.")
+        if is_main and locks is not None:
+            locks.enter_context(runs.lock(out))
         state = runs.load_checkpoint(out)
         previous = runs.read_config(out)
     elif out is not None and is_main:
         runs.prepare(out, overwrite)
+        if locks is not None:
+            locks.enter_context(runs.lock(out))
     segments, start_at, notes = _plan_segments(previous, state, s, out)
     if out is not None and is_main:
         if config is None:  # called from Python: the data's own record, when `datasets.load` made it
@@ -254,6 +270,7 @@ def fit(
         learning_rate=None,  # set per epoch from its segment
         out=out if is_main else None,
         bar=_progress(progress and is_main, epochs, start_epoch),
+        binarize=getattr(data, "extra", {}).get("binarize") == "dynamic",
     )
     test_set = _batch(data, "test", model).to(fabric.device)
     run = Run(model=model, history=history, path=out)
@@ -324,6 +341,13 @@ def _plan_segments(previous: dict | None, state: dict | None, s: TrainConfig, ou
         return fresh, 0, []
     old = previous.get("train") or {}
     if state is None:  # nothing finished (e.g. the first epoch failed): start again as given
+        done = len(io.read_jsonl(out / "metrics.jsonl")) if (out / "metrics.jsonl").exists() else 0
+        if done or (out / "summary.json").exists():
+            raise VaekitError(
+                f"{out} has trained {done} epoch{'s' if done != 1 else ''} but has no checkpoint.pt to "
+                "continue from; restore checkpoint.pt, or train a new run with --out (its weights stay as "
+                "they are)."
+            )
         return fresh, 0, [f"{out} has no finished epoch to continue from: training starts again at epoch 1."]
     fixed = [k for k in ("seed", "warmup_epochs") if k in old and old[k] != getattr(s, k)]
     if fixed:
@@ -346,7 +370,22 @@ def _plan_segments(previous: dict | None, state: dict | None, s: TrainConfig, ou
             f"would undo them: give --epochs {max(boundary, done + 1)} or more to train further."
         )
     planned = [{"from_epoch": 0, "until_epoch": old_total, **_segment(old)}]
-    segments = [dict(seg) for seg in old.get("segments") or planned]
+    segments = (
+        [dict(seg) for seg in old.get("segments") or planned]
+        if isinstance(old.get("segments") or [], list)
+        else []
+    )
+    if not (
+        segments
+        and all(isinstance(seg, dict) and set(SEGMENT_KEYS) | {"from_epoch"} <= set(seg) for seg in segments)
+        and segments[0]["from_epoch"] == 0
+        and all(isinstance(seg["from_epoch"], int) for seg in segments)
+        and [seg["from_epoch"] for seg in segments] == sorted(seg["from_epoch"] for seg in segments)
+    ):
+        raise VaekitError(
+            f"{out}/config.yaml's train.segments is damaged (each needs from_epoch, counting up from 0, and "
+            f"{', '.join(SEGMENT_KEYS)}); restore the file from the run."
+        )
     last, new = segments[-1], _segment(s)
     changed = [k for k in SEGMENT_KEYS if new[k] != last.get(k)]
     if changed:
@@ -444,6 +483,7 @@ class _Loop:
     out: Path | None  # the run folder, on the main process only
     bar: object
     stop: bool = False  # set by Ctrl-C: save the position at the end of the step and stop
+    binarize: bool = False  # --binarize dynamic: draw each training pixel afresh per batch
     names: list[str] | None = None  # the objective's term names, from its first output
     lr: float | None = None  # the learning rate of the last step taken
 
@@ -486,6 +526,9 @@ class _Loop:
             beta = _draw_beta(self.model, b, gen)
             lo, hi = (b * rank) // world, (b * (rank + 1)) // world
             local = self.train_set[idx[lo:hi].to(dev)]
+            if self.binarize:  # dynamic binarisation: a fresh Bernoulli draw of each grey pixel
+                u = torch.rand((b, *local.x.shape[1:]), generator=gen)[lo:hi].to(dev)
+                local.x = (u < local.x).to(local.x.dtype)
             if torch.is_tensor(beta):
                 local.beta = beta[lo:hi].to(dev)
             values = self.step(local, noise[lo:hi].to(dev), epoch + step / steps, b)
@@ -620,7 +663,8 @@ def _check_finite(
         "from the next epoch)"
         if epoch > 0
         else f"no epoch had finished, so there is no checkpoint: {again} --lr X (or --clip-grad) starts it "
-        "again with that change, and a change of the data or model needs --overwrite"
+        "again with that change (a change of the data or model is a new run: --out with --overwrite, without "
+        "--resume)"
     )
     for name, value in train.items():
         if not math.isfinite(value):

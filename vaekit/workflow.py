@@ -138,6 +138,7 @@ def load_data(s: dict):
         image_options=image_options(s),
         discrete_columns=s.get("discrete_columns"),
         table_options=table_options(s),
+        binarize=s.get("binarize") or "none",
     )
 
 
