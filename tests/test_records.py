@@ -422,3 +422,15 @@ def test_a_run_folder_config_trains_again(cli, tmp_path):
     code, _, err = cli("train", "--config", a / "config.yaml", "--out", tmp_path / "b", "--quiet")
     assert code == 0, err
     assert (a / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_resume_with_out_elsewhere_and_an_all_missing_row(cli, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "--data", "digits", "--epochs", "1", "--out", run, *FAST)[0] == 0
+    code, _, err = cli("train", "--resume", run, "--epochs", "2", "--out", tmp_path / "elsewhere", "--quiet")
+    assert code == 2 and "--out" in err and "has no effect" in err and not (tmp_path / "elsewhere").exists()
+    from vaekit import tables
+
+    (tmp_path / "gap.csv").write_text("a,b,c\n,,\n")
+    frame = tables.read_frame(tmp_path / "gap.csv").frame
+    assert frame.shape == (1, 3) and frame.isna().all(axis=None)  # a row of missing cells, not "no rows"

@@ -218,6 +218,11 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
 
     started = time.perf_counter()
     if resume_run:
+        check(
+            out is None or Path(out).resolve() == Path(resume_run).resolve(),
+            f"--resume continues {resume_run} in its own folder, so --out {out} has no effect; drop --out "
+            "(to train a copy elsewhere, copy the folder first).",
+        )
         run_config = runs.read_config(resume_run)
         check(
             "options" in run_config,

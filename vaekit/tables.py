@@ -229,7 +229,7 @@ def _first_rows(path: Path, sep: str, n: int = 2) -> list[list[str]]:
                 rows = [line.split() for line in f if line.strip()][:n] if n else []
             else:
                 for row in csv.reader(f, delimiter=sep):
-                    if any(cell.strip() for cell in row):
+                    if len(row) > 1 or any(cell.strip() for cell in row):  # ",,," is a row of missing cells
                         rows.append([c.strip() for c in row])
                         if len(rows) == n:
                             break
