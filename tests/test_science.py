@@ -507,3 +507,13 @@ def test_small_halves_switch_classifier_and_a_constant_classifier_is_refused(mon
     monkeypatch.setattr(science, "_classifier", lambda name, seed: DummyClassifier(strategy="prior"))
     with pytest.raises(vaekit.VaekitError, match="gave all 30 held-out examples the same answer"):
         science.two_sample_test(a, b, "logistic", permutations=200)
+
+
+def test_too_few_permutations_to_resolve_p_is_refused():
+    gen = np.random.default_rng(9)
+    a, b = gen.normal(size=(60, 2)), gen.normal(size=(60, 2))
+    with pytest.raises(
+        vaekit.VaekitError, match="--permutations must be at least 19, not 1: P permutations cannot"
+    ):
+        science.two_sample_test(a, b, "logistic", permutations=1, seed=0)
+    assert science.two_sample_test(a, b, "logistic", permutations=19, seed=0).p_value >= 1 / 20

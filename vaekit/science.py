@@ -219,7 +219,7 @@ def two_sample_test(
         classifier: "gbt" (scikit-learn's histogram gradient boosting, for tables and images) or
             "logistic" (standardised logistic regression: a linear test).
         test_fraction: share of the row groups held out, in (0, 1).
-        permutations: P >= 1 label permutations for the null.
+        permutations: P >= 19 label permutations for the null (19 resolve p = 0.05).
     Gradient boosting cannot split fewer than `GBT_MIN_ROWS` training rows: the test then uses
     logistic regression and says so (`extra["classifier_note"]`).
     A classifier that gives every held-out example the same answer has accuracy exactly 0.5
@@ -240,7 +240,11 @@ def two_sample_test(
     )
     check(min(len(a), len(b)) >= 4, "Each sample needs at least 4 examples for a two-sample test.")
     check(0 < test_fraction < 1, f"The test fraction must be between 0 and 1, not {test_fraction}.")
-    check(permutations >= 1, f"--permutations must be at least 1, not {permutations}.")
+    check(
+        permutations >= 19,
+        f"--permutations must be at least 19, not {permutations}: P permutations cannot show a p-value below "
+        "1/(P+1), and 19 resolve p = 0.05.",
+    )
     x = np.concatenate([a, b])
     y = np.r_[np.zeros(len(a), dtype=int), np.ones(len(b), dtype=int)]
     groups, duplicates = row_groups(x)
