@@ -569,6 +569,10 @@ def test_an_hdf5_file_of_images_is_read_as_arrays_not_as_its_label_table(cli, tm
     np.testing.assert_array_equal(data.x * 255, images.transpose(0, 3, 1, 2))
     np.testing.assert_array_equal(data.factors, labels)
     np.testing.assert_array_equal(datasets.read_raw(path, keys={"table": "images"}).x, images)  # --key images
+    with h5py.File(tmp_path / "mixed.h5", "w") as f:  # a column named x beside a table: --key wins
+        f["x"] = np.arange(30.0)
+        f["measurements"] = gen.normal(size=(30, 4))
+    assert datasets.read_raw(tmp_path / "mixed.h5", keys={"table": "measurements"}).x.shape == (30, 4)
     with h5py.File(tmp_path / "two.h5", "w") as f:
         f["a"], f["b"] = images, images
     code, _, err = cli("train", "--data", tmp_path / "two.h5", "--out", tmp_path / "r", *FAST)

@@ -434,3 +434,54 @@ def test_resume_with_out_elsewhere_and_an_all_missing_row(cli, tmp_path):
     (tmp_path / "gap.csv").write_text("a,b,c\n,,\n")
     frame = tables.read_frame(tmp_path / "gap.csv").frame
     assert frame.shape == (1, 3) and frame.isna().all(axis=None)  # a row of missing cells, not "no rows"
+
+
+def test_review_findings_overwrite_waits_for_the_lock_and_resume_keeps_its_data(cli, tmp_path):
+    """--overwrite never deletes the files of a run another process is training; a resume on
+    changed data is refused; the lock leaves nothing behind."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "t.csv"
+    np.savetxt(
+        path, np.random.default_rng(1).normal(size=(80, 3)), delimiter=",", header="a,b,c", comments=""
+    )
+    run = tmp_path / "run"
+    assert cli("train", "--data", path, "--epochs", "1", "--out", run, *FAST)[0] == 0
+    assert not any(p.name.startswith(".vaekit.lock") for p in run.iterdir())
+    np.savetxt(
+        path, np.random.default_rng(2).normal(size=(80, 3)), delimiter=",", header="a,b,c", comments=""
+    )
+    code, _, err = cli("train", "--resume", run, "--epochs", "2", "--quiet")
+    assert code == 2 and "data has changed since it was trained" in err
+    busy = tmp_path / "busy"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vaekit",
+            "train",
+            "--data",
+            "digits",
+            "--epochs",
+            "400",
+            "--out",
+            str(busy),
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while not (busy / "config.yaml").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert (busy / ".vaekit.lock.owner").exists()
+        before = (busy / "config.yaml").read_bytes()
+        code, _, err = cli("train", "--data", "digits", "--out", busy, "--overwrite", *FAST)
+        assert code == 2 and "is being trained by process" in err
+        assert (busy / "config.yaml").read_bytes() == before  # nothing of the first deleted
+    finally:
+        first.kill()
+        first.wait()

@@ -257,7 +257,10 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
             else "",
         )
         settings = {**base, **{k: asked[k] for k in named if k in RESUMABLE}}
-        if "lr_schedule" in named and "lr_min" not in named and settings["lr_schedule"] != "cosine":
+        last_schedule = ((run_config.get("train") or {}).get("lr_schedule")) or "constant"
+        schedule = settings.get("lr_schedule") or "auto"
+        switched = schedule not in ("auto", last_schedule)
+        if "lr_schedule" in named and "lr_min" not in named and switched and schedule != "cosine":
             settings["lr_min"] = 0.0  # the run's cosine end point does not follow it into a new schedule
         try:
             result = build_and_fit(settings, Path(resume_run), False, not quiet, resume=True)

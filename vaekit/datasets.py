@@ -495,7 +495,7 @@ def _read_hdf5(path: Path, o: dict) -> RawData:
         images = [n for n, shape in shapes.items() if len(shape) >= 3]
         if table in images and not keys.get("x"):
             keys = {**keys, "x": table}
-        arrays = keys.get("x") or "x" in shapes or (images and not table)
+        arrays = keys.get("x") or (("x" in shapes or images) and not table)
         if arrays:
             check(
                 keys.get("x") or "x" in shapes or len(images) == 1,
@@ -1348,12 +1348,14 @@ def load(
             )
     data.extra["discrete_columns"] = discrete
     _binarize(data, binarize, split_seed)
+    named = is_named(str(source))  # a name wins over a same-named folder, as read_raw reads it
     resolved = Path(str(source))
+    on_disk = resolved.exists() and not named
     data.extra["load"] = {  # how to read this data and split again (`record`, `runs.load_data`)
-        "source": str(resolved.resolve()) if resolved.exists() else str(source),
-        # what was read: the file's (or folder's) bytes, or a built-in set's values as loaded
+        "source": str(resolved.resolve()) if on_disk else str(source),
+        # what was read: the file's (or folder's) bytes, or a named set's values as loaded
         "content_sha256": io.content_sha256(resolved)
-        if resolved.exists()
+        if on_disk
         else hashlib.sha256(np.ascontiguousarray(data.x).tobytes()).hexdigest(),
         "test_data_sha256": io.content_sha256(test_data) if test_data is not None else None,
         "test_size": None if test_data is not None else test_size,

@@ -538,6 +538,11 @@ def bits_per_dim(model: VAE, data, nll_nats) -> tuple[float | None, str]:
                 "probability of the data; train with continuous-bernoulli or gaussian for a density"
             )
         return nll_nats / (dims * math.log(2)), "discrete: the Bernoulli probability of binary data"
+    if binary and name != "columns":  # 0/1 values (as the model sees them, e.g. --binarize): 1-bit data
+        return _finite((nll_nats + dims * math.log(2)) / (dims * math.log(2))), (
+            "discrete: binary data, the density of the 0/1 values plus D log 2 (uniform dequantisation, "
+            "Theis et al. 2016)"
+        )
     user_nll = nll_nats - model.log_jacobian()  # the density in the user's units
     full_scale = data.extra.get("full_scale")
     if full_scale is not None and name != "columns":
@@ -713,6 +718,17 @@ def impute(
                     elif isinstance(column, typed.Binary):
                         p = (w * torch.sigmoid(params[..., 0])).sum(0)
                         filled[:, j] = (p > 0.5).to(filled.dtype)
+                    elif isinstance(
+                        column, typed.NonNegative
+                    ):  # the likelier branch: zero, or the positive part
+                        zero = (w * torch.sigmoid(params[..., 0])).sum(0) > 0.5
+                        positive = (
+                            w
+                            * column.point(
+                                params.clone().index_fill_(-1, torch.tensor([0], device=params.device), -1e4)
+                            )
+                        ).sum(0)
+                        filled[:, j] = torch.where(zero, torch.full_like(positive, column.ZERO), positive)
                     else:
                         filled[:, j] = (w * column.point(params)).sum(0)
                 out.append(torch.where(torch.isnan(b.x), filled, b.x).double().cpu())

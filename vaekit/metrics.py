@@ -391,9 +391,12 @@ def _check_pair(codes: np.ndarray, factors: np.ndarray, what: str) -> tuple[np.n
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise ValueError(f"{what}: factors must be integer indices (discrete factors)")
         y = y.astype(np.int64)
-    # whole-number factors of any sign, offset or spacing: each column's values ranked
-    ranked = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in y.astype(np.int64).T]
-    return z, np.stack(ranked, axis=1).astype(np.int64)
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:  # indices: ranking here would differ between a train and a test split
+        raise ValueError(
+            f"{what}: factor indices must be >= 0 (pass values through ArrayFactorData, which ranks them)"
+        )
+    return z, y
 
 
 def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:

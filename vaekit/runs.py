@@ -70,11 +70,11 @@ LOCK = ".vaekit.lock"  # held while a process trains into the folder; its owner 
 
 @contextlib.contextmanager
 def lock(out: Path):
-    """Hold `out`'s lock while training into it. Raises `VaekitError` naming the process that
-    holds it (another `vaekit train` into the same folder)."""
+    """Hold the lock of the existing folder `out` while training into it; the lock file and its
+    owner note are removed when it is released, so a folder keeps nothing of it. Raises
+    `VaekitError` naming the process that holds it (another `vaekit train` into the same folder)."""
     import filelock
 
-    out.mkdir(parents=True, exist_ok=True)
     owner = out / (LOCK + ".owner")
     held = filelock.FileLock(str(out / LOCK))
     try:
@@ -92,6 +92,7 @@ def lock(out: Path):
     finally:
         owner.unlink(missing_ok=True)
         held.release()
+        (out / LOCK).unlink(missing_ok=True)
 
 
 def remove_temp_files(out: Path) -> None:

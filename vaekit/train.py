@@ -218,10 +218,24 @@ def _fit(
         state = runs.load_checkpoint(out)
         previous = runs.read_config(out)
     elif out is not None and is_main:
+        held = locks is not None and out.is_dir()
+        if held:  # before prepare deletes anything a process training into it still writes
+            locks.enter_context(runs.lock(out))
         runs.prepare(out, overwrite)
-        if locks is not None:
+        if locks is not None and not held:
             locks.enter_context(runs.lock(out))
     segments, start_at, notes = _plan_segments(previous, state, s, out)
+    if state is not None:  # a resumed run continues on the data it started with, or not at all
+        then = ((previous or {}).get("data") or {}).get("content_sha256")
+        record = (config or {}).get("data") or (
+            datasets.record(data) if isinstance(data, datasets.Dataset) else None
+        )
+        now = (record or {}).get("content_sha256")
+        if then and now and then != now:
+            raise VaekitError(
+                f"{out}'s data has changed since it was trained (content hash {then[:12]}... then, "
+                f"{now[:12]}... now); resume it on the data it started with, or train a new run with --out."
+            )
     if out is not None and is_main:
         if config is None:  # called from Python: the data's own record, when `datasets.load` made it
             record = datasets.record(data) if isinstance(data, datasets.Dataset) else None
@@ -391,8 +405,13 @@ def _plan_segments(previous: dict | None, state: dict | None, s: TrainConfig, ou
     if changed:
         check(
             boundary < s.epochs,
-            f"{out} stopped inside epoch {done + 1}, the last of its {s.epochs}; new settings start at an "
-            "epoch boundary, so give --epochs with more epochs for them to apply.",
+            (
+                f"{out} stopped inside epoch {done + 1}, the last of its {s.epochs}; new settings start at "
+                "an epoch boundary, so give --epochs with more epochs for them to apply."
+            )
+            if mid
+            else f"{out} has trained all its {done} epochs; new settings need epochs to apply to: give "
+            f"--epochs {done + 1} or more.",
         )
         segments = [seg for seg in segments if seg["from_epoch"] < boundary] + [
             {"from_epoch": boundary, "until_epoch": s.epochs, **new}
