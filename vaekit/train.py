@@ -53,9 +53,22 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes: int = 1):
-    from lightning_fabric import Fabric
+class _OneCPUProcess:
+    """What the loop asks of Fabric when there is one process at full precision on the CPU, the
+    case `_direct` trains without Fabric's wrappers: the device, a world of one, rank 0."""
 
+    device = torch.device("cpu")
+    world_size = 1
+    global_rank = 0
+
+    def launch(self) -> None:
+        """Nothing to launch: one process."""
+
+
+def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes: int = 1):
+    """Lightning Fabric for the device, precision and processes asked for (`_OneCPUProcess` for
+    one full-precision process on the CPU). Raises `VaekitError` for a device or precision this
+    machine cannot give."""
     accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "gpu": "cuda"}.get(device)
     check(accelerator is not None, f"--device must be auto, cpu or cuda, not {device!r}.")
     if accelerator == "cuda" and not torch.cuda.is_available():
@@ -68,6 +81,10 @@ def _fabric(device: str, devices: int, strategy: str, precision: str, num_nodes:
     )
     check(devices >= 1, f"--devices must be at least 1, not {devices}.")
     check(num_nodes >= 1, f"--num-nodes must be at least 1, not {num_nodes}.")
+    if on_cpu and devices == num_nodes == 1 and strategy == "auto" and _direct(1, precision):
+        return _OneCPUProcess()  # nothing for Fabric to do, and importing it costs about 1 s
+    from lightning_fabric import Fabric
+
     return Fabric(
         accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, precision=precision
     )
