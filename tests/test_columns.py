@@ -610,3 +610,32 @@ def test_an_infinite_cell_is_outside_every_support_and_gaps_are_not_invented(cli
     code, _, err = cli("encode", run, "--data", tmp_path / "inf.csv", "--out", tmp_path / "e.csv")
     assert code == 2 and "'latent loss': 1 cell, the first inf at row 1" in err
     assert "outside what the model" in err and not (tmp_path / "e.csv").exists()
+
+
+def test_mean_imputation_of_a_hurdle_column_is_zero_or_a_plausible_amount(cli, tmp_path):
+    """The mean of a nonnegative (hurdle) cell takes the likelier branch: exactly 0, or an amount
+    on the positive part's scale, never a near-zero blend of the zero code with log amounts."""
+    gen = np.random.default_rng(21)
+    n = 600
+    x = gen.normal(size=n)
+    amount = np.where(x > 0, np.exp(1.0 + 0.3 * x + 0.2 * gen.normal(size=n)), 0.0).round(3)
+    frame = pd.DataFrame({"x": x, "amount": amount})
+    frame.loc[gen.random(n) < 0.05, "amount"] = np.nan
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", tmp_path / "t.csv", "--missing", "model", "--epochs", "30", "--out", run, *FAST
+    )
+    assert code == 0, err
+    assert vaekit.load(run).likelihood.schema.types["amount"] == "nonnegative"
+    code, _, err = cli("impute", run, "--data", tmp_path / "t.csv", "--out", tmp_path / "f.csv")
+    assert code == 0, err
+    filled = pd.read_csv(tmp_path / "f.csv")
+    gaps = frame["amount"].isna()
+    imputed = filled.loc[gaps, "amount"].to_numpy()
+    smallest = amount[amount > 0].min()
+    assert np.all((imputed == 0) | (imputed > smallest / 10)), imputed
+    assert (imputed == 0).any() and (imputed > 0).any()
+    # the branch follows x, on average: the rows imputed as zero have the smaller x
+    xs = frame.loc[gaps, "x"].to_numpy()
+    assert xs[imputed == 0].mean() < xs[imputed > 0].mean()
