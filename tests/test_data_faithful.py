@@ -614,3 +614,18 @@ def test_values_decide_the_scaling_and_each_choice_is_said(tmp_path):
     np.save(tmp_path / "counts.npy", counts)
     data = datasets.load(tmp_path / "counts.npy")
     assert data.scaling.name == "standard" and not any("pixels" in n for n in data.notes)
+
+
+def test_a_count_table_is_not_taken_for_pixels_and_a_broken_record_is_one_line(cli, tmp_path):
+    counts = np.random.default_rng(14).poisson(20, size=(40, 1000)).astype(np.float64)  # 1,000 genes
+    np.save(tmp_path / "counts.npy", counts)
+    assert datasets.load(tmp_path / "counts.npy").scaling.name == "standard"
+    flat = np.random.default_rng(15).integers(0, 256, size=(40, 784)).astype(np.float64)  # flat 28x28 pixels
+    np.save(tmp_path / "flat.npy", flat)
+    assert datasets.load(tmp_path / "flat.npy").scaling.scale.tolist() == [255.0]
+    run = tmp_path / "run"
+    assert cli("train", "--data", "digits", "--epochs", "1", "--out", run, *FAST)[0] == 0
+    (run / "config.yaml").write_text((run / "config.yaml").read_text() + "\n  bad: [unclosed\n")
+    code, _, err = cli("evaluate", run)
+    assert code == 2 and "is not valid YAML" in err and "undo the edit" in err
+    assert len([line for line in err.strip().splitlines() if not line.startswith("warning")]) == 1

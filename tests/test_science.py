@@ -517,3 +517,13 @@ def test_too_few_permutations_to_resolve_p_is_refused():
     ):
         science.two_sample_test(a, b, "logistic", permutations=1, seed=0)
     assert science.two_sample_test(a, b, "logistic", permutations=19, seed=0).p_value >= 1 / 20
+
+
+def test_twosample_draws_no_more_than_the_real_rows(cli, digits_run, tmp_path):
+    code, out, err = cli(
+        "twosample", digits_run, "-n", "100000", "--permutations", "50", "--out", tmp_path / "t"
+    )
+    assert code == 0, err
+    r = json.loads((tmp_path / "t" / "twosample.json").read_text())
+    assert r["samples"]["n_a"] == r["samples"]["n_b"] == 359  # the digits test split
+    assert "-n 100000 is more than the 359 real rows" in err

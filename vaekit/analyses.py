@@ -462,7 +462,12 @@ def twosample(
             x_real = x_real[keep]
             labels = labels[torch.as_tensor(keep)] if labels is not None else None
             real_rows = real_rows.iloc[keep].reset_index(drop=True) if real_rows is not None else None
-        count = n or len(x_real)
+        if n is not None and n > len(x_real):
+            notes.append(
+                f"-n {n} is more than the {len(x_real)} real rows: {len(x_real)} draws were compared with "
+                "them (the classifier needs as many of each)."
+            )
+        count = min(n or len(x_real), len(x_real))
         x_fake = _model_draws(model, count, seed, draw, beta, labels)
         result["model"] = "draws x ~ p(x|z), z ~ p(z)" if draw else "decoder means at z ~ p(z)"
         holes = np.isnan(x_real)

@@ -366,6 +366,16 @@ def pixel_full_scale(dtype) -> float | None:
     return None
 
 
+def _flat_image_width(d: int) -> bool:
+    """Whether d values per row look like a flattened square image (grey or RGB, 8x8 or more):
+    784 = 28x28, 3072 = 3x32x32; a count table's thousands of columns rarely are."""
+    for channels in (1, 3, 4):
+        side = round((d / channels) ** 0.5)
+        if side >= 8 and channels * side * side == d:
+            return True
+    return False
+
+
 def _array_raw(x: np.ndarray, source: str) -> RawData:
     """An array as RawData, read as what its values are, each choice said once with its override:
     unsigned integers (or floats) holding only 0 and 1 are binary (kept 0/1); other 8- or 16-bit
@@ -378,7 +388,7 @@ def _array_raw(x: np.ndarray, source: str) -> RawData:
     raw = RawData(x=x, source=source)
     name = Path(source).name
     full = pixel_full_scale(x.dtype)
-    imagelike = x.ndim >= 3 or (x.ndim == 2 and x.shape[1] >= 64)
+    imagelike = x.ndim >= 3 or (x.ndim == 2 and _flat_image_width(x.shape[1]))
     if full is not None or (imagelike and x.dtype.kind == "f"):
         sample = x.reshape(len(x), -1)[:: max(1, len(x) // 2000)] if len(x) else x
         finite = x.dtype.kind != "f" or bool(np.isfinite(sample).all() and np.isfinite(x).all())

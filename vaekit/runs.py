@@ -124,7 +124,11 @@ def read_config(run: str | os.PathLike) -> dict:
     try:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise VaekitError(f"{path} is not valid YAML ({err}); restore it from the run.") from None
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise VaekitError(
+            f"{path} is not valid YAML ({first}); it is the run's record: undo the edit, or restore it "
+            "from a copy of the run."
+        ) from None
     check(isinstance(config, dict) and "model" in config, f"{path} does not describe a vaekit model.")
     version = config.get("format_version")
     check(
