@@ -88,6 +88,23 @@ def test_every_step_uses_the_cosine_rate_of_its_position(monkeypatch):
     assert set(seen) == {3e-3} and run.history[0]["lr"] == 3e-3
 
 
+def _interrupted_run(data, out, monkeypatch, settings: dict, at_step: int):
+    """Train into `out` and press Ctrl-C during step `at_step` (counted over the whole run): the
+    run folder holds the position the loop saved. Returns `out`."""
+    calls = [0]
+
+    def interrupt(optimizer):
+        calls[0] += 1
+        if calls[0] == at_step:
+            os.kill(os.getpid(), signal.SIGINT)  # the loop's handler: stop after this step
+
+    with monkeypatch.context() as patch:
+        _before_each_step(patch, interrupt)
+        with pytest.raises(Interrupted):
+            train_module.fit(_model(data), data, out=out, **settings)
+    return out
+
+
 def test_a_cosine_run_interrupted_mid_epoch_resumes_bit_identical(tmp_path, monkeypatch):
     """Ctrl-C during step 30 (epoch 2, step 7): the resumed run takes the remaining steps with the
     rates the uninterrupted run used, so its weights and history are the same bytes."""
@@ -95,18 +112,7 @@ def test_a_cosine_run_interrupted_mid_epoch_resumes_bit_identical(tmp_path, monk
     settings = {"epochs": 3, "lr": 5e-3, "lr_schedule": "cosine", "progress": False, "nll_samples": 0}
     whole = train_module.fit(_model(data), data, out=tmp_path / "whole", **settings)
 
-    calls = [0]
-
-    def interrupt_at_step_30(optimizer):
-        calls[0] += 1
-        if calls[0] == 30:
-            os.kill(os.getpid(), signal.SIGINT)  # the loop's handler: stop after this step
-
-    cut = tmp_path / "cut"
-    with monkeypatch.context() as patch:
-        _before_each_step(patch, interrupt_at_step_30)
-        with pytest.raises(Interrupted):
-            train_module.fit(_model(data), data, out=cut, **settings)
+    cut = _interrupted_run(data, tmp_path / "cut", monkeypatch, settings, at_step=30)
     state = torch.load(cut / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert (state["epoch"], state["step"]) == (1, 7)
     resumed = train_module.fit(_model(data), data, out=cut, resume=True, **settings)

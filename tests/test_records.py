@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import signal
 from types import SimpleNamespace
 
 import numpy as np
@@ -212,26 +210,14 @@ def test_resume_mid_epoch_with_new_settings_finishes_that_epoch_as_it_began(tmp_
     """Ctrl-C inside epoch 2 of 3, resumed with --epochs 4 and a new learning rate: epoch 2 ends
     with the settings it started with (the same bytes as an uninterrupted run), epochs 3-4 use
     the new ones."""
-    from test_lr_schedule import _before_each_step, _digits, _model
+    from test_lr_schedule import _digits, _interrupted_run, _model
 
     from vaekit import train as train_module
-    from vaekit.train import Interrupted
 
     data = _digits()
     settings = {"epochs": 3, "lr": 5e-3, "lr_schedule": "cosine", "progress": False, "nll_samples": 0}
     whole = train_module.fit(_model(data), data, out=tmp_path / "whole", **settings)
-    calls = [0]
-
-    def interrupt_at_step_30(optimizer):
-        calls[0] += 1
-        if calls[0] == 30:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    cut = tmp_path / "cut"
-    with monkeypatch.context() as patch:
-        _before_each_step(patch, interrupt_at_step_30)
-        with pytest.raises(Interrupted):
-            train_module.fit(_model(data), data, out=cut, **settings)
+    cut = _interrupted_run(data, tmp_path / "cut", monkeypatch, settings, at_step=30)
     new = {**settings, "epochs": 4, "lr": 1e-3, "lr_schedule": "constant"}
     resumed = train_module.fit(_model(data), data, out=cut, resume=True, **new)
     for a, b in zip(whole.history[:2], resumed.history[:2], strict=True):

@@ -17,7 +17,6 @@ registry's mirrors. Two processes fetching one file take turns (a file lock besi
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import sys
 import tarfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaekit import io
 from vaekit.errors import VaekitError, check
 
 
@@ -95,14 +95,6 @@ def _human(size: int) -> str:
     return f"{size:.1f} GB"
 
 
-def _digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def problem(path: Path, remote: RemoteFile) -> str | None:
     """Why the file at `path` is not `remote` (size first, then an HTML page, then the hash), or
     None when it is."""
@@ -113,7 +105,7 @@ def problem(path: Path, remote: RemoteFile) -> str | None:
     if _is_html(path):
         return "it is an HTML page, not the data"
     algorithm, expected = ("sha256", remote.sha256) if remote.sha256 else ("md5", remote.md5)
-    actual = _digest(path, algorithm)
+    actual = io.file_digest(path, algorithm)
     if actual != expected:
         return f"its {algorithm.upper()} is {actual}, not {expected}"
     return None

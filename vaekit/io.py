@@ -84,6 +84,15 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:
+    """The hex digest of a file's bytes (`algorithm`: any hashlib name), read in chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def content_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     """The SHA-256 (hex) of a file's bytes, or of a folder's files: each file's path relative to
     the folder and its bytes, in sorted order (hidden files skipped), so a renamed, added or
