@@ -296,3 +296,122 @@ def test_two_processes_fetching_one_file_take_turns(server, cache, tmp_path):
     assert [p.returncode for p in procs] == [0, 0] and outs == ["None", "None"]
     assert hits == {"/slow/big.bin": 1}  # the second waited for the first, then used its file
     assert (cache / "big.bin").read_bytes() == data
+
+
+class _Tripwire:
+    """Unpickling this touches a file: a test proves an entry stayed unread by its absence."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def _dsprites_like(root: Path, rows: np.ndarray, tripwire: Path) -> np.ndarray:
+    """A file in the official dSprites layout (imgs, latents_classes, latents_values, a pickled
+    metadata entry) holding the grid rows `rows`: latents_classes from the published order
+    (latents_sizes 1, 3, 6, 40, 32, 32; pos_y fastest), images rendered at 64 px."""
+    from vaekit import sprites
+
+    classes = np.stack(np.unravel_index(rows, (1, 3, 6, 40, 32, 32)), axis=1).astype(np.int64)
+    imgs = sprites.render(classes[:, 1:], 64)
+    np.savez_compressed(
+        root / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+        imgs=imgs,
+        latents_classes=classes,
+        latents_values=classes.astype(np.float64),
+        metadata=np.array(_Tripwire(tripwire), dtype=object),
+    )
+    return classes
+
+
+def test_dsprites_reads_the_official_layout_without_unpickling(server, cache, registry, tmp_path):
+    base, root, _ = server
+    rows = np.sort(np.random.default_rng(6).choice(737_280, size=40, replace=False))
+    tripwire = tmp_path / "unpickled"
+    classes = _dsprites_like(root, rows, tripwire)
+    _point("dsprites", base, root)
+    data = datasets.load("dsprites", test_size=10)
+    assert not tripwire.exists()  # the pickled metadata was never read
+    assert data.factor_names == ["shape", "scale", "orientation", "pos_x", "pos_y"]
+    np.testing.assert_array_equal(data.factors, classes[:, 1:])
+    from vaekit import sprites
+
+    np.testing.assert_array_equal(
+        np.asarray(data.x)[:, 0], sprites.render(classes[:, 1:], 64).astype(np.float32)
+    )
+    assert data.extra["full_scale"] == 1.0 and "Apache" in data.extra["licence"]
+
+
+def test_the_procedural_grid_has_the_official_factor_layout():
+    """`sprites` (offline) and `dsprites` (the file) index one grid the same way: row i of the
+    official file has latents_classes = unravel_index(i, (1, 3, 6, 40, 32, 32))."""
+    from vaekit import sprites
+
+    grid = sprites.generate(8)
+    official = np.stack(np.unravel_index(np.arange(737_280), (1, 3, 6, 40, 32, 32)), axis=1)
+    assert sprites.FACTOR_SIZES == (3, 6, 40, 32, 32)
+    np.testing.assert_array_equal(grid.factor_indices, official[:, 1:])
+
+
+def test_shapes3d_reads_images_and_ranks_its_factor_values(server, cache, registry):
+    import h5py
+
+    base, root, _ = server
+    gen = np.random.default_rng(7)
+    images = gen.integers(0, 256, size=(30, 64, 64, 3)).astype(np.uint8)
+    values = np.stack(
+        [gen.choice(np.linspace(0, 0.9, 10), 30) for _ in range(3)]
+        + [gen.choice(np.linspace(0.75, 1.25, 8), 30), gen.choice(np.arange(4.0), 30)]
+        + [gen.choice(np.linspace(-30, 30, 15), 30)],
+        axis=1,
+    )
+    with h5py.File(root / "3dshapes.h5", "w") as f:
+        f.create_dataset("images", data=images, chunks=(10, 64, 64, 3), compression="gzip")
+        f.create_dataset("labels", data=values)
+    _point("shapes3d", base, root)
+    data = datasets.load("shapes3d", test_size=6)
+    assert data.shape == (3, 64, 64) and data.factor_names[0] == "floor_hue"
+    np.testing.assert_array_equal(np.asarray(data.x), images.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+    for j in range(6):
+        np.testing.assert_array_equal(data.factors[:, j], np.unique(values[:, j], return_inverse=True)[1])
+
+
+def test_binarized_mnist_reads_the_fixed_binarisation(server, cache, registry):
+    base, root, _ = server
+    gen = np.random.default_rng(8)
+    parts = {
+        role: gen.integers(0, 2, size=(n, 784)) for role, n in (("train", 12), ("valid", 4), ("test", 5))
+    }
+    for role, bits in parts.items():
+        lines = "\n".join(" ".join(map(str, row)) for row in bits) + "\n"
+        (root / f"binarized_mnist_{role}.amat").write_text(lines)
+    _point("binarized-mnist", base, root)
+    data = datasets.load("binarized-mnist")
+    np.testing.assert_array_equal(data.test_idx, np.arange(16, 21))
+    np.testing.assert_array_equal(np.asarray(data.x).reshape(21, 784), np.concatenate(list(parts.values())))
+    # a file of anything else (a value 2, a short line) is one sentence
+    for text in ("0 1 2\n", "0 1 1 0\n"):
+        bad = root / "bad.amat"
+        bad.write_text(text)
+        with pytest.raises(VaekitError, match="not a file of binary 28x28 images"):
+            downloads.read_amat_binary(bad)
+
+
+def test_kmnist_is_the_idx_format_with_its_labels(server, cache, registry):
+    base, root, _ = server
+    gen = np.random.default_rng(9)
+    arrays = {
+        "train_images": gen.integers(0, 256, size=(8, 28, 28)),
+        "train_labels": np.arange(8) % 10,
+        "test_images": gen.integers(0, 256, size=(3, 28, 28)),
+        "test_labels": np.array([7, 8, 9]),
+    }
+    for role, f in downloads.REMOTE["kmnist"].files.items():
+        (root / f.filename).write_bytes(_idx(arrays[role]))
+    _point("kmnist", base, root)
+    raw = datasets.read_raw("kmnist")
+    np.testing.assert_array_equal(raw.x[8:, 0], arrays["test_images"])
+    assert [raw.label_names[v] for v in raw.y[-3:]] == ["ya", "re", "wo"]
+    assert raw.meta["official_test"] == 3 and "CC BY-SA 4.0" in raw.meta["licence"]

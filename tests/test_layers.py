@@ -33,6 +33,7 @@ LAYERS = [
     },
     {
         "images",
+        "rows",
         "tables",
         "columns",
         "likelihoods",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vaekit import evaluate, io, plots, report, runs, science
-from vaekit.batch import Batch
+from vaekit.batch import Batch, observations
 from vaekit.errors import VaekitError, check
 
 ANOMALY_SCORES = ("neg_elbo_avg", "distortion_avg", "rate_avg", "nll", "squared_error")
@@ -703,9 +703,7 @@ def rare(
     check(k >= 1, f"-k must be at least 1, not {k}.")
     if data is None:
         dataset = runs.load_data(run)
-        batch = Batch(
-            torch.as_tensor(dataset.x), model.data_classes(dataset, index=np.arange(len(dataset.x)))
-        )
+        batch = Batch(observations(dataset.x), model.data_classes(dataset, index=np.arange(len(dataset.x))))
         label_names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
         source = dataset.name
         rows, ids = dataset.extra.get("frame"), dataset.ids
@@ -825,7 +823,7 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
             labels = model.data_classes(dataset, index=np.arange(len(dataset.x)))
             names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
             rows = (dataset.extra.get("frame"), dataset.ids)
-            return Batch(torch.as_tensor(dataset.x), labels), names, rows
+            return Batch(observations(dataset.x), labels), names, rows
         batch, raw = read_for_run(model, source, label_column, run)
         names = None
         if raw.y is not None:

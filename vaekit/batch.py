@@ -16,7 +16,8 @@ class Batch:
     """Observations and their conditions.
 
     Args:
-        x: (batch, *data_shape) in the units the likelihood sees (the data set's scaled `x`).
+        x: (batch, *data_shape) in the units the likelihood sees (the data set's scaled `x`), or
+            `vaekit.rows.Rows` (rows read as indexed: a slice or an index tensor gives a tensor).
         labels: (batch,) int64 class indices 0..n_classes-1, for a label-conditional model
             (Sohn et al., 2015); None otherwise.
         beta: (batch,) KL weights, for a beta-conditioned model (one per example); None means
@@ -38,7 +39,8 @@ class Batch:
         def pick(t):
             return t if t is None or (len(t) == 1 and len(self.x) != 1) else t[index]
 
-        return Batch(self.x[index], pick(self.labels), pick(self.beta))
+        x = self.x.tensor(index) if getattr(self.x, "is_lazy_rows", False) else self.x[index]
+        return Batch(x, pick(self.labels), pick(self.beta))
 
     def to(self, device) -> Batch:
         """The same batch with every tensor on `device`."""
@@ -47,6 +49,12 @@ class Batch:
             None if self.labels is None else self.labels.to(device),
             None if self.beta is None else self.beta.to(device),
         )
+
+
+def observations(x):
+    """x as a Batch's `x`: a tensor as is, `vaekit.rows.Rows` kept unread (each index reads and
+    scales its rows), anything else (an array) as a tensor."""
+    return x if torch.is_tensor(x) or getattr(x, "is_lazy_rows", False) else torch.as_tensor(x)
 
 
 def as_batch(x, beta=None, labels=None) -> Batch:
@@ -58,11 +66,14 @@ def as_batch(x, beta=None, labels=None) -> Batch:
             return x
         base = x
     else:
-        base = Batch(torch.as_tensor(x))
+        base = Batch(observations(x))
+    on_device = torch.is_tensor(base.x)
+    device = base.x.device if on_device else torch.device("cpu")
     if labels is not None:
-        labels = torch.as_tensor(labels, device=base.x.device).long().reshape(-1)
+        labels = torch.as_tensor(labels, device=device).long().reshape(-1)
     if beta is not None:
-        beta = torch.as_tensor(beta, dtype=base.x.dtype, device=base.x.device).reshape(-1)
+        dtype = base.x.dtype if on_device else torch.float32
+        beta = torch.as_tensor(beta, dtype=dtype, device=device).reshape(-1)
     return Batch(
         base.x,
         labels if labels is not None else base.labels,

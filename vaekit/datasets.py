@@ -23,6 +23,7 @@ import numpy as np
 from vaekit import io
 from vaekit.errors import VaekitError, check
 from vaekit.images import IMAGE_SUFFIXES
+from vaekit.rows import Rows, chunk_rows, chunks, memory_limit
 from vaekit.tables import HDF5_SUFFIXES, PARQUET_SUFFIXES, TEXT_SUFFIXES
 
 SCALINGS = ("auto", "unit", "standard", "none")
@@ -63,7 +64,7 @@ class Scaling:
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """User units -> model units: (x - shift) / scale as float32; x (n, *shape) or one example."""
-        return ((x - self.shift) / self.scale).astype(np.float32)
+        return ((x - self.shift) / self.scale).astype(np.float32, copy=False)
 
     def invert(self, x: np.ndarray) -> np.ndarray:
         """Model units -> user units: x * scale + shift as float32, the inverse of `apply`."""
@@ -95,8 +96,10 @@ class ColumnScaling(Scaling):
 class Dataset:
     """A validated data set with its split. `x` is in the units the likelihood sees (scaled).
 
-    Attributes: `x` (n, *shape) float32 scaled; `y` (n,) int or None; `factors` (n, n_factors) or
-    None; `train_idx`, `test_idx` index arrays; `scaling` maps user units to model units.
+    Attributes: `x` (n, *shape) float32 scaled: an array, or `vaekit.rows.Rows` when the data stay
+    as stored (8-bit pixels, a memory-mapped .npy, an HDF5 dataset) and are scaled per read; `y`
+    (n,) int or None; `factors` (n, n_factors) or None; `train_idx`, `test_idx` index arrays;
+    `scaling` maps user units to model units.
     """
 
     name: str
@@ -131,6 +134,9 @@ class Dataset:
     @property
     def value_range(self) -> tuple[float, float]:
         """Range of the whole scaled data (both splits: no split decides what the data are)."""
+        if isinstance(self.x, Rows):
+            parts = [(np.nanmin(c), np.nanmax(c)) for c in chunks(self.x) if c.size]
+            return float(min(p[0] for p in parts)), float(max(p[1] for p in parts))
         return float(np.nanmin(self.x)), float(np.nanmax(self.x))
 
     @property
@@ -150,13 +156,15 @@ class Dataset:
 
     @property
     def x_train(self) -> np.ndarray:
-        """The training split (n_train, *shape), scaled (a copy: fancy indexing)."""
-        return self.x[self.train_idx]
+        """The training split (n_train, *shape), scaled: a copy (fancy indexing), or unread `Rows`
+        when the data stay as stored."""
+        return self.x.take(self.train_idx) if isinstance(self.x, Rows) else self.x[self.train_idx]
 
     @property
     def x_test(self) -> np.ndarray:
-        """The test split (n_test, *shape), scaled (a copy: fancy indexing)."""
-        return self.x[self.test_idx]
+        """The test split (n_test, *shape), scaled: a copy (fancy indexing), or unread `Rows`
+        when the data stay as stored."""
+        return self.x.take(self.test_idx) if isinstance(self.x, Rows) else self.x[self.test_idx]
 
     def labels(self, split: str = "test") -> np.ndarray | None:
         """Integer labels (n_split,) of the `"train"` split, or of the test split for any other
@@ -347,10 +355,13 @@ def _sprites32() -> RawData:
 
 
 def _load_npy(path: Path) -> RawData:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise VaekitError(f"{path} is not a readable NumPy file ({err}); give a .npy array.") from None
+    try:  # memory-mapped: rows are read from the file as batches ask for them (`vaekit.rows`)
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError):
+        try:  # one that cannot be mapped (Python objects) is read whole, to say why it is refused
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise VaekitError(f"{path} is not a readable NumPy file ({err}); give a .npy array.") from None
     return _array_raw(x, str(path))
 
 
@@ -382,18 +393,16 @@ def _array_raw(x: np.ndarray, source: str) -> RawData:
     unsigned integers are pixels or counts scaled by the type's range; whole-number floats in
     0..255 (or 0..65535) shaped like images are pixels stored as floats. Big-endian arrays are
     read in native order."""
-    x = np.asarray(x)
-    if x.dtype.byteorder not in ("=", "|"):
-        x = x.astype(x.dtype.newbyteorder("="))
+    if not _stays_stored(x):
+        x = np.asarray(x)
+        if x.dtype.byteorder not in ("=", "|"):
+            x = x.astype(x.dtype.newbyteorder("="))
     raw = RawData(x=x, source=source)
     name = Path(source).name
     full = pixel_full_scale(x.dtype)
     imagelike = x.ndim >= 3 or (x.ndim == 2 and _flat_image_width(x.shape[1]))
     if full is not None or (imagelike and x.dtype.kind == "f"):
-        sample = x.reshape(len(x), -1)[:: max(1, len(x) // 2000)] if len(x) else x
-        finite = x.dtype.kind != "f" or bool(np.isfinite(sample).all() and np.isfinite(x).all())
-        lo, hi = (float(x.min()), float(x.max())) if x.size and finite else (0.0, 0.0)
-        whole = x.dtype.kind != "f" or (finite and bool(np.all(x == np.round(x))))
+        finite, lo, hi, whole = _profile(x)
         if x.size and whole and lo >= 0 and hi <= 1 and full != 1.0:
             raw.full_scale = 1.0
             raw.notes.append(
@@ -417,6 +426,39 @@ def _array_raw(x: np.ndarray, source: str) -> RawData:
                 "measurements)."
             )
     return raw
+
+
+MEMORY_LIMIT_HINT = "VAEKIT_MEMORY_LIMIT raises it"
+
+
+def _stays_stored(x) -> bool:
+    """Whether x may be kept as stored and read per batch (`vaekit.rows.Rows`) when it is larger
+    than memory allows (`_fits_in_memory`): a memory map, an HDF5 dataset, `Rows` already, or
+    pixels in their own type (8- and 16-bit, a quarter and a half of float32)."""
+    if isinstance(x, (np.memmap, Rows)) or not isinstance(x, np.ndarray):
+        return hasattr(x, "shape") and hasattr(x, "dtype")
+    return pixel_full_scale(x.dtype) is not None
+
+
+def _fits_in_memory(x) -> bool:
+    """Whether x as float32 fits under `vaekit.rows.memory_limit()`: then it is read whole and
+    scaled once, the fastest way to train; else it stays as stored and is scaled per batch."""
+    return int(np.prod(x.shape, dtype=np.int64)) * 4 <= memory_limit()
+
+
+def _profile(x) -> tuple[bool, float, float, bool]:
+    """(every value finite, min, max, every value a whole number) of an array, memory map, HDF5
+    dataset or `Rows`, in one chunked pass (min and max are 0 when a value is not finite)."""
+    lo, hi, whole, floats = np.inf, -np.inf, True, np.dtype(x.dtype).kind == "f"
+    for part in chunks(x):
+        if not part.size:
+            continue
+        if floats:
+            if not np.isfinite(part).all():
+                return False, 0.0, 0.0, False
+            whole = whole and bool(np.all(part == np.round(part)))
+        lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+    return True, (0.0 if lo == np.inf else lo), (0.0 if hi == -np.inf else hi), whole
 
 
 def _load_npz(path: Path, keys: dict | None = None) -> RawData:
@@ -493,7 +535,19 @@ def _read_hdf5(path: Path, o: dict) -> RawData:
         f = h5py.File(path, "r")
     except OSError as err:
         raise VaekitError(f"{path} is not a readable HDF5 file ({err}).") from None
-    with f:
+    lazy = []  # datasets left open to be read per batch: the file stays open with them
+
+    def read(name):
+        ds = f[name]
+        if len(ds.shape) < 2 or _fits_in_memory(ds) or ds.dtype.kind not in "biuf":
+            return ds[()]
+        offset = ds.id.get_offset()
+        if ds.chunks is None and offset is not None:  # contiguous and unfiltered: map it like a .npy
+            return np.memmap(path, dtype=ds.dtype, mode="r", offset=offset, shape=ds.shape)
+        lazy.append(name)
+        return ds
+
+    try:
         shapes = {}
 
         def visit(name, obj):  # (returns None: visititems stops at the first value returned)
@@ -513,7 +567,10 @@ def _read_hdf5(path: Path, o: dict) -> RawData:
                 "observations with --x-key.",
             )
             default = "x" if "x" in shapes else (images[0] if images else "x")
-            return _arrays_raw(path, list(shapes), lambda k: f[k][()], keys, default_x=default)
+            return _arrays_raw(path, list(shapes), read, keys, default_x=default)
+    finally:
+        if not lazy:
+            f.close()
     return _read_table_file(path, o)
 
 
@@ -979,6 +1036,8 @@ def validate(raw: RawData) -> RawData:
         check(len(raw.frame) > 0, f"The data in {where} is empty; give at least one row.")
         _check_rows(raw, len(raw.frame), where)
         return raw
+    if _stays_stored(raw.x) and not _fits_in_memory(raw.x):
+        return _validate_stored(raw, where)
     x = np.asarray(raw.x)
     check(
         (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating))
@@ -990,17 +1049,7 @@ def validate(raw: RawData) -> RawData:
         x = x[:, None]
     check(x[0].size > 0, f"The data in {where} has 0 features per example; give at least one.")
     x = x.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
-        first = np.argwhere(bad)[0]
-        what = " and ".join(
-            f"{n} {name} value{'s' if n != 1 else ''}" for n, name in ((n_nan, "NaN"), (n_inf, "Inf")) if n
-        )
-        raise VaekitError(
-            f"The data in {where} contains {what} (the first at example {first[0]}, position "
-            f"{tuple(int(i) for i in first[1:])}); remove or impute them before training."
-        )
+    _refuse_nonfinite([x], where)
     if raw.kind != "image" and x.ndim in (3, 4):
         raw.kind = "image"
         if x.ndim == 3:
@@ -1009,6 +1058,76 @@ def validate(raw: RawData) -> RawData:
             x = x.transpose(0, 3, 1, 2)
     if raw.kind != "image" and x.ndim > 2:
         x = x.reshape(len(x), -1)
+    raw.x = x
+    _check_rows(raw, len(x), where)
+    return raw
+
+
+def _refuse_nonfinite(parts, where: str) -> None:
+    """Raise `VaekitError` naming how many NaN and Inf values the row blocks `parts` (in order)
+    hold and where the first is; return quietly when every value is finite."""
+    n_nan = n_inf = start = 0
+    first = None
+    for part in parts:
+        bad = ~np.isfinite(part)
+        if bad.any():
+            n_nan, n_inf = n_nan + int(np.isnan(part).sum()), n_inf + int(np.isinf(part).sum())
+            if first is None:
+                first = np.argwhere(bad)[0]
+                first[0] += start
+        start += len(part)
+    if first is None:
+        return
+    what = " and ".join(
+        f"{n} {name} value{'s' if n != 1 else ''}" for n, name in ((n_nan, "NaN"), (n_inf, "Inf")) if n
+    )
+    raise VaekitError(
+        f"The data in {where} contains {what} (the first at example {first[0]}, position "
+        f"{tuple(int(i) for i in first[1:])}); remove or impute them before training."
+    )
+
+
+def _validate_stored(raw: RawData, where: str) -> RawData:
+    """`validate` for data kept as stored (`_stays_stored`): the same checks in chunked passes,
+    and the same changes of layout as per-read views of `Rows`, so every value read equals the
+    one an in-memory array would hold."""
+    source = raw.x
+    compressed = getattr(source, "compression", None) is not None  # an HDF5 dataset read through filters
+    if compressed and int(np.prod(source.shape, dtype=np.int64)) * source.dtype.itemsize <= memory_limit():
+        source = source[()]  # its stored values fit: read once (decompressing per batch is slow)
+    elif compressed:
+        raw.notes.append(
+            f"{Path(where).name}: the dataset is compressed and larger than memory allows "
+            f"({memory_limit() / 2**30:.1f} GiB, {MEMORY_LIMIT_HINT}): each batch is read and decompressed "
+            "from the file, which is slow; store it uncompressed, or as a .npy, to train at memory speed."
+        )
+    x = source if isinstance(source, Rows) else Rows(source)
+    kind = x.dtype.kind
+    check(
+        kind in "iufb",
+        f"The data in {where} has dtype {x.dtype}, not real numbers; give a numeric array.",
+    )
+    check(x.ndim >= 1 and len(x) > 0, f"The data in {where} is empty; give at least 2 examples.")
+    check(
+        x.ndim == 1 or int(np.prod(x.shape[1:])) > 0,
+        f"The data in {where} has 0 features per example; give at least one.",
+    )
+    if x.dtype.byteorder not in ("=", "|"):  # big-endian files are read in native order
+        x = x.view(lambda b: b.astype(b.dtype.newbyteorder("=")))
+    if kind == "f":
+        _refuse_nonfinite(chunks(x), where)
+    if x.dtype not in (np.uint8, np.uint16, np.bool_, np.float32, np.float64):
+        x = x.view(lambda b: b.astype(np.float32))  # as `validate` makes an in-memory array
+    if x.ndim == 1:
+        x = x.view(lambda b: b[:, None])
+    if raw.kind != "image" and x.ndim in (3, 4):
+        raw.kind = "image"
+        if x.ndim == 3:
+            x = x.view(lambda b: b[:, None])
+        elif x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+            x = x.view(lambda b: b.transpose(0, 3, 1, 2))
+    if raw.kind != "image" and x.ndim > 2:
+        x = x.view(lambda b: b.reshape(len(b), -1))
     raw.x = x
     _check_rows(raw, len(x), where)
     return raw
@@ -1065,27 +1184,49 @@ def fit_scaling(raw: RawData, train_idx: np.ndarray, how: str = "auto") -> Scali
         x = raw.x
         full_scale = raw.full_scale
         if raw.kind != "image" and full_scale is None:  # a table: each column to [0, 1]
-            lo, hi = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+            lo, hi = _column_range(x)
             span = np.where(hi > lo, hi - lo, 1.0)
             return Scaling("unit", lo.astype(np.float32), span.astype(np.float32))
-        lo, hi = float(x.min()), float(x.max())
         if full_scale is None:
+            _, lo, hi, whole = _profile(x)
             if lo >= 0 and hi <= 1:
                 full_scale = 1.0
-            elif lo >= 0 and hi <= 255 and np.all(x == np.round(x)):
+            elif lo >= 0 and hi <= 255 and whole:
                 full_scale = 255.0
             else:
                 shift = np.full(1, lo, np.float32)
                 return Scaling("unit", shift, np.full(1, max(hi - lo, 1e-12), np.float32))
         return Scaling("unit", np.zeros(1, np.float32), np.full(1, full_scale, np.float32))
-    x = raw.x[train_idx].astype(np.float64)
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
+    mean, std = _moments(raw.x, train_idx)
     # float32 resolves about 1e-7 of a value: a spread below 1e-6 of the column's own mean is noise;
     # so is one near float32's smallest normal numbers (1.2e-38), where dividing by it overflows
     noise = (std < 1e-30) | (std <= 1e-6 * np.abs(mean))
     std = np.where(noise, 1.0, std)
     return Scaling("standard", mean.astype(np.float32), std.astype(np.float32))
+
+
+def _column_range(x) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's (min, max) as float64, over the rows of an array or `Rows`."""
+    if not isinstance(x, Rows):
+        return x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+    parts = [(p.min(axis=0), p.max(axis=0)) for p in chunks(x) if len(p)]
+    return (
+        np.min([p[0] for p in parts], axis=0).astype(np.float64),
+        np.max([p[1] for p in parts], axis=0).astype(np.float64),
+    )
+
+
+def _moments(x, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation (float64, per feature) of x's rows `rows`: at once for an
+    in-memory array, in two chunked passes (mean, then squared deviations) for `Rows`."""
+    if not isinstance(x, Rows):
+        values = x[rows].astype(np.float64)
+        return values.mean(axis=0), values.std(axis=0)
+    part_rows = chunk_rows(x.shape, 8)
+    split = [rows[i : i + part_rows] for i in range(0, len(rows), part_rows)]
+    mean = sum(x[r].astype(np.float64).sum(axis=0) for r in split) / len(rows)
+    var = sum(((x[r].astype(np.float64) - mean) ** 2).sum(axis=0) for r in split) / len(rows)
+    return mean, np.sqrt(var)
 
 
 def _labels_as_text(raw: RawData) -> np.ndarray:
@@ -1118,7 +1259,7 @@ def join_test_file(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
         )
     n_train = len(raw.x)
     dtype = np.result_type(raw.x.dtype, test_raw.x.dtype)
-    raw.x = np.concatenate([raw.x.astype(dtype), test_raw.x.astype(dtype)])
+    raw.x = np.concatenate([np.asarray(raw.x).astype(dtype), np.asarray(test_raw.x).astype(dtype)])
     if raw.factors is not None:
         raw.factors = np.concatenate([raw.factors, test_raw.factors])
     if raw.y is not None:
@@ -1253,9 +1394,15 @@ def from_raw(
                 f"saved scaling is for shape {tuple(np.shape(scaling.shift))}; the file changed, or an older "
                 "vaekit read it differently (e.g. kept a pandas index column): retrain the run on it."
             ) from None
-    with np.errstate(over="ignore", invalid="ignore"):
-        x = scaling.apply(raw.x)
-    bad = int((~np.isfinite(x)).sum())
+    if isinstance(raw.x, Rows):  # kept as stored: scaled as each batch is read
+        x = raw.x.view(scaling.apply)
+        with np.errstate(over="ignore", invalid="ignore"):
+            floats = raw.x.stored_dtype.kind == "f"  # scaled integers stay finite
+            bad = sum(int((~np.isfinite(part)).sum()) for part in chunks(x)) if floats else 0
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = scaling.apply(raw.x)
+        bad = int((~np.isfinite(x)).sum())
     check(
         bad == 0 and np.all(np.isfinite(scaling.scale)) and np.all(np.isfinite(scaling.shift)),
         f"The data in {raw.source or name} holds values too large for 32-bit floats ({bad} become "
@@ -1364,9 +1511,7 @@ def load(
     data.extra["load"] = {  # how to read this data and split again (`record`, `runs.load_data`)
         "source": str(resolved.resolve()) if on_disk else str(source),
         # what was read: the file's (or folder's) bytes, or a named set's values as loaded
-        "content_sha256": io.content_sha256(resolved)
-        if on_disk
-        else hashlib.sha256(np.ascontiguousarray(data.x).tobytes()).hexdigest(),
+        "content_sha256": io.content_sha256(resolved) if on_disk else _values_sha256(data.x),
         "test_data_sha256": io.content_sha256(test_data) if test_data is not None else None,
         "test_size": None if test_data is not None else test_size,
         "split_seed": split_seed,
@@ -1380,6 +1525,14 @@ def load(
         "binarize": binarize if binarize != "none" else None,
     }
     return data
+
+
+def _values_sha256(x) -> str:
+    """The SHA-256 of x's values as float32 bytes in C order (an array's `tobytes()`), read in chunks."""
+    digest = hashlib.sha256()
+    for part in chunks(x):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
 
 
 BINARIZE = ("none", "dynamic")
@@ -1402,6 +1555,8 @@ def _binarize(data: Dataset, how: str, seed: int) -> None:
         f"--binarize draws each value as a probability, so the data must lie in [0, 1] after scaling; it "
         f"spans [{lo:g}, {hi:g}] (use --scaling unit).",
     )
+    if isinstance(data.x, Rows):  # the test split is drawn once and kept: the values in memory
+        data.x = np.asarray(data.x)
     rng = np.random.default_rng([seed, 20_160_101])
     test = data.x[data.test_idx]
     data.x[data.test_idx] = (rng.random(test.shape) < test).astype(data.x.dtype)

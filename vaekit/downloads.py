@@ -32,12 +32,13 @@ from vaekit.errors import VaekitError, check
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One downloadable file: `filename` in the cache, `urls` tried in order, `size` in bytes,
-    and its `sha256` (or, where the publisher gives only that, its `md5`)."""
+    """One downloadable file: `filename` in the cache, `urls` tried in order, `size` in bytes
+    (None where no source publishes it: then only the hash decides), and its `sha256` (or, where
+    the publisher gives only that, its `md5`)."""
 
     filename: str
     urls: tuple[str, ...]
-    size: int
+    size: int | None
     sha256: str | None = None
     md5: str | None = None
 
@@ -64,8 +65,14 @@ class RemoteSet:
 
     @property
     def size(self) -> int:
-        """Bytes to download, all files together."""
-        return sum(f.size for f in self.files.values())
+        """Bytes to download, all files together (those of known size)."""
+        return sum(f.size or 0 for f in self.files.values())
+
+    def size_text(self) -> str:
+        """The download size in words: "11.6 MB", or "size unpublished" for a file no source sizes."""
+        if any(f.size is None for f in self.files.values()):
+            return "size unpublished"
+        return human_size(self.size)
 
 
 REMOTE: dict[str, RemoteSet] = {}
@@ -87,7 +94,8 @@ def cache_dir() -> Path:
     return Path(pooch.os_cache("vaekit"))
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
+    """Bytes in words: "4,542 bytes", "9.9 MB", "1.4 GB" (powers of 1,000)."""
     for unit in ("bytes", "KB", "MB", "GB"):
         if size < 1000 or unit == "GB":
             return f"{size:,} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
@@ -99,7 +107,7 @@ def problem(path: Path, remote: RemoteFile) -> str | None:
     """Why the file at `path` is not `remote` (size first, then an HTML page, then the hash), or
     None when it is."""
     size = path.stat().st_size
-    if size != remote.size:
+    if remote.size is not None and size != remote.size:
         what = " (an HTML page, not the data)" if _is_html(path) else ""
         return f"it has {size:,} bytes{what}, not {remote.size:,}"
     if _is_html(path):
@@ -126,7 +134,8 @@ def _urls(remote: RemoteFile) -> list[str]:
 def by_hand(remote: RemoteFile, path: Path) -> str:
     """The sentence a user needs to fetch the file without vaekit."""
     return (
-        f"fetch {remote.filename} ({_human(remote.size)}) from {' or '.join(remote.urls)} by hand and put it "
+        f"fetch {remote.filename} ({human_size(remote.size) if remote.size else 'size not published'}) from "
+        f"{' or '.join(remote.urls)} by hand and put it "
         f"at {path} ({remote.hash_text()}); vaekit verifies it and uses it"
     )
 
@@ -256,7 +265,7 @@ def _idx_set(names: list[str] | None = None):
 
         train, test = read_idx(paths["train_images"]), read_idx(paths["test_images"])
         y = np.concatenate([read_idx(paths["train_labels"]), read_idx(paths["test_labels"])]).astype(np.int64)
-        x = np.concatenate([train, test])[:, None].astype(np.float32)
+        x = np.concatenate([train, test])[:, None]  # uint8: scaled per batch when larger than memory allows
         check(len(x) == len(y), f"{paths['train_images'].parent}: {len(x)} images but {len(y)} labels.")
         return RawData(
             x=x, y=y, label_names=names, kind="image", full_scale=255.0, meta={"official_test": len(test)}
@@ -294,7 +303,7 @@ def read_cifar10_binary(paths: dict[str, Path]):
         check(parts[name].size % record == 0, f"{paths['archive']}: {name} is not a whole number of records.")
         blocks.append(parts[name].reshape(-1, record))
     table = np.concatenate(blocks)
-    x = table[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32)
+    x = table[:, 1:].reshape(-1, 3, 32, 32)
     y = table[:, 0].astype(np.int64)
     return RawData(
         x=x, y=y, label_names=names, kind="image", full_scale=255.0, meta={"official_test": len(blocks[-1])}
@@ -397,5 +406,171 @@ register(
         citation="Krizhevsky (2009), Learning multiple layers of features from tiny images, tech. report, "
         "University of Toronto",
         read=read_cifar10_binary,
+    )
+)
+
+register(
+    RemoteSet(
+        name="kmnist",
+        files=_idx_files(
+            ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+            [
+                ("kmnist-", 18_165_135, "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"),
+                ("kmnist-", 29_497, "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
+                ("kmnist-", 3_041_136, "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"),
+                ("kmnist-", 5_120, "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"),
+            ],
+        ),
+        description="Kuzushiji-MNIST: 70,000 28x28 images of cursive Japanese (hiragana), grey levels "
+        "0-255, 10 labels; the official 60,000 / 10,000 split",
+        licence="CC BY-SA 4.0 (ROIS-DS Center for Open Data in the Humanities)",
+        citation="Clanuwat, Bober-Irizar, Kitamoto, Lamb, Yamamoto & Ha (2018), Deep learning for classical "
+        "Japanese literature, arXiv:1812.01718",
+        read=_idx_set(["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
+    )
+)
+
+
+def read_amat_binary(path: Path, side: int = 28) -> np.ndarray:
+    """A Larochelle .amat text file of binary images (one image per line, `side`**2 values 0 or 1
+    separated by spaces) as (n, side, side) uint8. Raises `VaekitError` for any other content."""
+    data = path.read_bytes()
+    codes = np.frombuffer(data, dtype=np.uint8)
+    digits = codes[(codes == ord("0")) | (codes == ord("1"))] - ord("0")
+    other = np.isin(codes, np.frombuffer(b"01 \t\r\n", dtype=np.uint8), invert=True)
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    check(
+        not other.any() and digits.size == lines * side * side,
+        f"{path} is not a file of binary {side}x{side} images (a line of {side * side} values 0 or 1 each).",
+    )
+    return digits.reshape(-1, side, side)
+
+
+def read_binarized_mnist(paths: dict[str, Path]):
+    """The fixed binarisation of MNIST of Larochelle & Murray (2011): training and validation
+    images (50,000 + 10,000) form the training split, the 10,000 test images the test split."""
+    from vaekit.datasets import RawData
+
+    parts = [read_amat_binary(paths[role]) for role in ("train", "valid", "test")]
+    x = np.concatenate(parts)[:, None]
+    return RawData(x=x, kind="image", full_scale=1.0, meta={"official_test": len(parts[-1])})
+
+
+LAROCHELLE = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+
+register(
+    RemoteSet(
+        name="binarized-mnist",
+        files={
+            role: RemoteFile(
+                f"binarized_mnist_{role}.amat", (f"{LAROCHELLE}binarized_mnist_{role}.amat",), size, sha
+            )
+            for role, size, sha in [
+                ("train", 78_400_000, "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"),
+                ("valid", 15_680_000, "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2"),
+                ("test", 15_680_000, "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
+            ]
+        },
+        description="MNIST with the fixed binarisation of Larochelle & Murray (2011) that published "
+        "likelihood tables quote: 70,000 28x28 binary images; training and validation (60,000) as the "
+        "training split, the 10,000 test images as the test split",
+        licence="no licence stated by the authors; MNIST itself is CC BY-SA 3.0 (Y. LeCun and C. Cortes)",
+        citation="Larochelle & Murray (2011), The neural autoregressive distribution estimator, AISTATS",
+        read=read_binarized_mnist,
+    )
+)
+
+
+def read_dsprites(paths: dict[str, Path]):
+    """dSprites' official .npz (Matthey et al., 2017): `imgs` (737,280, 64, 64) uint8 holding 0
+    and 1, and `latents_classes` (737,280, 6) as the factors, read without unpickling (the
+    `metadata` entry is a pickled dict and stays unread). Colour takes one value and is left out:
+    the factors are shape, scale, orientation, pos_x, pos_y, the order and sizes of the
+    procedural grid (`vaekit.sprites`). Raises `VaekitError` for another layout."""
+    from vaekit import sprites
+    from vaekit.datasets import read_raw
+
+    path = paths["archive"]
+    raw = read_raw(path, keys={"x": "imgs", "factors": "latents_classes"})
+    factors = raw.factors
+    check(
+        factors.shape[1] == 1 + len(sprites.FACTOR_NAMES) and np.all(factors[:, 0] == factors[0, 0]),
+        f"{path}: latents_classes has {factors.shape[1]} columns, not dSprites' 6 (colour first, constant).",
+    )
+    raw.factors = np.ascontiguousarray(factors[:, 1:])
+    raw.factor_names = list(sprites.FACTOR_NAMES)
+    raw.notes = [
+        "dsprites: the official file's imgs (64x64, values 0 and 1: a Bernoulli likelihood) with "
+        "latents_classes as factors (shape, scale, orientation, pos_x, pos_y; colour, constant, left "
+        "out); its pickled metadata entry is never read."
+    ]
+    return raw
+
+
+register(
+    RemoteSet(
+        name="dsprites",
+        files={
+            "archive": RemoteFile(
+                "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+                (
+                    "https://github.com/google-deepmind/dsprites-dataset/raw/master/"
+                    "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+                ),
+                None,  # no source publishes its size: the hash alone decides
+                md5="7da33b31b13a06f4b04a70402ce90c2e",  # the peers' hash; no SHA-256 is published
+            )
+        },
+        description="dSprites, the official file: 737,280 64x64 binary images of 2D shapes, the full "
+        "grid of 3 shapes x 6 scales x 40 orientations x 32 x 32 positions, with those five factors "
+        "(the procedural `sprites` renders the same grid offline)",
+        licence="Apache License 2.0 (DeepMind)",
+        citation="Matthey, Higgins, Hassabis & Lerchner (2017), dSprites: disentanglement testing sprites "
+        "dataset, https://github.com/deepmind/dsprites-dataset",
+        read=read_dsprites,
+    )
+)
+
+SHAPES3D_FACTORS = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
+
+
+def read_shapes3d(paths: dict[str, Path]):
+    """3D Shapes (Burgess & Kim, 2018): `images` (480,000, 64, 64, 3) uint8 and `labels`
+    (480,000, 6) float64 factor values, each column ranked to factor indices (floor_hue,
+    wall_hue, object_hue, scale, shape, orientation). Raises `VaekitError` for another layout."""
+    from vaekit.datasets import read_raw
+
+    path = paths["file"]
+    raw = read_raw(path, keys={"x": "images", "factors": "labels"})
+    factors = np.asarray(raw.factors)
+    check(
+        factors.shape[1] == len(SHAPES3D_FACTORS),
+        f"{path}: labels has {factors.shape[1]} columns, not 3D Shapes' {len(SHAPES3D_FACTORS)}.",
+    )
+    raw.factors = np.stack([np.unique(column, return_inverse=True)[1] for column in factors.T], axis=1)
+    raw.factor_names = list(SHAPES3D_FACTORS)
+    raw.notes = [n for n in raw.notes if "ignored" not in n] + [
+        f"shapes3d: images (64x64 RGB, 8-bit) with labels ranked to factor indices "
+        f"({', '.join(SHAPES3D_FACTORS)})."
+    ]
+    return raw
+
+
+register(
+    RemoteSet(
+        name="shapes3d",
+        files={
+            "file": RemoteFile(
+                "3dshapes.h5",
+                ("https://storage.googleapis.com/3d-shapes/3dshapes.h5",),
+                267_573_662,
+                "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
+            )
+        },
+        description="3D Shapes: 480,000 64x64 RGB images of a shape in a room, the full grid of six "
+        "factors (10 floor, 10 wall and 10 object hues, 8 scales, 4 shapes, 15 orientations)",
+        licence="Apache License 2.0 (DeepMind)",
+        citation="Burgess & Kim (2018), 3D Shapes dataset, https://github.com/deepmind/3dshapes-dataset",
+        read=read_shapes3d,
     )
 )

@@ -58,7 +58,7 @@ def _device(model: VAE) -> torch.device:
 
 def _as_batch(x, beta=None, labels=None) -> Batch:
     """Any x (numpy, tensor or Batch) with its conditions as one float32 CPU-or-device Batch."""
-    if not isinstance(x, Batch) and not torch.is_tensor(x):
+    if not isinstance(x, Batch) and not torch.is_tensor(x) and not getattr(x, "is_lazy_rows", False):
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     if labels is not None and not torch.is_tensor(labels):
         labels = torch.as_tensor(np.asarray(labels)).long()

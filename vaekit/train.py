@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vaekit import datasets, evaluate, io, objectives, runs, schedules
-from vaekit.batch import Batch
+from vaekit.batch import Batch, observations
 from vaekit.config import SEGMENT_KEYS, TrainConfig
 from vaekit.errors import Finished, NumericalError, VaekitError, check
 from vaekit.model import VAE
@@ -474,8 +474,9 @@ def _environment(fabric, s: TrainConfig) -> dict:
 
 def _batch(data, split: str, model: VAE) -> Batch:
     """One split of the data as a Batch (labels included for a label-conditional model)."""
-    x = torch.as_tensor(data.x_train if split == "train" else data.x_test)
-    return Batch(x, model.data_classes(data, split))
+    x = data.x_train if split == "train" else data.x_test
+    # data kept as stored (`vaekit.rows.Rows`) stay so: each batch is read and scaled as indexed
+    return Batch(observations(x), model.data_classes(data, split))
 
 
 def _restore(state, model: VAE, optimizer, out, objective=None):
