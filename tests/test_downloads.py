@@ -119,7 +119,11 @@ def registry():
 
 def _leftovers(folder: Path) -> list[str]:
     """Files in the cache that could pass as a downloaded data file."""
-    return sorted(p.name for p in folder.glob("*") if p.is_file() and not p.name.endswith(".lock"))
+    return sorted(
+        p.name
+        for p in folder.glob("*")
+        if p.is_file() and not p.name.endswith((".lock", ".verified")) and not p.name.startswith(".")
+    )
 
 
 def test_download_verify_cache_and_reuse_without_network(server, cache, registry, tmp_path):
@@ -415,3 +419,57 @@ def test_kmnist_is_the_idx_format_with_its_labels(server, cache, registry):
     np.testing.assert_array_equal(raw.x[8:, 0], arrays["test_images"])
     assert [raw.label_names[v] for v in raw.y[-3:]] == ["ya", "re", "wo"]
     assert raw.meta["official_test"] == 3 and "CC BY-SA 4.0" in raw.meta["licence"]
+
+
+def _celeba_like(root: Path, partition: dict[str, int]) -> dict[str, np.ndarray]:
+    """An img_align_celeba.zip of 178x218 JPEGs and its list_eval_partition.txt."""
+    import zipfile
+
+    from PIL import Image
+
+    gen = np.random.default_rng(10)
+    faces = {}
+    with zipfile.ZipFile(root / "img_align_celeba.zip", "w") as archive:
+        for name in partition:
+            image = Image.fromarray(gen.integers(0, 256, (218, 178, 3), dtype=np.uint8))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG")
+            archive.writestr(f"img_align_celeba/{name}", buffer.getvalue())
+            with Image.open(io.BytesIO(buffer.getvalue())) as decoded:  # what the file holds, decoded
+                face = (
+                    decoded.convert("RGB").crop((15, 35, 163, 183)).resize((64, 64), Image.Resampling.LANCZOS)
+                )
+            faces[name] = np.asarray(face).transpose(2, 0, 1)
+    (root / "list_eval_partition.txt").write_text("".join(f"{n} {s}\n" for n, s in partition.items()))
+    return faces
+
+
+def test_celeba_is_placed_by_hand_verified_and_read_at_64px(server, cache, registry):
+    base, root, hits = server
+    partition = {"000001.jpg": 0, "000002.jpg": 2, "000003.jpg": 1, "000004.jpg": 0, "000005.jpg": 2}
+    faces = _celeba_like(root, partition)
+    _point("celeba", base, root)
+    remote = downloads.REMOTE["celeba"]
+    downloads.REMOTE["celeba"] = replace(
+        remote, files={r: replace(f, urls=()) for r, f in remote.files.items()}
+    )  # never downloaded
+    with pytest.raises(VaekitError) as caught:
+        datasets.read_raw("celeba")
+    said = str(caught.value)
+    assert said.count("\n") == 0 and "placed by hand" in said and "non-commercial research" in said
+    for f in downloads.REMOTE["celeba"].files.values():
+        assert f.filename in said and str(cache / f.filename) in said and f.sha256 in said
+    assert "mmlab.ie.cuhk.edu.hk" in said and not hits  # no network touched
+    for f in remote.files.values():  # placed by hand
+        (cache / f.filename).write_bytes((root / f.filename).read_bytes())
+    data = datasets.load("celeba")
+    order = ["000001.jpg", "000003.jpg", "000004.jpg", "000002.jpg", "000005.jpg"]  # training, then test
+    np.testing.assert_array_equal(data.test_idx, [3, 4])
+    np.testing.assert_array_equal(
+        np.asarray(data.x), np.stack([faces[n] for n in order]).astype(np.float32) / 255
+    )
+    assert data.shape == (3, 64, 64) and "non-commercial" in data.extra["licence"]
+    # a wrong file placed by hand is named, never used
+    (cache / "list_eval_partition.txt").write_text("000001.jpg 0\n")
+    with pytest.raises(VaekitError, match="list_eval_partition.txt is not the expected file"):
+        datasets.read_raw("celeba")

@@ -532,7 +532,8 @@ def _read_hdf5(path: Path, o: dict) -> RawData:
 
     keys = o.get("keys") or {}
     try:
-        f = h5py.File(path, "r")
+        # a 64 MiB chunk cache: a compressed dataset read per batch decompresses each chunk less often
+        f = h5py.File(path, "r", rdcc_nbytes=64 << 20, rdcc_nslots=100_003)
     except OSError as err:
         raise VaekitError(f"{path} is not a readable HDF5 file ({err}).") from None
     lazy = []  # datasets left open to be read per batch: the file stays open with them

@@ -41,6 +41,9 @@ class RemoteFile:
     size: int | None
     sha256: str | None = None
     md5: str | None = None
+    # a file never downloaded automatically (`urls` empty): why, and the page to fetch it from
+    by_hand_only: str | None = None
+    page: str | None = None
 
     def known_hash(self) -> str:
         """The hash as pooch takes it ("sha256:..." or "md5:...")."""
@@ -135,9 +138,23 @@ def by_hand(remote: RemoteFile, path: Path) -> str:
     """The sentence a user needs to fetch the file without vaekit."""
     return (
         f"fetch {remote.filename} ({human_size(remote.size) if remote.size else 'size not published'}) from "
-        f"{' or '.join(remote.urls)} by hand and put it "
+        f"{' or '.join(remote.urls) or remote.page} by hand and put it "
         f"at {path} ({remote.hash_text()}); vaekit verifies it and uses it"
     )
+
+
+def _verified(path: Path, remote: RemoteFile) -> bool:
+    """Whether the file at `path` is `remote`: hashed once, then remembered in a stamp beside it
+    (size, modification time and expected hash) until the file changes."""
+    stamp = path.with_name(path.name + ".verified")
+    info = path.stat()
+    key = f"{info.st_size} {info.st_mtime_ns} {remote.known_hash()}"
+    if stamp.exists() and stamp.read_text() == key:
+        return True
+    if problem(path, remote) is not None:
+        return False
+    stamp.write_text(key)
+    return True
 
 
 def fetch(remote: RemoteFile, progress: bool | None = None) -> Path:
@@ -149,15 +166,19 @@ def fetch(remote: RemoteFile, progress: bool | None = None) -> Path:
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / remote.filename
-    if path.exists() and problem(path, remote) is None:
+    if path.exists() and _verified(path, remote):
         return path  # verified: no network
     with filelock.FileLock(str(path) + ".lock"):
         if path.exists():  # another process may have finished it meanwhile
-            wrong = problem(path, remote)
+            wrong = None if _verified(path, remote) else problem(path, remote)
             if wrong is None:
                 return path
             raise VaekitError(
                 f"{path} is not the expected file: {wrong}; delete it, or {by_hand(remote, path)}."
+            )
+        if remote.by_hand_only and not os.environ.get("VAEKIT_MIRROR"):
+            raise VaekitError(
+                f"{remote.filename} is placed by hand ({remote.by_hand_only}): {by_hand(remote, path)}."
             )
         reasons = []
         for url in _urls(remote):
@@ -214,10 +235,9 @@ def is_cached(name: str) -> bool:
 
 def load(name: str):
     """Named set `name` as `vaekit.datasets.RawData`, its files fetched and verified first. The
-    licence and citation are printed once, when the files are first downloaded, and kept in the
-    data's meta (so the run records them)."""
+    licence and citation are printed once, at the set's first use, and kept in the data's meta
+    (so the run records them)."""
     remote = REMOTE[name]
-    fresh = not is_cached(name)
     paths = {}
     for role, f in remote.files.items():
         try:
@@ -228,8 +248,10 @@ def load(name: str):
                 more = "; ".join(by_hand(g, cache_dir() / g.filename) for g in rest)
                 raise VaekitError(f"{str(err).rstrip('.')}; {name} also needs: {more}.") from None
             raise
-    if fresh:
+    said = cache_dir() / f".{name}.licence-shown"
+    if not said.exists():  # once per cache: at the first use of the set
         print(f"{name}: {remote.licence}. Cite: {remote.citation}", file=sys.stderr)
+        said.touch()
     raw = remote.read(paths)
     raw.source = raw.source or name
     raw.meta.update({"licence": remote.licence, "citation": remote.citation})
@@ -572,5 +594,120 @@ register(
         licence="Apache License 2.0 (DeepMind)",
         citation="Burgess & Kim (2018), 3D Shapes dataset, https://github.com/deepmind/3dshapes-dataset",
         read=read_shapes3d,
+    )
+)
+
+CELEBA_BOX = (15, 35, 163, 183)  # the central 148x148 of CelebA's aligned 178x218 faces
+CELEBA_SIDE = 64
+
+
+def _celeba_face(data: bytes) -> np.ndarray:
+    """One aligned CelebA JPEG as (3, 64, 64) uint8: its central 148x148 square resized with
+    Lanczos filtering."""
+    import io as _io
+
+    from PIL import Image
+
+    with Image.open(_io.BytesIO(data)) as im:
+        face = im.convert("RGB").crop(CELEBA_BOX).resize((CELEBA_SIDE, CELEBA_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(face).transpose(2, 0, 1)
+
+
+def _celeba_block(args) -> np.ndarray:
+    zip_path, names = args
+    import zipfile
+
+    with zipfile.ZipFile(zip_path) as archive:
+        return np.stack([_celeba_face(archive.read(n)) for n in names])
+
+
+def read_celeba(paths: dict[str, Path]):
+    """CelebA at 64 px (Liu et al., 2015): each aligned face's central 148x148 square resized to
+    64x64 (Lanczos), made once from `img_align_celeba.zip` by worker processes into a memory-mapped
+    uint8 array in the cache (a partial file renamed when complete), then read from it. The
+    published partition decides the split: train and validation images (182,637) train, the
+    19,962 test images test. Raises `VaekitError` for an archive or partition file of another
+    layout."""
+    import zipfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    import filelock
+
+    from vaekit.datasets import RawData
+
+    archive_path, listing = paths["images"], paths["partition"]
+    split = {}
+    for line in listing.read_text().split("\n"):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] in ("0", "1", "2"):
+            split[parts[0]] = int(parts[1])
+    check(bool(split), f"{listing} lists no image with a partition (lines like '000001.jpg 0').")
+    with zipfile.ZipFile(archive_path) as archive:
+        members = {Path(n).name: n for n in archive.namelist() if n.lower().endswith(".jpg")}
+    missing = [n for n in split if n not in members]
+    check(
+        not missing, f"{archive_path} lacks {len(missing)} image(s) the partition lists, e.g. {missing[:1]}."
+    )
+    order = sorted(split, key=lambda n: (split[n] == 2, n))  # training (0, 1) first, then test (2)
+    n_test = sum(1 for n in order if split[n] == 2)
+    digest = REMOTE["celeba"].files["images"].known_hash().split(":")[1][:12]  # the archive's (verified) hash
+    cached = cache_dir() / f"celeba-{CELEBA_SIDE}px-{digest}-{len(order)}.npy"
+    with filelock.FileLock(str(cached) + ".lock"):
+        if not cached.exists():
+            print(
+                f"celeba: cropping and resizing {len(order):,} faces to {CELEBA_SIDE} px once, into "
+                f"{cached} ({len(order) * 3 * CELEBA_SIDE**2 / 1e9:.1f} GB)",
+                file=sys.stderr,
+            )
+            partial = cached.with_name(cached.name + ".partial")
+            x = np.lib.format.open_memmap(
+                partial, mode="w+", dtype=np.uint8, shape=(len(order), 3, CELEBA_SIDE, CELEBA_SIDE)
+            )
+            block = 500
+            jobs = [
+                (archive_path, [members[n] for n in order[i : i + block]])
+                for i in range(0, len(order), block)
+            ]
+            with ProcessPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
+                for i, faces in enumerate(pool.map(_celeba_block, jobs)):
+                    x[i * block : i * block + len(faces)] = faces
+            x.flush()
+            del x
+            os.replace(partial, cached)
+    x = np.load(cached, mmap_mode="r")
+    return RawData(x=x, kind="image", full_scale=255.0, meta={"official_test": n_test})
+
+
+CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (Google Drive or Baidu links there)"
+CELEBA_WHY = "its host limits downloads and its agreement allows non-commercial research use only"
+
+register(
+    RemoteSet(
+        name="celeba",
+        files={
+            "images": RemoteFile(
+                "img_align_celeba.zip",
+                (),
+                1_443_490_838,
+                "46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
+                by_hand_only=CELEBA_WHY,
+                page=CELEBA_PAGE,
+            ),
+            "partition": RemoteFile(
+                "list_eval_partition.txt",
+                (),
+                2_836_386,
+                "fc955bcb3ef8fbdf7d5640d9a8693a8431b5f2ee291a5c1449a1549e7e073fe7",
+                by_hand_only=CELEBA_WHY,
+                page=CELEBA_PAGE,
+            ),
+        },
+        description="CelebA at 64 px: 202,599 aligned celebrity faces, the central 148x148 square of each "
+        "resized to 64x64 RGB; the published split (182,637 training and validation, 19,962 test); placed "
+        "by hand",
+        licence="research use only: non-commercial research and educational purposes (the CelebA agreement, "
+        "MMLAB, The Chinese University of Hong Kong)",
+        citation="Liu, Luo, Wang & Tang (2015), Deep learning face attributes in the wild, ICCV",
+        read=read_celeba,
     )
 )
