@@ -639,3 +639,25 @@ def test_mean_imputation_of_a_hurdle_column_is_zero_or_a_plausible_amount(cli, t
     # the branch follows x, on average: the rows imputed as zero have the smaller x
     xs = frame.loc[gaps, "x"].to_numpy()
     assert xs[imputed == 0].mean() < xs[imputed > 0].mean()
+
+
+def test_a_column_of_one_value_has_probability_one_and_is_drawn_as_itself(cli, tmp_path):
+    """A column constant in training (a detector slot that is always empty) is the value with
+    probability 1: log p 0 for it, minus infinity for any other, and samples and reconstructions
+    give it back (the Bernoulli's other code names no value)."""
+    column = columns.Binary.fit("slot", pd.Series([4, 4, 4]))
+    params = torch.randn(5, 1)
+    assert torch.equal(column.log_prob(params, torch.zeros(5)), torch.zeros(5))
+    assert torch.isinf(column.log_prob(params, torch.ones(5))).all()
+    assert torch.equal(column.sample(params), torch.zeros(5)) and "constant (4" in column.describe()
+    gen = np.random.default_rng(0)
+    frame = pd.DataFrame({"energy": gen.gamma(2.0, 3.0, 200), "slot": 4, "flag": gen.integers(0, 2, 200)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = cli(
+        "train", "--data", tmp_path / "t.csv", "--epochs", "2", "--out", tmp_path / "run", *FAST
+    )
+    assert code == 0, err
+    code, _, err = cli("sample", tmp_path / "run", "-n", "50", "--draw", "--out", tmp_path / "s.csv")
+    assert code == 0, err
+    drawn = pd.read_csv(tmp_path / "s.csv")
+    assert (drawn["slot"] == 4).all() and set(drawn["flag"]) <= {0, 1}

@@ -629,3 +629,26 @@ def test_a_count_table_is_not_taken_for_pixels_and_a_broken_record_is_one_line(c
     code, _, err = cli("evaluate", run)
     assert code == 2 and "is not valid YAML" in err and "undo the edit" in err
     assert len([line for line in err.strip().splitlines() if not line.startswith("warning")]) == 1
+
+
+def test_an_hdf5_of_objects_by_quantities_reads_as_named_columns(tmp_path):
+    """The LHC anomaly-detection challenge's layout: `Particles` (n, 19, 4) with `Particles_Names`
+    and `Particles_Classes`: a table of 76 columns named per object and quantity, not images."""
+    import h5py
+
+    gen = np.random.default_rng(3)
+    particles = gen.normal(size=(30, 19, 4)).astype(np.float32)
+    particles[:, :, 3] = np.array([1] + [2] * 4 + [3] * 4 + [4] * 10)
+    with h5py.File(tmp_path / "bkg.h5", "w") as f:
+        f.create_dataset("Particles", data=particles)
+        f.create_dataset("Particles_Names", data=np.array([b"Pt", b"Eta", b"Phi", b"Class"]))
+        f.create_dataset(
+            "Particles_Classes",
+            data=np.array([b"MET_class_1", b"Four_Ele_class_2", b"Four_Mu_class_3", b"Ten_Jet_class_4"]),
+        )
+    raw = datasets.read_raw(tmp_path / "bkg.h5")
+    assert raw.kind == "tabular" and len(raw.column_names) == 76
+    assert raw.column_names[:5] == ["MET_pT", "MET_eta", "MET_phi", "MET_class", "ele1_pT"]
+    assert raw.column_names[-4:] == ["jet10_pT", "jet10_eta", "jet10_phi", "jet10_class"]
+    np.testing.assert_array_equal(raw.frame["mu2_eta"].to_numpy(), particles[:, 6, 1])
+    np.testing.assert_array_equal(raw.frame["jet1_pT"].to_numpy(), particles[:, 9, 0])

@@ -474,14 +474,30 @@ class Binary(_Labelled):
         )
         return cls(column, values=distinct)
 
+    @property
+    def constant(self) -> bool:
+        """A column that took one value in training: that value has probability 1 (code 0)."""
+        return len(self.constants["values"]) == 1
+
     def log_prob(self, params, v):
+        if self.constant:  # log 1 for the one value; the code 1 names no value at all
+            return torch.where(v == 0, 0.0, -math.inf).to(params.dtype).expand(params.shape[:-1])
         return D.Bernoulli(logits=params[..., 0], validate_args=False).log_prob(v)
 
     def point(self, params):
+        if self.constant:
+            return torch.zeros(params.shape[:-1], dtype=params.dtype, device=params.device)
         return (params[..., 0] > 0).to(params.dtype)
 
     def sample(self, params):
+        if self.constant:
+            return self.point(params)
         return D.Bernoulli(logits=params[..., 0], validate_args=False).sample()
+
+    def describe(self):
+        if self.constant:
+            return f"constant ({self.constants['values'][0]}, probability 1)"
+        return super().describe()
 
 
 @register("categorical")

@@ -557,7 +557,8 @@ def _read_hdf5(path: Path, o: dict) -> RawData:
 
         f.visititems(visit)
         table = keys.get("table")
-        images = [n for n, shape in shapes.items() if len(shape) >= 3]
+        # a dataset of objects x quantities with its quantity names (`tables.objects_table`) is a table
+        images = [n for n, shape in shapes.items() if len(shape) >= 3 and f"{n}_Names" not in shapes]
         if table in images and not keys.get("x"):
             keys = {**keys, "x": table}
         arrays = keys.get("x") or (("x" in shapes or images) and not table)

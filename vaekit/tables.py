@@ -400,6 +400,39 @@ def read_parquet(path: Path) -> Frame:
     return Frame(frame, index_columns=index_columns)
 
 
+_COUNT_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+_COUNT_WORDS |= {"nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+_OBJECT_NAMES = {"ele": "ele", "electron": "ele", "mu": "mu", "muon": "mu", "jet": "jet", "met": "MET"}
+
+
+def objects_table(f, key: str) -> dict[str, np.ndarray] | None:
+    """A dataset of objects x quantities per row, (n, objects, quantities), whose file names the
+    quantities in `<key>_Names` (the LHC anomaly-detection challenge's `Particles` (n, 19, 4) with
+    `Particles_Names` pT, eta, phi, class and `Particles_Classes` MET, four electrons, four muons,
+    ten jets; Govorkova et al., 2022): one column per object and quantity, "ele1_pT". The
+    objects are named from `<key>_Classes` ("Four_Ele_class_2": ele1..ele4) when its counts add
+    up, else object1, object2, .... None for any other dataset."""
+    names_key = f"{key}_Names"
+    if key not in f or names_key not in f or f[key].ndim != 3:
+        return None
+    quantities = [v.decode() if isinstance(v, bytes) else str(v) for v in f[names_key][()].reshape(-1)]
+    n_objects = f[key].shape[1]
+    if len(quantities) != f[key].shape[2]:
+        return None
+    quantities = [{"pt": "pT"}.get(q.lower(), q.lower()) for q in quantities]
+    objects = []
+    if f"{key}_Classes" in f:
+        for entry in f[f"{key}_Classes"][()].reshape(-1):
+            words = (entry.decode() if isinstance(entry, bytes) else str(entry)).lower().split("_")
+            count = next((_COUNT_WORDS[w] for w in words if w in _COUNT_WORDS), 1)
+            kind = next((_OBJECT_NAMES[w] for w in words if w in _OBJECT_NAMES), words[0])
+            objects += [kind] if count == 1 else [f"{kind}{i}" for i in range(1, count + 1)]
+    if len(objects) != n_objects or len(set(objects)) != n_objects:
+        objects = [f"object{i}" for i in range(1, n_objects + 1)]
+    block = f[key][()]
+    return {f"{o}_{q}": block[:, i, j] for i, o in enumerate(objects) for j, q in enumerate(quantities)}
+
+
 def _hdf5_columns(path: Path, key: str | None) -> dict[str, np.ndarray] | np.ndarray:
     import h5py
 
@@ -410,6 +443,9 @@ def _hdf5_columns(path: Path, key: str | None) -> dict[str, np.ndarray] | np.nda
     with f:
         candidates = []
         f.visititems(lambda name, obj: candidates.append(name) if isinstance(obj, h5py.Dataset) else None)
+        objects = [n for n in candidates if objects_table(f, n) is not None] if key is None else []
+        if len(objects) == 1 or (key is not None and objects_table(f, key) is not None):
+            return objects_table(f, key or objects[0])
         if key is None:
             tables = [n for n in candidates if f[n].ndim == 2 or f[n].dtype.names]
             check(
