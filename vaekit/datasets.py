@@ -804,13 +804,67 @@ def _load_images(path: Path, image_options: dict | None = None) -> RawData:
     from vaekit import images
 
     opts = {k: v for k, v in (image_options or {}).items() if v is not None}
-    stack = images.read_folder(path, **opts) if path.is_dir() else images.read_file(path, **opts)
+    if path.is_dir() and not _folder_fits_in_memory(path):
+        stack = _streamed_folder(path, opts)
+    else:
+        stack = images.read_folder(path, **opts) if path.is_dir() else images.read_file(path, **opts)
     raw = RawData(x=stack.x, kind="image", source=str(path), full_scale=stack.full_scale)
     raw.notes = list(stack.notes)
     raw.meta["image_mode"] = stack.mode
     if len(set(stack.labels)) > 1 or stack.labels[0]:
         raw.y, raw.label_names = _encode_labels(np.asarray(stack.labels), f"{path} sub-folders")
     return raw
+
+
+def _folder_fits_in_memory(path: Path) -> bool:
+    """Whether a folder of images as float32 fits under the memory limit, estimated from its
+    file count and its first image's size and bands (no image is decoded)."""
+    from PIL import Image
+
+    from vaekit import images
+
+    files, _ = images.folder_files(path)
+    try:
+        with Image.open(files[0]) as im:
+            per_image = im.width * im.height * len(im.getbands()) * 4
+    except Exception:  # noqa: BLE001 - an unreadable first file: the in-memory reader says why
+        return True
+    return len(files) * per_image <= memory_limit()
+
+
+def _streamed_folder(path: Path, opts: dict):
+    """A folder larger than memory, decoded once into a memory-mapped array in the cache
+    (`vaekit.images.stream_folder`), keyed by the folder, the image options and every file's
+    name, size and modification time: a later run on the same folder reads the map at once."""
+    import json
+
+    import filelock
+
+    from vaekit import downloads, images
+
+    files, _ = images.folder_files(path)
+    key = hashlib.sha256(
+        json.dumps(
+            [str(path.resolve()), sorted(opts.items())]
+            + [[p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+        ).encode()
+    ).hexdigest()[:20]
+    folder = downloads.cache_dir() / "folders"
+    folder.mkdir(parents=True, exist_ok=True)
+    out, sidecar = folder / f"{key}.npy", folder / f"{key}.json"
+    with filelock.FileLock(str(out) + ".lock"):
+        if out.exists() and sidecar.exists():
+            stack = images.ImageStack(x=np.load(out, mmap_mode="r"), **json.loads(sidecar.read_text()))
+        else:
+            stack = images.stream_folder(path, out, **opts)
+            said = {k: getattr(stack, k) for k in ("full_scale", "labels", "names", "notes", "mode")}
+            sidecar.write_text(json.dumps(said))
+    limit = f"{memory_limit() / 2**30:.1f} GiB, {MEMORY_LIMIT_HINT}"
+    stack.notes.append(
+        f"{path.name}: larger than memory allows ({limit}): decoded once into {out} (memory-mapped, "
+        f"{np.dtype(stack.x.dtype).name}), read from there per batch."
+    )
+    return stack
 
 
 def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str] | None]:

@@ -89,14 +89,49 @@ class _Frame:
     events: set[str]  # what the notes should mention about this frame: "cmyk", "rgbx", "rotated", ...
 
     @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.data.shape
+
+    @property
+    def peak(self) -> float:
+        """The largest magnitude stored (what decides float32 or float64 for 32-bit integers)."""
+        return max(-float(self.data.min()), float(self.data.max())) if self.data.size else 0.0
+
+    @property
     def colour(self) -> bool:
-        return self.data.shape[2] - self.alpha == 3
+        return self.shape[2] - self.alpha == 3
 
     def describe(self) -> str:
         return _describe(self.kind, self.bits, self.colour, self.alpha)
 
     def size(self) -> str:
-        return f"{self.data.shape[1]}x{self.data.shape[0]} {self.describe()}"
+        return f"{self.shape[1]}x{self.shape[0]} {self.describe()}"
+
+    def summary(self) -> _FrameInfo:
+        """What the layout of a stack needs of this frame, without its pixels."""
+        peak = self.peak if self.kind != "f" and self.bits == 32 else 0.0
+        return _FrameInfo(
+            self.name, self.label, self.shape, self.kind, self.bits, self.alpha, self.events, peak
+        )
+
+
+@dataclass
+class _FrameInfo:
+    """A frame's description without its pixels (`_Frame.summary`): the streamed path plans a
+    folder's layout from these, then decodes each frame again to write it."""
+
+    name: str
+    label: str
+    shape: tuple[int, int, int]
+    kind: str
+    bits: int
+    alpha: bool
+    events: set[str]
+    peak: float
+
+    colour = _Frame.colour
+    describe = _Frame.describe
+    size = _Frame.size
 
 
 def read_folder(path: Path, alpha: str = "composite", background: float = 1.0) -> ImageStack:
@@ -113,8 +148,21 @@ def read_folder(path: Path, alpha: str = "composite", background: float = 1.0) -
     (different sizes, or different bit depths other than 1-, 2- and 4-bit grey among 8-bit images).
     """
     path = Path(path)
-    check(path.is_dir(), f"{path} is not a folder; give a folder of images or use read_file for one file.")
     _check_options(alpha, background)
+    files, hidden = folder_files(path)
+    frames, per_file = [], []
+    for p in files:
+        got, skipped = _read_frames(p, *_name_and_label(path, p))
+        frames += got
+        per_file.append((p.relative_to(path).as_posix(), len(got), skipped))
+    return _stack(frames, f"The images in {path}", alpha, background, _folder_notes(per_file, hidden))
+
+
+def folder_files(path: Path) -> tuple[list[Path], int]:
+    """The image files under the folder `path` in sorted order (`read_folder`'s rules), and how
+    many hidden ones were skipped. Raises `VaekitError` for a path that is not a folder or a
+    folder without images."""
+    check(path.is_dir(), f"{path} is not a folder; give a folder of images or use read_file for one file.")
     files, hidden = [], 0
     for p in sorted(path.rglob("*")):
         if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
@@ -124,18 +172,87 @@ def read_folder(path: Path, alpha: str = "composite", background: float = 1.0) -
             continue
         files.append(p)
     check(bool(files), f"The folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
-    frames, per_file = [], []
-    for p in files:
-        relative = p.relative_to(path)
-        label = relative.parent.as_posix() if relative.parent != Path(".") else ""
-        got, skipped = _read_frames(p, relative.as_posix(), label)
-        frames += got
-        per_file.append((relative.as_posix(), len(got), skipped))
+    return files, hidden
+
+
+def _name_and_label(folder: Path, p: Path) -> tuple[str, str]:
+    relative = p.relative_to(folder)
+    return relative.as_posix(), (relative.parent.as_posix() if relative.parent != Path(".") else "")
+
+
+def _folder_notes(per_file: list[tuple[str, int, int]], hidden: int) -> list[str]:
     notes = _file_notes(per_file)
     if hidden:
         plural = "s" if hidden != 1 else ""
         notes.insert(0, f"{hidden} hidden image file{plural} (names starting with '.') skipped.")
-    return _stack(frames, f"The images in {path}", alpha, background, notes)
+    return notes
+
+
+def _summaries(job) -> list[tuple[list[_FrameInfo], int]]:
+    """Worker: each file's frame summaries and skipped pages (the streamed path's first pass)."""
+    folder, files = job
+    out = []
+    for p in files:
+        frames, skipped = _read_frames(p, *_name_and_label(folder, p))
+        out.append(([f.summary() for f in frames], skipped))
+    return out
+
+
+def _filled(job) -> np.ndarray:
+    """Worker: the files' frames filled in by the stack's layout, as one (frames, C, H, W) block."""
+    folder, files, layout, dtype = job
+    frames = [f for p in files for f in _read_frames(p, *_name_and_label(folder, p))[0]]
+    return np.stack([layout.fill(f).astype(dtype, copy=False) for f in frames])
+
+
+def stream_folder(
+    path: Path, out: Path, alpha: str = "composite", background: float = 1.0, workers: int | None = None
+) -> ImageStack:
+    """`read_folder` for a folder larger than memory: the same images at the same values, written
+    once into the memory-mapped array `out` (.npy; a partial file renamed when complete), decoded
+    by `workers` processes (default: the CPUs, at most 8) in two passes: the first plans the
+    stack's layout from each frame's description, the second decodes again and writes. 8- and
+    16-bit integer images are stored as uint8 or uint16 (exactly their values), others as float.
+    Returns an `ImageStack` whose x is the memory map (read-only). Raises as `read_folder`."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = Path(path)
+    _check_options(alpha, background)
+    files, hidden = folder_files(path)
+    block = 256
+    blocks = [files[i : i + block] for i in range(0, len(files), block)]
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that may hold torch's threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+        described = [item for part in pool.map(_summaries, [(path, b) for b in blocks]) for item in part]
+        infos = [f for frames, _ in described for f in frames]
+        per_file = [
+            (p.relative_to(path).as_posix(), len(fr), k) for p, (fr, k) in zip(files, described, strict=True)
+        ]
+        notes = _folder_notes(per_file, hidden)
+        layout = _plan(infos, f"The images in {path}", alpha, background, notes)
+        dtype = layout.stored_dtype(any(f.alpha for f in infos))
+        partial = out.with_name(out.name + ".partial")
+        x = np.lib.format.open_memmap(
+            partial, mode="w+", dtype=dtype, shape=(len(infos), layout.channels, layout.height, layout.width)
+        )
+        start = 0
+        for filled in pool.map(_filled, [(path, b, layout, dtype) for b in blocks]):
+            x[start : start + len(filled)] = filled
+            start += len(filled)
+        x.flush()
+        del x
+    os.replace(partial, out)
+    return ImageStack(
+        x=np.load(out, mmap_mode="r"),
+        full_scale=layout.full,
+        labels=[f.label for f in infos],
+        names=[f.name for f in infos],
+        notes=notes,
+        mode=_describe(layout.kind, layout.bits, layout.colour, layout.keep),
+    )
 
 
 def read_file(path: Path, alpha: str = "composite", background: float = 1.0) -> ImageStack:
@@ -492,12 +609,53 @@ def _full_scale(kind: str, bits: int) -> float | None:
     return float(2**bits - 1) if kind == "u" else float(2 ** (bits - 1) - 1)
 
 
-def _stack(frames: list[_Frame], where: str, alpha: str, background: float, notes: list[str]) -> ImageStack:
-    """Bring the frames to one number format, size and channel layout, and stack them as (n, C, H, W)."""
+@dataclass
+class _Layout:
+    """How the frames of a stack become one array (`_plan`): the bits they are brought to, the
+    channels, size and type, and the alpha handling."""
+
+    kind: str
+    bits: int
+    full: float | None
+    colour: bool
+    keep: bool
+    channels: int
+    height: int
+    width: int
+    dtype: type
+    background: float
+
+    def fill(self, f: _Frame) -> np.ndarray:
+        """One frame as (channels, height, width) in `dtype`, at the stack's values."""
+        data = f.data
+        if f.bits < self.bits:  # 1-, 2-, 4-bit grey among 8-bit images: scaled exactly
+            data = data.astype(np.uint16) * ((2**self.bits - 1) // (2**f.bits - 1))
+        out = np.empty((self.channels, self.height, self.width), self.dtype)
+        values = data[..., : data.shape[2] - f.alpha]
+        if f.alpha and not self.keep:
+            opacity = data[..., -1:].astype(np.float64) / self.full
+            values = values * opacity + self.background * self.full * (1.0 - opacity)
+        out[: 3 if self.colour else 1] = np.moveaxis(values, 2, 0)  # grey broadcasts to R, G and B
+        if self.keep:
+            out[-1] = data[..., -1] if f.alpha else self.full
+        return out
+
+    def stored_dtype(self, with_alpha: bool):
+        """The smallest type that holds every filled value exactly: uint8 or uint16 for 8- and
+        16-bit integer images not composited onto a background, else `dtype`."""
+        if self.kind == "u" and self.bits in (8, 16) and (self.keep or not with_alpha):
+            return np.uint8 if self.bits == 8 else np.uint16
+        return self.dtype
+
+
+def _plan(frames, where: str, alpha: str, background: float, notes: list[str]) -> _Layout:
+    """Check that the frames (or their `_FrameInfo`) can share one array and decide its layout;
+    the notes the user should read are appended to `notes`."""
     n = len(frames)
     # 1-, 2- and 4-bit grey among 8-bit images: PNG optimisers store 8-bit images that use few grey levels
     # that way, and the scaling to 8 bits (x255, x85, x17) is exact.
     formats = {(f.kind, f.bits) for f in frames}
+    target = None
     if len(formats) > 1 and all(kind == "u" and bits <= 8 for kind, bits in formats):
         target = max(bits for _, bits in formats)
         low = [f for f in frames if f.bits < target]
@@ -505,22 +663,19 @@ def _stack(frames: list[_Frame], where: str, alpha: str, background: float, note
             f"{len(low)} of {n} images store fewer than {target} bits per sample ({low[0].name} is "
             f"{low[0].describe()}); their values were scaled exactly to {target} bits to match the others."
         )
-        for f in low:
-            f.data = f.data.astype(np.uint16) * ((2**target - 1) // (2**f.bits - 1))
-            f.bits = target
-    counts = Counter((f.kind, f.bits) for f in frames)
+    counts = Counter((f.kind, target or f.bits) for f in frames)
     if len(counts) > 1:
         a, b = _first_two(frames, counts, lambda f: (f.kind, f.bits))
         raise VaekitError(
             f"{where} mix bit depths ({a.name} is {a.describe()}, {b.name} is {b.describe()}); "
             "convert them to one bit depth."
         )
-    sizes = Counter(f.data.shape[:2] for f in frames)
+    sizes = Counter(f.shape[:2] for f in frames)
     if len(sizes) > 1:
-        a, b = _first_two(frames, sizes, lambda f: f.data.shape[:2])
+        a, b = _first_two(frames, sizes, lambda f: f.shape[:2])
 
-        def example(f: _Frame) -> str:
-            others = sizes[f.data.shape[:2]] - 1
+        def example(f) -> str:
+            others = sizes[f.shape[:2]] - 1
             return f"{f.name} is {f.size()}" + (
                 f" like {others} other{'s' if others > 1 else ''}" if others else ""
             )
@@ -529,36 +684,34 @@ def _stack(frames: list[_Frame], where: str, alpha: str, background: float, note
             f"{where} have {len(sizes)} different sizes ({example(a)}, {example(b)}); "
             "resize them to one size."
         )
-    kind, bits = frames[0].kind, frames[0].bits
+    kind, bits = frames[0].kind, target or frames[0].bits
     full = _full_scale(kind, bits)
     colour = any(f.colour for f in frames)
     with_alpha = [f for f in frames if f.alpha]
     keep = alpha == "keep" and bool(with_alpha)
-    channels = (3 if colour else 1) + keep
-    h, w = frames[0].data.shape[:2]
+    h, w = frames[0].shape[:2]
     # float32 holds integers exactly up to 2**24; beyond that only float64 keeps the stored values
-    big = (
-        kind != "f"
-        and bits == 32
-        and any(max(-float(f.data.min()), float(f.data.max())) > 2**24 for f in frames)
-    )
-    x = np.empty((n, channels, h, w), np.float64 if big else np.float32)
-    for i, f in enumerate(frames):
-        values = f.data[..., : f.data.shape[2] - f.alpha]
-        if f.alpha and not keep:
-            opacity = f.data[..., -1:].astype(np.float64) / full
-            values = values * opacity + background * full * (1.0 - opacity)
-        x[i, : 3 if colour else 1] = np.moveaxis(values, 2, 0)  # a grey frame broadcasts to R, G and B
-        if keep:
-            x[i, -1] = f.data[..., -1] if f.alpha else full
+    big = kind != "f" and bits == 32 and any(f.peak > 2**24 for f in frames)
     notes += _layout_notes(frames, colour, with_alpha, keep, alpha, background)
+    channels = (3 if colour else 1) + keep
+    return _Layout(
+        kind, bits, full, colour, keep, channels, h, w, np.float64 if big else np.float32, background
+    )
+
+
+def _stack(frames: list[_Frame], where: str, alpha: str, background: float, notes: list[str]) -> ImageStack:
+    """Bring the frames to one number format, size and channel layout, and stack them as (n, C, H, W)."""
+    layout = _plan(frames, where, alpha, background, notes)
+    x = np.empty((len(frames), layout.channels, layout.height, layout.width), layout.dtype)
+    for i, f in enumerate(frames):
+        x[i] = layout.fill(f)
     return ImageStack(
         x=x,
-        full_scale=full,
+        full_scale=layout.full,
         labels=[f.label for f in frames],
         names=[f.name for f in frames],
         notes=notes,
-        mode=_describe(kind, bits, colour, keep),
+        mode=_describe(layout.kind, layout.bits, layout.colour, layout.keep),
     )
 
 
