@@ -20,6 +20,7 @@ import torch
 from vaekit import evaluate, io, plots, report, runs, science
 from vaekit.batch import Batch, observations
 from vaekit.errors import VaekitError, check
+from vaekit.rows import chunks
 
 ANOMALY_SCORES = ("neg_elbo_avg", "distortion_avg", "rate_avg", "nll", "squared_error")
 SCORE_TITLES = {
@@ -138,6 +139,12 @@ def read_for_run(model, source, label_column=None, run=None, keep_labels: bool =
         values, inverse = np.unique(raw.y, return_inverse=True)
         names = [raw.label_names[v] if raw.label_names else str(v) for v in values]
         labels = model.class_index(names)[torch.as_tensor(inverse.reshape(-1))]
+    if getattr(x, "is_lazy_rows", False):  # larger than memory: scaled as each batch is read
+
+        def scale(block):
+            return model.scale_input(torch.as_tensor(np.asarray(block, dtype=np.float32))).numpy()
+
+        return Batch(x.view(scale), labels), raw
     return Batch(model.scale_input(torch.as_tensor(x, dtype=torch.float32)), labels), raw
 
 
@@ -179,7 +186,8 @@ def training_rows(run, *xs) -> list[np.ndarray] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pool = science.row_keys(np.asarray(runs.load_data(run).x_train, np.float32))
+            train = runs.load_data(run).x_train
+            pool = np.concatenate([science.row_keys(np.asarray(p, np.float32)) for p in chunks(train)])
     except (VaekitError, OSError):
         return None
     return [np.isin(science.row_keys(np.asarray(x, np.float32)), pool) for x in xs]
@@ -451,15 +459,16 @@ def twosample(
             real_rows = _rows_at(frame, ids, real.test_idx)
         else:
             batch, raw = read_for_run(model, data, label_column, run)
-            x_real, labels = batch.x.numpy(), batch.labels
+            x_real, labels = batch.x, batch.labels
             result["real"] = str(data)
             real_rows = _rows_at(raw.frame, raw.ids, np.arange(len(x_real)))
             if _is_training_file(run, data):
                 notes.append(f"{data} is the run's training file: the model was fitted to these examples.")
-        x_real = np.asarray(x_real, dtype=np.float32)
-        if n is not None and n < len(x_real):
+        keep = None
+        if n is not None and n < len(x_real):  # drawn before reading: a large split is never read whole
             keep = np.random.default_rng(seed).choice(len(x_real), n, replace=False)
-            x_real = x_real[keep]
+        x_real = np.asarray(x_real[keep] if keep is not None else x_real[:], dtype=np.float32)
+        if keep is not None:
             labels = labels[torch.as_tensor(keep)] if labels is not None else None
             real_rows = real_rows.iloc[keep].reset_index(drop=True) if real_rows is not None else None
         if n is not None and n > len(x_real):
@@ -721,7 +730,10 @@ def rare(
         model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model)
     )
     rarest, typical = science.rare_and_typical(s[by], k)
-    x_user = model.unscale_output(batch.x).numpy()
+
+    def x_user(index):  # the rows `index` (a list) in the user's units, read as needed
+        return model.unscale_output(batch[torch.as_tensor(np.array(index, dtype=np.int64))].x).numpy()
+
     columns = runs.column_names(run, model)
     frames = []
     for group, idx in (("rarest", rarest), ("most typical", typical)):
@@ -734,9 +746,9 @@ def rare(
             frame = pd.concat([frame, ids.iloc[idx].reset_index(drop=True)], axis=1)
         if rows is not None:
             frame = pd.concat([frame, rows.iloc[idx].reset_index(drop=True)], axis=1)
-        elif plots.to_images(x_user[:1], model.data_shape) is None:
+        elif plots.to_images(x_user([0]), model.data_shape) is None:
             frame = pd.concat(
-                [frame, pd.DataFrame(x_user[idx].reshape(len(idx), -1), columns=columns)], axis=1
+                [frame, pd.DataFrame(x_user(idx).reshape(len(idx), -1), columns=columns)], axis=1
             )
         frames.append(frame)
     out = prepare_folder(Path(out), overwrite)
@@ -744,10 +756,10 @@ def rare(
     with io.atomic_path(out / "rare.csv") as tmp:
         table.to_csv(tmp, index=False)
     title = SCORE_TITLES.get(by, by)
-    if plots.to_images(x_user[:1], model.data_shape) is not None:
+    if plots.to_images(x_user([0]), model.data_shape) is not None:
         rows = [
-            (f"rarest: highest {title}", x_user[rarest]),
-            (f"most typical: lowest {title}", x_user[typical]),
+            (f"rarest: highest {title}", x_user(rarest)),
+            (f"most typical: lowest {title}", x_user(typical)),
         ]
         report.save_figure(
             plots.example_rows(rows, model.data_shape), out / "figures" / "rare_and_typical.png"
@@ -849,8 +861,8 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
     found = np.argsort(distance, kind="stable")[: min(k, len(codes) - (1 if same else 0))]
     result = {"found": found, "distances": distance[found], "labels": names, "table": None, "figure": None}
     result["name"] = f"{i}" if query is None else f"{Path(str(query)).stem}-{i}"
-    x_query = model.unscale_output(q_batch.x[i : i + 1]).numpy()
-    x_found = model.unscale_output(pool.x[torch.as_tensor(found)]).numpy()
+    x_query = model.unscale_output(q_batch[i : i + 1].x).numpy()
+    x_found = model.unscale_output(pool[torch.as_tensor(found)].x).numpy()
     if plots.to_images(x_query, model.data_shape) is None:
         if rows[0] is not None and q_rows[0] is not None:  # a table's rows exactly as read, ids first
             parts = [(q_rows, [i]), (rows, list(found))]
@@ -860,7 +872,7 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
                 frame = pd.concat([ids, frame], axis=1)
         else:
             frame = runs.user_frame(
-                run, model, torch.cat([q_batch.x[i : i + 1], pool.x[torch.as_tensor(found)]])
+                run, model, torch.cat([q_batch[i : i + 1].x, pool[torch.as_tensor(found)].x])
             )
         frame.insert(0, "distance", np.r_[0.0, distance[found]])
         frame.insert(0, "index", np.r_[i, found])

@@ -57,10 +57,15 @@ def observations(x):
     return x if torch.is_tensor(x) or getattr(x, "is_lazy_rows", False) else torch.as_tensor(x)
 
 
-def as_batch(x, beta=None, labels=None) -> Batch:
+def as_batch(x, beta=None, labels=None, lazy: bool = False) -> Batch:
     """A `Batch` from a Batch (returned as is, conditions given here override) or from x
     (batch, *data_shape) with optional `beta` (a number or (batch,)) and `labels` ((batch,) or one
-    class index for every example; a single value is kept with shape (1,), shared)."""
+    class index for every example; a single value is kept with shape (1,), shared). `Rows` are
+    read whole, unless `lazy` (a caller that indexes the batch in slices keeps them unread)."""
+    if getattr(x, "is_lazy_rows", False) and not lazy:
+        x = x.tensor(slice(None))
+    if isinstance(x, Batch) and getattr(x.x, "is_lazy_rows", False) and not lazy:
+        x = Batch(x.x.tensor(slice(None)), x.labels, x.beta)
     if isinstance(x, Batch):
         if beta is None and labels is None:
             return x

@@ -1237,7 +1237,7 @@ def datasets_command():
         click.echo(f"  {name:<13} {desc}")
     click.echo(f"Downloaded on first use, verified, kept in {downloads.cache_dir()} ($VAEKIT_CACHE):")
     for name, remote in downloads.REMOTE.items():
-        state = "cached" if downloads.is_cached(name) else f"{remote.size_text()} to download"
+        state = "cached" if downloads.is_cached(name) else f"to download: {remote.size_text()}"
         click.echo(f"  {name:<13} {remote.description} [{state}; licence: {remote.licence}]")
     click.echo("Your own files:")
     for form in datasets.FORMATS:

@@ -23,7 +23,7 @@ import numpy as np
 from vaekit import io
 from vaekit.errors import VaekitError, check
 from vaekit.images import IMAGE_SUFFIXES
-from vaekit.rows import Rows, chunk_rows, chunks, memory_limit
+from vaekit.rows import Replaced, Rows, Stacked, chunk_rows, chunks, memory_limit
 from vaekit.tables import HDF5_SUFFIXES, PARQUET_SUFFIXES, TEXT_SUFFIXES
 
 SCALINGS = ("auto", "unit", "standard", "none")
@@ -570,6 +570,9 @@ def _read_hdf5(path: Path, o: dict) -> RawData:
             )
             default = "x" if "x" in shapes else (images[0] if images else "x")
             return _arrays_raw(path, list(shapes), read, keys, default_x=default)
+    except BaseException:
+        lazy.clear()  # nothing is returned: the file closes
+        raise
     finally:
         if not lazy:
             f.close()
@@ -1095,6 +1098,8 @@ def validate(raw: RawData) -> RawData:
     if _stays_stored(raw.x) and not _fits_in_memory(raw.x):
         return _validate_stored(raw, where)
     x = np.asarray(raw.x)
+    if x.dtype.byteorder not in ("=", "|"):  # a mapped big-endian file, read in native order
+        x = x.astype(x.dtype.newbyteorder("="))
     check(
         (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating))
         or x.dtype == np.bool_,
@@ -1183,7 +1188,7 @@ def _validate_stored(raw: RawData, where: str) -> RawData:
         elif x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
             x = x.view(lambda b: b.transpose(0, 3, 1, 2))
     if raw.kind != "image" and x.ndim > 2:
-        x = x.view(lambda b: b.reshape(len(b), -1))
+        x = x.view(lambda b: b.reshape(len(b), int(np.prod(b.shape[1:]))))
     raw.x = x
     _check_rows(raw, len(x), where)
     return raw
@@ -1273,11 +1278,9 @@ def _column_range(x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _moments(x, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and standard deviation (float64, per feature) of x's rows `rows`: at once for an
-    in-memory array, in two chunked passes (mean, then squared deviations) for `Rows`."""
-    if not isinstance(x, Rows):
-        values = x[rows].astype(np.float64)
-        return values.mean(axis=0), values.std(axis=0)
+    """The mean and standard deviation (float64, per feature) of x's rows `rows` (an array or
+    `Rows`), in two chunked passes (the mean, then the squared deviations), the same sums in the
+    same order for both, so either storage gives the same scaling."""
     part_rows = chunk_rows(x.shape, 8)
     split = [rows[i : i + part_rows] for i in range(0, len(rows), part_rows)]
     mean = sum(x[r].astype(np.float64).sum(axis=0) for r in split) / len(rows)
@@ -1315,7 +1318,10 @@ def join_test_file(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
         )
     n_train = len(raw.x)
     dtype = np.result_type(raw.x.dtype, test_raw.x.dtype)
-    raw.x = np.concatenate([np.asarray(raw.x).astype(dtype), np.asarray(test_raw.x).astype(dtype)])
+    if isinstance(raw.x, Rows) or isinstance(test_raw.x, Rows):  # larger than memory: joined unread
+        raw.x = Rows(Stacked([raw.x, test_raw.x], dtype))
+    else:
+        raw.x = np.concatenate([raw.x.astype(dtype), test_raw.x.astype(dtype)])
     if raw.factors is not None:
         raw.factors = np.concatenate([raw.factors, test_raw.factors])
     if raw.y is not None:
@@ -1611,11 +1617,13 @@ def _binarize(data: Dataset, how: str, seed: int) -> None:
         f"--binarize draws each value as a probability, so the data must lie in [0, 1] after scaling; it "
         f"spans [{lo:g}, {hi:g}] (use --scaling unit).",
     )
-    if isinstance(data.x, Rows):  # the test split is drawn once and kept: the values in memory
-        data.x = np.asarray(data.x)
     rng = np.random.default_rng([seed, 20_160_101])
     test = data.x[data.test_idx]
-    data.x[data.test_idx] = (rng.random(test.shape) < test).astype(data.x.dtype)
+    drawn = (rng.random(test.shape) < test).astype(data.x.dtype)
+    if isinstance(data.x, Rows):  # the drawn test split held in memory, the rest read as stored
+        data.x = Rows(Replaced(data.x, data.test_idx, drawn))
+    else:
+        data.x[data.test_idx] = drawn
     data.extra["binarize"] = how
     data.notes.append(
         f"--binarize dynamic: training pixels are drawn as Bernoulli(grey level) afresh each epoch; the "

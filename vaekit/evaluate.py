@@ -19,6 +19,7 @@ from vaekit._version import __version__
 from vaekit.batch import Batch, as_batch
 from vaekit.errors import VaekitError
 from vaekit.model import VAE
+from vaekit.rows import chunks
 
 EVAL_BATCH = 1000
 # fewer test codes than this make a variance (active units) or a covariance (aggregate KL) noise
@@ -62,7 +63,7 @@ def _as_batch(x, beta=None, labels=None) -> Batch:
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     if labels is not None and not torch.is_tensor(labels):
         labels = torch.as_tensor(np.asarray(labels)).long()
-    return as_batch(x, beta, labels)
+    return as_batch(x, beta, labels, lazy=True)
 
 
 def _through_objective(model: VAE, x, objective, beta, labels, gen: torch.Generator, progress, batch_size):
@@ -529,8 +530,7 @@ def bits_per_dim(model: VAE, data, nll_nats) -> tuple[float | None, str]:
         return None, "no finite nll"
     dims = data.data_dim
     name = getattr(model.likelihood, "name", "")
-    x = data.x_test
-    binary = bool(np.isin(x, (0.0, 1.0)).all())
+    binary = all(bool(np.isin(part, (0.0, 1.0)).all()) for part in chunks(data.x_test))
     if name == "bernoulli":
         if not binary:
             return None, (

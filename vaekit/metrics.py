@@ -171,7 +171,8 @@ class ArrayFactorData:
         num_bins: int = 20,
         factor_sampling: str = "empirical",
     ) -> None:
-        x = np.asarray(x)
+        if not getattr(x, "is_lazy_rows", False):  # rows read on demand stay so: only matches are read
+            x = np.asarray(x)
         f = np.asarray(factors)
         if f.ndim == 1:
             f = f[:, None]

@@ -2,10 +2,11 @@
 
 A data set larger than memory, or one stored in a type smaller than the model's (8-bit pixels
 are a quarter of float32), stays as it is stored: an array in memory, a memory-mapped `.npy`,
-an HDF5 dataset read through h5py, or a list of image files. `Rows` reads the rows a batch asks
-for, applies the per-example views that reading decided (a channel axis added, channels moved
-first, flattening) and the data set's scaling, and returns float32 values exactly equal to the
-ones the whole array scaled at once would hold (the same float32 operations on the same values).
+an HDF5 dataset read through h5py, a folder of images decoded once into a memory map. `Rows`
+reads the rows a batch asks for, applies the per-example views that reading decided (a channel
+axis added, channels moved first, flattening) and the data set's scaling, and returns float32
+values exactly equal to the ones the whole array scaled at once would hold (the same float32
+operations on the same values).
 
 `Rows` answers the part of numpy's array interface the library uses: `len`, `shape`, `ndim`,
 `dtype`, indexing by an integer, a slice, an index array or a boolean mask (a torch index
@@ -65,9 +66,9 @@ class Rows:
     """Rows of a stored array, read on demand (see the module docstring).
 
     Args:
-        source: (n, *stored_shape) indexable by a sorted integer array: a numpy array or memory
-            map, an `h5py.Dataset`, or an object with `shape`, `dtype` and `__getitem__` (e.g.
-            `vaekit.images.ImageFiles`).
+        source: (n, *stored_shape) indexable by a slice and by a sorted integer array: a numpy
+            array or memory map, an `h5py.Dataset`, or an object with `shape`, `dtype` and
+            `__getitem__` (`Stacked`, `Replaced`).
         index: (m,) int64 rows of `source` these rows are (None: all, in order).
         views: per-example functions applied to each read batch (batch -> batch), each with the
             example shape it gives; the last may change the dtype (a scaling).
@@ -139,6 +140,8 @@ class Rows:
         if isinstance(key, slice):
             return np.arange(self._n, dtype=np.int64)[key]
         key = np.asarray(key)
+        if key.size == 0:
+            return np.zeros(0, dtype=np.int64)
         if key.dtype == np.bool_:
             if key.shape != (self._n,):
                 raise IndexError(f"a boolean mask of shape {key.shape} for {self._n} rows")
@@ -186,13 +189,15 @@ class Rows:
         rest = ()
         if isinstance(key, tuple):
             key, rest = key[0], key[1:]
-        scalar = isinstance(key, (int, np.integer))
-        rows = self._positions(np.array([key]) if scalar else key)
+        scalar = isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+        scalar = scalar or (isinstance(key, np.ndarray) and key.ndim == 0 and key.dtype.kind in "iu")
+        rows = self._positions(np.array([int(key)]) if scalar else key)
         batch = self._read(rows if self.index is None else self.index[rows])
         for fn in self.views:
             batch = fn(batch)
-        batch = batch[0] if scalar else batch
-        return batch[rest] if rest else batch
+        if scalar:
+            return batch[0][rest] if rest else batch[0]
+        return batch[(slice(None), *rest)] if rest else batch
 
     def __array__(self, dtype=None, copy=None):
         whole = self[:]
@@ -201,3 +206,46 @@ class Rows:
     def __iter__(self):
         for part in chunks(self):
             yield from part
+
+
+class Stacked:
+    """Several row sources one after the other (a training file and its --test-data file), as
+    one source for `Rows`: `shape`, `dtype` (`dtype`, each part cast to it as read) and reads by
+    a slice or a sorted index array."""
+
+    def __init__(self, parts: list, dtype):
+        self.parts, self.dtype = list(parts), np.dtype(dtype)
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self.starts[-1]), *self.parts[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows = np.arange(len(self), dtype=np.int64)[key] if isinstance(key, slice) else np.asarray(key)
+        out = []
+        for part, lo, hi in zip(self.parts, self.starts[:-1], self.starts[1:], strict=True):
+            mine = rows[(rows >= lo) & (rows < hi)] - lo
+            if len(mine):
+                out.append(np.asarray(part[mine]).astype(self.dtype, copy=False))
+        return np.concatenate(out) if out else np.zeros((0, *self.shape[1:]), self.dtype)
+
+
+class Replaced:
+    """Rows whose rows `index` (sorted) read as `values` instead (a test split drawn once and
+    held in memory, the rest read from the stored rows `base`): a source for `Rows`."""
+
+    def __init__(self, base, index: np.ndarray, values: np.ndarray):
+        self.base, self.index, self.values = base, np.asarray(index, dtype=np.int64), values
+        self.shape, self.dtype = tuple(base.shape), np.dtype(values.dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows = np.arange(len(self), dtype=np.int64)[key] if isinstance(key, slice) else np.asarray(key)
+        out = np.asarray(self.base[rows]).astype(self.dtype, copy=True)
+        at = np.searchsorted(self.index, rows)
+        hit = (at < len(self.index)) & (self.index[np.minimum(at, len(self.index) - 1)] == rows)
+        out[hit] = self.values[at[hit]]
+        return out
