@@ -44,7 +44,7 @@ LAYERS = [
     {"objectives", "runs"},
     {"evaluate"},
     {"train"},
-    {"plots", "report"},
+    {"plots", "report", "explore"},
     {"workflow", "sweep", "analyses", "disentangle"},
     {"cli", "__main__", ROOT},
 ]

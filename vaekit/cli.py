@@ -1227,6 +1227,46 @@ def latent(run, sources, out, beta, overwrite):
     click.echo(f"wrote {out} ({', '.join(f'{n}: {len(c)}' for n, c in groups)})")
 
 
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", "files", multiple=True, help="A file to show instead of the test split (repeatable).")
+@click.option("--dims", type=int, nargs=2, default=None, help="The two latent dimensions of the plane.")
+@click.option(
+    "--max-points", type=int, default=2000, show_default=True, help="Examples shown, stratified by label."
+)
+@click.option("--label-column", default=None, help="Tables given with --data: the column that holds labels.")
+@click.option("--out", type=click.Path(), default=None, help="The page [default: RUN/explorer.html].")
+@OVERWRITE
+def explore(run, files, dims, max_points, label_column, out, overwrite):
+    """One HTML page to move through a run's latent space, offline (no server, no network).
+
+    \b
+    vaekit explore RUN                       a run's test split; RUN/explorer.html
+    vaekit explore SWEEP                     a sweep folder: a beta slider over its runs
+    vaekit explore RUN --data new.csv        your own file's examples
+    Hover a point for its example and scores, move over the plane for the decoder's output
+    there, click for the nearest neighbours; a beta-conditioned run gets a beta slider.
+    Needs Bokeh (pip install "vaekit[explorer]").
+    """
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        raise VaekitError(
+            'vaekit explore draws with Bokeh, which is not installed; pip install "vaekit[explorer]".'
+        ) from None
+    from vaekit import explore as ex
+
+    check(max_points >= 2, f"--max-points must be at least 2, not {max_points}.")
+    default = Path(run) / "explorer.html"
+    target = Path(out) if out else default
+    check(target.suffix == ".html", f"--out must end in .html, not {target.name!r}.")
+    _refuse_existing(target, overwrite or target == default)
+    written = ex.build(run, list(files) or None, target, dims, max_points, label_column)
+    click.echo(
+        f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)"
+    )
+
+
 @cli.command(name="datasets")
 def datasets_command():
     """List the built-in data sets, the named sets downloaded on first use, and the file formats."""

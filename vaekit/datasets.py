@@ -1097,7 +1097,7 @@ def validate(raw: RawData) -> RawData:
         return raw
     if _stays_stored(raw.x) and not _fits_in_memory(raw.x):
         return _validate_stored(raw, where)
-    x = np.asarray(raw.x)
+    x = np.array(raw.x) if isinstance(raw.x, np.memmap) else np.asarray(raw.x)  # it fits: read whole
     if x.dtype.byteorder not in ("=", "|"):  # a mapped big-endian file, read in native order
         x = x.astype(x.dtype.newbyteorder("="))
     check(

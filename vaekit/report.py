@@ -234,6 +234,9 @@ def write_html(out: Path, title: str, body: str, pngs: list[Path]) -> None:
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
 img{{max-width:100%}}figure{{margin:1.5em 0}}.small{{font-size:80%;color:#666}}</style></head>
 <body><h1>{html.escape(title)}</h1>
+<p class="small">Interactive: <a href="explorer.html">explorer.html</a> (hover an example, move over
+the decoded plane, click for neighbours; written by <code>vaekit explore {html.escape(str(out))}</code>,
+offline).</p>
 {body}
 {"".join(images)}
 </body></html>

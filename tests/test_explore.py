@@ -1,0 +1,222 @@
+"""`vaekit explore` in a real headless browser: Debian's chromium driven by Playwright (its own
+browser download is not used). The page loads from a file:// URL and makes no other request;
+hovering a known point shows that example; moving over the plane changes the decoded view; the
+beta slider moves the points; a label holding markup shows as text. A screenshot of each page
+is written beside the test's files (and under $VAEKIT_TEST_ARTIFACTS when set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FAST
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the test extras install playwright")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
+
+SIZE_LIMIT = 6_000_000  # bytes of the digits page (bokeh's inline JavaScript is about 1.5 MB of it)
+
+LOCATE = """([name, i]) => {
+  const doc = Bokeh.documents[0];
+  const plot = doc.get_model_by_name(name);
+  const source = plot.renderers[0].data_source;
+  let view = null;
+  const stack = [...Bokeh.index.roots ?? Object.values(Bokeh.index)];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v.model === plot) { view = v; break; }
+    for (const c of v.child_views ?? []) stack.push(c);
+  }
+  const rect = view.canvas_view.el.getBoundingClientRect();
+  const x = source.data.x[i], y = source.data.y[i];
+  return [rect.left + view.frame.x_scale.compute(x), rect.top + view.frame.y_scale.compute(y),
+          source.data.content[i], source.data.label[i]];
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _open(browser, page_file: Path, shot: Path):
+    """The page opened from disk; every request that is not file: is recorded and refused."""
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    outside, errors = [], []
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith("file:")
+            else (outside.append(route.request.url), route.abort())[-1]
+        ),
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(page_file.as_uri())
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.index")
+    page.wait_for_timeout(300)
+    _shot(page, shot)
+    return page, outside, errors
+
+
+def _shot(page, path: Path) -> None:
+    """A screenshot beside the test's files, copied under $VAEKIT_TEST_ARTIFACTS when set."""
+    page.screenshot(path=str(path))
+    artifacts = os.environ.get("VAEKIT_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artifacts) / path.name)
+
+
+def _hover(page, index: int):
+    x, y, content, label = page.evaluate(LOCATE, ["scatter", index])
+    page.mouse.move(x, y)
+    page.wait_for_timeout(250)
+    return content, label
+
+
+def _vaekit(*args) -> tuple[int, str]:
+    """`vaekit ARGS` in-process for a module-scoped fixture: (exit status, stdout + stderr)."""
+    import contextlib
+    import io
+
+    from vaekit.cli import main
+
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, said.getvalue()
+
+
+@pytest.fixture(scope="module")
+def digits_page(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explore")
+    run = root / "run"
+    code, said = _vaekit(
+        "train", "--data", "digits", "--latent-dim", "3", "--epochs", "2", "--out", run, *FAST
+    )
+    assert code == 0, said
+    code, said = _vaekit("explore", run, "--out", root / "digits.html")
+    assert code == 0, said
+    return root / "digits.html", said
+
+
+def test_the_page_is_offline_and_hover_shows_the_example(digits_page, browser, tmp_path):
+    page_file, said = digits_page
+    size = page_file.stat().st_size
+    assert size < SIZE_LIMIT and f"wrote {page_file} ({size / 1e6:.1f} MB" in said
+    page, outside, errors = _open(browser, page_file, tmp_path / "digits.png")
+    for index in (0, 17):
+        content, label = _hover(page, index)
+        page.locator(".vk-hover").first.wait_for(state="visible", timeout=3000)
+        # every point under the pointer has its entry: the hovered one among them, with its label
+        entries = page.locator(".vk-hover").all()
+        shown = {e.locator("img").get_attribute("src"): e.inner_text() for e in entries if e.is_visible()}
+        assert content in shown and label in shown[content]
+    page.mouse.down()  # a click: the neighbours appear
+    page.mouse.up()
+    page.wait_for_timeout(250)
+    _shot(page, tmp_path / "digits-hover.png")
+    assert "nearest neighbours" in page.locator("text=nearest neighbours").first.inner_text()
+    assert outside == [] and errors == []
+
+
+def test_moving_over_the_plane_changes_the_decoded_view(digits_page, browser, tmp_path):
+    page, _, errors = _open(browser, digits_page[0], tmp_path / "decoded.png")
+    x0, y0, *_ = page.evaluate(LOCATE, ["scatter", 0])
+    seen = []
+    for dx in (-150, 150):
+        page.mouse.move(x0 + dx, y0)
+        page.wait_for_timeout(200)
+        seen.append(page.locator("img.vk-decoded").get_attribute("src"))
+    assert seen[0] and seen[1] and seen[0] != seen[1] and errors == []
+
+
+def test_the_beta_slider_moves_the_points(cli, browser, tmp_path):
+    run = tmp_path / "cond"
+    code, _, err = cli(
+        "train",
+        "--data",
+        "digits",
+        "--latent-dim",
+        "2",
+        "--beta-range",
+        "0.1",
+        "10",
+        "--epochs",
+        "2",
+        "--out",
+        run,
+        *FAST,
+    )
+    assert code == 0, err
+    code, _, err = cli("explore", run, "--out", tmp_path / "cond.html")
+    assert code == 0, err
+    page, outside, errors = _open(browser, tmp_path / "cond.html", tmp_path / "cond.png")
+    before = page.evaluate(
+        "() => Bokeh.documents[0].get_model_by_name('scatter').renderers[0].data_source.data.x.slice(0, 5)"
+    )
+    page.evaluate("() => { Bokeh.documents[0].get_model_by_name('beta').value = 0; }")
+    page.wait_for_timeout(200)
+    after = page.evaluate(
+        "() => Bokeh.documents[0].get_model_by_name('scatter').renderers[0].data_source.data.x.slice(0, 5)"
+    )
+    assert not np.allclose(before, after)
+    title = page.evaluate("() => Bokeh.documents[0].get_model_by_name('beta').title")
+    assert title.startswith("beta = 0.1 ") and outside == [] and errors == []
+
+
+def test_a_table_row_shows_its_values_and_markup_stays_text(cli, browser, tmp_path):
+    gen = np.random.default_rng(0)
+    n = 120
+    frame = pd.DataFrame(
+        {
+            "event": [f"ev{i:04d}" for i in range(n)],
+            "energy": gen.gamma(2.0, 3.0, n).round(3),
+            "hits": gen.poisson(4, n),
+            "kind": np.where(np.arange(n) % 2 == 0, "<script>window.pwned=1</script>", "plain"),
+        }
+    )
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    run = tmp_path / "table"
+    code, _, err = cli(
+        "train",
+        "--data",
+        tmp_path / "t.csv",
+        "--label-column",
+        "kind",
+        "--id-column",
+        "event",
+        "--latent-dim",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        run,
+        *FAST,
+    )
+    assert code == 0, err
+    code, _, err = cli("explore", run, "--out", tmp_path / "table.html")
+    assert code == 0, err
+    page, outside, errors = _open(browser, tmp_path / "table.html", tmp_path / "table.png")
+    index = next(i for i in range(40) if "script" in page.evaluate(LOCATE, ["scatter", i])[3])
+    _hover(page, index)
+    page.locator(".vk-hover").first.wait_for(state="visible", timeout=3000)
+    text = " ".join(e.inner_text() for e in page.locator(".vk-hover").all() if e.is_visible())
+    assert "<script>window.pwned=1</script>" in text and "energy" in text and "event" in text
+    assert page.evaluate("() => window.pwned") is None and outside == [] and errors == []

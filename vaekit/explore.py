@@ -1,0 +1,451 @@
+"""`vaekit explore`: one self-contained HTML page (Bokeh, all JavaScript inline, no server, no
+network) to move through what a run's latent space learned.
+
+The page holds a scatter of posterior means over two latent dimensions (by default the two with
+the largest average KL, Higgins et al. 2017's informative dimensions), coloured by label or by
+a score; hovering a point shows its example (a thumbnail, or a table row's values in the user's
+units with its identifiers) and its scores; moving over the plane shows the decoder's output at
+that point (a precomputed grid, the other dimensions at the prior's mean); a click lists the
+nearest neighbours in the full latent space; a beta-conditioned run or a sweep folder gets a
+beta slider that moves every point between the betas. Every string from the user's data is
+escaped before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaekit import evaluate, plots, runs
+from vaekit.errors import check
+
+GRID = 25  # decodes per side of the decoded view's grid: fine enough to follow the mouse, 625 images
+THUMB_LIMIT = 2000  # examples with a hover thumbnail: the page stays a few MB
+
+
+@dataclass
+class View:
+    """One beta's latent picture: points (n, 2) on the shown dimensions, the full codes for
+    neighbours, per-example scores and the decoded grid over the plane."""
+
+    beta: float
+    points: np.ndarray
+    codes: np.ndarray
+    scores: dict
+    grid: list  # GRID * GRID decodes, row-major from the top left: data URIs, or rows of values
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+
+
+def _png(image: np.ndarray) -> str:
+    """A (H, W) or (H, W, 3) image in [0, 1] as a PNG data URI."""
+    from PIL import Image
+
+    array = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _stratified(labels, n: int, limit: int, seed: int = 0) -> np.ndarray:
+    """Up to `limit` of n indices, the same share of every label (sorted)."""
+    rng = np.random.default_rng(seed)
+    if n <= limit:
+        return np.arange(n)
+    if labels is None:
+        return np.sort(rng.choice(n, limit, replace=False))
+    picked = []
+    values = np.unique(labels)
+    for v in values:
+        where = np.flatnonzero(labels == v)
+        take = max(1, round(limit * len(where) / n))
+        picked.append(rng.choice(where, min(take, len(where)), replace=False))
+    return np.sort(np.concatenate(picked))[:limit]
+
+
+def _dims(model, means, variances, dims) -> tuple[int, int]:
+    """The two latent dimensions shown: the user's, else the two of largest average KL."""
+    if model.latent_dim == 1:
+        return 0, 0
+    if dims is not None:
+        check(
+            len(dims) == 2 and all(0 <= d < model.latent_dim for d in dims) and dims[0] != dims[1],
+            f"--dims takes two different latent dimensions in 0..{model.latent_dim - 1}, not {list(dims)}.",
+        )
+        return int(dims[0]), int(dims[1])
+    kl = evaluate.per_dim_kl(means, variances, getattr(model.prior, "marginal_prior", None))
+    order = np.argsort(-kl, kind="stable")
+    return int(order[0]), int(order[1])
+
+
+def _view(model, batch, beta, dims, shape, decode_user) -> View:
+    means, _ = evaluate.encode_means(model, batch, beta)
+    s = evaluate.sampled_scores(model, batch, 1, beta=beta)
+    scores = {k: s[k] for k in ("neg_elbo", "rate", "distortion") if k in s}
+    points = means[:, list(dims)] if dims[0] != dims[1] else np.c_[means[:, 0], np.zeros(len(means))]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-6)
+    lo, hi = lo - pad, hi + pad
+    mean, _ = model.prior.moments()
+    z = mean.detach().reshape(1, -1).repeat(GRID * GRID, 1).clone()
+    ys = np.linspace(hi[1], lo[1], GRID)  # top row first
+    xs = np.linspace(lo[0], hi[0], GRID)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    z[:, dims[0]] = torch.as_tensor(gx.reshape(-1), dtype=z.dtype)
+    if dims[0] != dims[1]:
+        z[:, dims[1]] = torch.as_tensor(gy.reshape(-1), dtype=z.dtype)
+    labels = torch.zeros(1, dtype=torch.long) if model.conditional else None
+    with torch.no_grad():
+        decoded = model.decode(z, beta, labels).mean
+    grid = decode_user(decoded)
+    return View(
+        float(beta if beta is not None else model.beta),
+        points,
+        means,
+        scores,
+        grid,
+        (float(lo[0]), float(hi[0])),
+        (float(lo[1]), float(hi[1])),
+    )
+
+
+def _label_colours(labels: list[str]) -> list[str]:
+    from bokeh.palettes import Category10_10, Category20_20
+
+    names = sorted(set(labels))
+    palette = Category10_10 if len(names) <= 10 else Category20_20
+    lookup = {n: palette[i % len(palette)] for i, n in enumerate(names)}
+    return [lookup[v] for v in labels]
+
+
+def _score_colours(values: np.ndarray) -> list[str]:
+    from bokeh.palettes import Viridis256
+
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    lo, hi = np.percentile(v[finite], [2, 98]) if finite.any() else (0.0, 1.0)
+    t = np.clip((np.nan_to_num(v, nan=hi, posinf=hi) - lo) / max(hi - lo, 1e-12), 0, 1)
+    return [Viridis256[int(round(x * 255))] for x in t]
+
+
+def _row_html(names, values, ids=None) -> str:
+    """An escaped HTML table of one row's values (and identifiers first)."""
+    cells = []
+    for name, value in list((ids or {}).items()) + list(zip(names, values, strict=True)):
+        shown = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        if isinstance(shown, float):
+            shown = f"{shown:.4g}"
+        cells.append(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(shown))}</td></tr>")
+    return "<table class='vk-row'>" + "".join(cells) + "</table>"
+
+
+def _inputs(run: Path, files, label_column):
+    """(models with their beta per view, the batch of examples, the labels as text, each
+    example's hover content (thumbnail URI or row HTML), the user-units decoder for the grid)."""
+    from vaekit import analyses, sweep
+
+    if (run / "sweep.json").exists():
+        rows = [r for r in sweep.read_rows(run) if r.get("source") == "separate"]
+        check(bool(rows), f"{run} holds no separately trained runs yet; run the sweep first.")
+        entries = [(runs.load(run / r["run"]), None, run / r["run"]) for r in rows]
+        first = run / rows[0]["run"]
+    else:
+        check(
+            (run / "config.yaml").exists(),
+            f"{run} is neither a run folder (config.yaml) nor a sweep folder (sweep.json); give one.",
+        )
+        model = runs.load(run)
+        if model.beta_conditioned:
+            lo, hi = model.beta_range
+            betas = np.geomspace(lo, hi, 7) if lo > 0 else np.linspace(lo, hi, 7)
+            entries = [(model, float(b), run) for b in betas]
+        else:
+            entries = [(model, None, run)]
+        first = run
+    model = entries[0][0]
+    if files:
+        batches, texts, contents, numbers = [], [], [], []
+        for f in files:
+            batch, raw = analyses.read_for_run(model, f, label_column, first)
+            batches.append(batch)
+            n = len(batch)
+            texts += [Path(str(f)).name] * n
+            numbers += list(range(n))
+            if raw.frame is not None:
+                frame, ids = raw.frame, raw.ids
+                contents += [
+                    _row_html(
+                        frame.columns,
+                        frame.iloc[i].tolist(),
+                        ids.iloc[i].to_dict() if ids is not None else None,
+                    )
+                    for i in range(n)
+                ]
+            else:
+                contents += [None] * n
+        x = torch.cat(
+            [torch.as_tensor(np.asarray(b.x[:] if not torch.is_tensor(b.x) else b.x)) for b in batches]
+        )
+        from vaekit.batch import Batch
+
+        batch = Batch(x)
+    else:
+        data = runs.load_data(first)
+        index = data.test_idx
+        x = data.x[index]
+        labels = data.labels("test")
+        texts = [data.label_name(int(v)) for v in labels] if labels is not None else ["test"] * len(index)
+        frame = data.extra.get("frame")
+        contents = [None] * len(index)
+        numbers = index.tolist()  # rows of the data set, as the other commands number them
+        if frame is not None:
+            rows = frame.iloc[index]
+            ids = data.ids.iloc[index] if data.ids is not None else None
+            contents = [
+                _row_html(
+                    rows.columns, rows.iloc[i].tolist(), ids.iloc[i].to_dict() if ids is not None else None
+                )
+                for i in range(len(index))
+            ]
+        from vaekit.batch import Batch
+
+        batch = Batch(torch.as_tensor(np.asarray(x)), model.data_classes(data, "test"))
+    return entries, batch, texts, contents, numbers, first
+
+
+def build(
+    run,
+    files=None,
+    out=None,
+    dims=None,
+    max_points: int = THUMB_LIMIT,
+    label_column=None,
+    k: int = 8,
+) -> Path:
+    """Write the explorer page for a run folder, a beta-conditioned run or a sweep folder (see
+    the module docstring) and return its path (default RUN/explorer.html).
+
+    Args:
+        files: the user's files to show instead of the run's test split, each in its own colour.
+        dims: the two latent dimensions of the plane (default: the two of largest average KL).
+        max_points: at most this many examples are shown (stratified by label), each with its
+            thumbnail or row: the page's size grows with it.
+        k: neighbours listed on a click.
+    Raises `VaekitError` for a folder that is neither a run nor a sweep, a deterministic
+    autoencoder's run, or bad `dims`."""
+    from bokeh.embed import file_html
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, CustomJS, Div, HoverTool, Select, Slider
+    from bokeh.plotting import figure
+    from bokeh.resources import INLINE
+
+    run = Path(run)
+    entries, batch, texts, contents, numbers, first = _inputs(run, files, label_column)
+    model = entries[0][0]
+    check(model.kind == "vae", f"{run} is a deterministic autoencoder: it has no rate or prior to explore.")
+    keep = _stratified(np.asarray(texts), len(batch), max_points)
+    batch = batch[torch.as_tensor(keep)]
+    texts = [texts[i] for i in keep]
+    contents = [contents[i] for i in keep]
+    shape = model.data_shape
+    images = plots.to_images(model.unscale_output(batch.x).numpy(), shape) if len(shape) == 3 else None
+    if images is not None:
+        contents = [_png(im) for im in images]
+
+    def decode_user(decoded):
+        if len(shape) == 3:
+            return [_png(im) for im in plots.to_images(model.unscale_output(decoded).numpy(), shape)]
+        frame = runs.user_frame(first, model, decoded)
+        return [_row_html(frame.columns, frame.iloc[i].tolist()) for i in range(len(frame))]
+
+    means, variances = evaluate.encode_means(model, batch, entries[0][1])
+    dims = _dims(model, means, variances, dims)
+    views = [_view(m, batch, beta, dims, shape, decode_user) for m, beta, _ in entries]
+    start = len(views) // 2 if len(views) > 1 else 0
+    v0 = views[start]
+    colours = {"label": _label_colours(texts)}
+    for name in v0.scores:
+        colours[{"neg_elbo": "-ELBO", "rate": "rate", "distortion": "distortion"}[name]] = _score_colours(
+            v0.scores[name]
+        )
+    source = ColumnDataSource(
+        {
+            "x": v0.points[:, 0].tolist(),
+            "y": v0.points[:, 1].tolist(),
+            "colour": colours["label"],
+            "label": texts,
+            "content": contents,
+            "neg_elbo": v0.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
+            "index": [numbers[i] for i in keep],
+        }
+    )
+    axis = [f"z{d + 1}" for d in dims]
+    p = figure(
+        width=560,
+        height=560,
+        tools="pan,wheel_zoom,box_select,tap,reset",
+        x_range=v0.x_range,
+        y_range=v0.y_range,
+        x_axis_label=f"{axis[0]} (posterior mean)",
+        y_axis_label=f"{axis[1]} (posterior mean)" if dims[0] != dims[1] else "(1-D latent)",
+        title=f"{run.name}: {len(texts):,} examples in latent space, beta {v0.beta:g}",
+        name="scatter",
+    )
+    p.scatter("x", "y", source=source, color="colour", size=7, alpha=0.75, line_color=None, name="points")
+    shown = (
+        "<img src='@content' width='96' style='image-rendering: pixelated'>"
+        if images is not None
+        else "<div>@content{safe}</div>"
+    )
+    p.add_tools(
+        HoverTool(
+            tooltips=f"<div class='vk-hover'>{shown}<div>@label</div><div>-ELBO @neg_elbo{{0.0}} nats</div>"
+            "<div>row @index</div></div>",
+            name="hover",
+        )
+    )
+    side = 240
+    decoded = Div(
+        text="<i>move over the plane: the decoder's output there appears here</i>",
+        width=side + 40,
+        name="decoded",
+    )
+    neighbours = Div(
+        text="<i>click a point: its nearest neighbours in latent space appear here</i>",
+        width=900,
+        name="neighbours",
+    )
+    payload = {
+        "grid": GRID,
+        "images": images is not None,
+        "views": [
+            {
+                "beta": v.beta,
+                "x": v.points[:, 0].tolist(),
+                "y": v.points[:, 1].tolist(),
+                "codes": np.round(v.codes, 5).tolist(),
+                "cells": v.grid,
+                "xr": v.x_range,
+                "yr": v.y_range,
+                "neg_elbo": v.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
+            }
+            for v in views
+        ],
+    }
+    p.tags = [payload]  # held once in the page; every callback reads it through the figure
+    slider = None
+    if len(views) > 1:
+        slider = Slider(
+            start=0,
+            end=len(views) - 1,
+            value=start,
+            step=1,
+            title=f"beta = {views[start].beta:g} (view {start + 1} of {len(views)})",
+            name="beta",
+            width=400,
+        )
+    view_js = "const data = plot.tags[0]; const vi = slider ? slider.value : 0;"
+    p.js_on_event(
+        "mousemove",
+        CustomJS(
+            args={"div": decoded, "plot": p, "slider": slider, "side": side},
+            code=view_js
+            + """
+const v = data.views[vi], g = data.grid;
+const fx = (cb_obj.x - v.xr[0]) / (v.xr[1] - v.xr[0]), fy = (v.yr[1] - cb_obj.y) / (v.yr[1] - v.yr[0]);
+const col = Math.min(g - 1, Math.max(0, Math.round(fx * (g - 1))));
+const row = Math.min(g - 1, Math.max(0, Math.round(fy * (g - 1))));
+const cell = v.cells[row * g + col];
+const where = `decoded at (${cb_obj.x.toFixed(2)}, ${cb_obj.y.toFixed(2)}), grid cell ${row},${col}`;
+const pixelated = "style='image-rendering: pixelated'";
+div.text = data.images
+  ? `<div>${where}</div><img class='vk-decoded' src='${cell}' width='${side}' ${pixelated}>`
+  : `<div>${where}</div>${cell}`;
+""",
+        ),
+    )
+    source.selected.js_on_change(
+        "indices",
+        CustomJS(
+            args={"div": neighbours, "plot": p, "slider": slider, "source": source, "k": k},
+            code=view_js
+            + """
+const sel = source.selected.indices;
+if (sel.length == 0) { return; }
+const i = sel[0], v = data.views[vi], c = v.codes;
+const d = c.map((row, j) => [Math.hypot(...row.map((a, t) => a - c[i][t])), j]);
+d.sort((a, b) => a[0] - b[0]);
+const found = d.filter(p => p[1] != i).slice(0, k);
+const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
+const show = j => data.images
+  ? `<img src='${source.data.content[j]}' width='64' style='image-rendering: pixelated'>`
+  : source.data.content[j];
+let html = `<div><b>row ${source.data.index[i]}</b> (${esc(source.data.label[i])}) and its `
+  + `${found.length} nearest neighbours (distance in the full latent space)</div>`
+  + "<div style='display:flex;gap:8px;flex-wrap:wrap'>";
+html += `<div>${show(i)}<div>query</div></div>`;
+for (const [dist, j] of found) {
+  html += `<div>${show(j)}<div>${esc(source.data.label[j])}, ${dist.toFixed(2)}</div></div>`;
+}
+div.text = html + "</div>";
+""",
+        ),
+    )
+    colour = Select(title="colour by", value="label", options=list(colours), name="colour")
+    colour.js_on_change(
+        "value",
+        CustomJS(
+            args={"source": source, "colours": colours},
+            code="source.data.colour = colours[cb_obj.value]; source.change.emit();",
+        ),
+    )
+    controls = [colour]
+    if slider is not None:
+        slider.js_on_change(
+            "value",
+            CustomJS(
+                args={"source": source, "plot": p},
+                code="""
+const data = plot.tags[0], i = cb_obj.value, v = data.views[i];
+source.data.x = v.x; source.data.y = v.y; source.data.neg_elbo = v.neg_elbo;
+source.change.emit();
+cb_obj.title = `beta = ${Number(v.beta.toPrecision(3))} (view ${i + 1} of ${data.views.length})`;
+plot.x_range.start = v.xr[0]; plot.x_range.end = v.xr[1];
+plot.y_range.start = v.yr[0]; plot.y_range.end = v.yr[1];
+""",
+            ),
+        )
+        controls.append(slider)
+    style = Div(
+        text="<style>.vk-row th{text-align:left;padding-right:8px}.vk-row{font-size:11px}</style>"
+        f"<p>vaekit explorer for <code>{html.escape(str(run))}</code>: {len(views)} view(s); dimensions "
+        f"{html.escape(', '.join(axis))} (the others at the prior's mean in the decoded view, a "
+        f"{GRID}x{GRID} grid over the plane).</p>",
+        width=900,
+    )
+    names = sorted(set(texts))
+    swatches = dict(zip(texts, colours["label"], strict=True))
+    legend = Div(
+        text="<div style='display:flex;flex-wrap:wrap;gap:10px;font-size:12px'>"
+        + "".join(
+            f"<span><span style='color:{swatches[n]}'>&#9679;</span> {html.escape(n)}</span>"
+            for n in names[:40]
+        )
+        + (f"<span>and {len(names) - 40} more</span>" if len(names) > 40 else "")
+        + "</div>",
+        width=900,
+        name="legend",
+    )
+    layout = column(style, row(*controls), legend, row(p, decoded), neighbours)
+    page = file_html(layout, resources=INLINE, title=f"vaekit explorer: {run.name}")
+    out = Path(out) if out is not None else (run / "explorer.html")
+    out.write_text(page, encoding="utf-8")
+    return out
