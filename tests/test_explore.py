@@ -220,3 +220,75 @@ def test_a_table_row_shows_its_values_and_markup_stays_text(cli, browser, tmp_pa
     text = " ".join(e.inner_text() for e in page.locator(".vk-hover").all() if e.is_visible())
     assert "<script>window.pwned=1</script>" in text and "energy" in text and "event" in text
     assert page.evaluate("() => window.pwned") is None and outside == [] and errors == []
+
+
+def test_the_anomaly_view_lists_the_events_above_the_cut(cli, browser, tmp_path):
+    """Background (the run's test split) and a signal file in one scatter: moving the -ELBO cut
+    lists the examples above it with their identifiers and the share of each group."""
+    gen = np.random.default_rng(1)
+    n = 300
+    background = pd.DataFrame(
+        {
+            "event_id": [f"b{i:04d}" for i in range(n)],
+            "pt": gen.gamma(3.0, 10.0, n).round(3),
+            "eta": gen.normal(0, 1, n).round(3),
+        }
+    )
+    signal = pd.DataFrame(
+        {
+            "event_id": [f"s{i:03d}" for i in range(30)],
+            "pt": gen.gamma(30.0, 10.0, 30).round(3),
+            "eta": gen.normal(0, 1, 30).round(3),
+        }
+    )
+    background.to_csv(tmp_path / "bkg.csv", index=False)
+    signal.to_csv(tmp_path / "sig.csv", index=False)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", tmp_path / "bkg.csv", "--latent-dim", "2", "--epochs", "5", "--out", run, *FAST
+    )
+    assert code == 0, err
+    code, _, err = cli("explore", run, "--signal", tmp_path / "sig.csv", "--out", tmp_path / "anomaly.html")
+    assert code == 0, err
+    page, outside, errors = _open(browser, tmp_path / "anomaly.html", tmp_path / "anomaly.png")
+    low = page.evaluate(
+        "() => { const c = Bokeh.documents[0].get_model_by_name('cut'); c.value = c.start; return c.start; }"
+    )
+    page.wait_for_timeout(200)
+    listed = page.evaluate("() => Bokeh.documents[0].get_model_by_name('above').text")
+    assert "of 30 signal" in listed and "s0" in listed and "b0" in listed
+    page.evaluate("() => { const c = Bokeh.documents[0].get_model_by_name('cut'); c.value = c.end - 1e-9; }")
+    page.wait_for_timeout(200)
+    listed = page.evaluate("() => Bokeh.documents[0].get_model_by_name('above').text")
+    assert listed.startswith("<div><b>1</b> examples above the cut") and low < 1e9
+    _shot(page, tmp_path / "anomaly-cut.png")
+    assert outside == [] and errors == []
+
+
+def test_traversals_name_the_factor_each_dimension_captures(tmp_path):
+    """A run on data with ground-truth factors: the page's traversals name, per dimension, the
+    factor it shares the most mutual information with, and the factors colour the scatter."""
+    gen = np.random.default_rng(2)
+    size = gen.integers(0, 4, 200)
+    x = np.zeros((200, 8, 8), np.uint8)
+    for i, s in enumerate(size):
+        x[i, : 2 + s, : 2 + s] = 255
+    np.savez(tmp_path / "f.npz", x=x, factors=np.c_[size, gen.integers(0, 2, 200)])
+    code, said = _vaekit(
+        "train",
+        "--data",
+        tmp_path / "f.npz",
+        "--latent-dim",
+        "2",
+        "--epochs",
+        "3",
+        "--out",
+        tmp_path / "run",
+        *FAST,
+    )
+    assert code == 0, said
+    code, said = _vaekit("explore", tmp_path / "run")
+    assert code == 0, said
+    page = (tmp_path / "run" / "explorer.html").read_text()
+    assert "most informative of factor_0" in page or "most informative of factor_1" in page
+    assert "factor: factor_0" in page and "Traversals (largest average KL first" in page

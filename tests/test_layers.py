@@ -44,8 +44,8 @@ LAYERS = [
     {"objectives", "runs"},
     {"evaluate"},
     {"train"},
-    {"plots", "report", "explore"},
-    {"workflow", "sweep", "analyses", "disentangle"},
+    {"plots", "report"},
+    {"workflow", "sweep", "analyses", "disentangle", "explore"},
     {"cli", "__main__", ROOT},
 ]
 

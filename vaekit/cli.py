@@ -1235,15 +1235,19 @@ def latent(run, sources, out, beta, overwrite):
     "--max-points", type=int, default=2000, show_default=True, help="Examples shown, stratified by label."
 )
 @click.option("--label-column", default=None, help="Tables given with --data: the column that holds labels.")
+@click.option(
+    "--signal", multiple=True, help="A file of signal examples: the anomaly view, with a cut (repeatable)."
+)
 @click.option("--out", type=click.Path(), default=None, help="The page [default: RUN/explorer.html].")
 @OVERWRITE
-def explore(run, files, dims, max_points, label_column, out, overwrite):
+def explore(run, files, dims, max_points, label_column, signal, out, overwrite):
     """One HTML page to move through a run's latent space, offline (no server, no network).
 
     \b
     vaekit explore RUN                       a run's test split; RUN/explorer.html
     vaekit explore SWEEP                     a sweep folder: a beta slider over its runs
     vaekit explore RUN --data new.csv        your own file's examples
+    vaekit explore RUN --signal sig.h5       the anomaly view: a -ELBO cut, the events above it
     Hover a point for its example and scores, move over the plane for the decoder's output
     there, click for the nearest neighbours; a beta-conditioned run gets a beta slider.
     Needs Bokeh (pip install "vaekit[explorer]").
@@ -1261,7 +1265,9 @@ def explore(run, files, dims, max_points, label_column, out, overwrite):
     target = Path(out) if out else default
     check(target.suffix == ".html", f"--out must end in .html, not {target.name!r}.")
     _refuse_existing(target, overwrite or target == default)
-    written = ex.build(run, list(files) or None, target, dims, max_points, label_column)
+    written = ex.build(
+        run, list(files) or None, target, dims, max_points, label_column, signal=list(signal) or None
+    )
     click.echo(
         f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)"
     )

@@ -146,78 +146,148 @@ def _row_html(names, values, ids=None) -> str:
     return "<table class='vk-row'>" + "".join(cells) + "</table>"
 
 
-def _inputs(run: Path, files, label_column):
-    """(models with their beta per view, the batch of examples, the labels as text, each
-    example's hover content (thumbnail URI or row HTML), the user-units decoder for the grid)."""
-    from vaekit import analyses, sweep
+@dataclass
+class Examples:
+    """The examples a page shows: their batch, label text, hover content (a thumbnail URI, or a
+    table row's escaped HTML; None until drawn), row names, which are signal, and the factors."""
+
+    batch: object
+    texts: list
+    contents: list
+    numbers: list
+    signal: np.ndarray
+    factors: np.ndarray | None = None
+    factor_names: list | None = None
+
+
+def _runs(run: Path):
+    """[(model, beta or None, run folder)] per view, and the run whose data and scaling are read."""
+    from vaekit import sweep
 
     if (run / "sweep.json").exists():
         rows = [r for r in sweep.read_rows(run) if r.get("source") == "separate"]
         check(bool(rows), f"{run} holds no separately trained runs yet; run the sweep first.")
-        entries = [(runs.load(run / r["run"]), None, run / r["run"]) for r in rows]
-        first = run / rows[0]["run"]
-    else:
-        check(
-            (run / "config.yaml").exists(),
-            f"{run} is neither a run folder (config.yaml) nor a sweep folder (sweep.json); give one.",
-        )
-        model = runs.load(run)
-        if model.beta_conditioned:
-            lo, hi = model.beta_range
-            betas = np.geomspace(lo, hi, 7) if lo > 0 else np.linspace(lo, hi, 7)
-            entries = [(model, float(b), run) for b in betas]
+        return [(runs.load(run / r["run"]), None, run / r["run"]) for r in rows], run / rows[0]["run"]
+    check(
+        (run / "config.yaml").exists(),
+        f"{run} is neither a run folder (config.yaml) nor a sweep folder (sweep.json); give one.",
+    )
+    model = runs.load(run)
+    if model.beta_conditioned:
+        lo, hi = model.beta_range
+        betas = np.geomspace(lo, hi, 7) if lo > 0 else np.linspace(lo, hi, 7)
+        return [(model, float(b), run) for b in betas], run
+    return [(model, None, run)], run
+
+
+def _file_examples(model, first, files, label_column, signal: bool) -> Examples:
+    from vaekit import analyses
+    from vaekit.batch import Batch
+
+    xs, texts, contents, numbers = [], [], [], []
+    for f in files:
+        batch, raw = analyses.read_for_run(model, f, label_column, first)
+        n = len(batch)
+        xs.append(torch.as_tensor(np.asarray(batch.x[:]), dtype=torch.float32))
+        name = Path(str(f)).name
+        if raw.y is not None and not signal:
+            texts += [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
         else:
-            entries = [(model, None, run)]
-        first = run
-    model = entries[0][0]
-    if files:
-        batches, texts, contents, numbers = [], [], [], []
-        for f in files:
-            batch, raw = analyses.read_for_run(model, f, label_column, first)
-            batches.append(batch)
-            n = len(batch)
-            texts += [Path(str(f)).name] * n
-            numbers += list(range(n))
-            if raw.frame is not None:
-                frame, ids = raw.frame, raw.ids
-                contents += [
-                    _row_html(
-                        frame.columns,
-                        frame.iloc[i].tolist(),
-                        ids.iloc[i].to_dict() if ids is not None else None,
-                    )
-                    for i in range(n)
-                ]
-            else:
-                contents += [None] * n
-        x = torch.cat(
-            [torch.as_tensor(np.asarray(b.x[:] if not torch.is_tensor(b.x) else b.x)) for b in batches]
+            texts += [f"signal: {name}" if signal else name] * n
+        ids = raw.ids
+        numbers += (
+            [str(v) for v in ids.iloc[:, 0].tolist()]
+            if ids is not None
+            else [f"{name} row {i}" for i in range(n)]
         )
-        from vaekit.batch import Batch
-
-        batch = Batch(x)
-    else:
-        data = runs.load_data(first)
-        index = data.test_idx
-        x = data.x[index]
-        labels = data.labels("test")
-        texts = [data.label_name(int(v)) for v in labels] if labels is not None else ["test"] * len(index)
-        frame = data.extra.get("frame")
-        contents = [None] * len(index)
-        numbers = index.tolist()  # rows of the data set, as the other commands number them
-        if frame is not None:
-            rows = frame.iloc[index]
-            ids = data.ids.iloc[index] if data.ids is not None else None
-            contents = [
+        if raw.frame is not None:
+            contents += [
                 _row_html(
-                    rows.columns, rows.iloc[i].tolist(), ids.iloc[i].to_dict() if ids is not None else None
+                    raw.frame.columns,
+                    raw.frame.iloc[i].tolist(),
+                    ids.iloc[i].to_dict() if ids is not None else None,
                 )
-                for i in range(len(index))
+                for i in range(n)
             ]
-        from vaekit.batch import Batch
+        else:
+            contents += [None] * n
+    return Examples(Batch(torch.cat(xs)), texts, contents, numbers, np.full(len(texts), signal))
 
-        batch = Batch(torch.as_tensor(np.asarray(x)), model.data_classes(data, "test"))
-    return entries, batch, texts, contents, numbers, first
+
+def _run_examples(model, first) -> Examples:
+    from vaekit.batch import Batch
+
+    data = runs.load_data(first)
+    index = data.test_idx
+    labels = data.labels("test")
+    texts = [data.label_name(int(v)) for v in labels] if labels is not None else ["test"] * len(index)
+    frame, ids = data.extra.get("frame"), data.ids
+    numbers = [str(i) for i in index]  # rows of the data set, as the other commands number them
+    contents = [None] * len(index)
+    if frame is not None:
+        rows = frame.iloc[index]
+        some = ids.iloc[index] if ids is not None else None
+        numbers = [str(v) for v in some.iloc[:, 0].tolist()] if some is not None else numbers
+        contents = [
+            _row_html(
+                rows.columns, rows.iloc[i].tolist(), some.iloc[i].to_dict() if some is not None else None
+            )
+            for i in range(len(index))
+        ]
+    factors = np.asarray(data.factors)[index] if data.factors is not None else None
+    return Examples(
+        Batch(torch.as_tensor(np.asarray(data.x[index])), model.data_classes(data, "test")),
+        texts,
+        contents,
+        numbers,
+        np.zeros(len(index), dtype=bool),
+        factors,
+        list(data.factor_names) if data.factor_names else None,
+    )
+
+
+def _joined(a: Examples, b: Examples) -> Examples:
+    from vaekit.batch import Batch
+
+    return Examples(
+        Batch(torch.cat([a.batch.x, b.batch.x])),
+        a.texts + b.texts,
+        a.contents + b.contents,
+        a.numbers + b.numbers,
+        np.concatenate([a.signal, b.signal]),
+    )
+
+
+def _traversals(
+    model, beta, kl: np.ndarray, shape, decode_user, factor_mi=None, rows: int = 8, steps: int = 9
+):
+    """HTML rows of decodes along each latent dimension (largest average KL first), from the
+    prior's mean -2.5 to +2.5 sd (others at its mean), each labelled with its KL and, where
+    factors exist, the factor it shares the most mutual information with."""
+    mean, _ = model.prior.moments()
+    low, high = model.prior.ranges(2.5)
+    order = np.argsort(-kl, kind="stable")[:rows]
+    labels = torch.zeros(1, dtype=torch.long) if model.conditional else None
+    parts = ["<h3>Traversals (largest average KL first; the other dimensions at the prior's mean)</h3>"]
+    for d in order:
+        z = mean.detach().reshape(1, -1).repeat(steps, 1).clone()
+        z[:, d] = torch.linspace(float(low[d]), float(high[d]), steps)
+        with torch.no_grad():
+            decoded = model.decode(z, beta, labels).mean
+        cells = decode_user(decoded)
+        said = f"z{d + 1}: KL {kl[d]:.2f} nats"
+        if factor_mi is not None:
+            names, mi = factor_mi
+            j = int(np.argmax(mi[d]))
+            said += f"; most informative of {html.escape(str(names[j]))} ({mi[d, j]:.2f} nats)"
+        if len(shape) == 3:
+            body = "".join(f"<img src='{c}' width='56' style='image-rendering: pixelated'>" for c in cells)
+        else:
+            body = "".join(f"<div style='font-size:10px'>{c}</div>" for c in cells[:: max(1, steps // 3)])
+        parts.append(
+            f"<div class='vk-traversal'><div>{said}</div><div style='display:flex;gap:2px'>{body}</div></div>"
+        )
+    return "".join(parts)
 
 
 def build(
@@ -228,6 +298,7 @@ def build(
     max_points: int = THUMB_LIMIT,
     label_column=None,
     k: int = 8,
+    signal=None,
 ) -> Path:
     """Write the explorer page for a run folder, a beta-conditioned run or a sweep folder (see
     the module docstring) and return its path (default RUN/explorer.html).
@@ -238,6 +309,9 @@ def build(
         max_points: at most this many examples are shown (stratified by label), each with its
             thumbnail or row: the page's size grows with it.
         k: neighbours listed on a click.
+        signal: files of signal examples for the anomaly view: shown beside the background (the
+            run's test split, or `files`) with a cut on -ELBO (a slider) and the examples above it
+            listed with their identifiers, with the fraction of each group above the cut.
     Raises `VaekitError` for a folder that is neither a run nor a sweep, a deterministic
     autoencoder's run, or bad `dims`."""
     from bokeh.embed import file_html
@@ -247,13 +321,21 @@ def build(
     from bokeh.resources import INLINE
 
     run = Path(run)
-    entries, batch, texts, contents, numbers, first = _inputs(run, files, label_column)
+    entries, first = _runs(run)
     model = entries[0][0]
     check(model.kind == "vae", f"{run} is a deterministic autoencoder: it has no rate or prior to explore.")
-    keep = _stratified(np.asarray(texts), len(batch), max_points)
-    batch = batch[torch.as_tensor(keep)]
-    texts = [texts[i] for i in keep]
-    contents = [contents[i] for i in keep]
+    ex = _file_examples(model, first, files, label_column, False) if files else _run_examples(model, first)
+    if signal:
+        if not files and set(ex.texts) == {"test"}:
+            ex.texts = ["background (test split)"] * len(ex.texts)
+        ex = _joined(ex, _file_examples(model, first, signal, label_column, True))
+    keep = _stratified(np.asarray(ex.texts), len(ex.batch), max_points)
+    batch = ex.batch[torch.as_tensor(keep)]
+    texts = [ex.texts[i] for i in keep]
+    contents = [ex.contents[i] for i in keep]
+    numbers = [ex.numbers[i] for i in keep]
+    is_signal = ex.signal[keep]
+    factors = ex.factors[keep] if ex.factors is not None else None
     shape = model.data_shape
     images = plots.to_images(model.unscale_output(batch.x).numpy(), shape) if len(shape) == 3 else None
     if images is not None:
@@ -275,6 +357,22 @@ def build(
         colours[{"neg_elbo": "-ELBO", "rate": "rate", "distortion": "distortion"}[name]] = _score_colours(
             v0.scores[name]
         )
+    factor_mi = None
+    if factors is not None:
+        from vaekit import metrics
+
+        names = ex.factor_names or [f"factor_{j}" for j in range(factors.shape[1])]
+        for j, name in enumerate(names):
+            colours[f"factor: {name}"] = _score_colours(factors[:, j])
+        ranked = np.stack([np.unique(c, return_inverse=True)[1] for c in factors.T], axis=1)
+        mi = metrics.discrete_mutual_information(metrics.histogram_discretize(means), ranked)
+        factor_mi = (names, np.asarray(mi).reshape(model.latent_dim, len(names)))
+    kl = evaluate.per_dim_kl(means, variances, getattr(model.prior, "marginal_prior", None))
+    traversals = Div(
+        text=_traversals(entries[start][0], entries[start][1], kl, shape, decode_user, factor_mi),
+        width=900,
+        name="traversals",
+    )
     source = ColumnDataSource(
         {
             "x": v0.points[:, 0].tolist(),
@@ -283,7 +381,8 @@ def build(
             "label": texts,
             "content": contents,
             "neg_elbo": v0.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
-            "index": [numbers[i] for i in keep],
+            "index": numbers,
+            "size": [7] * len(texts),
         }
     )
     axis = [f"z{d + 1}" for d in dims]
@@ -298,7 +397,9 @@ def build(
         title=f"{run.name}: {len(texts):,} examples in latent space, beta {v0.beta:g}",
         name="scatter",
     )
-    p.scatter("x", "y", source=source, color="colour", size=7, alpha=0.75, line_color=None, name="points")
+    p.scatter(
+        "x", "y", source=source, color="colour", size="size", alpha=0.75, line_color=None, name="points"
+    )
     shown = (
         "<img src='@content' width='96' style='image-rendering: pixelated'>"
         if images is not None
@@ -388,7 +489,7 @@ const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
 const show = j => data.images
   ? `<img src='${source.data.content[j]}' width='64' style='image-rendering: pixelated'>`
   : source.data.content[j];
-let html = `<div><b>row ${source.data.index[i]}</b> (${esc(source.data.label[i])}) and its `
+let html = `<div><b>row ${esc(source.data.index[i])}</b> (${esc(source.data.label[i])}) and its `
   + `${found.length} nearest neighbours (distance in the full latent space)</div>`
   + "<div style='display:flex;gap:8px;flex-wrap:wrap'>";
 html += `<div>${show(i)}<div>query</div></div>`;
@@ -444,7 +545,51 @@ plot.y_range.start = v.yr[0]; plot.y_range.end = v.yr[1];
         width=900,
         name="legend",
     )
-    layout = column(style, row(*controls), legend, row(p, decoded), neighbours)
+    below = [neighbours]
+    if is_signal.any():
+        score = np.asarray(v0.scores["neg_elbo"])
+        background = score[~is_signal]
+        cut0 = float(np.quantile(background, 0.99)) if len(background) else float(np.median(score))
+        lo_s, hi_s = float(np.min(score)), float(np.max(score))
+        listed = Div(text="", width=900, name="above")
+        cut = Slider(
+            start=lo_s,
+            end=hi_s,
+            value=min(max(cut0, lo_s), hi_s),
+            step=(hi_s - lo_s) / 500 or 1.0,
+            title="-ELBO cut (nats): examples above it are flagged",
+            name="cut",
+            width=600,
+        )
+        code = """
+const cut = cb_obj.value, sc = source.data.neg_elbo, n = sc.length;
+const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
+let above = [], sig = 0, bkg = 0, sigN = 0, bkgN = 0;
+for (let i = 0; i < n; i++) {
+  const s = signal[i];
+  if (s) { sigN++; } else { bkgN++; }
+  if (sc[i] > cut) { above.push(i); if (s) { sig++; } else { bkg++; } }
+  source.data.size[i] = sc[i] > cut ? 12 : 5;
+}
+source.change.emit();
+above.sort((a, b) => sc[b] - sc[a]);
+let html = `<div><b>${above.length}</b> examples above the cut: ${sig} of ${sigN} signal`
+  + ` (${sigN ? (100 * sig / sigN).toFixed(1) : 0}%), ${bkg} of ${bkgN} background`
+  + ` (${bkgN ? (100 * bkg / bkgN).toFixed(1) : 0}%)</div><table class='vk-above'><tr><th>row</th>`
+  + "<th>group</th><th>-ELBO</th></tr>";
+for (const i of above.slice(0, 50)) {
+  html += `<tr><td>${esc(source.data.index[i])}</td><td>${esc(source.data.label[i])}</td>`
+    + `<td>${sc[i].toFixed(2)}</td></tr>`;
+}
+listed.text = html + "</table>" + (above.length > 50 ? `<div>and ${above.length - 50} more</div>` : "");
+"""
+        cut.js_on_change(
+            "value",
+            CustomJS(args={"source": source, "signal": is_signal.tolist(), "listed": listed}, code=code),
+        )
+        below = [cut, listed, *below]
+    layout = column(style, row(*controls), legend, row(p, decoded), *below, traversals)
     page = file_html(layout, resources=INLINE, title=f"vaekit explorer: {run.name}")
     out = Path(out) if out is not None else (run / "explorer.html")
     out.write_text(page, encoding="utf-8")
