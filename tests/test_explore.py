@@ -178,7 +178,9 @@ def test_the_beta_slider_moves_the_points(cli, browser, tmp_path):
     )
     assert not np.allclose(before, after)
     title = page.evaluate("() => Bokeh.documents[0].get_model_by_name('beta').title")
-    assert title.startswith("beta = 0.1 ") and outside == [] and errors == []
+    plot_title = page.evaluate("() => Bokeh.documents[0].get_model_by_name('scatter').title.text")
+    assert title.startswith("beta = 0.1 ") and plot_title.endswith("beta = 0.1")
+    assert outside == [] and errors == []
 
 
 def test_a_table_row_shows_its_values_and_markup_stays_text(cli, browser, tmp_path):
@@ -251,6 +253,8 @@ def test_the_anomaly_view_lists_the_events_above_the_cut(cli, browser, tmp_path)
     code, _, err = cli("explore", run, "--signal", tmp_path / "sig.csv", "--out", tmp_path / "anomaly.html")
     assert code == 0, err
     page, outside, errors = _open(browser, tmp_path / "anomaly.html", tmp_path / "anomaly.png")
+    opened = page.evaluate("() => Bokeh.documents[0].get_model_by_name('above').text")
+    assert "examples above the cut" in opened  # the starting cut is applied as the page opens
     low = page.evaluate(
         "() => { const c = Bokeh.documents[0].get_model_by_name('cut'); c.value = c.start; return c.start; }"
     )
@@ -292,3 +296,18 @@ def test_traversals_name_the_factor_each_dimension_captures(tmp_path):
     page = (tmp_path / "run" / "explorer.html").read_text()
     assert "most informative of factor_0" in page or "most informative of factor_1" in page
     assert "factor: factor_0" in page and "Traversals (largest average KL first" in page
+
+
+def test_bad_explore_input_is_one_sentence(cli, digits_page, tmp_path):
+    run = digits_page[0].parent / "run"
+    for args, said in [
+        ([tmp_path / "nothing"], "does not exist"),
+        ([run, "--dims", "0", "2"], "in 1..3 (z1 is 1), not 0 2"),
+        ([run, "--out", tmp_path / "x.png"], "--out must end in .html"),
+        ([run, "--max-points", "1"], "--max-points must be at least 2"),
+    ]:
+        code, _, err = cli("explore", *map(str, args))
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and said in lines[0], err
+    code, _, err = cli("explore", run, "--dims", "3", "1", "--out", tmp_path / "deep" / "er" / "p.html")
+    assert code == 0 and (tmp_path / "deep" / "er" / "p.html").exists(), err

@@ -1230,7 +1230,13 @@ def latent(run, sources, out, beta, overwrite):
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--data", "files", multiple=True, help="A file to show instead of the test split (repeatable).")
-@click.option("--dims", type=int, nargs=2, default=None, help="The two latent dimensions of the plane.")
+@click.option(
+    "--dims",
+    type=int,
+    nargs=2,
+    default=None,
+    help="The plane's two latent dimensions, from 1 (z1) [default: largest KL].",
+)
 @click.option(
     "--max-points", type=int, default=2000, show_default=True, help="Examples shown, stratified by label."
 )

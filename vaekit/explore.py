@@ -42,6 +42,9 @@ class View:
     grid: list  # GRID * GRID decodes, row-major from the top left: data URIs, or rows of values
     x_range: tuple[float, float]
     y_range: tuple[float, float]
+    dims: tuple[int, int] = (0, 1)
+    name: str = ""  # what the slider says of this view: "beta = 4", "latent_dim = 3"
+    traversals: str = ""  # HTML
 
 
 def _png(image: np.ndarray) -> str:
@@ -70,23 +73,44 @@ def _stratified(labels, n: int, limit: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picked))[:limit]
 
 
-def _dims(model, means, variances, dims) -> tuple[int, int]:
-    """The two latent dimensions shown: the user's, else the two of largest average KL."""
-    if model.latent_dim == 1:
-        return 0, 0
+def _dims(model, kl: np.ndarray, dims) -> tuple[int, int]:
+    """The two latent dimensions shown (0-based): the user's (`--dims`, numbered from 1 as the
+    page names them, z1 first), else the two of largest average KL."""
     if dims is not None:
         check(
-            len(dims) == 2 and all(0 <= d < model.latent_dim for d in dims) and dims[0] != dims[1],
-            f"--dims takes two different latent dimensions in 0..{model.latent_dim - 1}, not {list(dims)}.",
+            model.latent_dim > 1,
+            "--dims chooses two latent dimensions, and this run has one; leave --dims out.",
         )
-        return int(dims[0]), int(dims[1])
-    kl = evaluate.per_dim_kl(means, variances, getattr(model.prior, "marginal_prior", None))
+        check(
+            len(dims) == 2 and all(1 <= d <= model.latent_dim for d in dims) and dims[0] != dims[1],
+            f"--dims takes two different latent dimensions in 1..{model.latent_dim} (z1 is 1), not "
+            f"{' '.join(map(str, dims))}.",
+        )
+        return int(dims[0]) - 1, int(dims[1]) - 1
+    if model.latent_dim == 1:
+        return 0, 0
     order = np.argsort(-kl, kind="stable")
     return int(order[0]), int(order[1])
 
 
-def _view(model, batch, beta, dims, shape, decode_user) -> View:
-    means, _ = evaluate.encode_means(model, batch, beta)
+def _view(model, batch, beta, dims, shape, decode_user, background, name, factors=None) -> View:
+    """One view: the codes of every shown example under (model, beta), the plane's dimensions
+    (chosen by the KL of the background rows, so a signal file does not move the plane), the
+    scores, the decoded grid and the traversals."""
+    means, variances = evaluate.encode_means(model, batch, beta)
+    kl = evaluate.per_dim_kl(
+        means[background], variances[background], getattr(model.prior, "marginal_prior", None)
+    )
+    dims = _dims(model, kl, dims)
+    factor_mi = None
+    if factors is not None:
+        from vaekit import metrics
+
+        values, names = factors
+        ranked = np.stack([np.unique(c, return_inverse=True)[1] for c in values.T], axis=1)
+        mi = metrics.discrete_mutual_information(metrics.histogram_discretize(means), ranked)
+        factor_mi = (names, np.asarray(mi).reshape(model.latent_dim, len(names)))
+    traversals = _traversals(model, beta, kl, shape, decode_user, factor_mi)
     s = evaluate.sampled_scores(model, batch, 1, beta=beta)
     scores = {k: s[k] for k in ("neg_elbo", "rate", "distortion") if k in s}
     points = means[:, list(dims)] if dims[0] != dims[1] else np.c_[means[:, 0], np.zeros(len(means))]
@@ -113,6 +137,9 @@ def _view(model, batch, beta, dims, shape, decode_user) -> View:
         grid,
         (float(lo[0]), float(hi[0])),
         (float(lo[1]), float(hi[1])),
+        dims,
+        name,
+        traversals,
     )
 
 
@@ -164,10 +191,20 @@ def _runs(run: Path):
     """[(model, beta or None, run folder)] per view, and the run whose data and scaling are read."""
     from vaekit import sweep
 
+    check(run.exists(), f"{run} does not exist; give a run folder or a sweep folder.")
     if (run / "sweep.json").exists():
         rows = [r for r in sweep.read_rows(run) if r.get("source") == "separate"]
         check(bool(rows), f"{run} holds no separately trained runs yet; run the sweep first.")
-        return [(runs.load(run / r["run"]), None, run / r["run"]) for r in rows], run / rows[0]["run"]
+        views = [
+            (
+                runs.load(run / r["run"]),
+                None,
+                run / r["run"],
+                f"{sweep.setting_of(rows)} = {sweep.value_of(r):g}",
+            )
+            for r in rows
+        ]
+        return views, run / rows[0]["run"]
     check(
         (run / "config.yaml").exists(),
         f"{run} is neither a run folder (config.yaml) nor a sweep folder (sweep.json); give one.",
@@ -176,19 +213,20 @@ def _runs(run: Path):
     if model.beta_conditioned:
         lo, hi = model.beta_range
         betas = np.geomspace(lo, hi, 7) if lo > 0 else np.linspace(lo, hi, 7)
-        return [(model, float(b), run) for b in betas], run
-    return [(model, None, run)], run
+        return [(model, float(b), run, f"beta = {b:.3g}") for b in betas], run
+    return [(model, None, run, f"beta = {model.beta:g}")], run
 
 
 def _file_examples(model, first, files, label_column, signal: bool) -> Examples:
     from vaekit import analyses
     from vaekit.batch import Batch
 
-    xs, texts, contents, numbers = [], [], [], []
+    xs, labels, texts, contents, numbers = [], [], [], [], []
     for f in files:
         batch, raw = analyses.read_for_run(model, f, label_column, first)
         n = len(batch)
         xs.append(torch.as_tensor(np.asarray(batch.x[:]), dtype=torch.float32))
+        labels.append(batch.labels)
         name = Path(str(f)).name
         if raw.y is not None and not signal:
             texts += [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
@@ -211,7 +249,8 @@ def _file_examples(model, first, files, label_column, signal: bool) -> Examples:
             ]
         else:
             contents += [None] * n
-    return Examples(Batch(torch.cat(xs)), texts, contents, numbers, np.full(len(texts), signal))
+    classes = torch.cat(labels) if all(v is not None for v in labels) else None
+    return Examples(Batch(torch.cat(xs), classes), texts, contents, numbers, np.full(len(texts), signal))
 
 
 def _run_examples(model, first) -> Examples:
@@ -249,8 +288,11 @@ def _run_examples(model, first) -> Examples:
 def _joined(a: Examples, b: Examples) -> Examples:
     from vaekit.batch import Batch
 
+    both = a.batch.labels is not None and b.batch.labels is not None
     return Examples(
-        Batch(torch.cat([a.batch.x, b.batch.x])),
+        Batch(
+            torch.cat([a.batch.x, b.batch.x]), torch.cat([a.batch.labels, b.batch.labels]) if both else None
+        ),
         a.texts + b.texts,
         a.contents + b.contents,
         a.numbers + b.numbers,
@@ -329,7 +371,12 @@ def build(
         if not files and set(ex.texts) == {"test"}:
             ex.texts = ["background (test split)"] * len(ex.texts)
         ex = _joined(ex, _file_examples(model, first, signal, label_column, True))
-    keep = _stratified(np.asarray(ex.texts), len(ex.batch), max_points)
+    # signal rows are never crowded out by the background: up to half of the points are theirs
+    sig = np.flatnonzero(ex.signal)
+    sig = sig[_stratified(np.asarray(ex.texts)[sig], len(sig), max(1, max_points // 2))] if len(sig) else sig
+    bkg = np.flatnonzero(~ex.signal)
+    bkg = bkg[_stratified(np.asarray(ex.texts)[bkg], len(bkg), max(1, max_points - len(sig)))]
+    keep = np.concatenate([bkg, sig])
     batch = ex.batch[torch.as_tensor(keep)]
     texts = [ex.texts[i] for i in keep]
     contents = [ex.contents[i] for i in keep]
@@ -347,32 +394,33 @@ def build(
         frame = runs.user_frame(first, model, decoded)
         return [_row_html(frame.columns, frame.iloc[i].tolist()) for i in range(len(frame))]
 
-    means, variances = evaluate.encode_means(model, batch, entries[0][1])
-    dims = _dims(model, means, variances, dims)
-    views = [_view(m, batch, beta, dims, shape, decode_user) for m, beta, _ in entries]
+    factor_names = ex.factor_names or (
+        [f"factor_{j}" for j in range(factors.shape[1])] if factors is not None else None
+    )
+    views = [
+        _view(
+            m,
+            batch,
+            beta,
+            dims,
+            shape,
+            decode_user,
+            ~is_signal,
+            name,
+            (factors, factor_names) if factors is not None else None,
+        )
+        for m, beta, _, name in entries
+    ]
     start = len(views) // 2 if len(views) > 1 else 0
     v0 = views[start]
     colours = {"label": _label_colours(texts)}
-    for name in v0.scores:
-        colours[{"neg_elbo": "-ELBO", "rate": "rate", "distortion": "distortion"}[name]] = _score_colours(
-            v0.scores[name]
-        )
-    factor_mi = None
+    score_names = {"neg_elbo": "-ELBO", "rate": "rate", "distortion": "distortion"}
+    per_view_colours = [{score_names[k]: _score_colours(v) for k, v in view.scores.items()} for view in views]
+    colours.update(per_view_colours[start])
     if factors is not None:
-        from vaekit import metrics
-
-        names = ex.factor_names or [f"factor_{j}" for j in range(factors.shape[1])]
-        for j, name in enumerate(names):
+        for j, name in enumerate(factor_names):
             colours[f"factor: {name}"] = _score_colours(factors[:, j])
-        ranked = np.stack([np.unique(c, return_inverse=True)[1] for c in factors.T], axis=1)
-        mi = metrics.discrete_mutual_information(metrics.histogram_discretize(means), ranked)
-        factor_mi = (names, np.asarray(mi).reshape(model.latent_dim, len(names)))
-    kl = evaluate.per_dim_kl(means, variances, getattr(model.prior, "marginal_prior", None))
-    traversals = Div(
-        text=_traversals(entries[start][0], entries[start][1], kl, shape, decode_user, factor_mi),
-        width=900,
-        name="traversals",
-    )
+    traversals = Div(text=v0.traversals, width=900, name="traversals")
     source = ColumnDataSource(
         {
             "x": v0.points[:, 0].tolist(),
@@ -385,16 +433,23 @@ def build(
             "size": [7] * len(texts),
         }
     )
-    axis = [f"z{d + 1}" for d in dims]
+
+    def axis_label(view: View, k: int) -> str:
+        d = view.dims
+        return f"z{d[k] + 1} (posterior mean)" if d[0] != d[1] or k == 0 else "(1-D latent)"
+
+    def title(view: View) -> str:
+        return f"{run.name}: {len(texts):,} examples in latent space, {view.name}"
+
     p = figure(
         width=560,
         height=560,
         tools="pan,wheel_zoom,box_select,tap,reset",
         x_range=v0.x_range,
         y_range=v0.y_range,
-        x_axis_label=f"{axis[0]} (posterior mean)",
-        y_axis_label=f"{axis[1]} (posterior mean)" if dims[0] != dims[1] else "(1-D latent)",
-        title=f"{run.name}: {len(texts):,} examples in latent space, beta {v0.beta:g}",
+        x_axis_label=axis_label(v0, 0),
+        y_axis_label=axis_label(v0, 1),
+        title=title(v0),
         name="scatter",
     )
     p.scatter(
@@ -428,7 +483,10 @@ def build(
         "images": images is not None,
         "views": [
             {
-                "beta": v.beta,
+                "name": v.name,
+                "title": title(v),
+                "xlabel": axis_label(v, 0),
+                "ylabel": axis_label(v, 1),
                 "x": v.points[:, 0].tolist(),
                 "y": v.points[:, 1].tolist(),
                 "codes": np.round(v.codes, 5).tolist(),
@@ -436,8 +494,10 @@ def build(
                 "xr": v.x_range,
                 "yr": v.y_range,
                 "neg_elbo": v.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
+                "colours": c,
+                "traversals": v.traversals,
             }
-            for v in views
+            for v, c in zip(views, per_view_colours, strict=True)
         ],
     }
     p.tags = [payload]  # held once in the page; every callback reads it through the figure
@@ -448,36 +508,126 @@ def build(
             end=len(views) - 1,
             value=start,
             step=1,
-            title=f"beta = {views[start].beta:g} (view {start + 1} of {len(views)})",
+            show_value=False,
+            title=f"{v0.name} (view {start + 1} of {len(views)})",
             name="beta",
             width=400,
         )
     view_js = "const data = plot.tags[0]; const vi = slider ? slider.value : 0;"
     p.js_on_event(
         "mousemove",
-        CustomJS(
-            args={"div": decoded, "plot": p, "slider": slider, "side": side},
-            code=view_js
-            + """
-const v = data.views[vi], g = data.grid;
-const fx = (cb_obj.x - v.xr[0]) / (v.xr[1] - v.xr[0]), fy = (v.yr[1] - cb_obj.y) / (v.yr[1] - v.yr[0]);
-const col = Math.min(g - 1, Math.max(0, Math.round(fx * (g - 1))));
-const row = Math.min(g - 1, Math.max(0, Math.round(fy * (g - 1))));
-const cell = v.cells[row * g + col];
-const where = `decoded at (${cb_obj.x.toFixed(2)}, ${cb_obj.y.toFixed(2)}), grid cell ${row},${col}`;
-const pixelated = "style='image-rendering: pixelated'";
-div.text = data.images
-  ? `<div>${where}</div><img class='vk-decoded' src='${cell}' width='${side}' ${pixelated}>`
-  : `<div>${where}</div>${cell}`;
-""",
-        ),
+        CustomJS(args={"div": decoded, "plot": p, "slider": slider, "side": side}, code=view_js + DECODED_JS),
     )
     source.selected.js_on_change(
         "indices",
         CustomJS(
             args={"div": neighbours, "plot": p, "slider": slider, "source": source, "k": k},
+            code=view_js + NEIGHBOURS_JS,
+        ),
+    )
+    colour = Select(title="colour by", value="label", options=list(colours), name="colour")
+    colour.js_on_change(
+        "value",
+        CustomJS(
+            args={"source": source, "colours": colours, "plot": p, "slider": slider},
             code=view_js
-            + """
+            + "source.data.colour = data.views[vi].colours[cb_obj.value] ?? colours[cb_obj.value];"
+            + "source.change.emit();",
+        ),
+    )
+    controls = [colour]
+    below = [neighbours]
+    cut = listed = None
+    if is_signal.any():
+        score = np.asarray(v0.scores["neg_elbo"])
+        background = score[~is_signal]
+        cut0 = float(np.quantile(background, 0.99)) if len(background) else float(np.median(score))
+        lo_s = min(float(np.min(v.scores["neg_elbo"])) for v in views)
+        hi_s = max(float(np.max(v.scores["neg_elbo"])) for v in views)
+        listed = Div(text="", width=900, name="above")
+        cut = Slider(
+            start=lo_s,
+            end=hi_s,
+            value=min(max(cut0, lo_s), hi_s),
+            step=(hi_s - lo_s) / 500 or 1.0,
+            title="-ELBO cut (nats): the examples above it are enlarged and listed",
+            name="cut",
+            width=600,
+        )
+        below = [cut, listed, *below]
+    recut = {"source": source, "signal": is_signal.tolist(), "listed": listed, "cut": cut}
+    if cut is not None:
+        cut.js_on_change("value", CustomJS(args=recut, code=RECUT_JS))
+    if slider is not None:
+        slider.js_on_change(
+            "value",
+            CustomJS(
+                args={"source": source, "plot": p, "colour": colour, "traversals": traversals, **recut},
+                code=SLIDER_JS + (RECUT_JS if cut is not None else ""),
+            ),
+        )
+        controls.append(slider)
+    condition = (
+        f" A label-conditional model: the decoded view and the traversals are for its first class, "
+        f"{html.escape(str(model.classes[0]))}."
+        if model.conditional
+        else ""
+    )
+    style = Div(
+        text="<style>.vk-row th{text-align:left;padding-right:8px}.vk-row{font-size:11px}"
+        ".vk-above td,.vk-above th{padding:1px 10px 1px 0;text-align:left}</style>"
+        f"<p>vaekit explorer for <code>{html.escape(str(run))}</code>: {len(views)} "
+        f"view{'s' if len(views) > 1 else ''}. The decoded view is a {GRID}x{GRID} grid of decodes over "
+        f"the plane, the other latent dimensions at the prior's mean.{condition}</p>",
+        width=900,
+    )
+    names = sorted(set(texts))
+    swatches = dict(zip(texts, colours["label"], strict=True))
+    legend = Div(
+        text="<div style='display:flex;flex-wrap:wrap;gap:10px;font-size:12px'>"
+        + "".join(
+            f"<span><span style='color:{swatches[n]}'>&#9679;</span> {html.escape(n)}</span>"
+            for n in names[:40]
+        )
+        + (f"<span>and {len(names) - 40} more</span>" if len(names) > 40 else "")
+        + "</div>",
+        width=900,
+        name="legend",
+    )
+    layout = column(style, row(*controls), legend, row(p, decoded), *below, traversals)
+    from bokeh.document import Document
+
+    document = Document()
+    document.add_root(layout)
+    if cut is not None:  # the page opens with the starting cut applied
+        document.js_on_event("document_ready", CustomJS(args=recut, code=RECUT_JS))
+    page = file_html(document, resources=INLINE, title=f"vaekit explorer: {run.name}")
+    out = Path(out) if out is not None else (run / "explorer.html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+# ----------------------------------------------------------------------------- the page's JavaScript
+
+DECODED_JS = """
+const v = data.views[vi], g = data.grid;
+const fx = (cb_obj.x - v.xr[0]) / (v.xr[1] - v.xr[0]), fy = (v.yr[1] - cb_obj.y) / (v.yr[1] - v.yr[0]);
+const at = `(${cb_obj.x.toFixed(2)}, ${cb_obj.y.toFixed(2)})`;
+if (fx < -0.02 || fx > 1.02 || fy < -0.02 || fy > 1.02) {
+  div.text = `<div>${at} is outside the decoded grid (it covers the points' range); reset the view</div>`;
+  return;
+}
+const col = Math.min(g - 1, Math.max(0, Math.round(fx * (g - 1))));
+const row = Math.min(g - 1, Math.max(0, Math.round(fy * (g - 1))));
+const cell = v.cells[row * g + col];
+const pixelated = "style='image-rendering: pixelated'";
+div.text = data.images
+  ? `<div>decoded at ${at}</div><img class='vk-decoded' src='${cell}' width='${side}' ${pixelated}>`
+  : `<div>decoded at ${at}</div>${cell}`;
+"""
+
+NEIGHBOURS_JS = """
 const sel = source.selected.indices;
 if (sel.length == 0) { return; }
 const i = sel[0], v = data.views[vi], c = v.codes;
@@ -494,84 +644,38 @@ let html = `<div><b>row ${esc(source.data.index[i])}</b> (${esc(source.data.labe
   + "<div style='display:flex;gap:8px;flex-wrap:wrap'>";
 html += `<div>${show(i)}<div>query</div></div>`;
 for (const [dist, j] of found) {
-  html += `<div>${show(j)}<div>${esc(source.data.label[j])}, ${dist.toFixed(2)}</div></div>`;
+  html += `<div>${show(j)}<div>${esc(source.data.label[j])}, distance ${dist.toFixed(2)}</div></div>`;
 }
 div.text = html + "</div>";
-""",
-        ),
-    )
-    colour = Select(title="colour by", value="label", options=list(colours), name="colour")
-    colour.js_on_change(
-        "value",
-        CustomJS(
-            args={"source": source, "colours": colours},
-            code="source.data.colour = colours[cb_obj.value]; source.change.emit();",
-        ),
-    )
-    controls = [colour]
-    if slider is not None:
-        slider.js_on_change(
-            "value",
-            CustomJS(
-                args={"source": source, "plot": p},
-                code="""
+"""
+
+SLIDER_JS = """
 const data = plot.tags[0], i = cb_obj.value, v = data.views[i];
 source.data.x = v.x; source.data.y = v.y; source.data.neg_elbo = v.neg_elbo;
+if (v.colours[colour.value]) { source.data.colour = v.colours[colour.value]; }
 source.change.emit();
-cb_obj.title = `beta = ${Number(v.beta.toPrecision(3))} (view ${i + 1} of ${data.views.length})`;
+cb_obj.title = `${v.name} (view ${i + 1} of ${data.views.length})`;
+plot.title.text = v.title;
+plot.below[0].axis_label = v.xlabel; plot.left[0].axis_label = v.ylabel;
 plot.x_range.start = v.xr[0]; plot.x_range.end = v.xr[1];
 plot.y_range.start = v.yr[0]; plot.y_range.end = v.yr[1];
-""",
-            ),
-        )
-        controls.append(slider)
-    style = Div(
-        text="<style>.vk-row th{text-align:left;padding-right:8px}.vk-row{font-size:11px}</style>"
-        f"<p>vaekit explorer for <code>{html.escape(str(run))}</code>: {len(views)} view(s); dimensions "
-        f"{html.escape(', '.join(axis))} (the others at the prior's mean in the decoded view, a "
-        f"{GRID}x{GRID} grid over the plane).</p>",
-        width=900,
-    )
-    names = sorted(set(texts))
-    swatches = dict(zip(texts, colours["label"], strict=True))
-    legend = Div(
-        text="<div style='display:flex;flex-wrap:wrap;gap:10px;font-size:12px'>"
-        + "".join(
-            f"<span><span style='color:{swatches[n]}'>&#9679;</span> {html.escape(n)}</span>"
-            for n in names[:40]
-        )
-        + (f"<span>and {len(names) - 40} more</span>" if len(names) > 40 else "")
-        + "</div>",
-        width=900,
-        name="legend",
-    )
-    below = [neighbours]
-    if is_signal.any():
-        score = np.asarray(v0.scores["neg_elbo"])
-        background = score[~is_signal]
-        cut0 = float(np.quantile(background, 0.99)) if len(background) else float(np.median(score))
-        lo_s, hi_s = float(np.min(score)), float(np.max(score))
-        listed = Div(text="", width=900, name="above")
-        cut = Slider(
-            start=lo_s,
-            end=hi_s,
-            value=min(max(cut0, lo_s), hi_s),
-            step=(hi_s - lo_s) / 500 or 1.0,
-            title="-ELBO cut (nats): examples above it are flagged",
-            name="cut",
-            width=600,
-        )
-        code = """
-const cut = cb_obj.value, sc = source.data.neg_elbo, n = sc.length;
+traversals.text = v.traversals;
+"""
+
+RECUT_JS = """
+{
+const value = cut.value, sc = source.data.neg_elbo, n = sc.length;
 const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
 const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
 let above = [], sig = 0, bkg = 0, sigN = 0, bkgN = 0;
+const size = [];
 for (let i = 0; i < n; i++) {
   const s = signal[i];
   if (s) { sigN++; } else { bkgN++; }
-  if (sc[i] > cut) { above.push(i); if (s) { sig++; } else { bkg++; } }
-  source.data.size[i] = sc[i] > cut ? 12 : 5;
+  if (sc[i] > value) { above.push(i); if (s) { sig++; } else { bkg++; } }
+  size.push(sc[i] > value ? 12 : 5);
 }
+source.data.size = size;
 source.change.emit();
 above.sort((a, b) => sc[b] - sc[a]);
 let html = `<div><b>${above.length}</b> examples above the cut: ${sig} of ${sigN} signal`
@@ -583,14 +687,5 @@ for (const i of above.slice(0, 50)) {
     + `<td>${sc[i].toFixed(2)}</td></tr>`;
 }
 listed.text = html + "</table>" + (above.length > 50 ? `<div>and ${above.length - 50} more</div>` : "");
+}
 """
-        cut.js_on_change(
-            "value",
-            CustomJS(args={"source": source, "signal": is_signal.tolist(), "listed": listed}, code=code),
-        )
-        below = [cut, listed, *below]
-    layout = column(style, row(*controls), legend, row(p, decoded), *below, traversals)
-    page = file_html(layout, resources=INLINE, title=f"vaekit explorer: {run.name}")
-    out = Path(out) if out is not None else (run / "explorer.html")
-    out.write_text(page, encoding="utf-8")
-    return out
