@@ -1,8 +1,9 @@
 """`vaekit explore` in a real headless browser: Debian's chromium driven by Playwright (its own
 browser download is not used). The page loads from a file:// URL and makes no other request;
-hovering a known point shows that example; moving over the plane changes the decoded view; the
-beta slider moves the points; a label holding markup shows as text. A screenshot of each page
-is written beside the test's files (and under $VAEKIT_TEST_ARTIFACTS when set)."""
+hovering a known point shows that example (the nearest under the pointer, in a panel); moving
+over the plane changes the decoded view; the beta slider moves the points; a label holding
+markup shows as text. A screenshot of each page is written beside the test's files (and under
+$VAEKIT_TEST_ARTIFACTS when set)."""
 
 from __future__ import annotations
 
@@ -123,11 +124,9 @@ def test_the_page_is_offline_and_hover_shows_the_example(digits_page, browser, t
     page, outside, errors = _open(browser, page_file, tmp_path / "digits.png")
     for index in (0, 17):
         content, label = _hover(page, index)
-        page.locator(".vk-hover").first.wait_for(state="visible", timeout=3000)
-        # every point under the pointer has its entry: the hovered one among them, with its label
-        entries = page.locator(".vk-hover").all()
-        shown = {e.locator("img").get_attribute("src"): e.inner_text() for e in entries if e.is_visible()}
-        assert content in shown and label in shown[content]
+        panel = page.locator(".vk-hover")
+        panel.wait_for(state="visible", timeout=3000)
+        assert panel.locator("img").get_attribute("src") == content and label in panel.inner_text()
     page.mouse.down()  # a click: the neighbours appear
     page.mouse.up()
     page.wait_for_timeout(250)
@@ -218,8 +217,8 @@ def test_a_table_row_shows_its_values_and_markup_stays_text(cli, browser, tmp_pa
     page, outside, errors = _open(browser, tmp_path / "table.html", tmp_path / "table.png")
     index = next(i for i in range(40) if "script" in page.evaluate(LOCATE, ["scatter", i])[3])
     _hover(page, index)
-    page.locator(".vk-hover").first.wait_for(state="visible", timeout=3000)
-    text = " ".join(e.inner_text() for e in page.locator(".vk-hover").all() if e.is_visible())
+    page.locator(".vk-hover").wait_for(state="visible", timeout=3000)
+    text = page.locator(".vk-hover").inner_text()
     assert "<script>window.pwned=1</script>" in text and "energy" in text and "event" in text
     assert page.evaluate("() => window.pwned") is None and outside == [] and errors == []
 

@@ -452,18 +452,20 @@ def build(
         title=title(v0),
         name="scatter",
     )
-    p.scatter(
+    points = p.scatter(
         "x", "y", source=source, color="colour", size="size", alpha=0.75, line_color=None, name="points"
     )
-    shown = (
-        "<img src='@content' width='96' style='image-rendering: pixelated'>"
-        if images is not None
-        else "<div>@content{safe}</div>"
-    )
+    # one example at a time, the nearest under the pointer, in a panel beside the plot (a tooltip
+    # stacks every point under the pointer: dozens where the points crowd)
+    hovered = Div(text="<i>hover a point: its example appears here</i>", width=300, name="hovered")
     p.add_tools(
         HoverTool(
-            tooltips=f"<div class='vk-hover'>{shown}<div>@label</div><div>-ELBO @neg_elbo{{0.0}} nats</div>"
-            "<div>row @index</div></div>",
+            tooltips=None,
+            renderers=[points],
+            callback=CustomJS(
+                args={"panel": hovered, "source": source, "plot": p, "images": images is not None},
+                code=HOVER_JS,
+            ),
             name="hover",
         )
     )
@@ -594,7 +596,7 @@ def build(
         width=900,
         name="legend",
     )
-    layout = column(style, row(*controls), legend, row(p, decoded), *below, traversals)
+    layout = column(style, row(*controls), legend, row(p, column(hovered, decoded)), *below, traversals)
     from bokeh.document import Document
 
     document = Document()
@@ -609,6 +611,26 @@ def build(
 
 
 # ----------------------------------------------------------------------------- the page's JavaScript
+
+HOVER_JS = """
+const hits = cb_data.index.indices;
+if (!hits.length) { return; }
+const g = cb_data.geometry, xs = source.data.x, ys = source.data.y;
+const wx = plot.x_range.end - plot.x_range.start, wy = plot.y_range.end - plot.y_range.start;
+let best = hits[0], bd = Infinity;
+for (const j of hits) {
+  const d = ((xs[j] - g.x) / wx) ** 2 + ((ys[j] - g.y) / wy) ** 2;
+  if (d < bd) { bd = d; best = j; }
+}
+const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
+const c = source.data.content[best];
+const body = images ? `<img src='${c}' width='120' style='image-rendering: pixelated'>` : c;
+const more = hits.length > 1 ? `<div>(the nearest of ${hits.length} points under the pointer)</div>` : "";
+panel.text = `<div class='vk-hover'>${body}<div>${esc(source.data.label[best])}</div>`
+  + `<div>-ELBO ${source.data.neg_elbo[best].toFixed(1)} nats</div>`
+  + `<div>row ${esc(source.data.index[best])}</div>${more}</div>`;
+"""
 
 DECODED_JS = """
 const v = data.views[vi], g = data.grid;
