@@ -80,6 +80,17 @@ def _shot(page, path: Path) -> None:
         shutil.copy(path, Path(artifacts) / path.name)
 
 
+def _explored(cli, browser, tmp_path, name: str, train: list, explore: tuple = ()):
+    """Train a run on `train` (the data and settings), write its page with `explore`'s options
+    and open it: (page, requests made outside file:, page and console errors)."""
+    run = tmp_path / name
+    code, _, err = cli("train", *train, "--latent-dim", "2", "--out", run, *FAST)
+    assert code == 0, err
+    code, _, err = cli("explore", run, *explore, "--out", tmp_path / f"{name}.html")
+    assert code == 0, err
+    return _open(browser, tmp_path / f"{name}.html", tmp_path / f"{name}.png")
+
+
 def _hover(page, index: int):
     x, y, content, label = page.evaluate(LOCATE, ["scatter", index])
     page.mouse.move(x, y)
@@ -147,26 +158,8 @@ def test_moving_over_the_plane_changes_the_decoded_view(digits_page, browser, tm
 
 
 def test_the_beta_slider_moves_the_points(cli, browser, tmp_path):
-    run = tmp_path / "cond"
-    code, _, err = cli(
-        "train",
-        "--data",
-        "digits",
-        "--latent-dim",
-        "2",
-        "--beta-range",
-        "0.1",
-        "10",
-        "--epochs",
-        "2",
-        "--out",
-        run,
-        *FAST,
-    )
-    assert code == 0, err
-    code, _, err = cli("explore", run, "--out", tmp_path / "cond.html")
-    assert code == 0, err
-    page, outside, errors = _open(browser, tmp_path / "cond.html", tmp_path / "cond.png")
+    train = ["--data", "digits", "--beta-range", "0.1", "10", "--epochs", "2"]
+    page, outside, errors = _explored(cli, browser, tmp_path, "cond", train)
     before = page.evaluate(
         "() => Bokeh.documents[0].get_model_by_name('scatter').renderers[0].data_source.data.x.slice(0, 5)"
     )
@@ -194,27 +187,8 @@ def test_a_table_row_shows_its_values_and_markup_stays_text(cli, browser, tmp_pa
         }
     )
     frame.to_csv(tmp_path / "t.csv", index=False)
-    run = tmp_path / "table"
-    code, _, err = cli(
-        "train",
-        "--data",
-        tmp_path / "t.csv",
-        "--label-column",
-        "kind",
-        "--id-column",
-        "event",
-        "--latent-dim",
-        "2",
-        "--epochs",
-        "2",
-        "--out",
-        run,
-        *FAST,
-    )
-    assert code == 0, err
-    code, _, err = cli("explore", run, "--out", tmp_path / "table.html")
-    assert code == 0, err
-    page, outside, errors = _open(browser, tmp_path / "table.html", tmp_path / "table.png")
+    train = ["--data", tmp_path / "t.csv", "--label-column", "kind", "--id-column", "event", "--epochs", "2"]
+    page, outside, errors = _explored(cli, browser, tmp_path, "table", train)
     index = next(i for i in range(40) if "script" in page.evaluate(LOCATE, ["scatter", i])[3])
     _hover(page, index)
     page.locator(".vk-hover").wait_for(state="visible", timeout=3000)
@@ -244,14 +218,10 @@ def test_the_anomaly_view_lists_the_events_above_the_cut(cli, browser, tmp_path)
     )
     background.to_csv(tmp_path / "bkg.csv", index=False)
     signal.to_csv(tmp_path / "sig.csv", index=False)
-    run = tmp_path / "run"
-    code, _, err = cli(
-        "train", "--data", tmp_path / "bkg.csv", "--latent-dim", "2", "--epochs", "5", "--out", run, *FAST
+    train = ["--data", tmp_path / "bkg.csv", "--epochs", "5"]
+    page, outside, errors = _explored(
+        cli, browser, tmp_path, "anomaly", train, ("--signal", tmp_path / "sig.csv")
     )
-    assert code == 0, err
-    code, _, err = cli("explore", run, "--signal", tmp_path / "sig.csv", "--out", tmp_path / "anomaly.html")
-    assert code == 0, err
-    page, outside, errors = _open(browser, tmp_path / "anomaly.html", tmp_path / "anomaly.png")
     opened = page.evaluate("() => Bokeh.documents[0].get_model_by_name('above').text")
     assert "examples above the cut" in opened  # the starting cut is applied as the page opens
     low = page.evaluate(

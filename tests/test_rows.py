@@ -112,10 +112,12 @@ def test_nan_in_a_mapped_file_is_counted_and_placed(tmp_path, monkeypatch):
         datasets.load(tmp_path / "x.npy")
 
 
-def test_a_bad_memory_limit_is_one_sentence(monkeypatch):
+def test_a_bad_memory_limit_is_one_sentence(monkeypatch, cli, tmp_path):
     monkeypatch.setenv("VAEKIT_MEMORY_LIMIT", "lots")
     with pytest.raises(VaekitError, match="is not a size; give bytes, or a number with K, M or G"):
         memory_limit()
+    code, _, err = cli("train", "--data", "digits", "--out", tmp_path / "run")  # said even for small data
+    assert code == 2 and "VAEKIT_MEMORY_LIMIT='lots' is not a size" in err and not (tmp_path / "run").exists()
     monkeypatch.setenv("VAEKIT_MEMORY_LIMIT", "1.5G")
     assert memory_limit() == int(1.5 * 2**30)
 

@@ -807,10 +807,14 @@ def _load_images(path: Path, image_options: dict | None = None) -> RawData:
     from vaekit import images
 
     opts = {k: v for k, v in (image_options or {}).items() if v is not None}
-    if path.is_dir() and not _folder_fits_in_memory(path):
-        stack = _streamed_folder(path, opts)
+    if not path.is_dir():
+        stack = images.read_file(path, **opts)
     else:
-        stack = images.read_folder(path, **opts) if path.is_dir() else images.read_file(path, **opts)
+        listing = images.folder_files(path)  # listed once: a large folder holds many files
+        if _folder_fits_in_memory(listing[0]):
+            stack = images.read_folder(path, **opts, listing=listing)
+        else:
+            stack = _streamed_folder(path, listing, opts)
     raw = RawData(x=stack.x, kind="image", source=str(path), full_scale=stack.full_scale)
     raw.notes = list(stack.notes)
     raw.meta["image_mode"] = stack.mode
@@ -819,14 +823,11 @@ def _load_images(path: Path, image_options: dict | None = None) -> RawData:
     return raw
 
 
-def _folder_fits_in_memory(path: Path) -> bool:
-    """Whether a folder of images as float32 fits under the memory limit, estimated from its
-    file count and its first image's size and bands (no image is decoded)."""
+def _folder_fits_in_memory(files: list[Path]) -> bool:
+    """Whether a folder's image `files` as float32 fit under the memory limit, estimated from
+    their count and the first one's size and bands (no image is decoded)."""
     from PIL import Image
 
-    from vaekit import images
-
-    files, _ = images.folder_files(path)
     try:
         with Image.open(files[0]) as im:
             per_image = im.width * im.height * len(im.getbands()) * 4
@@ -835,7 +836,7 @@ def _folder_fits_in_memory(path: Path) -> bool:
     return len(files) * per_image <= memory_limit()
 
 
-def _streamed_folder(path: Path, opts: dict):
+def _streamed_folder(path: Path, listing, opts: dict):
     """A folder larger than memory, decoded once into a memory-mapped array in the cache
     (`vaekit.images.stream_folder`), keyed by the folder, the image options and every file's
     name, size and modification time: a later run on the same folder reads the map at once."""
@@ -845,7 +846,7 @@ def _streamed_folder(path: Path, opts: dict):
 
     from vaekit import downloads, images
 
-    files, _ = images.folder_files(path)
+    files = listing[0]
     key = hashlib.sha256(
         json.dumps(
             [str(path.resolve()), sorted(opts.items())]
@@ -859,7 +860,7 @@ def _streamed_folder(path: Path, opts: dict):
         if out.exists() and sidecar.exists():
             stack = images.ImageStack(x=np.load(out, mmap_mode="r"), **json.loads(sidecar.read_text()))
         else:
-            stack = images.stream_folder(path, out, **opts)
+            stack = images.stream_folder(path, out, listing=listing, **opts)
             said = {k: getattr(stack, k) for k in ("full_scale", "labels", "names", "notes", "mode")}
             sidecar.write_text(json.dumps(said))
     limit = f"{memory_limit() / 2**30:.1f} GiB, {MEMORY_LIMIT_HINT}"
@@ -1520,6 +1521,7 @@ def load(
     >>> data.x.shape, data.shape
     ((1797, 1, 8, 8), (1, 8, 8))
     """
+    memory_limit()  # a malformed VAEKIT_MEMORY_LIMIT is said before anything is read, whatever the data
     keep, drop = _column_list(columns), _column_list(drop_columns)
     # a table reads only the chosen columns (so a dropped one may hold text, e.g. an event id)
     chosen = Columns(tuple(keep) or None, tuple(drop), strict=True) if keep or drop else None

@@ -143,18 +143,18 @@ def by_hand(remote: RemoteFile, path: Path) -> str:
     )
 
 
-def _verified(path: Path, remote: RemoteFile) -> bool:
-    """Whether the file at `path` is `remote`: hashed once, then remembered in a stamp beside it
-    (size, modification time and expected hash) until the file changes."""
+def _remembered_problem(path: Path, remote: RemoteFile) -> str | None:
+    """`problem(path, remote)`, with a verified file remembered in a stamp beside it (size,
+    modification time and expected hash): hashed once, not at every use, until it changes."""
     stamp = path.with_name(path.name + ".verified")
     info = path.stat()
     key = f"{info.st_size} {info.st_mtime_ns} {remote.known_hash()}"
     if stamp.exists() and stamp.read_text() == key:
-        return True
-    if problem(path, remote) is not None:
-        return False
-    stamp.write_text(key)
-    return True
+        return None
+    wrong = problem(path, remote)
+    if wrong is None:
+        stamp.write_text(key)
+    return wrong
 
 
 def fetch(remote: RemoteFile, progress: bool | None = None) -> Path:
@@ -166,11 +166,11 @@ def fetch(remote: RemoteFile, progress: bool | None = None) -> Path:
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / remote.filename
-    if path.exists() and _verified(path, remote):
+    if path.exists() and _remembered_problem(path, remote) is None:
         return path  # verified: no network
     with filelock.FileLock(str(path) + ".lock"):
         if path.exists():  # another process may have finished it meanwhile
-            wrong = None if _verified(path, remote) else problem(path, remote)
+            wrong = _remembered_problem(path, remote)
             if wrong is None:
                 return path
             raise VaekitError(

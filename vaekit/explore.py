@@ -162,6 +162,15 @@ def _score_colours(values: np.ndarray) -> list[str]:
     return [Viridis256[int(round(x * 255))] for x in t]
 
 
+def _rows_html(frame, ids=None) -> list[str]:
+    """`_row_html` of every row of `frame` (a DataFrame), with its identifiers (`ids`, a
+    DataFrame of the same rows) first."""
+    return [
+        _row_html(frame.columns, frame.iloc[i].tolist(), ids.iloc[i].to_dict() if ids is not None else None)
+        for i in range(len(frame))
+    ]
+
+
 def _row_html(names, values, ids=None) -> str:
     """An escaped HTML table of one row's values (and identifiers first)."""
     cells = []
@@ -238,17 +247,7 @@ def _file_examples(model, first, files, label_column, signal: bool) -> Examples:
             if ids is not None
             else [f"{name} row {i}" for i in range(n)]
         )
-        if raw.frame is not None:
-            contents += [
-                _row_html(
-                    raw.frame.columns,
-                    raw.frame.iloc[i].tolist(),
-                    ids.iloc[i].to_dict() if ids is not None else None,
-                )
-                for i in range(n)
-            ]
-        else:
-            contents += [None] * n
+        contents += _rows_html(raw.frame, ids) if raw.frame is not None else [None] * n
     classes = torch.cat(labels) if all(v is not None for v in labels) else None
     return Examples(Batch(torch.cat(xs), classes), texts, contents, numbers, np.full(len(texts), signal))
 
@@ -267,12 +266,7 @@ def _run_examples(model, first) -> Examples:
         rows = frame.iloc[index]
         some = ids.iloc[index] if ids is not None else None
         numbers = [str(v) for v in some.iloc[:, 0].tolist()] if some is not None else numbers
-        contents = [
-            _row_html(
-                rows.columns, rows.iloc[i].tolist(), some.iloc[i].to_dict() if some is not None else None
-            )
-            for i in range(len(index))
-        ]
+        contents = _rows_html(rows, some)
     factors = np.asarray(data.factors)[index] if data.factors is not None else None
     return Examples(
         Batch(torch.as_tensor(np.asarray(data.x[index])), model.data_classes(data, "test")),
@@ -612,7 +606,15 @@ def build(
 
 # ----------------------------------------------------------------------------- the page's JavaScript
 
-HOVER_JS = """
+# HTML-escapes a string the page shows (labels and identifiers come from the user's data)
+ESC_JS = """
+const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
+"""
+
+HOVER_JS = (
+    ESC_JS
+    + """
 const hits = cb_data.index.indices;
 if (!hits.length) { return; }
 const g = cb_data.geometry, xs = source.data.x, ys = source.data.y;
@@ -622,8 +624,6 @@ for (const j of hits) {
   const d = ((xs[j] - g.x) / wx) ** 2 + ((ys[j] - g.y) / wy) ** 2;
   if (d < bd) { bd = d; best = j; }
 }
-const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
-const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
 const c = source.data.content[best];
 const body = images ? `<img src='${c}' width='120' style='image-rendering: pixelated'>` : c;
 const more = hits.length > 1 ? `<div>(the nearest of ${hits.length} points under the pointer)</div>` : "";
@@ -631,6 +631,7 @@ panel.text = `<div class='vk-hover'>${body}<div>${esc(source.data.label[best])}<
   + `<div>-ELBO ${source.data.neg_elbo[best].toFixed(1)} nats</div>`
   + `<div>row ${esc(source.data.index[best])}</div>${more}</div>`;
 """
+)
 
 DECODED_JS = """
 const v = data.views[vi], g = data.grid;
@@ -649,15 +650,15 @@ div.text = data.images
   : `<div>decoded at ${at}</div>${cell}`;
 """
 
-NEIGHBOURS_JS = """
+NEIGHBOURS_JS = (
+    ESC_JS
+    + """
 const sel = source.selected.indices;
 if (sel.length == 0) { return; }
 const i = sel[0], v = data.views[vi], c = v.codes;
 const d = c.map((row, j) => [Math.hypot(...row.map((a, t) => a - c[i][t])), j]);
 d.sort((a, b) => a[0] - b[0]);
 const found = d.filter(p => p[1] != i).slice(0, k);
-const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
-const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
 const show = j => data.images
   ? `<img src='${source.data.content[j]}' width='64' style='image-rendering: pixelated'>`
   : source.data.content[j];
@@ -670,6 +671,7 @@ for (const [dist, j] of found) {
 }
 div.text = html + "</div>";
 """
+)
 
 SLIDER_JS = """
 const data = plot.tags[0], i = cb_obj.value, v = data.views[i];
@@ -684,11 +686,12 @@ plot.y_range.start = v.yr[0]; plot.y_range.end = v.yr[1];
 traversals.text = v.traversals;
 """
 
-RECUT_JS = """
-{
+RECUT_JS = (
+    """
+{"""
+    + ESC_JS
+    + """
 const value = cut.value, sc = source.data.neg_elbo, n = sc.length;
-const codes = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
-const esc = s => String(s).replace(/[&<>"']/g, ch => codes[ch]);
 let above = [], sig = 0, bkg = 0, sigN = 0, bkgN = 0;
 const size = [];
 for (let i = 0; i < n; i++) {
@@ -711,3 +714,4 @@ for (const i of above.slice(0, 50)) {
 listed.text = html + "</table>" + (above.length > 50 ? `<div>and ${above.length - 50} more</div>` : "");
 }
 """
+)

@@ -134,7 +134,7 @@ class _FrameInfo:
     size = _Frame.size
 
 
-def read_folder(path: Path, alpha: str = "composite", background: float = 1.0) -> ImageStack:
+def read_folder(path: Path, alpha: str = "composite", background: float = 1.0, listing=None) -> ImageStack:
     """Read every image under the folder `path` (sub-folders too; their names become labels).
 
     Files are taken in sorted path order, by suffix (`IMAGE_SUFFIXES`, any case); names starting with
@@ -143,13 +143,14 @@ def read_folder(path: Path, alpha: str = "composite", background: float = 1.0) -
 
     alpha: "composite" blends transparent pixels onto `background`; "keep" keeps alpha as the last
         channel. background: grey level in [0, 1] of full scale.
+    listing: `folder_files(path)` when the caller has it already (a large folder is listed once).
     Returns an `ImageStack` with x of shape (n, C, H, W); see `ImageStack`.
     Raises VaekitError for an empty folder, an unreadable file, or images that cannot share one array
     (different sizes, or different bit depths other than 1-, 2- and 4-bit grey among 8-bit images).
     """
     path = Path(path)
     _check_options(alpha, background)
-    files, hidden = folder_files(path)
+    files, hidden = listing or folder_files(path)
     frames, per_file = [], []
     for p in files:
         got, skipped = _read_frames(p, *_name_and_label(path, p))
@@ -206,7 +207,12 @@ def _filled(job) -> np.ndarray:
 
 
 def stream_folder(
-    path: Path, out: Path, alpha: str = "composite", background: float = 1.0, workers: int | None = None
+    path: Path,
+    out: Path,
+    alpha: str = "composite",
+    background: float = 1.0,
+    workers: int | None = None,
+    listing=None,
 ) -> ImageStack:
     """`read_folder` for a folder larger than memory: the same images at the same values, written
     once into the memory-mapped array `out` (.npy; a partial file renamed when complete), decoded
@@ -220,7 +226,7 @@ def stream_folder(
 
     path = Path(path)
     _check_options(alpha, background)
-    files, hidden = folder_files(path)
+    files, hidden = listing or folder_files(path)
     block = 256
     blocks = [files[i : i + block] for i in range(0, len(files), block)]
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
