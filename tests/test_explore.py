@@ -197,9 +197,9 @@ def test_a_table_row_shows_its_values_and_markup_stays_text(cli, browser, tmp_pa
     assert page.evaluate("() => window.pwned") is None and outside == [] and errors == []
 
 
-def test_the_anomaly_view_lists_the_events_above_the_cut(cli, browser, tmp_path):
-    """Background (the run's test split) and a signal file in one scatter: moving the -ELBO cut
-    lists the examples above it with their identifiers and the share of each group."""
+def _events(tmp_path: Path) -> None:
+    """bkg.csv (300 events), sig.csv (30 events of a larger pt) and both.csv (all, with a
+    `process` column: qcd or bsm), each with an `event_id`."""
     gen = np.random.default_rng(1)
     n = 300
     background = pd.DataFrame(
@@ -218,6 +218,22 @@ def test_the_anomaly_view_lists_the_events_above_the_cut(cli, browser, tmp_path)
     )
     background.to_csv(tmp_path / "bkg.csv", index=False)
     signal.to_csv(tmp_path / "sig.csv", index=False)
+    both = pd.concat([background.assign(process="qcd"), signal.assign(process="bsm")])
+    both.to_csv(tmp_path / "both.csv", index=False)
+
+
+def _data(page, name: str = "scatter") -> dict:
+    """The scatter's data source as Python lists."""
+    return page.evaluate(
+        f"() => {{ const d = Bokeh.documents[0].get_model_by_name('{name}').renderers[0].data_source.data;"
+        " const o = {}; for (const k of Object.keys(d)) { o[k] = Array.from(d[k]); } return o; }"
+    )
+
+
+def test_the_anomaly_view_lists_the_events_above_the_cut(cli, browser, tmp_path):
+    """Background (the run's test split) and a signal file in one scatter: moving the -ELBO cut
+    lists the examples above it with their identifiers and the share of each group."""
+    _events(tmp_path)
     train = ["--data", tmp_path / "bkg.csv", "--epochs", "5"]
     page, outside, errors = _explored(
         cli, browser, tmp_path, "anomaly", train, ("--signal", tmp_path / "sig.csv")
@@ -280,3 +296,166 @@ def test_bad_explore_input_is_one_sentence(cli, digits_page, tmp_path):
         assert code == 2 and len(lines) == 1 and said in lines[0], err
     code, _, err = cli("explore", run, "--dims", "3", "1", "--out", tmp_path / "deep" / "er" / "p.html")
     assert code == 0 and (tmp_path / "deep" / "er" / "p.html").exists(), err
+
+
+def test_an_anomaly_output_opens_as_its_anomaly_view(cli, browser, tmp_path):
+    """`vaekit explore RUN/anomaly` shows the run with that output's background and signal, writes
+    RUN/anomaly/explorer.html, and the anomaly report then links it (before, it gave the command);
+    a second explore does not overwrite the page without --overwrite; an output that names its
+    own files refuses --data."""
+    _events(tmp_path)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", tmp_path / "bkg.csv", "--epochs", "5", "--latent-dim", "2", "--out", run, *FAST
+    )
+    assert code == 0, err
+    code, _, err = cli("anomaly", run, "--background", tmp_path / "bkg.csv", "--signal", tmp_path / "sig.csv")
+    assert code == 0, err
+    report = (run / "anomaly" / "report.html").read_text()
+    assert f"vaekit explore {run / 'anomaly'}" in report and 'href="explorer.html"' not in report
+    code, out, err = cli("explore", run / "anomaly")
+    assert code == 0 and f"wrote {run / 'anomaly' / 'explorer.html'}" in out, err
+    assert 'href="explorer.html"' in (run / "anomaly" / "report.html").read_text()
+    before = (run / "anomaly" / "explorer.html").read_bytes()
+    for args, said in [
+        (
+            [run / "anomaly"],
+            "explorer.html already exists; choose another --out, or replace it with --overwrite",
+        ),
+        (
+            [run / "anomaly", "--data", tmp_path / "bkg.csv", "--overwrite"],
+            "This output names its own run and files",
+        ),
+    ]:
+        code, _, err = cli("explore", *args)
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and said in lines[0], err
+    assert (run / "anomaly" / "explorer.html").read_bytes() == before
+    page, outside, errors = _open(browser, run / "anomaly" / "explorer.html", tmp_path / "anomaly-output.png")
+    listed = page.evaluate("() => Bokeh.documents[0].get_model_by_name('above').text")
+    assert "of 30 signal" in listed and "of 60 background" in listed  # the run's test split: 20 %
+    data = _data(page)
+    assert sum(label.startswith("signal: sig.csv") for label in data["label"]) == 30
+    assert outside == [] and errors == []
+
+
+def test_one_file_anomaly_output_in_the_plane_of_principal_components(cli, browser, tmp_path):
+    """An anomaly output of one file told apart by a label column (--data --label-column
+    --signal-label) marks its signal rows by that label; --pca shows the plane of the posterior
+    means' first two principal components (of the background rows): the first has the largest
+    variance of any direction, the two are uncorrelated. A click outlines the query and its k
+    nearest neighbours in the full latent space."""
+    _events(tmp_path)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", tmp_path / "bkg.csv", "--epochs", "4", "--latent-dim", "3", "--out", run, *FAST
+    )
+    assert code == 0, err
+    both = tmp_path / "both.csv"
+    code, _, err = cli(
+        "anomaly",
+        run,
+        "--data",
+        both,
+        "--label-column",
+        "process",
+        "--signal-label",
+        "bsm",
+        "--out",
+        tmp_path / "an",
+    )
+    assert code == 0, err
+    code, _, err = cli("explore", tmp_path / "an", "--pca")
+    assert code == 0, err
+    page, outside, errors = _open(browser, tmp_path / "an" / "explorer.html", tmp_path / "pca.png")
+    listed = page.evaluate("() => Bokeh.documents[0].get_model_by_name('above').text")
+    assert "of 30 signal" in listed and "of 300 background" in listed
+    label = page.evaluate("() => Bokeh.documents[0].get_model_by_name('scatter').below[0].axis_label")
+    assert label.startswith("PC1 of the posterior means (")
+    view = page.evaluate("() => Bokeh.documents[0].get_model_by_name('scatter').tags[0].views[0]")
+    data = _data(page)
+    codes = np.asarray(view["codes"])
+    background = np.asarray(data["label"]) == "qcd"
+    plane = np.c_[view["x"], view["y"]][background]
+    centred = codes[background] - codes[background].mean(axis=0)
+    assert plane[:, 0].var() >= centred.var(axis=0).max() - 1e-6  # PC1: the largest variance
+    assert abs(np.corrcoef(plane[:, 0], plane[:, 1])[0, 1]) < 1e-3
+    assert np.isclose(
+        plane[:, 0].var() + plane[:, 1].var(),
+        np.linalg.eigvalsh(np.cov(centred.T, ddof=0))[-2:].sum(),
+        rtol=1e-3,
+    )
+    page.evaluate(
+        "() => { const plot = Bokeh.documents[0].get_model_by_name('scatter');"
+        " plot.renderers[0].data_source.selected.indices = [3]; }"
+    )
+    page.wait_for_timeout(300)
+    line = np.asarray(_data(page)["line"])
+    nearest = np.argsort(np.linalg.norm(codes - codes[3], axis=1), kind="stable")[1:9]
+    assert list(np.flatnonzero(line == "#d62728")) == [3]
+    assert set(np.flatnonzero(line == "#000000")) == set(nearest.tolist())
+    _shot(page, tmp_path / "pca-neighbours.png")
+    assert outside == [] and errors == []
+
+
+def test_a_score_output_colours_the_examples_by_their_saved_scores(cli, browser, tmp_path):
+    """`vaekit explore scores.csv` shows the scored file's examples with the scores vaekit score
+    saved: a colouring each, with a colour bar, and the hovered row's saved values."""
+    _events(tmp_path)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--data", tmp_path / "bkg.csv", "--epochs", "3", "--latent-dim", "2", "--out", run, *FAST
+    )
+    assert code == 0, err
+    scores = tmp_path / "s.csv"
+    code, _, err = cli("score", run, "--data", tmp_path / "sig.csv", "--samples", "3", "--out", scores)
+    assert code == 0, err
+    code, out, err = cli("explore", scores)
+    assert code == 0 and "s-explorer.html" in out, err
+    page, outside, errors = _open(browser, tmp_path / "s-explorer.html", tmp_path / "scores.png")
+    options = page.evaluate("() => Bokeh.documents[0].get_model_by_name('colour').options")
+    assert {"saved nll", "saved neg_elbo", "saved rate"} <= set(options)
+    saved = pd.read_csv(scores)
+    page.evaluate("() => { Bokeh.documents[0].get_model_by_name('colour').value = 'saved nll'; }")
+    page.wait_for_timeout(200)
+    legend = page.evaluate("() => Bokeh.documents[0].get_model_by_name('legend').text")
+    low, high = np.percentile(saved["nll"], [2, 98])
+    assert f"saved nll:</span><span>{low:.4g}</span>" in legend and f"<span>{high:.4g}</span>" in legend
+    data = _data(page)
+    order = np.argsort(saved["nll"].to_numpy())
+    by_row = dict(zip(data["index"], data["colour"], strict=True))
+    assert by_row[saved["event_id"][order[0]]] != by_row[saved["event_id"][order[-1]]]
+    _hover(page, 5)
+    text = page.locator(".vk-hover").inner_text()
+    row = saved[saved["event_id"] == data["index"][5]].iloc[0]
+    assert f"nll {row['nll']:.4g}" in text and f"rate {row['rate']:.4g}" in text
+    assert outside == [] and errors == []
+
+
+def test_reports_give_the_explore_command_where_it_applies(cli, tmp_path):
+    """A VAE's run report gives the command that writes its explorer page (no link to a page that
+    is not there) and links the page once `vaekit explore RUN` wrote it; an autoencoder's report
+    does not mention it."""
+    x = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for kind in ("vae", "ae"):
+        code, _, err = cli(
+            "train",
+            "--data",
+            tmp_path / "x.npy",
+            "--model",
+            kind,
+            "--epochs",
+            "1",
+            "--out",
+            tmp_path / kind,
+            *FAST,
+        )
+        assert code == 0, err
+    assert "vaekit explore" not in (tmp_path / "ae" / "report.html").read_text()
+    report = (tmp_path / "vae" / "report.html").read_text()
+    assert f"<code>vaekit explore {tmp_path / 'vae'}</code> writes explorer.html here" in report
+    assert 'href="explorer.html"' not in report
+    code, _, err = cli("explore", tmp_path / "vae")
+    assert code == 0, err
+    assert 'href="explorer.html"' in (tmp_path / "vae" / "report.html").read_text()

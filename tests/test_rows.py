@@ -186,15 +186,16 @@ def _pixels(path, n, side=64):
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
 def test_training_on_a_mapped_file_larger_than_the_limit_keeps_memory_bounded(tmp_path):
     """The peak anonymous memory (not the file's pages, which the kernel may drop) of training
-    and evaluating on 12,000 64x64 images against 2,000 (1,000 test images each): the difference
-    stays far below one float32 copy of the data (197 MB), so the data are never held as floats
-    (measured: -25 to +15 MB, allocator noise)."""
-    n = 12_000
+    and evaluating on 30,000 64x64 images against 2,000 (1,000 test images each): the difference
+    stays far below a float32 copy of the 28,000 more images (459 MB), so the data are never held
+    as floats. Measured with 12,000 images: -37 to +74 MB over repeats (allocator noise), hence
+    the larger set and a bound of a third of the copy."""
+    n = 30_000
     big = _peak_anonymous_memory(_pixels(tmp_path / "big.npy", n), tmp_path)
     small = _peak_anonymous_memory(_pixels(tmp_path / "small.npy", 2000), tmp_path)
     assert big["lazy"] == small["lazy"] == "Rows"
-    float32_bytes = n * 64 * 64 * 4
-    assert big["peak"] - small["peak"] < float32_bytes / 4, (big, small)
+    float32_bytes = (n - 2000) * 64 * 64 * 4
+    assert big["peak"] - small["peak"] < float32_bytes / 3, (big, small)
 
 
 def _image_folder(root, n=24, mode="L", size=(10, 12)):

@@ -209,7 +209,8 @@ def prepare_folder(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def _is_training_file(run, source) -> bool:
+def is_training_file(run, source) -> bool:
+    """Whether `source` is the file `run` was trained on (the same file, by path)."""
     record = runs.read_config(run).get("data") or {}
     trained = record.get("source")
     if trained is None:
@@ -333,7 +334,7 @@ def anomaly(
             "(or --data FILE --label-column C).",
         )
         rows = None
-        if _is_training_file(run, background):
+        if is_training_file(run, background):
             rows = runs.load_data(run).test_idx
             notes.append(
                 f"The background file is the one the run trained on, so only its {len(rows)} test-split rows "
@@ -341,11 +342,11 @@ def anomaly(
             )
         bg, _, bg_batch = scores_of(model, run, background, samples, seed, beta, rows=rows)
         sig, _, sig_batch = scores_of(model, run, signal, samples, seed + 1, beta)
-        if _is_training_file(run, signal):
+        if is_training_file(run, signal):
             notes.append("The signal file is the run's training file: the model was fitted to it.")
         found = training_rows(run, bg_batch.x.numpy(), sig_batch.x.numpy()) or [None, None]
         for role, source, seen in zip(("background", "signal"), (background, signal), found, strict=True):
-            if _is_training_file(run, source):
+            if is_training_file(run, source):
                 continue  # said above
             if seen is not None and seen.any():
                 notes.append(
@@ -371,7 +372,11 @@ def anomaly(
     report.save_figure(plots.score_histograms(bg, sig, names, cuts), out / "figures" / "score_histograms.png")
     io.write_json(out / "anomaly.json", result)
     report.write_html(
-        out, f"vaekit anomaly: {Path(str(run)).name}", anomaly_html(result), report.sorted_pngs(out)
+        out,
+        f"vaekit anomaly: {Path(str(run)).name}",
+        anomaly_html(result),
+        report.sorted_pngs(out),
+        explorable=True,
     )
     for note in notes:
         warnings.warn(note, stacklevel=2)
@@ -462,7 +467,7 @@ def twosample(
             x_real, labels = batch.x, batch.labels
             result["real"] = str(data)
             real_rows = _rows_at(raw.frame, raw.ids, np.arange(len(x_real)))
-            if _is_training_file(run, data):
+            if is_training_file(run, data):
                 notes.append(f"{data} is the run's training file: the model was fitted to these examples.")
         keep = None
         if n is not None and n < len(x_real):  # drawn before reading: a large split is never read whole
@@ -952,5 +957,6 @@ def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> li
         f"<table><tr><th>{html.escape(setting)}</th><th>source</th>{head}</tr>{body}</table>"
         "<p class='small'>ROC AUC of each score; each run's folder has its own report.</p>",
         report.sorted_pngs(out),
+        explorable=True,
     )
     return table

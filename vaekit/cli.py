@@ -1237,6 +1237,7 @@ def latent(run, sources, out, beta, overwrite):
     default=None,
     help="The plane's two latent dimensions, from 1 (z1) [default: largest KL].",
 )
+@click.option("--pca", is_flag=True, help="The plane of the posterior means' first two principal components.")
 @click.option(
     "--max-points", type=int, default=2000, show_default=True, help="Examples shown, stratified by label."
 )
@@ -1244,9 +1245,14 @@ def latent(run, sources, out, beta, overwrite):
 @click.option(
     "--signal", multiple=True, help="A file of signal examples: the anomaly view, with a cut (repeatable)."
 )
-@click.option("--out", type=click.Path(), default=None, help="The page [default: RUN/explorer.html].")
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="The page [default: explorer.html in RUN; beside a score output, NAME-explorer.html].",
+)
 @OVERWRITE
-def explore(run, files, dims, max_points, label_column, signal, out, overwrite):
+def explore(run, files, dims, pca, max_points, label_column, signal, out, overwrite):
     """One HTML page to move through a run's latent space, offline (no server, no network).
 
     \b
@@ -1254,6 +1260,8 @@ def explore(run, files, dims, max_points, label_column, signal, out, overwrite):
     vaekit explore SWEEP                     a sweep folder: a beta slider over its runs
     vaekit explore RUN --data new.csv        your own file's examples
     vaekit explore RUN --signal sig.h5       the anomaly view: a -ELBO cut, the events above it
+    vaekit explore RUN/anomaly               an anomaly output: its run, background and signal
+    vaekit explore scores.csv                a score output: the scored file, by its saved scores
     Hover a point for its example and scores, move over the plane for the decoder's output
     there, click for the nearest neighbours; a beta-conditioned run gets a beta slider.
     Needs Bokeh (pip install "vaekit[explorer]").
@@ -1267,12 +1275,19 @@ def explore(run, files, dims, max_points, label_column, signal, out, overwrite):
     from vaekit import explore as ex
 
     check(max_points >= 2, f"--max-points must be at least 2, not {max_points}.")
-    default = Path(run) / "explorer.html"
-    target = Path(out) if out else default
+    source = ex.source_of(run)
+    target = Path(out) if out else source.page
     check(target.suffix == ".html", f"--out must end in .html, not {target.name!r}.")
-    _refuse_existing(target, overwrite or target == default)
+    _refuse_existing(target, overwrite)
     written = ex.build(
-        run, list(files) or None, target, dims, max_points, label_column, signal=list(signal) or None
+        source,
+        list(files) or None,
+        target,
+        dims,
+        max_points,
+        label_column,
+        signal=list(signal) or None,
+        pca=pca,
     )
     click.echo(
         f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 
 from vaekit import evaluate, plots, runs
-from vaekit.errors import check
+from vaekit import io as io_
+from vaekit.errors import VaekitError, check
 
 GRID = 25  # decodes per side of the decoded view's grid: fine enough to follow the mouse, 625 images
 THUMB_LIMIT = 2000  # examples with a hover thumbnail: the page stays a few MB
@@ -45,6 +47,7 @@ class View:
     dims: tuple[int, int] = (0, 1)
     name: str = ""  # what the slider says of this view: "beta = 4", "latent_dim = 3"
     traversals: str = ""  # HTML
+    axes: tuple[str, str] = ("", "")  # the axes' names: "z3 (posterior mean)", "PC1 (62% of the variance)"
 
 
 def _png(image: np.ndarray) -> str:
@@ -93,15 +96,50 @@ def _dims(model, kl: np.ndarray, dims) -> tuple[int, int]:
     return int(order[0]), int(order[1])
 
 
-def _view(model, batch, beta, dims, shape, decode_user, background, name, factors=None) -> View:
-    """One view: the codes of every shown example under (model, beta), the plane's dimensions
-    (chosen by the KL of the background rows, so a signal file does not move the plane), the
-    scores, the decoded grid and the traversals."""
+def _plane(model, means: np.ndarray, background: np.ndarray, kl: np.ndarray, dims, pca: bool):
+    """The plane the page shows: (points (n, 2), a function from plane coordinates (m, 2) to
+    latent codes (m, latent_dim), the axes' names, the two dimensions). The plane is two latent
+    dimensions (`dims`, else the two of largest KL; the others at the prior's mean), or with `pca`
+    the first two principal components of the background's posterior means (the other directions
+    at those means' average: Pearson 1901)."""
+    mean = model.prior.moments()[0].detach().reshape(-1).numpy()
+    if pca:
+        from sklearn.decomposition import PCA
+
+        check(model.latent_dim > 1, "--pca needs two latent dimensions, and this run has one; leave it out.")
+        check(
+            dims is None,
+            "Give --dims or --pca, not both: the plane is two latent dimensions or two components.",
+        )
+        fit = PCA(n_components=2, random_state=0).fit(means[background])
+        shares = fit.explained_variance_ratio_
+        names = tuple(
+            f"PC{k + 1} of the posterior means ({shares[k]:.0%} of their variance)" for k in range(2)
+        )
+        return fit.transform(means), fit.inverse_transform, names, (0, 1)
+    d = _dims(model, kl, dims)
+
+    def to_codes(plane: np.ndarray) -> np.ndarray:
+        z = np.repeat(mean.reshape(1, -1), len(plane), axis=0)
+        z[:, d[0]] = plane[:, 0]
+        if d[0] != d[1]:
+            z[:, d[1]] = plane[:, 1]
+        return z
+
+    if d[0] == d[1]:  # a 1-D latent space: its one dimension against nothing
+        return np.c_[means[:, 0], np.zeros(len(means))], to_codes, ("z1 (posterior mean)", "(1-D latent)"), d
+    return means[:, list(d)], to_codes, tuple(f"z{k + 1} (posterior mean)" for k in d), d
+
+
+def _view(model, batch, beta, dims, shape, decode_user, background, name, factors=None, pca=False) -> View:
+    """One view: the codes of every shown example under (model, beta), the plane (chosen from the
+    background rows, so a signal file does not move it; see `_plane`), the scores, the decoded
+    grid and the traversals."""
     means, variances = evaluate.encode_means(model, batch, beta)
     kl = evaluate.per_dim_kl(
         means[background], variances[background], getattr(model.prior, "marginal_prior", None)
     )
-    dims = _dims(model, kl, dims)
+    points, to_codes, axes, dims = _plane(model, means, background, kl, dims, pca)
     factor_mi = None
     if factors is not None:
         from vaekit import metrics
@@ -113,18 +151,13 @@ def _view(model, batch, beta, dims, shape, decode_user, background, name, factor
     traversals = _traversals(model, beta, kl, shape, decode_user, factor_mi)
     s = evaluate.sampled_scores(model, batch, 1, beta=beta)
     scores = {k: s[k] for k in ("neg_elbo", "rate", "distortion") if k in s}
-    points = means[:, list(dims)] if dims[0] != dims[1] else np.c_[means[:, 0], np.zeros(len(means))]
     lo, hi = points.min(axis=0), points.max(axis=0)
     pad = 0.05 * np.maximum(hi - lo, 1e-6)
     lo, hi = lo - pad, hi + pad
-    mean, _ = model.prior.moments()
-    z = mean.detach().reshape(1, -1).repeat(GRID * GRID, 1).clone()
     ys = np.linspace(hi[1], lo[1], GRID)  # top row first
     xs = np.linspace(lo[0], hi[0], GRID)
     gy, gx = np.meshgrid(ys, xs, indexing="ij")
-    z[:, dims[0]] = torch.as_tensor(gx.reshape(-1), dtype=z.dtype)
-    if dims[0] != dims[1]:
-        z[:, dims[1]] = torch.as_tensor(gy.reshape(-1), dtype=z.dtype)
+    z = torch.as_tensor(to_codes(np.c_[gx.reshape(-1), gy.reshape(-1)]), dtype=torch.float32)
     labels = torch.zeros(1, dtype=torch.long) if model.conditional else None
     with torch.no_grad():
         decoded = model.decode(z, beta, labels).mean
@@ -140,26 +173,47 @@ def _view(model, batch, beta, dims, shape, decode_user, background, name, factor
         dims,
         name,
         traversals,
+        axes,
     )
 
 
-def _label_colours(labels: list[str]) -> list[str]:
+def _label_colours(labels: list[str]) -> tuple[list[str], str]:
+    """A colour per label, and the legend's HTML (escaped; at most 40 names)."""
     from bokeh.palettes import Category10_10, Category20_20
 
     names = sorted(set(labels))
     palette = Category10_10 if len(names) <= 10 else Category20_20
     lookup = {n: palette[i % len(palette)] for i, n in enumerate(names)}
-    return [lookup[v] for v in labels]
+    legend = (
+        "<div style='display:flex;flex-wrap:wrap;gap:10px;font-size:12px'>"
+        + "".join(
+            f"<span><span style='color:{lookup[n]}'>&#9679;</span> {html.escape(n)}</span>"
+            for n in names[:40]
+        )
+        + (f"<span>and {len(names) - 40} more</span>" if len(names) > 40 else "")
+        + "</div>"
+    )
+    return [lookup[v] for v in labels], legend
 
 
-def _score_colours(values: np.ndarray) -> list[str]:
+def _score_colours(values: np.ndarray, name: str) -> tuple[list[str], str]:
+    """A Viridis colour per value (its 2nd to 98th percentile spans the map; values beyond are
+    clipped to its ends, an infinite one to the top), and the colour bar's HTML naming `name`."""
     from bokeh.palettes import Viridis256
 
     v = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(v)
     lo, hi = np.percentile(v[finite], [2, 98]) if finite.any() else (0.0, 1.0)
-    t = np.clip((np.nan_to_num(v, nan=hi, posinf=hi) - lo) / max(hi - lo, 1e-12), 0, 1)
-    return [Viridis256[int(round(x * 255))] for x in t]
+    t = np.clip((np.nan_to_num(v, nan=hi, posinf=hi, neginf=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
+    stops = ",".join(Viridis256[i] for i in range(0, 256, 32)) + "," + Viridis256[255]
+    legend = (
+        "<div style='display:flex;align-items:center;gap:8px;font-size:12px'>"
+        f"<span>{html.escape(name)}:</span><span>{lo:.4g}</span>"
+        f"<span class='vk-bar' style='width:240px;height:12px;background:linear-gradient(to right,{stops})'>"
+        f"</span><span>{hi:.4g}</span><span>(2nd to 98th percentile of the points shown; beyond it, the "
+        "ends' colours)</span></div>"
+    )
+    return [Viridis256[int(round(x * 255))] for x in t], legend
 
 
 def _rows_html(frame, ids=None) -> list[str]:
@@ -279,6 +333,19 @@ def _run_examples(model, first) -> Examples:
     )
 
 
+def _subset(ex: Examples, rows: np.ndarray) -> Examples:
+    """The examples at `rows` (indices), every field alike."""
+    return Examples(
+        ex.batch[torch.as_tensor(rows)],
+        [ex.texts[i] for i in rows],
+        [ex.contents[i] for i in rows],
+        [ex.numbers[i] for i in rows],
+        ex.signal[rows],
+        ex.factors[rows] if ex.factors is not None else None,
+        ex.factor_names,
+    )
+
+
 def _joined(a: Examples, b: Examples) -> Examples:
     from vaekit.batch import Batch
 
@@ -326,6 +393,113 @@ def _traversals(
     return "".join(parts)
 
 
+@dataclass
+class Source:
+    """What a page shows, resolved from the path given to `vaekit explore` (`source_of`)."""
+
+    run: Path  # the run or sweep folder whose models are shown
+    page: Path  # the page's default path
+    files: list | None = None  # files shown instead of the run's test split
+    signal: list | None = None  # files of signal examples (the anomaly view)
+    label_column: str | None = None
+    signal_label: str | None = None  # the value of the labels that marks signal rows in `files`
+    saved: object = None  # a score output's DataFrame: one row per example of files[0]
+    said: str = ""  # where the page's inputs came from (HTML)
+
+
+def _recorded(value, record: Path, what: str) -> Path:
+    """A path a saved output records (as typed where it was written), found from here: as
+    recorded, else the output's own folder's parent when it is that folder (RUN/anomaly)."""
+    path = Path(str(value))
+    if path.exists():
+        return path
+    parent = record.parent.parent
+    if path.name == parent.name and parent.exists():
+        return parent
+    raise VaekitError(
+        f"{record} records the {what} {value}, which is not there from {Path.cwd()}; run vaekit explore from "
+        "the folder the output was written in."
+    )
+
+
+def _anomaly_inputs(record: Path) -> dict:
+    """The inputs of an anomaly output (its anomaly.json): background and signal files, or one
+    file with its label column and signal label."""
+    result = json.loads(record.read_text(encoding="utf-8"))
+    if result.get("data") is not None:
+        return dict(
+            files=[str(_recorded(result["data"], record, "data file"))],
+            label_column=result.get("label_column"),
+            signal_label=str(result["signal_label"]),
+        )
+    return dict(
+        files=[str(_recorded(result["background"], record, "background file"))],
+        signal=[str(_recorded(result["signal"], record, "signal file"))],
+    )
+
+
+def source_of(path) -> Source:
+    """Resolve what `vaekit explore PATH` shows. PATH is a run folder, a sweep folder, an anomaly
+    output folder (anomaly.json: its run with its background and signal), an anomaly output of a
+    sweep (anomaly_sweep.json), or a score output (scores.csv or .parquet with its .json sidecar:
+    the scored file's examples, coloured by their saved scores). Raises `VaekitError` for a path
+    that is none of these, or an output whose run or files are not there."""
+    import pandas as pd
+
+    path = Path(path)
+    check(
+        path.exists(),
+        f"{path} does not exist; give a run folder, a sweep folder, or an anomaly or score output.",
+    )
+    if path.is_dir() and (path / "anomaly.json").exists():
+        record = path / "anomaly.json"
+        result = json.loads(record.read_text(encoding="utf-8"))
+        auc = (result.get("scores") or {}).get("neg_elbo", {}).get("auc")
+        said = (
+            f" From the anomaly output <code>{html.escape(str(path))}</code>"
+            + (f" (ROC AUC of -ELBO there: {auc:.3f})" if auc is not None else "")
+            + "."
+        )
+        run = _recorded(result["run"], record, "run")
+        return Source(run, path / "explorer.html", said=said, **_anomaly_inputs(record))
+    if path.is_dir() and (path / "anomaly_sweep.json").exists():
+        record = path / "anomaly_sweep.json"
+        result = json.loads(record.read_text(encoding="utf-8"))
+        parts = sorted(path.glob("*/anomaly.json"))
+        check(bool(parts), f"{path} holds no per-run anomaly.json; run vaekit anomaly on the sweep again.")
+        said = f" From the anomaly output <code>{html.escape(str(path))}</code> of a sweep."
+        sweep_dir = _recorded(result["sweep"], record, "sweep")
+        return Source(sweep_dir, path / "explorer.html", said=said, **_anomaly_inputs(parts[0]))
+    if path.is_file() and path.suffix in (".csv", ".parquet"):
+        sidecar = path.with_suffix(".json")
+        check(
+            sidecar.exists(),
+            f"{path} is a file; give a run folder, a sweep folder, or a score output with its sidecar "
+            f"({sidecar.name}, written by vaekit score).",
+        )
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        check(
+            {"run", "data"} <= set(meta),
+            f"{sidecar} does not say which run and data its scores are of; give the score output "
+            "vaekit score wrote.",
+        )
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        saved = frame[[c for c in frame.columns if c in evaluate.SCORE_MEANINGS]]
+        check(saved.shape[1] > 0, f"{path} holds no score columns ({', '.join(evaluate.SCORE_MEANINGS)}).")
+        said = f" Coloured by the scores saved in <code>{html.escape(str(path))}</code>."
+        return Source(
+            _recorded(meta["run"], sidecar, "run"),
+            path.with_name(path.stem + "-explorer.html"),
+            files=[str(_recorded(meta["data"], sidecar, "data file"))],
+            saved=saved,
+            said=said,
+        )
+    check(
+        path.is_dir(), f"{path} is a file; give a run folder, a sweep folder, or an anomaly or score output."
+    )
+    return Source(path, path / "explorer.html")
+
+
 def build(
     run,
     files=None,
@@ -335,35 +509,75 @@ def build(
     label_column=None,
     k: int = 8,
     signal=None,
+    pca: bool = False,
 ) -> Path:
-    """Write the explorer page for a run folder, a beta-conditioned run or a sweep folder (see
-    the module docstring) and return its path (default RUN/explorer.html).
+    """Write the explorer page (see the module docstring) and return its path.
 
     Args:
+        run: a run folder, a beta-conditioned run, a sweep folder, an anomaly output folder or a
+            score output file (see `source_of`), or a `Source`.
         files: the user's files to show instead of the run's test split, each in its own colour.
-        dims: the two latent dimensions of the plane (default: the two of largest average KL).
+        out: the page (default: `explorer.html` in the run, sweep or anomaly folder; beside a
+            score output, `<name>-explorer.html`).
+        dims: the two latent dimensions of the plane, from 1 (default: the two of largest
+            average KL).
         max_points: at most this many examples are shown (stratified by label), each with its
             thumbnail or row: the page's size grows with it.
+        label_column: tables in `files`: the column that holds labels.
         k: neighbours listed on a click.
         signal: files of signal examples for the anomaly view: shown beside the background (the
             run's test split, or `files`) with a cut on -ELBO (a slider) and the examples above it
             listed with their identifiers, with the fraction of each group above the cut.
-    Raises `VaekitError` for a folder that is neither a run nor a sweep, a deterministic
-    autoencoder's run, or bad `dims`."""
+        pca: the plane of the first two principal components of the posterior means instead of
+            two latent dimensions.
+    Raises `VaekitError` for a path that is none of the above, a deterministic autoencoder's run,
+    bad `dims`, or files given beside an output that names its own."""
     from bokeh.embed import file_html
     from bokeh.layouts import column, row
     from bokeh.models import ColumnDataSource, CustomJS, Div, HoverTool, Select, Slider
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
 
-    run = Path(run)
+    from vaekit import analyses, report
+
+    src = run if isinstance(run, Source) else source_of(run)
+    if src.files is not None or src.signal is not None:
+        check(
+            not files and not signal and label_column is None,
+            "This output names its own run and files; leave out --data, --signal and --label-column "
+            "(or explore the run folder with the files you want).",
+        )
+    files = src.files or files
+    signal = src.signal or signal
+    label_column = src.label_column or label_column
+    run = src.run
     entries, first = _runs(run)
     model = entries[0][0]
     check(model.kind == "vae", f"{run} is a deterministic autoencoder: it has no rate or prior to explore.")
     ex = _file_examples(model, first, files, label_column, False) if files else _run_examples(model, first)
+    if src.signal_label is not None:  # one file of both: its signal label's rows are signal
+        ex.signal = np.asarray(ex.texts) == src.signal_label
+    saved = None
+    if src.saved is not None:
+        check(
+            len(src.saved) == len(ex.texts),
+            f"The score output has {len(src.saved)} rows and {files[0]} now reads as "
+            f"{len(ex.texts)} examples; "
+            "score the file again.",
+        )
+        saved = {c: src.saved[c].to_numpy(dtype=np.float64) for c in src.saved.columns}
+    said = src.said
     if signal:
         if not files and set(ex.texts) == {"test"}:
             ex.texts = ["background (test split)"] * len(ex.texts)
+        if files and len(files) == 1 and analyses.is_training_file(first, files[0]):
+            # as vaekit anomaly: the training rows were fitted and score low; only the test split
+            ex = _subset(ex, np.asarray(runs.load_data(first).test_idx))
+            ex.texts = [f"{t} (test split)" for t in ex.texts]
+            said += (
+                f" The background file is the one the run trained on: only its {len(ex.texts)} test-split "
+                "rows are shown (the training rows were fitted, and their scores are biased low)."
+            )
         ex = _joined(ex, _file_examples(model, first, signal, label_column, True))
     # signal rows are never crowded out by the background: up to half of the points are theirs
     sig = np.flatnonzero(ex.signal)
@@ -371,12 +585,10 @@ def build(
     bkg = np.flatnonzero(~ex.signal)
     bkg = bkg[_stratified(np.asarray(ex.texts)[bkg], len(bkg), max(1, max_points - len(sig)))]
     keep = np.concatenate([bkg, sig])
-    batch = ex.batch[torch.as_tensor(keep)]
-    texts = [ex.texts[i] for i in keep]
-    contents = [ex.contents[i] for i in keep]
-    numbers = [ex.numbers[i] for i in keep]
-    is_signal = ex.signal[keep]
-    factors = ex.factors[keep] if ex.factors is not None else None
+    shown = _subset(ex, keep)
+    batch, texts, contents, numbers = shown.batch, shown.texts, shown.contents, shown.numbers
+    is_signal, factors = shown.signal, shown.factors
+    saved = {c: v[keep] for c, v in saved.items()} if saved is not None else None
     shape = model.data_shape
     images = plots.to_images(model.unscale_output(batch.x).numpy(), shape) if len(shape) == 3 else None
     if images is not None:
@@ -402,19 +614,33 @@ def build(
             ~is_signal,
             name,
             (factors, factor_names) if factors is not None else None,
+            pca,
         )
         for m, beta, _, name in entries
     ]
     start = len(views) // 2 if len(views) > 1 else 0
     v0 = views[start]
-    colours = {"label": _label_colours(texts)}
-    score_names = {"neg_elbo": "-ELBO", "rate": "rate", "distortion": "distortion"}
-    per_view_colours = [{score_names[k]: _score_colours(v) for k, v in view.scores.items()} for view in views]
-    colours.update(per_view_colours[start])
-    if factors is not None:
-        for j, name in enumerate(factor_names):
-            colours[f"factor: {name}"] = _score_colours(factors[:, j])
+    # every colouring with its legend (a label's swatches, a score's colour bar); a score's per view
+    colours, legends = {}, {}
+    colours["label"], legends["label"] = _label_colours(texts)
+    score_names = {"neg_elbo": "-ELBO (nats)", "rate": "rate (nats)", "distortion": "distortion (nats)"}
+    per_view = [
+        {score_names[k]: _score_colours(v, score_names[k]) for k, v in view.scores.items()} for view in views
+    ]
+    for name, values in (saved or {}).items():
+        colours[f"saved {name}"], legends[f"saved {name}"] = _score_colours(values, f"saved {name}")
+    for j, name in enumerate(factor_names or ()):
+        colours[f"factor: {name}"], legends[f"factor: {name}"] = _score_colours(
+            factors[:, j], f"factor {name}"
+        )
+    options = ["label", *per_view[start], *(name for name in colours if name != "label")]
     traversals = Div(text=v0.traversals, width=900, name="traversals")
+    more = [""] * len(texts)
+    if saved is not None:
+        more = [
+            "<div>saved: " + ", ".join(f"{html.escape(c)} {v[i]:.4g}" for c, v in saved.items()) + "</div>"
+            for i in range(len(texts))
+        ]
     source = ColumnDataSource(
         {
             "x": v0.points[:, 0].tolist(),
@@ -425,12 +651,10 @@ def build(
             "neg_elbo": v0.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
             "index": numbers,
             "size": [7] * len(texts),
+            "line": [NO_LINE] * len(texts),
+            "more": more,
         }
     )
-
-    def axis_label(view: View, k: int) -> str:
-        d = view.dims
-        return f"z{d[k] + 1} (posterior mean)" if d[0] != d[1] or k == 0 else "(1-D latent)"
 
     def title(view: View) -> str:
         return f"{run.name}: {len(texts):,} examples in latent space, {view.name}"
@@ -441,14 +665,24 @@ def build(
         tools="pan,wheel_zoom,box_select,tap,reset",
         x_range=v0.x_range,
         y_range=v0.y_range,
-        x_axis_label=axis_label(v0, 0),
-        y_axis_label=axis_label(v0, 1),
+        x_axis_label=v0.axes[0],
+        y_axis_label=v0.axes[1],
         title=title(v0),
         name="scatter",
     )
     points = p.scatter(
-        "x", "y", source=source, color="colour", size="size", alpha=0.75, line_color=None, name="points"
+        "x",
+        "y",
+        source=source,
+        color="colour",
+        size="size",
+        alpha=0.75,
+        line_color="line",
+        line_width=2,
+        name="points",
     )
+    points.nonselection_glyph.fill_alpha = 0.35  # a click's neighbours stay visible around it
+    points.nonselection_glyph.line_alpha = 1.0
     # one example at a time, the nearest under the pointer, in a panel beside the plot (a tooltip
     # stacks every point under the pointer: dozens where the points crowd)
     hovered = Div(text="<i>hover a point: its example appears here</i>", width=300, name="hovered")
@@ -470,7 +704,7 @@ def build(
         name="decoded",
     )
     neighbours = Div(
-        text="<i>click a point: its nearest neighbours in latent space appear here</i>",
+        text="<i>click a point: its nearest neighbours in latent space appear here, outlined on the plot</i>",
         width=900,
         name="neighbours",
     )
@@ -481,8 +715,8 @@ def build(
             {
                 "name": v.name,
                 "title": title(v),
-                "xlabel": axis_label(v, 0),
-                "ylabel": axis_label(v, 1),
+                "xlabel": v.axes[0],
+                "ylabel": v.axes[1],
                 "x": v.points[:, 0].tolist(),
                 "y": v.points[:, 1].tolist(),
                 "codes": np.round(v.codes, 5).tolist(),
@@ -490,10 +724,11 @@ def build(
                 "xr": v.x_range,
                 "yr": v.y_range,
                 "neg_elbo": v.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
-                "colours": c,
+                "colours": {name: c for name, (c, _) in view_colours.items()},
+                "legends": {name: lg for name, (_, lg) in view_colours.items()},
                 "traversals": v.traversals,
             }
-            for v, c in zip(views, per_view_colours, strict=True)
+            for v, view_colours in zip(views, per_view, strict=True)
         ],
     }
     p.tags = [payload]  # held once in the page; every callback reads it through the figure
@@ -521,14 +756,20 @@ def build(
             code=view_js + NEIGHBOURS_JS,
         ),
     )
-    colour = Select(title="colour by", value="label", options=list(colours), name="colour")
+    legend = Div(text=legends["label"], width=900, name="legend")
+    colour = Select(title="colour by", value="label", options=options, name="colour")
     colour.js_on_change(
         "value",
         CustomJS(
-            args={"source": source, "colours": colours, "plot": p, "slider": slider},
-            code=view_js
-            + "source.data.colour = data.views[vi].colours[cb_obj.value] ?? colours[cb_obj.value];"
-            + "source.change.emit();",
+            args={
+                "source": source,
+                "colours": colours,
+                "legends": legends,
+                "legend": legend,
+                "plot": p,
+                "slider": slider,
+            },
+            code=view_js + COLOUR_JS,
         ),
     )
     controls = [colour]
@@ -546,7 +787,8 @@ def build(
             end=hi_s,
             value=min(max(cut0, lo_s), hi_s),
             step=(hi_s - lo_s) / 500 or 1.0,
-            title="-ELBO cut (nats): the examples above it are enlarged and listed",
+            title="-ELBO cut (nats; it opens at the background's 99th percentile): the examples above it "
+            "are enlarged and listed",
             name="cut",
             width=600,
         )
@@ -558,7 +800,14 @@ def build(
         slider.js_on_change(
             "value",
             CustomJS(
-                args={"source": source, "plot": p, "colour": colour, "traversals": traversals, **recut},
+                args={
+                    "source": source,
+                    "plot": p,
+                    "colour": colour,
+                    "legend": legend,
+                    "traversals": traversals,
+                    **recut,
+                },
                 code=SLIDER_JS + (RECUT_JS if cut is not None else ""),
             ),
         )
@@ -569,26 +818,14 @@ def build(
         if model.conditional
         else ""
     )
+    held = "the posterior means' average" if pca else "the prior's mean"
     style = Div(
         text="<style>.vk-row th{text-align:left;padding-right:8px}.vk-row{font-size:11px}"
         ".vk-above td,.vk-above th{padding:1px 10px 1px 0;text-align:left}</style>"
         f"<p>vaekit explorer for <code>{html.escape(str(run))}</code>: {len(views)} "
-        f"view{'s' if len(views) > 1 else ''}. The decoded view is a {GRID}x{GRID} grid of decodes over "
-        f"the plane, the other latent dimensions at the prior's mean.{condition}</p>",
+        f"view{'s' if len(views) > 1 else ''}.{said} The decoded view is a {GRID}x{GRID} grid of decodes "
+        f"over the plane, the other latent directions at {held}.{condition}</p>",
         width=900,
-    )
-    names = sorted(set(texts))
-    swatches = dict(zip(texts, colours["label"], strict=True))
-    legend = Div(
-        text="<div style='display:flex;flex-wrap:wrap;gap:10px;font-size:12px'>"
-        + "".join(
-            f"<span><span style='color:{swatches[n]}'>&#9679;</span> {html.escape(n)}</span>"
-            for n in names[:40]
-        )
-        + (f"<span>and {len(names) - 40} more</span>" if len(names) > 40 else "")
-        + "</div>",
-        width=900,
-        name="legend",
     )
     layout = column(style, row(*controls), legend, row(p, column(hovered, decoded)), *below, traversals)
     from bokeh.document import Document
@@ -598,9 +835,11 @@ def build(
     if cut is not None:  # the page opens with the starting cut applied
         document.js_on_event("document_ready", CustomJS(args=recut, code=RECUT_JS))
     page = file_html(document, resources=INLINE, title=f"vaekit explorer: {run.name}")
-    out = Path(out) if out is not None else (run / "explorer.html")
+    out = Path(out) if out is not None else src.page
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    io_.write_text(out, page)
+    if out.name == "explorer.html" and out.resolve() == src.page.resolve():
+        report.link_explorer(out.parent)
     return out
 
 
@@ -628,7 +867,7 @@ const c = source.data.content[best];
 const body = images ? `<img src='${c}' width='120' style='image-rendering: pixelated'>` : c;
 const more = hits.length > 1 ? `<div>(the nearest of ${hits.length} points under the pointer)</div>` : "";
 panel.text = `<div class='vk-hover'>${body}<div>${esc(source.data.label[best])}</div>`
-  + `<div>-ELBO ${source.data.neg_elbo[best].toFixed(1)} nats</div>`
+  + `<div>-ELBO ${source.data.neg_elbo[best].toFixed(1)} nats</div>${source.data.more[best]}`
   + `<div>row ${esc(source.data.index[best])}</div>${more}</div>`;
 """
 )
@@ -650,8 +889,11 @@ div.text = data.images
   : `<div>decoded at ${at}</div>${cell}`;
 """
 
+NO_LINE = "rgba(0, 0, 0, 0)"  # a point's outline when it is not a click's query or neighbour
+
 NEIGHBOURS_JS = (
     ESC_JS
+    + f"const NO_LINE = '{NO_LINE}';"
     + """
 const sel = source.selected.indices;
 if (sel.length == 0) { return; }
@@ -659,11 +901,17 @@ const i = sel[0], v = data.views[vi], c = v.codes;
 const d = c.map((row, j) => [Math.hypot(...row.map((a, t) => a - c[i][t])), j]);
 d.sort((a, b) => a[0] - b[0]);
 const found = d.filter(p => p[1] != i).slice(0, k);
+const line = source.data.line.map(() => NO_LINE);
+line[i] = "#d62728";
+for (const [, j] of found) { line[j] = "#000000"; }
+source.data.line = line;
+source.change.emit();
 const show = j => data.images
   ? `<img src='${source.data.content[j]}' width='64' style='image-rendering: pixelated'>`
   : source.data.content[j];
-let html = `<div><b>row ${esc(source.data.index[i])}</b> (${esc(source.data.label[i])}) and its `
-  + `${found.length} nearest neighbours (distance in the full latent space)</div>`
+let html = `<div><b>row ${esc(source.data.index[i])}</b> (${esc(source.data.label[i])}, `
+  + `outlined red) and its `
+  + `${found.length} nearest neighbours (outlined black; distance in the full latent space)</div>`
   + "<div style='display:flex;gap:8px;flex-wrap:wrap'>";
 html += `<div>${show(i)}<div>query</div></div>`;
 for (const [dist, j] of found) {
@@ -673,10 +921,19 @@ div.text = html + "</div>";
 """
 )
 
+COLOUR_JS = """
+const chosen = cb_obj.value;
+source.data.colour = data.views[vi].colours[chosen] ?? colours[chosen];
+legend.text = data.views[vi].legends[chosen] ?? legends[chosen];
+source.change.emit();
+"""
+
 SLIDER_JS = """
 const data = plot.tags[0], i = cb_obj.value, v = data.views[i];
 source.data.x = v.x; source.data.y = v.y; source.data.neg_elbo = v.neg_elbo;
-if (v.colours[colour.value]) { source.data.colour = v.colours[colour.value]; }
+if (v.colours[colour.value]) {
+  source.data.colour = v.colours[colour.value]; legend.text = v.legends[colour.value];
+}
 source.change.emit();
 cb_obj.title = `${v.name} (view ${i + 1} of ${data.views.length})`;
 plot.title.text = v.title;

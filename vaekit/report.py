@@ -9,6 +9,7 @@ import base64
 import html
 import io as _io
 import json
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -146,7 +147,7 @@ def write_run(out: Path, model, data, history, summary, extra_figures: dict | No
             "<h2>Traversals (decoder means, in the data's units; all in traversals.csv)</h2>"
             + table.head(27).to_html(index=False, float_format=lambda v: f"{v:.4g}")
         )
-    write_html(out, f"vaekit run: {out.name}", body, sorted_pngs(out))
+    write_html(out, f"vaekit run: {out.name}", body, sorted_pngs(out), explorable=model.kind == "vae")
 
 
 def data_section(data) -> str:
@@ -217,10 +218,39 @@ def summary_table(summary: dict) -> str:
     )
 
 
-def write_html(out: Path, title: str, body: str, pngs: list[Path]) -> None:
+EXPLORER_NOTE = re.compile(r'<p class="small" id="vk-explorer">.*?</p>', re.DOTALL)
+
+
+def explorer_note(out: Path) -> str:
+    """The report's line about `vaekit explore`: a link to OUT/explorer.html where it exists, else
+    the command that writes it (a report never links a page that is not there)."""
+    command = f"<code>vaekit explore {html.escape(str(out))}</code>"
+    if (Path(out) / "explorer.html").exists():
+        said = (
+            '<a href="explorer.html">explorer.html</a> (hover an example, move over the decoded plane, '
+            f"click for neighbours; written by {command}, offline)"
+        )
+    else:
+        said = (
+            f"{command} writes explorer.html here: hover an example, move over the decoded plane, click "
+            "for neighbours"
+        )
+    return f'<p class="small" id="vk-explorer">Interactive: {said}.</p>'
+
+
+def link_explorer(out: Path) -> None:
+    """Point OUT/report.html (where it exists) at the explorer page just written beside it."""
+    page = Path(out) / "report.html"
+    if page.exists():
+        text = page.read_text(encoding="utf-8")
+        io.write_text(page, EXPLORER_NOTE.sub(lambda _: explorer_note(out), text, count=1))
+
+
+def write_html(out: Path, title: str, body: str, pngs: list[Path], explorable: bool = False) -> None:
     """Write `out/report.html` atomically: a self-contained page with `title` (escaped), `body`
     (HTML, inserted as is: escape user text first) and each PNG embedded as base64, captioned
-    by its file name."""
+    by its file name. `explorable`: the folder is one `vaekit explore` reads (a VAE's run, a
+    sweep, an anomaly output), and the page says so (`explorer_note`)."""
     images = []
     for p in pngs:
         data = base64.b64encode(p.read_bytes()).decode("ascii")
@@ -234,9 +264,7 @@ def write_html(out: Path, title: str, body: str, pngs: list[Path]) -> None:
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
 img{{max-width:100%}}figure{{margin:1.5em 0}}.small{{font-size:80%;color:#666}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p class="small">Interactive: <a href="explorer.html">explorer.html</a> (hover an example, move over
-the decoded plane, click for neighbours; written by <code>vaekit explore {html.escape(str(out))}</code>,
-offline).</p>
+{explorer_note(out) if explorable else ""}
 {body}
 {"".join(images)}
 </body></html>

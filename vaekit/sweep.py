@@ -246,7 +246,7 @@ def draw(out: Path, rows: list[dict]) -> None:
     report.save_figure(latent_panels(entries, data, setting=setting), out / "figures" / "latent_panels.png")
     report.save_figure(rate_distortion(rows), out / "figures" / "rate_distortion.png")
     body = sweep_table(rows) + EXPLANATION
-    report.write_html(out, f"vaekit sweep: {out.name}", body, report.sorted_pngs(out))
+    report.write_html(out, f"vaekit sweep: {out.name}", body, report.sorted_pngs(out), explorable=True)
 
 
 def regime(beta: float, betas: list[float]) -> str:
