@@ -473,3 +473,117 @@ def test_celeba_is_placed_by_hand_verified_and_read_at_64px(server, cache, regis
     (cache / "list_eval_partition.txt").write_text("000001.jpg 0\n")
     with pytest.raises(VaekitError, match="list_eval_partition.txt is not the expected file"):
         datasets.read_raw("celeba")
+
+
+def _adc2021_like(path: Path, gen, n: int = 60) -> np.ndarray:
+    """An ADC2021-like table: `Particles` (n, 19, 4) with its names and object classes."""
+    import h5py
+
+    particles = gen.normal(size=(n, 19, 4)).astype(np.float32)
+    particles[:, :, 3] = np.array([1] + [2] * 4 + [3] * 4 + [4] * 10)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("Particles", data=particles)
+        f.create_dataset("Particles_Names", data=np.array([b"Pt", b"Eta", b"Phi", b"Class"]))
+        f.create_dataset(
+            "Particles_Classes",
+            data=np.array([b"MET_class_1", b"Four_Ele_class_2", b"Four_Mu_class_3", b"Ten_Jet_class_4"]),
+        )
+    return particles
+
+
+def _zenodo_record(root: Path, filename: str, md5: str | None = None) -> str:
+    """A record's file list as Zenodo's API gives it (key, size, checksum "md5:..."), served."""
+    data = (root / filename).read_bytes()
+    entry = {"key": filename, "size": len(data), "checksum": f"md5:{md5 or hashlib.md5(data).hexdigest()}"}
+    other = {"key": "README.txt", "size": 10, "checksum": "md5:" + "0" * 32}
+    (root / "record.json").write_text(json.dumps({"id": 1, "files": [other, entry]}))
+    return "record.json"
+
+
+def _point_at_record(name: str, base: str, kind: str = "ok") -> None:
+    remote = downloads.REMOTE[name]
+    f = remote.files["file"]
+    moved = replace(f, urls=(f"{base}/{kind}/{f.filename}",), record=f"{base}/ok/record.json")
+    downloads.REMOTE[name] = replace(remote, files={"file": moved})
+
+
+def test_adc2021_is_verified_against_its_zenodo_record(server, cache, registry, cli, tmp_path):
+    """The LHC challenge's tables are checked against the size and MD5 their Zenodo record
+    publishes: read once at the first download and kept beside the file, so the next use needs
+    no network; the table reads as the 76 named columns; a payload that differs from the record is
+    refused; a file placed by hand with the record's copy is used offline; without either, one
+    sentence names the file, the record and where both go."""
+    base, root, hits = server
+    assert {"adc2021-background", "adc2021-ato4l", "adc2021-htautau"} <= set(downloads.REMOTE)
+    f = downloads.REMOTE["adc2021-background"].files["file"]
+    assert f.record == "https://zenodo.org/api/records/5046389" and f.sha256 is None and f.md5 is None
+    particles = _adc2021_like(root / f.filename, np.random.default_rng(4))
+    _zenodo_record(root, f.filename)
+    _point_at_record("adc2021-background", base)
+    raw = datasets.read_raw("adc2021-background")
+    assert raw.kind == "tabular" and len(raw.column_names) == 76 and raw.column_names[4] == "ele1_pT"
+    np.testing.assert_array_equal(raw.frame["jet1_pT"].to_numpy(), particles[:, 9, 0])
+    assert (cache / (f.filename + ".record.json")).exists() and "CC BY 4.0" in raw.meta["licence"]
+    # the next use reads neither the record nor the file from the server
+    asked = dict(hits)
+    downloads.REMOTE["adc2021-background"] = replace(
+        downloads.REMOTE["adc2021-background"],
+        files={
+            "file": replace(
+                downloads.REMOTE["adc2021-background"].files["file"], record="http://127.0.0.1:9/x"
+            )
+        },
+    )
+    assert len(datasets.read_raw("adc2021-background").frame) == 60 and hits == asked
+
+    # a payload that is not what the record says: refused, nothing left that passes as complete
+    s = downloads.REMOTE["adc2021-ato4l"].files["file"]
+    _adc2021_like(root / s.filename, np.random.default_rng(5))
+    _zenodo_record(root, s.filename, md5="1" * 32)
+    _point_at_record("adc2021-ato4l", base)
+    code, _, err = cli("train", "--data", "adc2021-ato4l", "--out", tmp_path / "run", *FAST)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning")]
+    assert (
+        code == 2
+        and len(lines) == 1
+        and f"its MD5 is {hashlib.md5((root / s.filename).read_bytes()).hexdigest()}" in lines[0]
+    ), err
+    assert not (cache / s.filename).exists() and not (tmp_path / "run").exists()
+
+    # offline, nothing in the cache: one sentence names the file, its URL, the record and where to put them
+    h = downloads.REMOTE["adc2021-htautau"]
+    downloads.REMOTE["adc2021-htautau"] = replace(
+        h,
+        files={
+            "file": replace(
+                h.files["file"], urls=("http://127.0.0.1:9/gone",), record="http://127.0.0.1:9/rec"
+            )
+        },
+    )
+    code, _, err = cli("train", "--data", "adc2021-htautau", "--out", tmp_path / "run", *FAST)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning")]
+    target = cache / h.files["file"].filename
+    assert code == 2 and len(lines) == 1, err
+    assert (
+        f"put it at {target}" in lines[0]
+        and f"{target.name}.record.json" in lines[0]
+        and "no connection" in lines[0]
+    )
+    # placed by hand with the record's copy: verified against it and used, still offline
+    _adc2021_like(target, np.random.default_rng(6), n=25)
+    (root / target.name).write_bytes(target.read_bytes())
+    _zenodo_record(root, target.name)
+    target.with_name(target.name + ".record.json").write_bytes((root / "record.json").read_bytes())
+    assert len(datasets.read_raw("adc2021-htautau").frame) == 25
+    # a record that does not list the file is named
+    (cache / "Ato4l_lepFilter_13TeV.h5.record.json").write_text(json.dumps({"files": [{"key": "other.h5"}]}))
+    with pytest.raises(VaekitError, match="lists no file Ato4l_lepFilter_13TeV.h5 \\(it lists: other.h5\\)"):
+        datasets.read_raw("adc2021-ato4l")
+    # by name end to end: train on the background, score a signal
+    run = tmp_path / "bkg-run"
+    code, _, err = cli("train", "--data", "adc2021-background", "--epochs", "2", "--out", run, *FAST)
+    assert code == 0, err
+    code, _, err = cli("anomaly", run, "--background", "adc2021-background", "--signal", "adc2021-htautau")
+    assert code == 0, err
+    result = json.loads((run / "anomaly" / "anomaly.json").read_text())
+    assert result["n_signal"] == 25 and result["n_background"] == 12  # the background's test split: 20 %

@@ -1299,13 +1299,14 @@ def datasets_command():
     """List the built-in data sets, the named sets downloaded on first use, and the file formats."""
     from vaekit import datasets, downloads
 
+    width = 1 + max(map(len, [*datasets.describe_builtins(), *downloads.REMOTE]))
     click.echo("Built in (offline):")
     for name, desc in datasets.describe_builtins().items():
-        click.echo(f"  {name:<15} {desc}")
+        click.echo(f"  {name:<{width}}{desc}")
     click.echo(f"Downloaded on first use, verified, kept in {downloads.cache_dir()} ($VAEKIT_CACHE):")
     for name, remote in downloads.REMOTE.items():
         state = "cached" if downloads.is_cached(name) else f"to download: {remote.size_text()}"
-        click.echo(f"  {name:<15} {remote.description} [{state}; licence: {remote.licence}]")
+        click.echo(f"  {name:<{width}}{remote.description} [{state}; licence: {remote.licence}]")
     click.echo("Your own files:")
     for form in datasets.FORMATS:
         click.echo(f"  {form.help}")

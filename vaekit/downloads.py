@@ -12,16 +12,22 @@ Files live in `$VAEKIT_CACHE` (default: the user's cache folder, e.g. ~/.cache/v
 verified file there is used without touching the network; a file placed there by hand is
 verified the same way. `$VAEKIT_MIRROR` (a base URL, e.g. a lab's own copy) is tried before the
 registry's mirrors. Two processes fetching one file take turns (a file lock beside it).
+
+A file published on a Zenodo record (the LHC anomaly-detection challenge's tables) is checked
+against the size and MD5 that the record's file list publishes: the record is read once, at the
+first download, and kept beside the file (`NAME.record.json`), so later uses and a file placed
+by hand are verified against it without the network.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import sys
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +50,9 @@ class RemoteFile:
     # a file never downloaded automatically (`urls` empty): why, and the page to fetch it from
     by_hand_only: str | None = None
     page: str | None = None
+    # a file whose size and MD5 its publisher gives in a record's file list (Zenodo's API: files
+    # with key, size and checksum "md5:..."), not in this registry: the record's URL
+    record: str | None = None
 
     def known_hash(self) -> str:
         """The hash as pooch takes it ("sha256:..." or "md5:...")."""
@@ -51,6 +60,8 @@ class RemoteFile:
 
     def hash_text(self) -> str:
         """The hash in words for a message ("SHA-256 abc..." or "MD5 abc...")."""
+        if self.sha256 is None and self.md5 is None and self.record:
+            return f"the MD5 its record {self.record} publishes"
         return f"SHA-256 {self.sha256}" if self.sha256 else f"MD5 {self.md5}"
 
 
@@ -72,7 +83,10 @@ class RemoteSet:
         return sum(f.size or 0 for f in self.files.values())
 
     def size_text(self) -> str:
-        """The download size in words: "11.6 MB", or "size unpublished" for a file no source sizes."""
+        """The download size in words: "11.6 MB", "size on its record" for a file whose record
+        gives it, or "size unpublished" for a file no source sizes."""
+        if any(f.size is None and f.record for f in self.files.values()):
+            return "size on its record"
         if any(f.size is None for f in self.files.values()):
             return "size unpublished"
         return human_size(self.size)
@@ -136,11 +150,71 @@ def _urls(remote: RemoteFile) -> list[str]:
 
 def by_hand(remote: RemoteFile, path: Path) -> str:
     """The sentence a user needs to fetch the file without vaekit."""
+    if remote.record and remote.sha256 is None and remote.md5 is None:
+        return (
+            f"fetch {remote.filename} from {' or '.join(remote.urls)} by hand and put it at {path}, with its "
+            f"record's file list ({remote.record}, which publishes its size and MD5) saved beside it as "
+            f"{record_copy(path).name}; vaekit verifies it against the record and uses it"
+        )
     return (
         f"fetch {remote.filename} ({human_size(remote.size) if remote.size else 'size not published'}) from "
         f"{' or '.join(remote.urls) or remote.page} by hand and put it "
         f"at {path} ({remote.hash_text()}); vaekit verifies it and uses it"
     )
+
+
+def record_copy(path: Path) -> Path:
+    """Where the record of the file at `path` is kept: beside it, `NAME.record.json`."""
+    return path.with_name(path.name + ".record.json")
+
+
+class _NoRecord(Exception):
+    """A record that could not be read (no connection, a server error)."""
+
+
+def published(remote: RemoteFile, path: Path) -> RemoteFile:
+    """`remote` with the size and MD5 its record publishes, from the copy kept beside the file at
+    `path`, else read from the record's URL (and then kept). A file with its hash in the
+    registry is returned as it is. Raises `_NoRecord` when the record cannot be read, and
+    `VaekitError` for a record that does not list the file with an MD5."""
+    if remote.record is None or remote.sha256 or remote.md5:
+        return remote
+    kept = record_copy(path)
+    if kept.exists():
+        text = kept.read_bytes()
+    else:
+        import requests
+
+        try:
+            answer = requests.get(remote.record, timeout=60)
+            answer.raise_for_status()
+        except Exception as err:  # noqa: BLE001 - any failure to read it: said with the by-hand way
+            raise _NoRecord(_reason(err)) from None
+        text = answer.content
+    try:
+        listing = json.loads(text)
+    except ValueError:
+        listing = None
+    entries = listing.get("files") if isinstance(listing, dict) else None
+    check(
+        isinstance(entries, list),
+        f"{remote.record} is not a record's file list (JSON with 'files'); delete {kept} if it is there.",
+    )
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("key") == remote.filename), None)
+    listed = ", ".join(str(e.get("key")) for e in entries if isinstance(e, dict))
+    check(
+        entry is not None, f"The record {remote.record} lists no file {remote.filename} (it lists: {listed})."
+    )
+    algorithm, _, value = str(entry.get("checksum", "")).partition(":")
+    check(
+        algorithm == "md5" and len(value) == 32 and isinstance(entry.get("size"), int),
+        f"The record {remote.record} gives {remote.filename} no size and MD5 to verify it by.",
+    )
+    if not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with io.atomic_path(kept) as tmp:
+            Path(tmp).write_bytes(text)
+    return replace(remote, size=entry["size"], md5=value)
 
 
 def _remembered_problem(path: Path, remote: RemoteFile) -> str | None:
@@ -166,6 +240,13 @@ def fetch(remote: RemoteFile, progress: bool | None = None) -> Path:
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / remote.filename
+    try:
+        remote = published(remote, path)
+    except _NoRecord as err:
+        raise VaekitError(
+            f"Could not read the record of {remote.filename} ({remote.record}: {err}), which gives the size "
+            f"and MD5 it is verified by: {by_hand(remote, path)}."
+        ) from None
     if path.exists() and _remembered_problem(path, remote) is None:
         return path  # verified: no network
     with filelock.FileLock(str(path) + ".lock"):
@@ -711,3 +792,57 @@ register(
         read=read_celeba,
     )
 )
+
+
+# ----------------------------------------------------------------------------- the LHC challenge
+
+ZENODO = "https://zenodo.org"
+ADC2021_CITATION = (
+    "Govorkova, Puljak, Aarrestad, Pierini, Wozniak & Ngadiuba (2022), LHC physics dataset for "
+    "unsupervised New Physics detection at 40 MHz, Scientific Data 9, 118"
+)
+
+
+def read_adc2021(paths: dict[str, Path]):
+    """One table of the LHC anomaly-detection challenge (ADC2021): `Particles` (n, 19, 4) read as
+    76 named columns (MET, ele1..ele4, mu1..mu4, jet1..jet10, each with pT, eta, phi and class),
+    as the same file given by path (`vaekit.tables.objects_table`). Raises `VaekitError` for
+    another layout."""
+    from vaekit.datasets import read_raw
+
+    path = paths["file"]
+    raw = read_raw(path)
+    check(
+        raw.kind == "tabular" and raw.column_names is not None and len(raw.column_names) == 76,
+        f"{path} is not an ADC2021 table (Particles of 19 objects x 4 quantities, 76 columns).",
+    )
+    return raw
+
+
+def _adc2021(name: str, record: int, filename: str, what: str) -> RemoteSet:
+    return RemoteSet(
+        name=name,
+        files={
+            "file": RemoteFile(
+                filename,
+                (f"{ZENODO}/records/{record}/files/{filename}?download=1",),
+                None,
+                record=f"{ZENODO}/api/records/{record}",
+            )
+        },
+        description=f"LHC anomaly-detection challenge (ADC2021), {what}: simulated 13 TeV collisions as 76 "
+        f"columns (pT, eta, phi, class of MET, 4 electrons, 4 muons, 10 jets); Zenodo record {record}",
+        licence="CC BY 4.0 (Aarrestad, Govorkova, Ngadiuba, Puljak, Pierini & Wozniak)",
+        citation=ADC2021_CITATION,
+        read=read_adc2021,
+    )
+
+
+for _row in (
+    ("adc2021-background", 5046389, "background_for_training.h5", "the Standard Model background"),
+    ("adc2021-ato4l", 5046446, "Ato4l_lepFilter_13TeV.h5", "signal: a neutral scalar A to four leptons"),
+    ("adc2021-leptoquark", 5055454, "leptoquark_LOWMASS_lepFilter_13TeV.h5", "signal: a leptoquark to b tau"),
+    ("adc2021-htautau", 5061633, "hToTauTau_13TeV_PU20.h5", "signal: a neutral scalar h0 to tau tau"),
+    ("adc2021-hplus", 5061688, "hChToTauNu_13TeV_PU20.h5", "signal: a charged scalar h+ to tau nu"),
+):
+    register(_adc2021(*_row))
