@@ -5,7 +5,7 @@ disentanglement_lib) for the four metrics both have: MIG, DCI (gradient-boosted 
 the FactorVAE score. Both run in ONE process, on the same ground truth, the same representation
 and the same sample counts:
 
-* ground truth: `vaekit.sprites.SpritesFactorData` (procedural dSprites, 3 x 6 x 40 x 32 x 32
+* ground truth: `vaekit.datasets.sprites.SpritesFactorData` (procedural dSprites, 3 x 6 x 40 x 32 x 32
   factor grid, images rendered on demand). vaekit gets it as is (it renders a whole batch per
   call); disent gets it through a `GroundTruthData` subclass whose observation getter renders the
   single image of a grid index, which is how disent reads any data set (one observation at a
@@ -59,7 +59,7 @@ import torch
 import vaekit
 import vaekit.evaluate
 from vaekit import metrics as vm
-from vaekit.sprites import SpritesFactorData
+from vaekit.datasets.sprites import SpritesFactorData
 
 with warnings.catch_warnings():
     # disent warns at import that numba (an optional JIT it does not need here) is missing.
@@ -320,7 +320,7 @@ def report(
         f"({torch.get_num_threads()} thread(s)), vaekit {vaekit.__version__}, "
         f"disent {importlib.metadata.version('disent')}, "
         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}",
-        f"- data: `vaekit.sprites.SpritesFactorData({args.resolution})`, rendered on demand; "
+        f"- data: `vaekit.datasets.sprites.SpritesFactorData({args.resolution})`, rendered on demand; "
         f"representation: encoder mean of a seeded, untrained vaekit VAE (MLP "
         f"{args.resolution}x{args.resolution}-{'-'.join(map(str, HIDDEN))}-{LATENT})",
         f"- sample counts, the same for both ({'quick' if args.quick else 'disentanglement_lib reference'}): "

@@ -15,7 +15,8 @@ from conftest import FAST
 from scipy import stats
 
 import vaekit
-from vaekit import columns, datasets, tables
+from vaekit import columns, datasets
+from vaekit.datasets import tables
 
 # ----------------------------------------------------------------------------- reading
 

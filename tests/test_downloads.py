@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from conftest import FAST
 
-from vaekit import datasets, downloads
+from vaekit import datasets
+from vaekit.datasets import downloads
 from vaekit.errors import VaekitError
 
 
@@ -272,7 +273,7 @@ CHILD = """
 import json, sys
 from dataclasses import replace
 from pathlib import Path
-from vaekit import downloads
+from vaekit.datasets import downloads
 f = downloads.RemoteFile(**json.loads(sys.argv[1]))
 path = downloads.fetch(f, progress=False)
 print(downloads.problem(path, f))
@@ -316,7 +317,7 @@ def _dsprites_like(root: Path, rows: np.ndarray, tripwire: Path) -> np.ndarray:
     """A file in the official dSprites layout (imgs, latents_classes, latents_values, a pickled
     metadata entry) holding the grid rows `rows`: latents_classes from the published order
     (latents_sizes 1, 3, 6, 40, 32, 32; pos_y fastest), images rendered at 64 px."""
-    from vaekit import sprites
+    from vaekit.datasets import sprites
 
     classes = np.stack(np.unravel_index(rows, (1, 3, 6, 40, 32, 32)), axis=1).astype(np.int64)
     imgs = sprites.render(classes[:, 1:], 64)
@@ -340,7 +341,7 @@ def test_dsprites_reads_the_official_layout_without_unpickling(server, cache, re
     assert not tripwire.exists()  # the pickled metadata was never read
     assert data.factor_names == ["shape", "scale", "orientation", "pos_x", "pos_y"]
     np.testing.assert_array_equal(data.factors, classes[:, 1:])
-    from vaekit import sprites
+    from vaekit.datasets import sprites
 
     np.testing.assert_array_equal(
         np.asarray(data.x)[:, 0], sprites.render(classes[:, 1:], 64).astype(np.float32)
@@ -351,7 +352,7 @@ def test_dsprites_reads_the_official_layout_without_unpickling(server, cache, re
 def test_the_procedural_grid_has_the_official_factor_layout():
     """`sprites` (offline) and `dsprites` (the file) index one grid the same way: row i of the
     official file has latents_classes = unravel_index(i, (1, 3, 6, 40, 32, 32))."""
-    from vaekit import sprites
+    from vaekit.datasets import sprites
 
     grid = sprites.generate(8)
     official = np.stack(np.unravel_index(np.arange(737_280), (1, 3, 6, 40, 32, 32)), axis=1)
@@ -583,7 +584,9 @@ def test_adc2021_is_verified_against_its_zenodo_record(server, cache, registry, 
     run = tmp_path / "bkg-run"
     code, _, err = cli("train", "--data", "adc2021-background", "--epochs", "2", "--out", run, *FAST)
     assert code == 0, err
-    code, _, err = cli("anomaly", run, "--background", "adc2021-background", "--signal", "adc2021-htautau")
+    code, _, err = cli(
+        "anomaly", run, "--background", "adc2021-background", "--signal", "adc2021-htautau", "--samples", "2"
+    )
     assert code == 0, err
     result = json.loads((run / "anomaly" / "anomaly.json").read_text())
     assert result["n_signal"] == 25 and result["n_background"] == 12  # the background's test split: 20 %

@@ -1,4 +1,4 @@
-"""vaekit.images reads every Pillow mode and bit depth at the values the file stores.
+"""vaekit.datasets.images reads every Pillow mode and bit depth at the values the file stores.
 
 Files are written in tmp_path with Pillow, or, for what Pillow cannot write (16-bit colour PNG and TIFF,
 2- and 4-bit grey PNG, unsigned 32-bit and signed TIFF), with the small encoders below, which follow the
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps, PngImagePlugin, TiffImagePlugin, features
 
-from vaekit import images
+from vaekit.datasets import images
 from vaekit.errors import VaekitError
 
 SETTINGS = settings(

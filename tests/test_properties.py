@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vaekit import datasets, tables
+from vaekit import datasets
 from vaekit.cli import OPTIONS_BY_NAME, read_config_file
+from vaekit.datasets import tables
 from vaekit.errors import VaekitError
 
 SETTINGS = settings(

@@ -415,7 +415,7 @@ def test_resume_with_out_elsewhere_and_an_all_missing_row(cli, tmp_path):
     assert cli("train", "--data", "digits", "--epochs", "1", "--out", run, *FAST)[0] == 0
     code, _, err = cli("train", "--resume", run, "--epochs", "2", "--out", tmp_path / "elsewhere", "--quiet")
     assert code == 2 and "--out" in err and "has no effect" in err and not (tmp_path / "elsewhere").exists()
-    from vaekit import tables
+    from vaekit.datasets import tables
 
     (tmp_path / "gap.csv").write_text("a,b,c\n,,\n")
     frame = tables.read_frame(tmp_path / "gap.csv").frame

@@ -18,8 +18,8 @@ from conftest import FAST
 
 from vaekit import datasets
 from vaekit.batch import Batch
+from vaekit.datasets.rows import Rows, memory_limit
 from vaekit.errors import VaekitError
-from vaekit.rows import Rows, memory_limit
 
 
 def _both(path, monkeypatch, **kwargs):

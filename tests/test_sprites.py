@@ -1,4 +1,4 @@
-"""Tests for vaekit.sprites (procedural dSprites, Matthey et al. 2017).
+"""Tests for vaekit.datasets.sprites (procedural dSprites, Matthey et al. 2017).
 
 Kept fast: resolution 32 (64 only for a few rendered images), factor subsets
 and :func:`render` instead of the 737,280-image grid.
@@ -12,8 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from vaekit import sprites
-from vaekit.sprites import (
+from vaekit.datasets import sprites
+from vaekit.datasets.sprites import (
     FACTOR_NAMES,
     FACTOR_SIZES,
     SpritesFactorData,

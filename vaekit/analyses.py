@@ -19,8 +19,8 @@ import torch
 
 from vaekit import evaluate, io, plots, report, runs, science
 from vaekit.batch import Batch, observations
+from vaekit.datasets.rows import chunks
 from vaekit.errors import VaekitError, check
-from vaekit.rows import chunks
 
 ANOMALY_SCORES = ("neg_elbo_avg", "distortion_avg", "rate_avg", "nll", "squared_error")
 SCORE_TITLES = {

@@ -17,7 +17,7 @@ class Batch:
 
     Args:
         x: (batch, *data_shape) in the units the likelihood sees (the data set's scaled `x`), or
-            `vaekit.rows.Rows` (rows read as indexed: a slice or an index tensor gives a tensor).
+            `vaekit.datasets.rows.Rows` (rows read as indexed: a slice or an index tensor gives a tensor).
         labels: (batch,) int64 class indices 0..n_classes-1, for a label-conditional model
             (Sohn et al., 2015); None otherwise.
         beta: (batch,) KL weights, for a beta-conditioned model (one per example); None means
@@ -52,7 +52,7 @@ class Batch:
 
 
 def observations(x):
-    """x as a Batch's `x`: a tensor as is, `vaekit.rows.Rows` kept unread (each index reads and
+    """x as a Batch's `x`: a tensor as is, `vaekit.datasets.rows.Rows` kept unread (each index reads and
     scales its rows), anything else (an array) as a tensor."""
     return x if torch.is_tensor(x) or getattr(x, "is_lazy_rows", False) else torch.as_tensor(x)
 

@@ -704,8 +704,9 @@ def _score_frame(model, run, source, label_column, keep_columns, samples, seed, 
     columns, then the score columns of `evaluate.sampled_scores`; and the columns' meanings."""
     import pandas as pd
 
-    from vaekit import analyses, datasets, runs, tables
+    from vaekit import analyses, datasets, runs
     from vaekit import evaluate as ev
+    from vaekit.datasets import tables
 
     check(samples >= 1, f"--samples must be at least 1, not {samples}.")
     s, raw, _ = analyses.scores_of(model, run, source, samples, seed, beta, label_column, outside="mark")
@@ -1297,7 +1298,8 @@ def explore(run, files, dims, pca, max_points, label_column, signal, out, overwr
 @cli.command(name="datasets")
 def datasets_command():
     """List the built-in data sets, the named sets downloaded on first use, and the file formats."""
-    from vaekit import datasets, downloads
+    from vaekit import datasets
+    from vaekit.datasets import downloads
 
     width = 1 + max(map(len, [*datasets.describe_builtins(), *downloads.REMOTE]))
     click.echo("Built in (offline):")

@@ -48,9 +48,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from vaekit import likelihoods
+from vaekit.datasets.tables import is_number
 from vaekit.errors import VaekitError, check
 from vaekit.registry import registrar
-from vaekit.tables import is_number
 
 COLUMN_TYPES: dict[str, type[ColumnType]] = {}
 register = registrar(COLUMN_TYPES)  # @register(name) adds a class to COLUMN_TYPES

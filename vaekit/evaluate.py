@@ -17,9 +17,9 @@ import torch
 from vaekit import objectives
 from vaekit._version import __version__
 from vaekit.batch import Batch, as_batch
+from vaekit.datasets.rows import chunks
 from vaekit.errors import VaekitError
 from vaekit.model import VAE
-from vaekit.rows import chunks
 
 EVAL_BATCH = 1000
 # fewer test codes than this make a variance (active units) or a covariance (aggregate KL) noise

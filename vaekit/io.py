@@ -1,5 +1,5 @@
-"""Atomic file writes (a reader never sees a half-written file, even after SIGKILL) and content
-hashes of the files a run read."""
+"""Atomic file writes (a reader never sees a half-written file, even after SIGKILL), content
+hashes of the files a run read, and vaekit's cache folder."""
 
 from __future__ import annotations
 
@@ -115,3 +115,14 @@ def content_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
             while block := f.read(chunk):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """vaekit's cache folder (downloaded sets, decoded image folders, rendered sprites):
+    `$VAEKIT_CACHE`, else the user's cache folder (e.g. ~/.cache/vaekit)."""
+    given = os.environ.get("VAEKIT_CACHE")
+    if given:
+        return Path(given).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("vaekit"))

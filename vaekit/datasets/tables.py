@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaekit.datasets.raw import RawData, encode_labels
 from vaekit.errors import VaekitError, check
 
 TEXT_SUFFIXES = {".csv": None, ".txt": None, ".tsv": "\t"}
@@ -596,3 +597,232 @@ def frame_from_text(text: str, **kwargs) -> Frame:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return read_text(path, **kwargs)
+
+
+# ----------------------------------------------------------------------------- read as a data set
+
+MISSING_POLICIES = ("refuse", "drop-rows", "model")
+TABLE_OPTIONS = ("sep", "decimal", "id_column", "column_types", "missing")  # the user's settings
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which feature columns to read: `keep` (None: all) minus `drop`. With `strict`, a named
+    column the file lacks is an error (the user's --columns/--drop-columns); without, missing
+    ones are named as the columns the model was trained on (a run's columns in a new file)."""
+
+    keep: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    strict: bool = False
+
+
+def _feature_names(path: Path, names: list[str], label_column, ids: list[str], only) -> list[str]:
+    """The feature columns among `names`: all but the label and identifier columns, then
+    `only` (a `Columns`, or a run's column list) chooses among them."""
+    if label_column is not None:
+        check(
+            label_column in names,
+            f"{path} has no column named {label_column!r}; its columns are {', '.join(map(repr, names))}.",
+        )
+    if only is not None and not isinstance(only, Columns):
+        only = Columns(keep=tuple(only))
+    only = only or Columns()
+    lacking = [c for c in (only.keep or ()) if c not in names]
+    if lacking and not only.strict:
+        raise VaekitError(
+            f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(map(repr, lacking))} "
+            f"that the model was trained on; give a table with {', '.join(map(repr, only.keep))}."
+        )
+    unknown = [c for c in (only.keep or ()) + only.drop if c not in names] if only.strict else []
+    check(
+        not unknown,
+        f"{path} has no column {unknown[0]!r} (--columns/--drop-columns); its columns are "
+        f"{', '.join(map(repr, names))}."
+        if unknown
+        else "",
+    )
+    if only.keep is not None:
+        chosen = [n for n in only.keep if n != label_column]  # in the order asked
+    else:
+        chosen = [n for n in names if n != label_column and n not in ids]
+    features = [n for n in chosen if n not in only.drop]
+    check(
+        bool(features),
+        f"{path}: no feature column is left after --drop-columns."
+        if chosen
+        else f"{path} has no feature columns besides the label and identifier columns.",
+    )
+    return features
+
+
+def _shown(name: str) -> str:
+    """A column name as it can be typed in an option (control characters escaped)."""
+    return name.encode("unicode_escape").decode() if not name.isprintable() else name
+
+
+def _column_types(path: Path, frame, features: list[str], options: dict, profiles=None) -> dict[str, str]:
+    """Each feature column's type: the run's saved schema, --column-types, else `columns.infer`
+    (`profiles`: `columns.float_profiles` of the float columns). Every column that cannot be
+    modelled as it is is named in one message with what can be done."""
+    from vaekit import columns
+
+    saved = options.get("schema")
+    if saved is not None:
+        types = {c["name"]: c["type"] for c in saved["columns"]}
+        check(
+            set(features) <= set(types),
+            f"{path} now reads as examples of shape ({len(features)},) but the run's model takes "
+            f"({len(types)},); the file changed (its columns are {', '.join(map(repr, features))}): retrain "
+            "the run on it.",
+        )
+        return {name: types[name] for name in features}
+    given = columns.parse_types(options.get("column_types"))
+    unknown = [c for c in given if c not in features]
+    check(
+        not unknown,
+        f"--column-types names {unknown[0]!r}, which is not a feature column of {path.name} (they are "
+        f"{', '.join(map(repr, features))})."
+        if unknown
+        else "",
+    )
+    types, problems = {}, []
+    discrete = set(options.get("discrete") or ())
+    for name in features:
+        profile = (profiles or {}).get(name)
+        kind, why = (given[name], "") if name in given else columns.infer(name, frame[name], profile)
+        if name in discrete and name not in given and kind in columns.CONTINUOUS:
+            kind = "categorical"  # --discrete-columns: a few values, each a category
+        if kind is None:
+            problems.append((name, why))
+        else:
+            types[name] = kind
+    if problems:
+        listed = ", ".join(f"{name!r} ({why})" for name, why in problems)
+        them = "them" if len(problems) > 1 else "it"
+        fixes = [f"leave {them} out with --drop-columns {','.join(_shown(n) for n, _ in problems)}"]
+        distinct = [n for n, why in problems if "every value distinct" in why]
+        if distinct:
+            fixes.append(f"use {distinct[0]!r} as the row identifier with --id-column {_shown(distinct[0])}")
+        text = [n for n, why in problems if why.startswith("text with")]
+        if text:
+            fixes.append(f"model {text[0]!r} as categories with --column-types {_shown(text[0])}=categorical")
+        if any(why.startswith("numbers, but") for _, why in problems):
+            fixes.append("mend the text cells among numbers (or write them as NA)")
+        raise VaekitError(
+            f"{path} has {len(problems)} column{'s' if len(problems) > 1 else ''} vaekit cannot model as "
+            f"{'they are' if len(problems) > 1 else 'it is'}: {listed}; {', or '.join(fixes)}."
+        )
+    return types
+
+
+def _missing_cells(path: Path, frame, features: list[str], policy: str, lines=None, profiles=None):
+    """Apply the --missing policy to the feature columns' missing cells: (frame, notes).
+    `profiles` (`columns.float_profiles`) spares looking for them where none was counted."""
+    check(
+        policy in MISSING_POLICIES,
+        f"--missing must be one of {', '.join(MISSING_POLICIES)}, not {policy!r}.",
+    )
+    if profiles and all(n in profiles and profiles[n][0] == 0 for n in features):
+        return frame, []
+    cells = frame[features].isna()
+    per_column = {c: int(n) for c, n in cells.sum().items() if n}
+    if not per_column:
+        return frame, []
+    rows = cells.any(axis=1)
+    counts = ", ".join(f"{c!r} {n}" for c, n in per_column.items())
+    row, col = np.argwhere(cells.to_numpy())[0]
+    where = f"line {lines[row]}" if lines is not None else f"row {row}"
+    what = (
+        f"missing cells (empty, NA, NaN, null, ...): {counts}, in {int(rows.sum())} of {len(frame)} rows "
+        f"(the first at {where}, column {features[col]!r})"
+    )
+    if policy == "refuse":
+        raise VaekitError(
+            f"{path} has {what}; choose --missing drop-rows to leave those rows out, or --missing model to "
+            "train on the observed cells."
+        )
+    if policy == "drop-rows":
+        check(
+            not rows.all(),
+            f"{path}: every row has a missing cell, so --missing drop-rows leaves none; use --missing model.",
+        )
+        return frame[~rows.to_numpy()].reset_index(drop=True), [
+            f"{path.name}: {what}; those rows were left out (--missing drop-rows)."
+        ]
+    return frame, [f"{path.name}: {what}; each row's likelihood sums over its observed cells."]
+
+
+def numeric_matrix(frame) -> np.ndarray | None:
+    """A table's values as one float64 matrix (NaN where missing) when every column holds
+    numbers, else None (text categories have no number)."""
+    import pandas as pd
+
+    if not all(
+        pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]) for c in frame
+    ):
+        return None
+    if not len(frame.columns):
+        return None
+    if all(frame[c].dtype == np.float64 for c in frame):  # one float block: no copy
+        return frame.to_numpy(dtype=np.float64)
+    return frame.astype("float64").to_numpy(na_value=np.nan)
+
+
+def load_table(path: Path, label_column, key=None, only=None, options: dict | None = None) -> RawData:
+    """A CSV/TSV/whitespace, Parquet or HDF5 table (`vaekit.datasets.tables.read_frame`) as RawData: the
+    identifier columns apart, the label column encoded, each feature column typed
+    (`_column_types`) and the --missing policy applied. `only`: just these feature columns."""
+    from vaekit import columns
+
+    options = options or {}
+    table = read_frame(path, options.get("sep"), options.get("decimal"), key)
+    frame = table.frame
+    check(len(frame) > 0, f"{path} holds no rows; give a table with a header and one row per example.")
+    names = [str(c) for c in frame.columns]
+    keep = set(getattr(only, "keep", None) or (only if isinstance(only, (list, tuple)) else ()))
+    ids = [c for c in identifier_columns(table, options.get("id_column")) if c != label_column]
+    ids += [c for c in options.get("id_columns") or () if c in names and c not in ids]  # a run's own
+    ids = [c for c in ids if c not in keep or c == options.get("id_column")]
+    features = _feature_names(path, names, label_column, ids, only)
+    ids = [c for c in ids if c not in features]
+    notes = list(table.notes)
+    if ids and not options.get("id_column"):
+        notes.append(
+            f"{path.name}: {', '.join(map(repr, ids))} {'hold' if len(ids) > 1 else 'holds'} row identifiers "
+            "(every value distinct), not measurements: not modelled, carried into the outputs that list rows."
+        )
+    skipped = [n for n in names if n not in features and n not in ids and n != label_column]
+    if skipped and not getattr(only, "strict", False):
+        notes.append(f"{path.name}: ignored the columns {', '.join(map(repr, skipped))}.")
+    elif skipped:
+        notes.append(
+            f"{path.name}: left out the columns {', '.join(map(repr, skipped))} (--columns/--drop-columns)."
+        )
+    if label_column is not None:
+        labels = frame[label_column]
+        check(
+            bool(labels.notna().all()),
+            f"{path}: the label column {label_column!r} has {int(labels.isna().sum())} missing cells; give "
+            "every row a label.",
+        )
+    profiles = columns.float_profiles(frame, features)  # one pass over the float columns
+    types = _column_types(path, frame, features, options, profiles)  # every unusable column named first
+    policy = options.get("missing") or "refuse"
+    frame, more = _missing_cells(path, frame, features, policy, table.lines, profiles)
+    notes += more
+    raw = RawData(x=None, source=str(path), column_names=features, notes=notes)
+    raw.frame = frame[features].reset_index(drop=True)
+    raw.x = numeric_matrix(raw.frame)
+    raw.column_types = types
+    raw.ids = frame[ids].reset_index(drop=True) if ids else None
+    raw.missing = options.get("missing") or "refuse"
+    if label_column is not None:
+        raw.y, raw.label_names = encode_labels(
+            frame[label_column].astype(str).to_numpy(), f"{path}: {label_column}"
+        )
+    return raw
+
+
+def read_table_file(path: Path, o: dict) -> RawData:
+    key = (o.get("keys") or {}).get("table")
+    return load_table(path, o.get("label_column"), key, o.get("only_columns"), o.get("table_options"))

@@ -34,6 +34,7 @@ import numpy as np
 
 from vaekit import io
 from vaekit.errors import VaekitError, check
+from vaekit.io import cache_dir
 
 
 @dataclass(frozen=True)
@@ -99,16 +100,6 @@ def register(remote: RemoteSet) -> RemoteSet:
     """Add a named set to `REMOTE`."""
     REMOTE[remote.name] = remote
     return remote
-
-
-def cache_dir() -> Path:
-    """Where downloaded files live: `$VAEKIT_CACHE`, else the user's cache folder."""
-    given = os.environ.get("VAEKIT_CACHE")
-    if given:
-        return Path(given).expanduser()
-    import pooch
-
-    return Path(pooch.os_cache("vaekit"))
 
 
 def human_size(size: int) -> str:
@@ -364,7 +355,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _idx_set(names: list[str] | None = None):
     def read(paths: dict[str, Path]):
-        from vaekit.datasets import RawData
+        from vaekit.datasets.raw import RawData
 
         train, test = read_idx(paths["train_images"]), read_idx(paths["test_images"])
         y = np.concatenate([read_idx(paths["train_labels"]), read_idx(paths["test_labels"])]).astype(np.int64)
@@ -381,7 +372,7 @@ def read_cifar10_binary(paths: dict[str, Path]):
     """CIFAR-10's binary version (a tar.gz of data_batch_1..5.bin and test_batch.bin, each a run
     of 1 label byte + 3,072 pixel bytes, channel-major 32x32): read from the archive without
     extracting it and without pickle."""
-    from vaekit.datasets import RawData
+    from vaekit.datasets.raw import RawData
 
     record = 1 + 3 * 32 * 32
     parts = {}
@@ -552,7 +543,7 @@ def read_amat_binary(path: Path, side: int = 28) -> np.ndarray:
 def read_binarized_mnist(paths: dict[str, Path]):
     """The fixed binarisation of MNIST of Larochelle & Murray (2011): training and validation
     images (50,000 + 10,000) form the training split, the 10,000 test images the test split."""
-    from vaekit.datasets import RawData
+    from vaekit.datasets.raw import RawData
 
     parts = [read_amat_binary(paths[role]) for role in ("train", "valid", "test")]
     x = np.concatenate(parts)[:, None]
@@ -589,9 +580,9 @@ def read_dsprites(paths: dict[str, Path]):
     and 1, and `latents_classes` (737,280, 6) as the factors, read without unpickling (the
     `metadata` entry is a pickled dict and stays unread). Colour takes one value and is left out:
     the factors are shape, scale, orientation, pos_x, pos_y, the order and sizes of the
-    procedural grid (`vaekit.sprites`). Raises `VaekitError` for another layout."""
-    from vaekit import sprites
-    from vaekit.datasets import read_raw
+    procedural grid (`vaekit.datasets.sprites`). Raises `VaekitError` for another layout."""
+    from vaekit.datasets import sprites
+    from vaekit.datasets.formats import read_raw
 
     path = paths["archive"]
     raw = read_raw(path, keys={"x": "imgs", "factors": "latents_classes"})
@@ -641,7 +632,7 @@ def read_shapes3d(paths: dict[str, Path]):
     """3D Shapes (Burgess & Kim, 2018): `images` (480,000, 64, 64, 3) uint8 and `labels`
     (480,000, 6) float64 factor values, each column ranked to factor indices (floor_hue,
     wall_hue, object_hue, scale, shape, orientation). Raises `VaekitError` for another layout."""
-    from vaekit.datasets import read_raw
+    from vaekit.datasets.formats import read_raw
 
     path = paths["file"]
     raw = read_raw(path, keys={"x": "images", "factors": "labels"})
@@ -714,7 +705,7 @@ def read_celeba(paths: dict[str, Path]):
 
     import filelock
 
-    from vaekit.datasets import RawData
+    from vaekit.datasets.raw import RawData
 
     archive_path, listing = paths["images"], paths["partition"]
     split = {}
@@ -806,9 +797,9 @@ ADC2021_CITATION = (
 def read_adc2021(paths: dict[str, Path]):
     """One table of the LHC anomaly-detection challenge (ADC2021): `Particles` (n, 19, 4) read as
     76 named columns (MET, ele1..ele4, mu1..mu4, jet1..jet10, each with pT, eta, phi and class),
-    as the same file given by path (`vaekit.tables.objects_table`). Raises `VaekitError` for
+    as the same file given by path (`vaekit.datasets.tables.objects_table`). Raises `VaekitError` for
     another layout."""
-    from vaekit.datasets import read_raw
+    from vaekit.datasets.formats import read_raw
 
     path = paths["file"]
     raw = read_raw(path)

@@ -465,13 +465,6 @@ def generate(resolution: int = 64, factors: FactorSubset | None = None) -> Sprit
 # --- disk cache --------------------------------------------------------------
 
 
-def _default_cache_dir() -> Path:
-    env = os.environ.get("VAEKIT_CACHE")
-    if env:
-        return Path(env)
-    return Path.home() / ".cache" / "vaekit"
-
-
 def _cache_meta(res: int, subset: tuple[np.ndarray, ...]) -> str:
     full = all(s.size == size for s, size in zip(subset, FACTOR_SIZES, strict=True))
     meta = {
@@ -496,7 +489,9 @@ def cache_path(
     """
     res = _check_resolution(resolution)
     subset = _normalise_subset(factors)
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    from vaekit import io  # the package's helpers, imported when used: this module needs numpy only
+
+    folder = Path(cache_dir) if cache_dir is not None else io.cache_dir()
     meta = json.loads(_cache_meta(res, subset))
     if meta["subset"] is None:
         tag = "full"
@@ -525,6 +520,7 @@ def _read_cache(path: Path, meta: str, expected_shape: tuple[int, ...]) -> np.nd
 def _write_cache(path: Path, packed: np.ndarray, meta: str) -> None:
     """Atomically write the cache (vaekit.io.atomic_path: temp file in the same folder, fsync,
     rename), so an interrupted generation never leaves a partial file."""
+
     from vaekit import io
 
     with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
