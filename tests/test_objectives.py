@@ -44,6 +44,22 @@ def test_every_objective_is_in_the_table():
     assert set(objectives.OBJECTIVES) == set(NEUTRAL), "give the new objective its neutral setting here"
 
 
+def test_every_objective_declares_its_settings_where_the_command_line_reads_them():
+    """The command line and config files read the objectives' settings from
+    vaekit.config.OBJECTIVE_SETTINGS (no torch); each registered class takes its SETTINGS from
+    there, in the declared order, and a setting there reaches `vaekit train`'s options."""
+    from vaekit import cli, config
+
+    assert list(objectives.OBJECTIVES) == list(config.OBJECTIVE_SETTINGS), "declare the new objective's row"
+    for name, cls in objectives.OBJECTIVES.items():
+        assert cls.SETTINGS == config.OBJECTIVE_SETTINGS[name], name
+        for key, (kind, default, _) in cls.SETTINGS.items():
+            option = cli.OPTIONS_BY_NAME[key]
+            assert option.type is kind and (
+                option.default == default or key in {o.name for o in config.options()}
+            )
+
+
 @pytest.mark.parametrize("name", sorted(NEUTRAL))
 def test_objective_terms_neutral_setting_and_one_loss_path(name):
     model_kw, settings = NEUTRAL[name]

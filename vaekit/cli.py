@@ -18,34 +18,14 @@ import numpy as np
 import yaml
 
 from vaekit import config
-from vaekit.config import RESUMABLE, Option
-from vaekit.errors import Finished, VaekitError, check
+from vaekit.config import RESUMABLE
+from vaekit.errors import Finished, Interrupted, VaekitError, check
 from vaekit.workflow import build_and_fit, hidden_sizes
 
 # every training option, generated from the typed configs' fields (vaekit.config), then the
-# settings each registered objective declares
+# settings each objective declares there (no objective, and no torch, is imported for them)
 TRAIN_OPTIONS = config.options()
-
-
-def _objective_options() -> list[Option]:
-    """One option per setting that a registered objective declares (`Objective.SETTINGS`), so a
-    new objective's settings reach the command line and config files without editing this file."""
-    from vaekit import objectives
-
-    have = {o.name for o in TRAIN_OPTIONS}
-    declared: dict[str, tuple] = {}  # setting -> (kind, default, meaning, the objectives that have it)
-    for cls in objectives.OBJECTIVES.values():
-        for key, (kind, default, meaning) in cls.SETTINGS.items():
-            if key not in have:
-                declared.setdefault(key, (kind, default, meaning, []))[3].append(cls.name)
-    extra = []
-    for key, (kind, default, meaning, owners) in declared.items():
-        where = owners[0] if len(owners) == 1 else f"{len(owners)} objectives ({', '.join(owners)})"
-        extra.append(Option(key, kind, default, f"{where}: {meaning}."))
-    return extra
-
-
-TRAIN_OPTIONS += _objective_options()
+TRAIN_OPTIONS += config.objective_options({o.name for o in TRAIN_OPTIONS})
 OPTIONS_BY_NAME = {o.name: o for o in TRAIN_OPTIONS}
 
 
@@ -1327,8 +1307,6 @@ def _is_vaekit_file(filename) -> bool:
 def main(argv=None) -> None:
     """Entry point: one clear sentence and exit status 2 for bad input, never a traceback."""
     import warnings
-
-    from vaekit.train import Interrupted
 
     default_show = warnings.showwarning
 

@@ -22,16 +22,8 @@ import torch
 from vaekit import datasets, evaluate, io, objectives, runs, schedules
 from vaekit.batch import Batch, observations
 from vaekit.config import SEGMENT_KEYS, TrainConfig
-from vaekit.errors import Finished, NumericalError, VaekitError, check
+from vaekit.errors import Finished, Interrupted, NumericalError, VaekitError, check
 from vaekit.model import VAE
-
-
-class Interrupted(Exception):
-    """Ctrl-C: training stopped at the end of a step and saved its position."""
-
-    def __init__(self, run: Path | None):
-        super().__init__(f"interrupted; resume with: vaekit train --resume {run}")
-        self.run = run
 
 
 @dataclass
