@@ -210,18 +210,18 @@ def test_gpu_smoke(cli, tmp_path, extra):
     assert (tmp_path / "gpu" / "report.html").exists()
 
 
-def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
-    """The README's Python block, executed as written except for fewer epochs and a temporary
-    run folder."""
+def test_the_guides_python_example_runs_as_written(tmp_path, monkeypatch):
+    """The user guide's Python block (docs/guide/python.md), executed as written except for fewer
+    epochs and a temporary run folder."""
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    (block,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    guide = (Path(__file__).parent.parent / "docs" / "guide" / "python.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
     assert "epochs=30" in block and '"runs/mnist"' in block
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(block.replace("epochs=30", "epochs=1"), "README.md", "exec"), namespace)
+    exec(compile(block.replace("epochs=30", "epochs=1"), "python.md", "exec"), namespace)
     run = namespace["run"]
     assert (tmp_path / "runs" / "mnist" / "model.safetensors").exists()
     assert [r["epoch"] for r in run.history] == [1]

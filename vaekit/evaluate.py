@@ -120,9 +120,12 @@ def loss_terms(
     Args:
         x: (n, *data_shape) in the likelihood's units, or a `Batch`.
         objective: default: the model's own (`objectives.for_model`).
-        beta, labels: conditions, (n,) or one value for all (see `vaekit.batch.as_batch`).
-        seed / generator: the reparameterisation noise, drawn (batch, latent_dim) per batch of
-            `batch_size` from `generator` (or a generator seeded with `seed`).
+        beta: the condition of a beta-conditioned model, (n,) or one value for all (see
+            `vaekit.batch.as_batch`).
+        labels: the class condition of a label-conditional model, (n,) or one for all.
+        seed: seeds the generator of the reparameterisation noise when `generator` is None.
+        generator: draws the reparameterisation noise, (batch, latent_dim) per batch of
+            `batch_size`.
         progress: the training position schedules read (default: the end of training).
         squared_error: also return the summed squared error of the reconstruction at q's mean.
     Returns name -> (n,) float64 arrays: "loss", each of the objective's terms, "elbo" (beta = 1,
@@ -184,7 +187,8 @@ def nll(
             then it is scaled as in training and the scaling's log-Jacobian is included, so the
             figure is a density of the user's data.
         samples: K >= 1 importance samples per example.
-        beta, labels: conditions, (n,) or one value for all.
+        beta: the condition of a beta-conditioned model, (n,) or one value for all.
+        labels: the class condition of a label-conditional model, (n,) or one for all.
     Raises `VaekitError` for a deterministic autoencoder or K < 1."""
     if model.kind == "ae":
         raise VaekitError("A deterministic autoencoder has no likelihood; train a VAE for nll.")
@@ -309,7 +313,8 @@ def sampled_scores(
     Args:
         x: (n, *data_shape) in the likelihood's units, or a `Batch`.
         samples: K >= 1.
-        beta, labels: conditions, (n,) or one value for all.
+        beta: the condition of a beta-conditioned model, (n,) or one value for all.
+        labels: the class condition of a label-conditional model, (n,) or one for all.
         seed: the draws; per batch of `batch_size`, draw 1's noise (batch, latent_dim) and then the
             other K - 1 from one generator, so draw 1 is the noise `loss_terms` uses and its
             one-draw scores are reproduced for every K. The next batch's draws follow, so the

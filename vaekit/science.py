@@ -28,7 +28,8 @@ def auc(background, signal) -> tuple[float, float]:
     """The ROC AUC of a score that should be higher for signal, and its standard error.
 
     Args:
-        background, signal: (n_b,), (n_s,) scores (any units; higher = more signal-like).
+        background: (n_b,) scores of background examples (any units; higher = more signal-like).
+        signal: (n_s,) scores of signal examples, in the same units.
     Returns (AUC, s.e.): AUC = P(score_signal > score_background) + P(tie) / 2 (scikit-learn's
     `roc_auc_score`); s.e. from Hanley & McNeil (1982, eq. 2), the binormal-free approximation.
     Raises `VaekitError` for an empty sample or non-finite scores.
@@ -63,7 +64,8 @@ def efficiency_at_cuts(background, signal, quantiles=CUT_QUANTILES) -> list[dict
     """Signal efficiency of the cut `score > c`, with c the background's q-quantile.
 
     Args:
-        background, signal: (n_b,), (n_s,) scores; higher = more signal-like.
+        background: (n_b,) scores of background examples; higher = more signal-like.
+        signal: (n_s,) scores of signal examples, in the same units.
         quantiles: each in (0, 1), e.g. 0.99 keeps 1 % of the background.
     Returns one dict per quantile: `quantile`, `cut` (the score value), `background_efficiency`
     (fraction of the background above the cut, about 1 - q), `signal_efficiency` (fraction of
@@ -215,7 +217,8 @@ def two_sample_test(
     and the permutation p-value is exact (no retraining needed).
 
     Args:
-        a, b: (n_a, ...), (n_b, ...) examples with the same number of values (flattened).
+        a: (n_a, ...) examples of the first sample.
+        b: (n_b, ...) examples of the second, with as many values per example (flattened).
         classifier: "gbt" (scikit-learn's histogram gradient boosting, for tables and images) or
             "logistic" (standardised logistic regression: a linear test).
         test_fraction: share of the row groups held out, in (0, 1).
