@@ -1,8 +1,13 @@
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the tutorial notebooks (docs/tutorials, run top to bottom by nbmake) train with small settings
+# and write their run folders to a temporary folder, not beside themselves
+os.environ.setdefault("VAEKIT_QUICK", "1")
+os.environ.setdefault("VAEKIT_TUTORIAL_WORK", tempfile.mkdtemp(prefix="vaekit-tutorials-"))
 
 
 @pytest.fixture(autouse=True)

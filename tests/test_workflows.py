@@ -309,3 +309,23 @@ def test_twosample_of_one_repeated_row_is_one_sentence(cli, tmp_path):
         "twosample", "--data", tmp_path / "c.csv", "--against", tmp_path / "c.csv", "--out", tmp_path / "t"
     )
     assert code == 2 and "hold only 1 distinct row between them" in err and "Traceback" not in err
+
+
+def test_a_run_displays_its_numbers_and_figures_in_a_notebook(tmp_path):
+    """Jupyter's rich display of a run: its folder, the summary's numbers (as summary_frame holds
+    them, with their meanings) and the figures its folder holds; the text form is one line."""
+    import vaekit
+
+    data = vaekit.datasets.load("digits", test_size=0.2)
+    model = vaekit.VAE.for_data(data, latent_dim=2, hidden=(32,), seed=0)
+    run = vaekit.fit(model, data, epochs=2, out=tmp_path / "r", progress=False, device="cpu", nll_samples=5)
+    page = run._repr_html_()
+    frame = run.summary_frame()
+    assert (
+        frame.loc["elbo", "value"] == run.summary["elbo"]
+        and "evidence lower bound" in frame.loc["elbo", "meaning"]
+    )
+    assert f"{run.summary['elbo']:.6g}" in page and f"{run.summary['rate']:.6g}" in page
+    assert page.count("<figure") == 4 and "latent space" in page and str(tmp_path / "r") in page
+    assert run.history_frame()["epoch"].tolist() == [1, 2]
+    assert repr(run) == f"Run({tmp_path / 'r'}: 2 epochs, elbo {run.summary['elbo']:.6g} nats)"

@@ -24,8 +24,7 @@ from vaekit.workflow import build_and_fit, hidden_sizes
 
 # every training option, generated from the typed configs' fields (vaekit.config), then the
 # settings each objective declares there (no objective, and no torch, is imported for them)
-TRAIN_OPTIONS = config.options()
-TRAIN_OPTIONS += config.objective_options({o.name for o in TRAIN_OPTIONS})
+TRAIN_OPTIONS = config.training_options()
 OPTIONS_BY_NAME = {o.name: o for o in TRAIN_OPTIONS}
 
 
@@ -141,7 +140,7 @@ def read_config_file(path: str) -> dict:
 
 def merge_options(given: dict, config_file: str | None, base: dict | None = None) -> dict:
     """defaults < `base` (a run's own settings) < the config file < the command line."""
-    settings = {o.name: o.default for o in TRAIN_OPTIONS}
+    settings = config.defaults()
     settings.update(base or {})
     if config_file:
         settings.update({k: v for k, v in read_config_file(config_file).items() if v is not None})

@@ -305,6 +305,19 @@ def objective_options(taken=()) -> list[Option]:
     return extra
 
 
+def training_options() -> list[Option]:
+    """Every training setting as an Option: the typed configs' fields, then the objectives' own
+    settings (what `vaekit train` takes and config files hold)."""
+    typed = options()
+    return typed + objective_options({o.name for o in typed})
+
+
+def defaults() -> dict:
+    """name -> default of every training setting (`training_options`): what a run uses for a
+    setting nobody gave."""
+    return {o.name: o.default for o in training_options()}
+
+
 __all__ = [
     "DataConfig",
     "ModelConfig",
@@ -315,4 +328,6 @@ __all__ = [
     "KL_SCHEDULE_SETTINGS",
     "OBJECTIVE_SETTINGS",
     "objective_options",
+    "training_options",
+    "defaults",
 ]

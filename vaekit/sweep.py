@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from vaekit import evaluate, io, objectives, plots, report, runs, summary_keys
+from vaekit import config, evaluate, io, objectives, plots, report, runs, summary_keys
 from vaekit.errors import VaekitError, check
 from vaekit.model import check_beta
 
@@ -93,8 +93,12 @@ def run(
 ) -> list[dict]:
     """Train (or resume) one run per value of `setting` (a key of `settings`: beta, or e.g.
     tc_weight with settings["objective"] = "beta-tcvae") under `out`, then write sweep.json,
-    the figures and report.html. Returns the rows. Raises `VaekitError` for bad values, an `out`
-    that is a file, or an `out` that holds a sweep over another setting."""
+    the figures and report.html. `settings` are `vaekit train`'s settings by name (e.g.
+    {"data": "mnist5k", "latent_dim": 2, "epochs": 30}); those not given take their defaults
+    (`vaekit.config.defaults`). Returns the rows, one dict per run (summary.json's numbers with
+    the value). Raises `VaekitError` for bad values, an `out` that is a file, or an `out` that
+    holds a sweep over another setting."""
+    settings = {**config.defaults(), **settings}
     values = check_values(values, setting)
     check(jobs >= 1, f"--jobs must be at least 1, not {jobs}.")
     out = Path(out)

@@ -40,6 +40,58 @@ class Run:
         """The final summary (the same dict as `summary`, summary.json's keys)."""
         return self.summary
 
+    def __repr__(self) -> str:
+        elbo = self.summary.get("elbo")
+        said = f", elbo {elbo:.6g} nats" if isinstance(elbo, (int, float)) else ""
+        return f"Run({str(self.path) if self.path else 'no folder'}: {len(self.history)} epochs{said})"
+
+    #: the figures a notebook shows of a run, where its folder holds them
+    SHOWN_FIGURES = ("latent_space", "reconstructions", "samples", "training_curves")
+
+    def summary_frame(self):
+        """The summary's numbers as a pandas DataFrame: one row per scalar key, with its value and
+        its meaning and unit (`vaekit.summary_keys`); lists and nested records are left out."""
+        import pandas as pd
+
+        from vaekit import summary_keys
+
+        rows = [
+            (key, value, summary_keys.meaning(key))
+            for key, value in self.summary.items()
+            if isinstance(value, (int, float, str, bool)) or value is None
+        ]
+        return pd.DataFrame(rows, columns=["key", "value", "meaning"]).set_index("key")
+
+    def history_frame(self):
+        """metrics.jsonl as a pandas DataFrame: one row per epoch, one column per logged value
+        (nats per example unless the name says otherwise)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display of a run: where it is, the summary's numbers with their meanings,
+        and the run's figures where its folder holds them."""
+        import base64
+        import html
+
+        where = f"<code>{html.escape(str(self.path))}</code>" if self.path else "(no run folder)"
+        epochs = len(self.history)
+        parts = [
+            f"<p><b>vaekit run</b> {where}: {epochs} epoch{'s' if epochs != 1 else ''}</p>",
+            self.summary_frame().to_html(float_format=lambda v: f"{v:.6g}", na_rep=""),
+        ]
+        for name in self.SHOWN_FIGURES if self.path else ():
+            png = Path(self.path) / "figures" / f"{name}.png"
+            if png.exists():
+                data = base64.b64encode(png.read_bytes()).decode("ascii")
+                parts.append(
+                    f"<figure style='display:inline-block;width:48%;margin:0 1% 1em 0'><img "
+                    f"src='data:image/png;base64,{data}' style='width:100%' alt='{name}'><figcaption>"
+                    f"{name.replace('_', ' ')}</figcaption></figure>"
+                )
+        return "".join(parts)
+
 
 def _generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
