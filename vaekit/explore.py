@@ -500,6 +500,24 @@ def source_of(path) -> Source:
     return Source(path, path / "explorer.html")
 
 
+@dataclass
+class Shown:
+    """What a page shows, read (`_read`): the views' models [(model, beta, folder, name)], the
+    run whose data and scaling are read, the examples kept, their saved scores (a score
+    output's), each example's thumbnail (images) and what the page says of its inputs."""
+
+    entries: list
+    first: Path
+    examples: Examples
+    saved: dict | None
+    said: str
+    images: object  # (n, H, W[, 3]) for images, else None
+
+    @property
+    def model(self):
+        return self.entries[0][0]
+
+
 def build(
     run,
     files=None,
@@ -533,12 +551,9 @@ def build(
     Raises `VaekitError` for a path that is none of the above, a deterministic autoencoder's run,
     bad `dims`, or files given beside an output that names its own."""
     from bokeh.embed import file_html
-    from bokeh.layouts import column, row
-    from bokeh.models import ColumnDataSource, CustomJS, Div, HoverTool, Select, Slider
-    from bokeh.plotting import figure
     from bokeh.resources import INLINE
 
-    from vaekit import analyses, report
+    from vaekit import report
 
     src = run if isinstance(run, Source) else source_of(run)
     if src.files is not None or src.signal is not None:
@@ -547,13 +562,28 @@ def build(
             "This output names its own run and files; leave out --data, --signal and --label-column "
             "(or explore the run folder with the files you want).",
         )
-    files = src.files or files
-    signal = src.signal or signal
-    label_column = src.label_column or label_column
-    run = src.run
-    entries, first = _runs(run)
+    shown = _read(src, src.files or files, src.signal or signal, src.label_column or label_column, max_points)
+    views = _views(shown, dims, pca)
+    document = _document(src.run, shown, views, k, pca)
+    page = file_html(document, resources=INLINE, title=f"vaekit explorer: {src.run.name}")
+    out = Path(out) if out is not None else src.page
+    out.parent.mkdir(parents=True, exist_ok=True)
+    io_.write_text(out, page)
+    if out.name == "explorer.html" and out.resolve() == src.page.resolve():
+        report.link_explorer(out.parent)
+    return out
+
+
+def _read(src: Source, files, signal, label_column, max_points: int) -> Shown:
+    """Read the examples a page shows: the run's test split or `files`, with `signal`'s beside
+    them; at most `max_points`, stratified by label (signal rows keep up to half)."""
+    from vaekit import analyses
+
+    entries, first = _runs(src.run)
     model = entries[0][0]
-    check(model.kind == "vae", f"{run} is a deterministic autoencoder: it has no rate or prior to explore.")
+    check(
+        model.kind == "vae", f"{src.run} is a deterministic autoencoder: it has no rate or prior to explore."
+    )
     ex = _file_examples(model, first, files, label_column, False) if files else _run_examples(model, first)
     if src.signal_label is not None:  # one file of both: its signal label's rows are signal
         ex.signal = np.asarray(ex.texts) == src.signal_label
@@ -562,8 +592,7 @@ def build(
         check(
             len(src.saved) == len(ex.texts),
             f"The score output has {len(src.saved)} rows and {files[0]} now reads as "
-            f"{len(ex.texts)} examples; "
-            "score the file again.",
+            f"{len(ex.texts)} examples; score the file again.",
         )
         saved = {c: src.saved[c].to_numpy(dtype=np.float64) for c in src.saved.columns}
     said = src.said
@@ -585,14 +614,22 @@ def build(
     bkg = np.flatnonzero(~ex.signal)
     bkg = bkg[_stratified(np.asarray(ex.texts)[bkg], len(bkg), max(1, max_points - len(sig)))]
     keep = np.concatenate([bkg, sig])
-    shown = _subset(ex, keep)
-    batch, texts, contents, numbers = shown.batch, shown.texts, shown.contents, shown.numbers
-    is_signal, factors = shown.signal, shown.factors
-    saved = {c: v[keep] for c, v in saved.items()} if saved is not None else None
+    kept = _subset(ex, keep)
+    kept.factor_names = ex.factor_names or (
+        [f"factor_{j}" for j in range(kept.factors.shape[1])] if kept.factors is not None else None
+    )
     shape = model.data_shape
-    images = plots.to_images(model.unscale_output(batch.x).numpy(), shape) if len(shape) == 3 else None
+    images = plots.to_images(model.unscale_output(kept.batch.x).numpy(), shape) if len(shape) == 3 else None
     if images is not None:
-        contents = [_png(im) for im in images]
+        kept.contents = [_png(im) for im in images]
+    saved = {c: v[keep] for c, v in saved.items()} if saved is not None else None
+    return Shown(entries, first, kept, saved, said, images)
+
+
+def _views(shown: Shown, dims, pca: bool) -> list[View]:
+    """One `View` per model or beta of the page, on the same examples."""
+    model, first = shown.model, shown.first
+    shape = model.data_shape
 
     def decode_user(decoded):
         if len(shape) == 3:
@@ -600,45 +637,55 @@ def build(
         frame = runs.user_frame(first, model, decoded)
         return [_row_html(frame.columns, frame.iloc[i].tolist()) for i in range(len(frame))]
 
-    factor_names = ex.factor_names or (
-        [f"factor_{j}" for j in range(factors.shape[1])] if factors is not None else None
-    )
-    views = [
-        _view(
-            m,
-            batch,
-            beta,
-            dims,
-            shape,
-            decode_user,
-            ~is_signal,
-            name,
-            (factors, factor_names) if factors is not None else None,
-            pca,
-        )
-        for m, beta, _, name in entries
+    ex = shown.examples
+    factors = (ex.factors, ex.factor_names) if ex.factors is not None else None
+    return [
+        _view(m, ex.batch, beta, dims, shape, decode_user, ~ex.signal, name, factors, pca)
+        for m, beta, _, name in shown.entries
     ]
-    start = len(views) // 2 if len(views) > 1 else 0
-    v0 = views[start]
-    # every colouring with its legend (a label's swatches, a score's colour bar); a score's per view
+
+
+def _colourings(shown: Shown, views: list[View]):
+    """Every colouring with its legend (a label's swatches, a score's colour bar): (colours,
+    legends) shared by the views, the per-view ones (the scores), and the options in order."""
+    ex = shown.examples
     colours, legends = {}, {}
-    colours["label"], legends["label"] = _label_colours(texts)
+    colours["label"], legends["label"] = _label_colours(ex.texts)
     score_names = {"neg_elbo": "-ELBO (nats)", "rate": "rate (nats)", "distortion": "distortion (nats)"}
     per_view = [
         {score_names[k]: _score_colours(v, score_names[k]) for k, v in view.scores.items()} for view in views
     ]
-    for name, values in (saved or {}).items():
+    for name, values in (shown.saved or {}).items():
         colours[f"saved {name}"], legends[f"saved {name}"] = _score_colours(values, f"saved {name}")
-    for j, name in enumerate(factor_names or ()):
+    for j, name in enumerate(ex.factor_names or ()):
         colours[f"factor: {name}"], legends[f"factor: {name}"] = _score_colours(
-            factors[:, j], f"factor {name}"
+            ex.factors[:, j], f"factor {name}"
         )
+    start = len(views) // 2 if len(views) > 1 else 0
     options = ["label", *per_view[start], *(name for name in colours if name != "label")]
+    return colours, legends, per_view, options
+
+
+def _document(run: Path, shown: Shown, views: list[View], k: int, pca: bool):
+    """The page as a Bokeh document: the scatter with its hover, decoded, neighbour, colour,
+    slider and cut views, and their callbacks."""
+    from bokeh.document import Document
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, CustomJS, Div, HoverTool, Select, Slider
+    from bokeh.plotting import figure
+
+    ex, model, images = shown.examples, shown.model, shown.images
+    texts, is_signal = ex.texts, ex.signal
+    start = len(views) // 2 if len(views) > 1 else 0
+    v0 = views[start]
+    colours, legends, per_view, options = _colourings(shown, views)
     traversals = Div(text=v0.traversals, width=900, name="traversals")
     more = [""] * len(texts)
-    if saved is not None:
+    if shown.saved is not None:
         more = [
-            "<div>saved: " + ", ".join(f"{html.escape(c)} {v[i]:.4g}" for c, v in saved.items()) + "</div>"
+            "<div>saved: "
+            + ", ".join(f"{html.escape(c)} {v[i]:.4g}" for c, v in shown.saved.items())
+            + "</div>"
             for i in range(len(texts))
         ]
     source = ColumnDataSource(
@@ -647,9 +694,9 @@ def build(
             "y": v0.points[:, 1].tolist(),
             "colour": colours["label"],
             "label": texts,
-            "content": contents,
+            "content": ex.contents,
             "neg_elbo": v0.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
-            "index": numbers,
+            "index": ex.numbers,
             "size": [7] * len(texts),
             "line": [NO_LINE] * len(texts),
             "more": more,
@@ -708,30 +755,7 @@ def build(
         width=900,
         name="neighbours",
     )
-    payload = {
-        "grid": GRID,
-        "images": images is not None,
-        "views": [
-            {
-                "name": v.name,
-                "title": title(v),
-                "xlabel": v.axes[0],
-                "ylabel": v.axes[1],
-                "x": v.points[:, 0].tolist(),
-                "y": v.points[:, 1].tolist(),
-                "codes": np.round(v.codes, 5).tolist(),
-                "cells": v.grid,
-                "xr": v.x_range,
-                "yr": v.y_range,
-                "neg_elbo": v.scores.get("neg_elbo", np.zeros(len(texts))).tolist(),
-                "colours": {name: c for name, (c, _) in view_colours.items()},
-                "legends": {name: lg for name, (_, lg) in view_colours.items()},
-                "traversals": v.traversals,
-            }
-            for v, view_colours in zip(views, per_view, strict=True)
-        ],
-    }
-    p.tags = [payload]  # held once in the page; every callback reads it through the figure
+    p.tags = [_payload(views, per_view, title, images is not None)]  # once; callbacks read it here
     slider = None
     if len(views) > 1:
         slider = Slider(
@@ -774,27 +798,10 @@ def build(
     )
     controls = [colour]
     below = [neighbours]
-    cut = listed = None
-    if is_signal.any():
-        score = np.asarray(v0.scores["neg_elbo"])
-        background = score[~is_signal]
-        cut0 = float(np.quantile(background, 0.99)) if len(background) else float(np.median(score))
-        lo_s = min(float(np.min(v.scores["neg_elbo"])) for v in views)
-        hi_s = max(float(np.max(v.scores["neg_elbo"])) for v in views)
-        listed = Div(text="", width=900, name="above")
-        cut = Slider(
-            start=lo_s,
-            end=hi_s,
-            value=min(max(cut0, lo_s), hi_s),
-            step=(hi_s - lo_s) / 500 or 1.0,
-            title="-ELBO cut (nats; it opens at the background's 99th percentile): the examples above it "
-            "are enlarged and listed",
-            name="cut",
-            width=600,
-        )
-        below = [cut, listed, *below]
+    cut, listed = _cut(views, is_signal)
     recut = {"source": source, "signal": is_signal.tolist(), "listed": listed, "cut": cut}
     if cut is not None:
+        below = [cut, listed, *below]
         cut.js_on_change("value", CustomJS(args=recut, code=RECUT_JS))
     if slider is not None:
         slider.js_on_change(
@@ -823,24 +830,72 @@ def build(
         text="<style>.vk-row th{text-align:left;padding-right:8px}.vk-row{font-size:11px}"
         ".vk-above td,.vk-above th{padding:1px 10px 1px 0;text-align:left}</style>"
         f"<p>vaekit explorer for <code>{html.escape(str(run))}</code>: {len(views)} "
-        f"view{'s' if len(views) > 1 else ''}.{said} The decoded view is a {GRID}x{GRID} grid of decodes "
-        f"over the plane, the other latent directions at {held}.{condition}</p>",
+        f"view{'s' if len(views) > 1 else ''}.{shown.said} The decoded view is a {GRID}x{GRID} grid of "
+        f"decodes over the plane, the other latent directions at {held}.{condition}</p>",
         width=900,
     )
     layout = column(style, row(*controls), legend, row(p, column(hovered, decoded)), *below, traversals)
-    from bokeh.document import Document
-
     document = Document()
     document.add_root(layout)
     if cut is not None:  # the page opens with the starting cut applied
         document.js_on_event("document_ready", CustomJS(args=recut, code=RECUT_JS))
-    page = file_html(document, resources=INLINE, title=f"vaekit explorer: {run.name}")
-    out = Path(out) if out is not None else src.page
-    out.parent.mkdir(parents=True, exist_ok=True)
-    io_.write_text(out, page)
-    if out.name == "explorer.html" and out.resolve() == src.page.resolve():
-        report.link_explorer(out.parent)
-    return out
+    return document
+
+
+def _payload(views: list[View], per_view: list[dict], title, images: bool) -> dict:
+    """What the page's callbacks read, held once (the figure's tags): each view's points, codes,
+    decoded grid, ranges, scores, colourings and traversals."""
+    n = len(views[0].points)
+    return {
+        "grid": GRID,
+        "images": images,
+        "views": [
+            {
+                "name": v.name,
+                "title": title(v),
+                "xlabel": v.axes[0],
+                "ylabel": v.axes[1],
+                "x": v.points[:, 0].tolist(),
+                "y": v.points[:, 1].tolist(),
+                "codes": np.round(v.codes, 5).tolist(),
+                "cells": v.grid,
+                "xr": v.x_range,
+                "yr": v.y_range,
+                "neg_elbo": v.scores.get("neg_elbo", np.zeros(n)).tolist(),
+                "colours": {name: c for name, (c, _) in view_colours.items()},
+                "legends": {name: lg for name, (_, lg) in view_colours.items()},
+                "traversals": v.traversals,
+            }
+            for v, view_colours in zip(views, per_view, strict=True)
+        ],
+    }
+
+
+def _cut(views: list[View], is_signal: np.ndarray):
+    """The anomaly view's -ELBO cut (a slider opening at the background's 99th percentile) and
+    the list of the examples above it; (None, None) without signal rows."""
+    from bokeh.models import Div, Slider
+
+    if not is_signal.any():
+        return None, None
+    start = len(views) // 2 if len(views) > 1 else 0
+    score = np.asarray(views[start].scores["neg_elbo"])
+    background = score[~is_signal]
+    cut0 = float(np.quantile(background, 0.99)) if len(background) else float(np.median(score))
+    lo_s = min(float(np.min(v.scores["neg_elbo"])) for v in views)
+    hi_s = max(float(np.max(v.scores["neg_elbo"])) for v in views)
+    listed = Div(text="", width=900, name="above")
+    cut = Slider(
+        start=lo_s,
+        end=hi_s,
+        value=min(max(cut0, lo_s), hi_s),
+        step=(hi_s - lo_s) / 500 or 1.0,
+        title="-ELBO cut (nats; it opens at the background's 99th percentile): the examples above it "
+        "are enlarged and listed",
+        name="cut",
+        width=600,
+    )
+    return cut, listed
 
 
 # ----------------------------------------------------------------------------- the page's JavaScript
