@@ -329,3 +329,54 @@ def test_a_run_displays_its_numbers_and_figures_in_a_notebook(tmp_path):
     assert page.count("<figure") == 4 and "latent space" in page and str(tmp_path / "r") in page
     assert run.history_frame()["epoch"].tolist() == [1, 2]
     assert repr(run) == f"Run({tmp_path / 'r'}: 2 epochs, elbo {run.summary['elbo']:.6g} nats)"
+
+
+def test_a_sweep_and_an_anomaly_result_display_themselves_in_a_notebook(tmp_path):
+    """vaekit.sweep.run returns its rows as a list that Jupyter shows as the sweep's table and
+    figures; analyses.anomaly returns its JSON as a dict shown as its report's table and figures."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from vaekit import analyses, sweep
+
+    rows = sweep.run(
+        [0.5, 2],
+        {"data": "digits", "epochs": 1, "hidden": "32", "nll_samples": 5, "device": "cpu"},
+        tmp_path / "sweep",
+        progress=False,
+    )
+    assert isinstance(rows, list) and [r["beta"] for r in rows] == [0.5, 2.0]
+    page = rows._repr_html_()
+    assert f"{rows[0]['elbo']:.4g}"[:5] in page and page.count("<figure") >= 2 and "rate distortion" in page
+
+    gen = np.random.default_rng(0)
+    pd.DataFrame({"a": gen.normal(0, 1, 300), "b": gen.normal(0, 1, 300)}).to_csv(
+        tmp_path / "bkg.csv", index=False
+    )
+    pd.DataFrame({"a": gen.normal(4, 1, 40), "b": gen.normal(4, 1, 40)}).to_csv(
+        tmp_path / "sig.csv", index=False
+    )
+    run = _run_on_table(tmp_path / "bkg.csv")
+    result = analyses.anomaly(
+        run,
+        tmp_path / "anomaly",
+        background=str(tmp_path / "bkg.csv"),
+        signal=str(tmp_path / "sig.csv"),
+        samples=3,
+    )
+    assert result == json.loads((tmp_path / "anomaly" / "anomaly.json").read_text())
+    page = result._repr_html_()
+    assert f"{result['scores']['nll']['auc']:.4f}" in page and page.count("<figure") == 2
+
+
+def _run_on_table(path):
+    """A run trained on the table at `path` (one epoch): its folder."""
+    import vaekit
+
+    data = vaekit.datasets.load(str(path))
+    model = vaekit.VAE.for_data(data, latent_dim=2, hidden=(32,), seed=0)
+    out = path.parent / "run"
+    vaekit.fit(model, data, epochs=1, out=out, progress=False, device="cpu", nll_samples=5)
+    return out

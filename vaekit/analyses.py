@@ -380,7 +380,7 @@ def anomaly(
     )
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    return result
+    return report.DisplayedResult(result, out, anomaly_html)  # a dict; Jupyter shows its report
 
 
 def anomaly_html(result: dict) -> str:

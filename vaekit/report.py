@@ -246,18 +246,55 @@ def link_explorer(out: Path) -> None:
         io.write_text(page, EXPLORER_NOTE.sub(lambda _: explorer_note(out), text, count=1))
 
 
+def figures_html(pngs: list[Path], style: str = "") -> str:
+    """Each PNG as an HTML figure with the image embedded (base64) and captioned by its file
+    name; `style` for the figure element (e.g. side by side in a notebook)."""
+    parts = []
+    for p in pngs:
+        data = base64.b64encode(Path(p).read_bytes()).decode("ascii")
+        name = html.escape(p.stem)
+        parts.append(
+            f"<figure style='{style}'><img src='data:image/png;base64,{data}' alt='{name}' "
+            f"style='max-width:100%'><figcaption>{name.replace('_', ' ')}</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+class DisplayedResult(dict):
+    """An output's JSON (a dict, as written) that Jupyter displays as its report's body and
+    figures: what `vaekit.analyses.anomaly` returns. `out` is the output folder."""
+
+    def __init__(self, result: dict, out: Path, body):
+        super().__init__(result)
+        self.out = Path(out)
+        self._body = body
+
+    def _repr_html_(self) -> str:
+        return self._body(self) + figures_html(sorted_pngs(self.out), NOTEBOOK_FIGURE)
+
+
+class DisplayedRows(list):
+    """A list of rows (dicts) that Jupyter displays as a table and the output's figures: what
+    `vaekit.sweep.run` returns. `out` is the output folder."""
+
+    def __init__(self, rows: list, out: Path, body):
+        super().__init__(rows)
+        self.out = Path(out)
+        self._body = body
+
+    def _repr_html_(self) -> str:
+        return self._body(list(self)) + figures_html(sorted_pngs(self.out), NOTEBOOK_FIGURE)
+
+
+NOTEBOOK_FIGURE = "display:inline-block;width:48%;margin:0 1% 1em 0"
+
+
 def write_html(out: Path, title: str, body: str, pngs: list[Path], explorable: bool = False) -> None:
     """Write `out/report.html` atomically: a self-contained page with `title` (escaped), `body`
     (HTML, inserted as is: escape user text first) and each PNG embedded as base64, captioned
     by its file name. `explorable`: the folder is one `vaekit explore` reads (a VAE's run, a
     sweep, an anomaly output), and the page says so (`explorer_note`)."""
-    images = []
-    for p in pngs:
-        data = base64.b64encode(p.read_bytes()).decode("ascii")
-        images.append(
-            f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(p.stem)}'>"
-            f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
-        )
+    images = [figures_html([p]) for p in pngs]
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}

@@ -163,7 +163,7 @@ def run(
             }
         )
     write(out, rows)
-    return rows
+    return report.DisplayedRows(rows, out, sweep_table)  # a list; Jupyter shows its table and figures
 
 
 def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
@@ -206,7 +206,7 @@ def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
             }
         )
     write(out, rows)
-    return rows
+    return report.DisplayedRows(rows, out, sweep_table)  # a list; Jupyter shows its table and figures
 
 
 def read_rows(out: Path) -> list[dict]:
