@@ -222,6 +222,26 @@ def _events(tmp_path: Path) -> None:
     both.to_csv(tmp_path / "both.csv", index=False)
 
 
+def _background_run(cli, tmp_path: Path, epochs: int, latent_dim: int) -> Path:
+    """`_events`' files written and a run trained on bkg.csv (tmp_path/run)."""
+    _events(tmp_path)
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train",
+        "--data",
+        tmp_path / "bkg.csv",
+        "--epochs",
+        epochs,
+        "--latent-dim",
+        latent_dim,
+        "--out",
+        run,
+        *FAST,
+    )
+    assert code == 0, err
+    return run
+
+
 def _data(page, name: str = "scatter") -> dict:
     """The scatter's data source as Python lists."""
     return page.evaluate(
@@ -303,12 +323,7 @@ def test_an_anomaly_output_opens_as_its_anomaly_view(cli, browser, tmp_path):
     RUN/anomaly/explorer.html, and the anomaly report then links it (before, it gave the command);
     a second explore does not overwrite the page without --overwrite; an output that names its
     own files refuses --data."""
-    _events(tmp_path)
-    run = tmp_path / "run"
-    code, _, err = cli(
-        "train", "--data", tmp_path / "bkg.csv", "--epochs", "5", "--latent-dim", "2", "--out", run, *FAST
-    )
-    assert code == 0, err
+    run = _background_run(cli, tmp_path, epochs=5, latent_dim=2)
     code, _, err = cli("anomaly", run, "--background", tmp_path / "bkg.csv", "--signal", tmp_path / "sig.csv")
     assert code == 0, err
     report = (run / "anomaly" / "report.html").read_text()
@@ -345,12 +360,7 @@ def test_one_file_anomaly_output_in_the_plane_of_principal_components(cli, brows
     means' first two principal components (of the background rows): the first has the largest
     variance of any direction, the two are uncorrelated. A click outlines the query and its k
     nearest neighbours in the full latent space."""
-    _events(tmp_path)
-    run = tmp_path / "run"
-    code, _, err = cli(
-        "train", "--data", tmp_path / "bkg.csv", "--epochs", "4", "--latent-dim", "3", "--out", run, *FAST
-    )
-    assert code == 0, err
+    run = _background_run(cli, tmp_path, epochs=4, latent_dim=3)
     both = tmp_path / "both.csv"
     code, _, err = cli(
         "anomaly",
@@ -401,12 +411,7 @@ def test_one_file_anomaly_output_in_the_plane_of_principal_components(cli, brows
 def test_a_score_output_colours_the_examples_by_their_saved_scores(cli, browser, tmp_path):
     """`vaekit explore scores.csv` shows the scored file's examples with the scores vaekit score
     saved: a colouring each, with a colour bar, and the hovered row's saved values."""
-    _events(tmp_path)
-    run = tmp_path / "run"
-    code, _, err = cli(
-        "train", "--data", tmp_path / "bkg.csv", "--epochs", "3", "--latent-dim", "2", "--out", run, *FAST
-    )
-    assert code == 0, err
+    run = _background_run(cli, tmp_path, epochs=3, latent_dim=2)
     scores = tmp_path / "s.csv"
     code, _, err = cli("score", run, "--data", tmp_path / "sig.csv", "--samples", "3", "--out", scores)
     assert code == 0, err

@@ -250,6 +250,11 @@ class Examples:
     factor_names: list | None = None
 
 
+def _start(views: list) -> int:
+    """The view the page opens on: the middle one of a slider's views (the only one otherwise)."""
+    return len(views) // 2 if len(views) > 1 else 0
+
+
 def _runs(run: Path):
     """[(model, beta or None, run folder)] per view, and the run whose data and scaling are read."""
     from vaekit import sweep
@@ -422,10 +427,9 @@ def _recorded(value, record: Path, what: str) -> Path:
     )
 
 
-def _anomaly_inputs(record: Path) -> dict:
+def _anomaly_inputs(record: Path, result: dict) -> dict:
     """The inputs of an anomaly output (its anomaly.json): background and signal files, or one
     file with its label column and signal label."""
-    result = json.loads(record.read_text(encoding="utf-8"))
     if result.get("data") is not None:
         return dict(
             files=[str(_recorded(result["data"], record, "data file"))],
@@ -461,7 +465,7 @@ def source_of(path) -> Source:
             + "."
         )
         run = _recorded(result["run"], record, "run")
-        return Source(run, path / "explorer.html", said=said, **_anomaly_inputs(record))
+        return Source(run, path / "explorer.html", said=said, **_anomaly_inputs(record, result))
     if path.is_dir() and (path / "anomaly_sweep.json").exists():
         record = path / "anomaly_sweep.json"
         result = json.loads(record.read_text(encoding="utf-8"))
@@ -469,7 +473,8 @@ def source_of(path) -> Source:
         check(bool(parts), f"{path} holds no per-run anomaly.json; run vaekit anomaly on the sweep again.")
         said = f" From the anomaly output <code>{html.escape(str(path))}</code> of a sweep."
         sweep_dir = _recorded(result["sweep"], record, "sweep")
-        return Source(sweep_dir, path / "explorer.html", said=said, **_anomaly_inputs(parts[0]))
+        first = json.loads(parts[0].read_text(encoding="utf-8"))
+        return Source(sweep_dir, path / "explorer.html", said=said, **_anomaly_inputs(parts[0], first))
     if path.is_file() and path.suffix in (".csv", ".parquet"):
         sidecar = path.with_suffix(".json")
         check(
@@ -661,7 +666,7 @@ def _colourings(shown: Shown, views: list[View]):
         colours[f"factor: {name}"], legends[f"factor: {name}"] = _score_colours(
             ex.factors[:, j], f"factor {name}"
         )
-    start = len(views) // 2 if len(views) > 1 else 0
+    start = _start(views)
     options = ["label", *per_view[start], *(name for name in colours if name != "label")]
     return colours, legends, per_view, options
 
@@ -676,7 +681,7 @@ def _document(run: Path, shown: Shown, views: list[View], k: int, pca: bool):
 
     ex, model, images = shown.examples, shown.model, shown.images
     texts, is_signal = ex.texts, ex.signal
-    start = len(views) // 2 if len(views) > 1 else 0
+    start = _start(views)
     v0 = views[start]
     colours, legends, per_view, options = _colourings(shown, views)
     traversals = Div(text=v0.traversals, width=900, name="traversals")
@@ -878,7 +883,7 @@ def _cut(views: list[View], is_signal: np.ndarray):
 
     if not is_signal.any():
         return None, None
-    start = len(views) // 2 if len(views) > 1 else 0
+    start = _start(views)
     score = np.asarray(views[start].scores["neg_elbo"])
     background = score[~is_signal]
     cut0 = float(np.quantile(background, 0.99)) if len(background) else float(np.median(score))

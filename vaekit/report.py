@@ -260,12 +260,12 @@ def figures_html(pngs: list[Path], style: str = "") -> str:
     return "".join(parts)
 
 
-class DisplayedResult(dict):
-    """An output's JSON (a dict, as written) that Jupyter displays as its report's body and
-    figures: what `vaekit.analyses.anomaly` returns. `out` is the output folder."""
+class _Displayed:
+    """Jupyter's display of an output: `body(self)` (its report's HTML) and the figures in its
+    folder `out`, side by side."""
 
-    def __init__(self, result: dict, out: Path, body):
-        super().__init__(result)
+    def __init__(self, content, out: Path, body):
+        super().__init__(content)
         self.out = Path(out)
         self._body = body
 
@@ -273,17 +273,14 @@ class DisplayedResult(dict):
         return self._body(self) + figures_html(sorted_pngs(self.out), NOTEBOOK_FIGURE)
 
 
-class DisplayedRows(list):
-    """A list of rows (dicts) that Jupyter displays as a table and the output's figures: what
-    `vaekit.sweep.run` returns. `out` is the output folder."""
+class DisplayedResult(_Displayed, dict):
+    """An output's JSON (a dict, as written) shown as its report: what `vaekit.analyses.anomaly`
+    returns."""
 
-    def __init__(self, rows: list, out: Path, body):
-        super().__init__(rows)
-        self.out = Path(out)
-        self._body = body
 
-    def _repr_html_(self) -> str:
-        return self._body(list(self)) + figures_html(sorted_pngs(self.out), NOTEBOOK_FIGURE)
+class DisplayedRows(_Displayed, list):
+    """Rows (a list of dicts) shown as their table and the output's figures: what
+    `vaekit.sweep.run` returns."""
 
 
 NOTEBOOK_FIGURE = "display:inline-block;width:48%;margin:0 1% 1em 0"
