@@ -50,6 +50,7 @@ LAYERS = [
     {"evaluate"},
     {"train"},
     {"plots", "report"},
+    {"apply"},
     {"workflow", "sweep", "analyses", "disentangle", "explore"},
     {"cli", "__main__", ROOT},
 ]

@@ -2,7 +2,7 @@
 
 The names below load on first use (PEP 562), so `import vaekit` and the command line's `--help`
 cost no torch import: `vaekit.fit`, `vaekit.load`, `vaekit.VAE`, `vaekit.Run`, and the modules
-`vaekit.datasets`, `vaekit.evaluate`, `vaekit.objectives`, `vaekit.plots`.
+`vaekit.apply`, `vaekit.datasets`, `vaekit.evaluate`, `vaekit.objectives`, `vaekit.plots`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ _LAZY = {
     "Run": ("vaekit.train", "Run"),
     "fit": ("vaekit.workflow", "fit"),
     "load": ("vaekit.runs", "load"),
+    "apply": ("vaekit.apply", None),
     "datasets": ("vaekit.datasets", None),
     "evaluate": ("vaekit.evaluate", None),
     "objectives": ("vaekit.objectives", None),
@@ -43,6 +44,7 @@ __all__ = [
     "VAE",
     "Run",
     "VaekitError",
+    "apply",
     "datasets",
     "evaluate",
     "fit",

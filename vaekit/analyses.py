@@ -1,15 +1,14 @@
-"""A trained run applied to the user's own files: per-example scores, anomaly evaluation against
-signal, the classifier two-sample test, rare and typical examples, reconstructions and the
-likelihood of any file. Each function reads files through the run's own reading and scaling,
-computes through `vaekit.evaluate` (the one loss path) and `vaekit.science`, and writes its
-outputs atomically; the command line (`vaekit.cli`) only parses and prints.
+"""Studies of a trained run on the user's files, each written as an output folder with its
+report: anomaly evaluation against signal (ROC AUC per score, cuts), the classifier two-sample
+test, rare and typical examples, nearest neighbours. Files are read through the run's own reading
+and scaling (`vaekit.apply`, which also holds the per-example outputs: codes, scores,
+reconstructions, samples, imputations); numbers come from `vaekit.evaluate` (the one loss path)
+and `vaekit.science`; outputs are written atomically. The command line only parses and prints.
 """
 
 from __future__ import annotations
 
 import html
-import math
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import evaluate, io, plots, report, runs, science
+from vaekit import apply, evaluate, io, plots, report, runs, science
 from vaekit.batch import Batch, observations
 from vaekit.datasets.rows import chunks
 from vaekit.errors import VaekitError, check
@@ -38,114 +37,6 @@ TYPICALITY_CAVEAT = (
     "faintest digits): high density is not the same as typical, so read the 'most typical' row as "
     "'highest density', not as 'most representative' (Nalisnick et al., 2019)."
 )
-
-
-def read_for_run(model, source, label_column=None, run=None, keep_labels: bool = True, outside="refuse"):
-    """A user's file (or a built-in name) as a `Batch` in the model's units, read the way the
-    run read its training data (its array names, image options, column names) and scaled with
-    the run's own scaling; a table's feature columns are matched by name (other columns, text
-    ones included, are skipped). A label-conditional model gets the file's labels, matched to
-    its classes by name. Notes about the file are issued as warnings. Returns (Batch, RawData).
-    `outside`: for a typed table, what to do with a cell the model gives probability zero (a
-    category never seen in training, a count below the smallest seen, a value past a bound):
-    "refuse" raises naming it; "mark" reads it as missing and sets `raw.outside` (n,) to the rows
-    that hold one, with a warning naming them (`scores_of` scores those rows as impossible).
-    Raises `VaekitError` for a file whose examples differ in shape from the training data, or
-    one without the labels a label-conditional model needs."""
-    from vaekit import columns, datasets
-
-    record = runs.read_config(run).get("data", {}) if run is not None else {}
-    # the run's own way of reading: its x array name and label column, not its y/factors names
-    # (a file to encode need not have labels)
-    keys = {k: v for k, v in (record.get("keys") or {}).items() if k in ("x", "table")}
-    only = record.get("column_names")
-
-    schema = getattr(model.likelihood, "schema", None)
-    # a typed table: the run's own dialect and types, and missing cells scored on the observed ones
-    table = {**(record.get("table_options") or {}), "missing": "model"} if schema is not None else None
-    if table is not None:
-        table["schema"] = schema.spec()
-        table["id_columns"] = record.get("id_columns")
-        table.pop("column_types", None)
-
-    def read(column):
-        return datasets.read_raw(source, column, keys, record.get("image_options"), only, table)
-
-    raw = None
-    if label_column is None and record.get("label_column") and keep_labels:
-        try:  # the run's own label column, where the file has it
-            raw = read(record["label_column"])
-        except VaekitError as err:
-            if "has no column named" not in str(err) and "applies to tables" not in str(err):
-                raise
-    if raw is None:
-        raw = read(label_column)
-    if record.get("column_names") and raw.column_names is not None:
-        raw = datasets.match_columns(raw, record["column_names"])
-    for note in raw.notes:
-        warnings.warn(note, stacklevel=2)
-    raw = datasets.validate(raw)
-    if raw.frame is not None:
-        check(
-            schema is not None,
-            f"{run} was trained on an array, not a table of typed columns; give data like its training data.",
-        )
-        gaps = raw.frame[schema.names].isna().any(axis=1).to_numpy()  # as read, before any cell is blanked
-        if outside == "mark":
-            cells, said = schema.outside(raw.frame)
-            raw.outside = cells.any(axis=1)
-            if raw.outside.any():
-                raw.meta["outside_cells"] = [
-                    ", ".join(
-                        f"{name}={columns.plain(raw.frame[name].iloc[i])!r}"
-                        for j, name in enumerate(schema.names)
-                        if cells[i, j]
-                    )
-                    for i in range(len(cells))
-                ]
-                raw.frame = raw.frame.copy()
-                for j, name in enumerate(schema.names):
-                    raw.frame[name] = raw.frame[name].where(~cells[:, j])
-                n_bad = f"{int(raw.outside.sum())} of {len(raw.outside)}"
-                warnings.warn(
-                    f"{Path(str(source)).name}: {n_bad} rows hold a value the model gives probability zero "
-                    f"({'; '.join(said)}): scored as impossible (-ELBO, "
-                    "distortion and IS-NLL inf; rate and squared error not computed).",
-                    stacklevel=2,
-                )
-        if gaps.any() and not schema.missing:
-            warnings.warn(
-                f"{Path(str(source)).name}: the run was trained without missing cells (not --missing model), "
-                f"so its encoder reads the missing cells of these {int(gaps.sum())} rows as 0 in model units "
-                "(a column's training mean, a category's first value); their scores sum over the observed "
-                "cells but are approximate: retrain with --missing model to score such rows properly.",
-                stacklevel=2,
-            )
-        x = schema.to_model(raw.frame)
-    else:
-        x = raw.x
-    check(
-        tuple(x.shape[1:]) == model.data_shape,
-        f"The data in {source} has examples of shape {tuple(x.shape[1:])} but the model was "
-        f"trained on {model.data_shape}; give data like the training data.",
-    )
-    labels = None
-    if model.conditional:
-        check(
-            raw.y is not None,
-            f"{run} is a label-conditional model, so it needs each example's label, and {source} has none; "
-            "give --label-column (tables) or data with labels.",
-        )
-        values, inverse = np.unique(raw.y, return_inverse=True)
-        names = [raw.label_names[v] if raw.label_names else str(v) for v in values]
-        labels = model.class_index(names)[torch.as_tensor(inverse.reshape(-1))]
-    if getattr(x, "is_lazy_rows", False):  # larger than memory: scaled as each batch is read
-
-        def scale(block):
-            return model.scale_input(torch.as_tensor(np.asarray(block, dtype=np.float32))).numpy()
-
-        return Batch(x.view(scale), labels), raw
-    return Batch(model.scale_input(torch.as_tensor(x, dtype=torch.float32)), labels), raw
 
 
 def _rows_at(frame, ids, index):
@@ -209,59 +100,10 @@ def prepare_folder(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def is_training_file(run, source) -> bool:
-    """Whether `source` is the file `run` was trained on (the same file, by path)."""
-    record = runs.read_config(run).get("data") or {}
-    trained = record.get("source")
-    if trained is None:
-        return False
-    try:
-        return os.path.samefile(str(trained), str(source))
-    except OSError:
-        return str(trained) == str(source)
-
-
-def scores_of(
-    model, run, source, samples: int, seed: int = 0, beta=None, label_column=None, rows=None, outside="refuse"
-):
-    """`evaluate.sampled_scores` of a file for a run (its objective), restricted to `rows`
-    (indices) when given. `outside="mark"`: a typed table's rows holding a value the model gives
-    probability zero (`read_for_run`) are not run through the model; their -log p scores
-    (-ELBO, distortion, IS-NLL, the loss) are inf and the others NaN. Returns (scores dict,
-    RawData, the Batch scored in the model's units)."""
-    batch, raw = read_for_run(model, source, label_column, run, outside=outside)
-    if rows is not None:
-        batch = batch[torch.as_tensor(rows)]
-    impossible = raw.outside if raw.outside is not None and rows is None else None
-    if impossible is None or not impossible.any():
-        s = evaluate.sampled_scores(
-            model, batch, samples, beta=beta, seed=seed, objective=runs.load_objective(run, model)
-        )
-        return s, raw, batch
-    possible = np.flatnonzero(~impossible)
-    part = (
-        evaluate.sampled_scores(
-            model,
-            batch[torch.as_tensor(possible)],
-            samples,
-            beta=beta,
-            seed=seed,
-            objective=runs.load_objective(run, model),
-        )
-        if len(possible)
-        else {k: np.zeros(0) for k in evaluate.score_columns(model, samples) + ["loss"]}
-    )
-    s = {}
-    for name, values in part.items():
-        full = np.full(len(impossible), np.inf if name in evaluate.NEG_LOG_SCORES else np.nan)
-        full[possible] = values
-        s[name] = full
-    return s, raw, batch
-
-
 def anomaly(
     run,
     out,
+    *,
     background=None,
     signal=None,
     data=None,
@@ -286,6 +128,7 @@ def anomaly(
     K < 1, or an empty sample.
     """
     model = runs.load(run)
+    apply.check_beta(model, beta, run)
     check(
         model.kind == "vae",
         f"{run} is a deterministic autoencoder: it has one score (its distortion); anomaly needs a VAE's "
@@ -298,7 +141,7 @@ def anomaly(
             background is None and signal is None,
             "Give either --background and --signal, or --data with --label-column, not both.",
         )
-        s, raw, batch = scores_of(model, run, data, samples, seed, beta, label_column)
+        s, raw, batch = apply.scores_of(model, run, data, samples, seed, beta, label_column)
         check(
             raw.y is not None,
             f"{data} does not say which examples are signal: name a table's label column with "
@@ -334,19 +177,19 @@ def anomaly(
             "(or --data FILE --label-column C).",
         )
         rows = None
-        if is_training_file(run, background):
+        if apply.is_training_file(run, background):
             rows = runs.load_data(run).test_idx
             notes.append(
                 f"The background file is the one the run trained on, so only its {len(rows)} test-split rows "
                 "were scored (the training rows were fitted, and their scores are biased low)."
             )
-        bg, _, bg_batch = scores_of(model, run, background, samples, seed, beta, rows=rows)
-        sig, _, sig_batch = scores_of(model, run, signal, samples, seed + 1, beta)
-        if is_training_file(run, signal):
+        bg, _, bg_batch = apply.scores_of(model, run, background, samples, seed, beta, rows=rows)
+        sig, _, sig_batch = apply.scores_of(model, run, signal, samples, seed + 1, beta)
+        if apply.is_training_file(run, signal):
             notes.append("The signal file is the run's training file: the model was fitted to it.")
         found = training_rows(run, bg_batch.x.numpy(), sig_batch.x.numpy()) or [None, None]
         for role, source, seen in zip(("background", "signal"), (background, signal), found, strict=True):
-            if is_training_file(run, source):
+            if apply.is_training_file(run, source):
                 continue  # said above
             if seen is not None and seen.any():
                 notes.append(
@@ -421,6 +264,7 @@ def _model_draws(model, n: int, seed: int, draw: bool, beta=None, like_labels=No
 
 def twosample(
     out,
+    *,
     run=None,
     data=None,
     against=None,
@@ -455,6 +299,7 @@ def twosample(
     if run is not None:
         check(against is None, "--against compares two files; with a run, give --data only (the real data).")
         model = runs.load(run)
+        apply.check_beta(model, beta, run)
         if data is None:
             real = runs.load_data(run)
             x_real = real.x_test
@@ -463,11 +308,11 @@ def twosample(
             frame, ids = real.extra.get("frame"), real.ids
             real_rows = _rows_at(frame, ids, real.test_idx)
         else:
-            batch, raw = read_for_run(model, data, label_column, run)
+            batch, raw = apply.read_for_run(model, data, label_column, run)
             x_real, labels = batch.x, batch.labels
             result["real"] = str(data)
             real_rows = _rows_at(raw.frame, raw.ids, np.arange(len(x_real)))
-            if is_training_file(run, data):
+            if apply.is_training_file(run, data):
                 notes.append(f"{data} is the run's training file: the model was fitted to these examples.")
         keep = None
         if n is not None and n < len(x_real):  # drawn before reading: a large split is never read whole
@@ -635,65 +480,10 @@ def _twosample_html(result: dict) -> str:
     )
 
 
-def impute(
-    run,
-    data,
-    method: str = "mean",
-    draws: int = 1,
-    samples: int = 100,
-    seed: int = 0,
-    label_column=None,
-):
-    """The rows of a table file with their missing cells filled by the run's model
-    (`evaluate.impute`), in the user's units: observed cells exactly as read, identifiers and
-    labels carried. With `draws` M > 1 (method `draw`), M imputations of every row, stacked, with
-    an `imputation` column (1..M): multiple imputation. Returns (DataFrame, summary dict: rows,
-    missing cells per column, method, draws, samples)."""
-    import pandas as pd
-
-    check(draws >= 1, f"--draws must be at least 1, not {draws}.")
-    check(
-        draws == 1 or method == "draw",
-        "--draws M > 1 gives M imputations drawn from the model; add --method draw.",
-    )
-    model = runs.load(run)
-    check(
-        getattr(model.likelihood, "schema", None) is not None,
-        f"{run} was not trained on a table file, so it has no cells to impute.",
-    )
-    batch, raw = read_for_run(model, data, label_column, run)
-    schema = model.likelihood.schema
-    missing = raw.frame[schema.names].isna()
-    frames = []
-    for m in range(draws):
-        filled = evaluate.impute(model, batch, method, samples, seed + m, labels=batch.labels)
-        user = schema.to_user(filled)
-        rows = raw.frame[schema.names].copy()
-        for name in schema.names:  # observed cells as read; only the missing ones from the model
-            if missing[name].any():
-                rows[name] = rows[name].astype(object).where(~missing[name], user[name].astype(object))
-                rows[name] = rows[name].infer_objects()
-        if raw.y is not None:
-            rows.insert(0, "label", [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y])
-        if raw.ids is not None:
-            rows = pd.concat([raw.ids.reset_index(drop=True), rows], axis=1)
-        if draws > 1:
-            rows.insert(0, "imputation", m + 1)
-        frames.append(rows)
-    summary = {
-        "rows": len(raw.frame),
-        "missing_cells": {c: int(n) for c, n in missing.sum().items() if n},
-        "method": method,
-        "draws": draws,
-        "samples": samples,
-        "trained_with_missing_cells": schema.missing,
-    }
-    return pd.concat(frames, ignore_index=True), summary
-
-
 def rare(
     run,
     out,
+    *,
     data=None,
     k: int = 16,
     by: str = "nll",
@@ -712,6 +502,8 @@ def rare(
     import pandas as pd
 
     model = runs.load(run)
+    apply.check_beta(model, beta, run)
+    check(samples >= 1, f"--samples must be at least 1, not {samples}.")
     known = evaluate.score_columns(model, max(samples, 2) if model.kind == "vae" else 1)
     check(by in known, f"--by must be one of {', '.join(known)}, not {by!r}.")
     check(k >= 1, f"-k must be at least 1, not {k}.")
@@ -722,7 +514,7 @@ def rare(
         source = dataset.name
         rows, ids = dataset.extra.get("frame"), dataset.ids
     else:
-        batch, raw = read_for_run(model, data, label_column, run)
+        batch, raw = apply.read_for_run(model, data, label_column, run)
         rows = raw.frame  # a table's rows exactly as read
         ids = raw.ids
         label_names = None
@@ -790,36 +582,7 @@ def rare(
     return result
 
 
-def data_metrics(run, data, samples: int = 100, seed: int = 0, beta=None, label_column=None) -> dict:
-    """The ELBO, rate, distortion (K-draw means) and the IS-NLL with K samples of any file under
-    a run, nats per example (mean and standard error over the file's examples), plus the IS-NLL
-    as a density of the user's own units where the run standardised them. Raises `VaekitError`
-    for a deterministic autoencoder or K < 1."""
-    model = runs.load(run)
-    check(model.kind == "vae", f"{run} is a deterministic autoencoder: it has no ELBO or likelihood.")
-    s, raw, _ = scores_of(model, run, data, samples, seed, beta, label_column)
-    n = len(s["nll"])
-
-    def mean_se(v):
-        v = np.asarray(v, dtype=np.float64)
-        return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-
-    out = {"data": str(data), "n": n, "samples": samples}
-    for key, name in (
-        ("elbo", "neg_elbo_avg"),
-        ("rate", "rate_avg"),
-        ("distortion", "distortion_avg"),
-        ("nll", "nll"),
-    ):
-        m, se = mean_se(s[name])
-        out[key], out[f"{key}_stderr"] = (-m if key == "elbo" else m), se
-    out["iwae_bound"] = -out["nll"]
-    if model.likelihood.name in ("gaussian", "gaussian-learned", "laplace", "columns"):  # densities
-        out["nll_user_units"] = out["nll"] - model.log_jacobian()
-    return out
-
-
-def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=None) -> dict:
+def neighbors(run, *, index=None, query=None, data=None, k: int = 8, label_column=None) -> dict:
     """The k nearest examples to a query in latent space (posterior means, Euclidean).
 
     The query is example `index` of the file `query` (default: of the run's own data set; a
@@ -841,7 +604,7 @@ def neighbors(run, index=None, query=None, data=None, k: int = 8, label_column=N
             names = [dataset.label_name(int(v)) for v in dataset.y] if dataset.y is not None else None
             rows = (dataset.extra.get("frame"), dataset.ids)
             return Batch(observations(dataset.x), labels), names, rows
-        batch, raw = read_for_run(model, source, label_column, run)
+        batch, raw = apply.read_for_run(model, source, label_column, run)
         names = None
         if raw.y is not None:
             names = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]

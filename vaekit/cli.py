@@ -6,7 +6,6 @@ line overrides the file. Bad input ends with exit status 2 and one sentence, nev
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -14,7 +13,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 import yaml
 
 from vaekit import config
@@ -457,53 +455,26 @@ def demo(which, out, epochs, jobs, long_setting, seeds):
 def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, source, label_column, as_json):
     """Evaluate a trained run on its test split, rewrite summary.json and the report; or, with
     --data FILE, print the ELBO, rate, distortion and IS-NLL of any file (nats per example)."""
-    from vaekit import evaluate as ev
-    from vaekit import io, runs
-    from vaekit import report as rep
+    from vaekit import apply
 
-    if source is not None:
-        from vaekit import analyses
-
-        check(
-            metric_names is None,
-            "--metrics needs the run's own data with its factors; drop --data or --metrics.",
-        )
-        k = nll_samples if nll_samples is not None else 100
-        check(k >= 1, f"--nll-samples must be at least 1, not {k}.")
-        result = analyses.data_metrics(run, source, k, label_column=label_column)
-        if as_json:
-            click.echo(json.dumps(result, indent=2))
-        else:
-            for key, value in result.items():
-                click.echo(f"{key:>24}  {value:.6g}" if isinstance(value, float) else f"{key:>24}  {value}")
-        return
-    model = runs.load(run)
-    data = runs.load_data(run)
-    config = runs.read_config(run)
-    k = nll_samples if nll_samples is not None else config.get("train", {}).get("nll_samples", 100)
-    check(k >= 0, f"--nll-samples must be at least 0, not {k}.")
-    seed = config.get("train", {}).get("seed", 0)
-    summary = ev.summarize(model, data, nll_samples=k, seed=seed, objective=runs.load_objective(run, model))
+    names = None
     if metric_names:
-        names = (
-            ev.METRIC_NAMES if metric_names == "all" else tuple(n.strip() for n in metric_names.split(","))
-        )
-        unknown = [n for n in names if n not in ev.METRIC_NAMES]
-        if unknown:
-            raise VaekitError(
-                f"Unknown metric {unknown[0]!r}; choose all or some of {', '.join(ev.METRIC_NAMES)}."
-            )
-        scores = ev.disentanglement(model, data, names, metric_preset, seed, dci_method)
-        summary.update({k: v for k, v in scores.items() if isinstance(v, float)})
-        summary["disentanglement"] = {k: v for k, v in scores.items() if not isinstance(v, float)}
-    io.write_json(Path(run) / "summary.json", summary)
-    rep.write_run(Path(run), model, data, io.read_jsonl(Path(run) / "metrics.jsonl"), summary)
+        names = "all" if metric_names == "all" else [n.strip() for n in metric_names.split(",") if n.strip()]
+    result = apply.evaluate(
+        run,
+        source,
+        nll_samples=nll_samples,
+        metrics=names,
+        metric_preset=metric_preset,
+        dci_method=dci_method,
+        label_column=label_column,
+    )
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        for key, value in summary.items():
-            if not isinstance(value, (dict, list)):
-                click.echo(f"{key:>24}  {value:.6g}" if isinstance(value, float) else f"{key:>24}  {value}")
+        click.echo(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        if not isinstance(value, (dict, list)):
+            click.echo(f"{key:>24}  {value:.6g}" if isinstance(value, float) else f"{key:>24}  {value}")
 
 
 @cli.command()
@@ -531,46 +502,24 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, source, 
 @OVERWRITE
 def sample(run, n, out, seed, beta, label, draw, overwrite):
     """Draw samples from the prior through the decoder, in the data's own units."""
-    import torch
+    from vaekit import apply, io, report, runs
 
-    from vaekit import plots, report, runs
-
-    check(n >= 1, f"-n must be at least 1, not {n}.")
     out = Path(out)
     check(
-        out.suffix in (".png", ".npy", ".csv", ".parquet"),
+        out.suffix in (".png", *io.TABLE_SUFFIXES),
         f"--out must end in .png, .npy, .csv or .parquet, not {out.name!r}.",
     )
     _refuse_existing(out, overwrite)
-    model = runs.load(run)
-    check(
-        label is None or model.conditional,
-        f"--label needs a label-conditional run (trained with --condition labels); {run} is not one.",
-    )
-    _check_beta(model, beta, run)
-    labels = model.class_index([label]) if label is not None else None
+    settings = dict(seed=seed, beta=beta, label=label, draw=draw)
     if out.suffix == ".png":
-        report.save_figure(plots.samples(model, n, seed, beta=beta, labels=labels, mean=not draw), out)
+        report.save_figure(apply.sample_figure(run, n, **settings), out)
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            drawn = model.sample(n, beta, mean=not draw, labels=labels)
-        frame = runs.user_frame(run, model, drawn)
-        if out.suffix == ".npy":
-            x = frame.to_numpy(dtype=np.float64).reshape(n, *model.data_shape) if _numeric(frame) else None
-            check(
-                x is not None,
-                f"{run} models text categories, which a .npy array cannot hold; write --out samples.csv.",
-            )
-            from vaekit import io
-
-            with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
-                np.save(f, x)
+        frame = apply.sample(run, n, **settings)
+        if out.suffix == ".npy":  # the numbers alone, in the examples' shape
+            io.write_table(out, apply.features(run, frame), runs.load(run).data_shape)
         else:
-            if model.conditional:
-                index = labels.expand(n) if labels is not None else torch.arange(n) % model.n_classes
-                frame.insert(0, "label", [model.classes[int(i)] for i in index])
-            _write_frame(out, frame)
+            io.write_table(out, frame)
+    model = runs.load(run)
     if label is not None:
         what = f"{n} {'sample' if n == 1 else 'samples'} of class {label}"
     elif model.conditional and out.suffix == ".png":
@@ -584,43 +533,12 @@ def sample(run, n, out, seed, beta, label, draw, overwrite):
     click.echo(f"wrote {what} ({kind}) to {out}")
 
 
-def _numeric(frame) -> bool:
-    import pandas as pd
-
-    return all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns)
-
-
-def _row_ids(raw):
-    """The identifier columns of the rows read (a DataFrame), or None."""
-    return raw.ids if raw is not None and raw.ids is not None else None
-
-
 def _refuse_existing(out: Path, overwrite: bool = False) -> None:
     check(
         overwrite or not out.exists(),
         f"{out} already exists; choose another --out, or replace it with --overwrite "
         "(nothing was overwritten).",
     )
-
-
-def _check_beta(model, beta, run) -> None:
-    check(
-        beta is None or model.beta_conditioned,
-        f"--beta needs a beta-conditioned run (trained with --beta-range); {run} is not one.",
-    )
-    if beta is not None:
-        lo, hi = model.beta_range
-        check(
-            lo <= beta <= hi,
-            f"--beta {beta:g} is outside the range this model was trained on ({lo:g} to {hi:g}); "
-            "choose a beta inside it.",
-        )
-
-
-def _user_data(model, source, label_column=None, run=None):
-    from vaekit import analyses
-
-    return analyses.read_for_run(model, source, label_column, run)
 
 
 @cli.command()
@@ -632,99 +550,15 @@ def _user_data(model, source, label_column=None, run=None):
 @OVERWRITE
 def encode(run, source, out, label_column, beta, overwrite):
     """Write the posterior means (and standard deviations) of every example."""
-    from vaekit import evaluate as ev
-    from vaekit import io, runs
+    from vaekit import apply, io
 
     out = Path(out)
     check(out.suffix in (".npy", ".csv"), f"--out must end in .npy or .csv, not {out.name!r}.")
     _refuse_existing(out, overwrite)
-    model = runs.load(run)
-    _check_beta(model, beta, run)
-    x, raw = _user_data(model, source, label_column, run)
-    means, variances = ev.encode_means(model, x, beta=beta)
-    if out.suffix == ".npy":
-        with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, means)
-    else:
-        import pandas as pd
-
-        d = model.latent_dim
-        header = [f"z{i + 1}_mean" for i in range(d)] + [f"z{i + 1}_std" for i in range(d)]
-        frame = pd.DataFrame(np.c_[means, np.sqrt(variances)].astype(np.float64), columns=header)
-        ids = _row_ids(raw)
-        if ids is not None:
-            frame = pd.concat([ids.reset_index(drop=True), frame], axis=1)
-        _write_frame(out, frame)
-    click.echo(f"wrote the latent means of {len(means)} examples ({model.latent_dim} dims) to {out}")
-
-
-def _write_csv(out: Path, header: list[str], rows) -> None:
-    from vaekit import io
-
-    with io.atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows([[f"{v:.8g}" for v in row] for row in rows])
-
-
-def _write_frame(out: Path, frame) -> None:
-    """A pandas DataFrame to `out` (.csv, floats round-trip exact; .parquet), atomically."""
-    from vaekit import io
-
-    with io.atomic_path(out) as tmp:
-        if out.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:  # every float as its shortest round-trip text: values read back exactly
-            frame.to_csv(tmp, index=False)
-
-
-def _score_frame(model, run, source, label_column, keep_columns, samples, seed, beta):
-    """The scores of every example of `source` as a DataFrame: index, the label and kept
-    columns, then the score columns of `evaluate.sampled_scores`; and the columns' meanings."""
-    import pandas as pd
-
-    from vaekit import analyses, datasets, runs
-    from vaekit import evaluate as ev
-    from vaekit.datasets import tables
-
-    check(samples >= 1, f"--samples must be at least 1, not {samples}.")
-    s, raw, _ = analyses.scores_of(model, run, source, samples, seed, beta, label_column, outside="mark")
-    frame = pd.DataFrame({"index": np.arange(len(s["loss"]))})
-    meanings = {"index": "row of the input (0-based)"}
-    if raw.y is not None and (label_column or raw.kind != "tabular"):
-        frame["label"] = [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y]
-        meanings["label"] = f"the label ({label_column or 'from the data'})"
-    ids = _row_ids(raw)
-    for name in ids.columns if ids is not None else ():
-        frame[name] = ids[name].to_numpy()
-        meanings[name] = "the row's identifier, from the input"
-    keep = [c.strip() for c in (keep_columns or "").split(",") if c.strip()]
-    if keep:
-        path = Path(source)
-        check(
-            getattr(datasets.format_of(path), "labels_by_column", False),
-            "--keep-columns applies to tables (CSV, Parquet, HDF5) only; drop it for this data.",
-        )
-        record = runs.read_config(run).get("data", {})
-        kept = tables.read_columns(path, keep, (record.get("keys") or {}).get("table"))
-        for name, values in kept.items():
-            check(
-                len(values) == len(frame),
-                f"{source}: column {name!r} has {len(values)} rows but {len(frame)} examples were read.",
-            )
-            if name not in frame:
-                frame[name] = values
-                meanings[name] = "copied from the input"
-    for name in ev.score_columns(model, samples):
-        frame[name] = s[name]
-        meanings[name] = ev.SCORE_MEANINGS[name]
-    if "outside_cells" in raw.meta:
-        frame["outside_support"] = raw.meta["outside_cells"]
-        meanings["outside_support"] = (
-            "the row's cells the model gives probability zero (a category never seen in training, a value "
-            "past a bound or below a count's smallest): the row's -log p scores are inf"
-        )
-    return frame, meanings
+    frame = apply.encode(run, source, label_column=label_column, beta=beta)
+    means = [c for c in frame.columns if c.startswith("z") and c.endswith("_mean")]
+    io.write_table(out, frame[means] if out.suffix == ".npy" else frame)
+    click.echo(f"wrote the latent means of {len(frame)} examples ({len(means)} dims) to {out}")
 
 
 @cli.command()
@@ -751,14 +585,16 @@ def impute(run, source, out, method, draws, samples, label_column, seed, overwri
 
     Each missing cell comes from p(x_missing | x_observed), estimated by importance sampling over
     K draws of z (Mattei & Frellsen, 2019); observed cells are written exactly as read."""
-    from vaekit import analyses
+    from vaekit import apply, io
 
     out = Path(out)
     check(out.suffix in (".csv", ".parquet"), f"--out must end in .csv or .parquet, not {out.name!r}.")
     _refuse_existing(out, overwrite)
     check(samples >= 1, f"--samples must be at least 1, not {samples}.")
-    frame, summary = analyses.impute(run, source, method, draws, samples, seed, label_column)
-    _write_frame(out, frame)
+    frame, summary = apply.impute(
+        run, source, method=method, draws=draws, samples=samples, seed=seed, label_column=label_column
+    )
+    io.write_table(out, frame)
     cells = sum(summary["missing_cells"].values())
     per_column = ", ".join(f"{c} {n}" for c, n in summary["missing_cells"].items()) or "none"
     what = f"{draws} imputations" if draws > 1 else f"the {method}"
@@ -805,42 +641,24 @@ def score(run, source, out, samples, label_column, keep_columns, beta, seed, ove
     A deterministic autoencoder has distortion and squared_error only. A sidecar OUT.json
     says each column's meaning and units.
     """
-    from vaekit import io, runs
+    from vaekit import apply, io
 
     out = Path(out)
     check(out.suffix in (".csv", ".parquet"), f"--out must end in .csv or .parquet, not {out.name!r}.")
     _refuse_existing(out, overwrite)
     sidecar = out.with_suffix(".json")
-    model = runs.load(run)
-    _check_beta(model, beta, run)
-    frame, meanings = _score_frame(model, run, source, label_column, keep_columns, samples, seed, beta)
-    _write_frame(out, frame)
-    io.write_json(sidecar, _score_sidecar(model, run, source, samples, seed, beta, meanings))
+    keep = (keep_columns or "").split(",")
+    frame, record = apply.score(
+        run, source, samples=samples, label_column=label_column, keep_columns=keep, beta=beta, seed=seed
+    )
+    io.write_table(out, frame)
+    io.write_json(sidecar, record)
     best = "nll" if "nll" in frame else ("neg_elbo" if "neg_elbo" in frame else "distortion")
-    hint = "" if samples > 1 or model.kind == "ae" else "; --samples 100 averages 100 draws and adds nll"
+    hint = "" if samples > 1 or "rate" not in frame else "; --samples 100 averages 100 draws and adds nll"
     click.echo(
         f"wrote {len(frame)} scores to {out} and their meanings to {sidecar} "
         f"(higher {best} = more anomalous{hint})"
     )
-
-
-def _score_sidecar(model, run, source, samples, seed, beta, meanings) -> dict:
-    units = (
-        "nats per example of the data as the model sees it (after the run's scaling); for a density of "
-        "your own units subtract log_jacobian from nll"
-        if model.kind == "vae"
-        else "nats per example of the data as the model sees it"
-    )
-    return {
-        "run": str(run),
-        "data": str(source),
-        "samples": samples,
-        "seed": seed,
-        "beta": beta if beta is not None else model.beta,
-        "units": units,
-        "log_jacobian": model.log_jacobian(),
-        "columns": meanings,
-    }
 
 
 @cli.command()
@@ -892,7 +710,7 @@ def anomaly(
     Scores: -ELBO, distortion and rate averaged over K draws, the IS-NLL, the squared error.
     Writes OUT/anomaly.json, OUT/figures/roc.png, OUT/figures/score_histograms.png, OUT/report.html.
     """
-    from vaekit import analyses, runs
+    from vaekit import analyses
     from vaekit import sweep as sw
 
     qs = _numbers(quantiles, "--quantiles")
@@ -912,10 +730,19 @@ def anomaly(
             click.echo(f"{r['value']:{width}g} {r['source']:>11} {cells}")
         click.echo(f"wrote {out / 'report.html'} (ROC AUC per {setting})")
         return
-    model = runs.load(run)
-    _check_beta(model, beta, run)
     result = analyses.anomaly(
-        run, out, background, signal, source, label_column, signal_label, samples, qs, seed, beta, overwrite
+        run,
+        out,
+        background=background,
+        signal=signal,
+        data=source,
+        label_column=label_column,
+        signal_label=signal_label,
+        samples=samples,
+        quantiles=qs,
+        seed=seed,
+        beta=beta,
+        overwrite=overwrite,
     )
     click.echo(f"{result['n_background']} background, {result['n_signal']} signal examples, K = {samples}")
     click.echo(
@@ -988,26 +815,24 @@ def twosample(
     Reports the held-out balanced accuracy (0.5 = indistinguishable), its permutation null and
     p-value, a real-vs-real control, and the examples the classifier is surest about.
     """
-    from vaekit import analyses, runs, science
+    from vaekit import analyses, science
 
-    if run is not None:
-        _check_beta(runs.load(run), beta, run)
     default = Path(run) / "twosample" if run is not None else Path("twosample")
     out = Path(out) if out else default
     r = analyses.twosample(
         out,
-        run,
-        source,
-        against,
-        n,
-        classifier,
-        permutations,
-        seed,
-        not decoder_mean,
-        beta,
-        label_column,
-        overwrite,
-        [c.strip() for c in (drop_columns or "").split(",") if c.strip()],
+        run=run,
+        data=source,
+        against=against,
+        n=n,
+        classifier=classifier,
+        permutations=permutations,
+        seed=seed,
+        draw=not decoder_mean,
+        beta=beta,
+        label_column=label_column,
+        overwrite=overwrite,
+        drop_columns=[c.strip() for c in (drop_columns or "").split(",") if c.strip()],
     )
     s = r["samples"]
     click.echo(
@@ -1044,12 +869,21 @@ def rare(run, source, k, by, samples, label_column, beta, seed, out, overwrite):
     Caveat: the highest-density examples of a high-dimensional model are often atypical (e.g.
     the thinnest digits); read 'most typical' as 'highest density'.
     """
-    from vaekit import analyses, runs
+    from vaekit import analyses
 
-    _check_beta(runs.load(run), beta, run)
-    check(samples >= 1, f"--samples must be at least 1, not {samples}.")
     out = Path(out) if out else Path(run) / "rare"
-    r = analyses.rare(run, out, source, k, by, samples, seed, beta, label_column, overwrite)
+    r = analyses.rare(
+        run,
+        out,
+        data=source,
+        k=k,
+        by=by,
+        samples=samples,
+        seed=seed,
+        beta=beta,
+        label_column=label_column,
+        overwrite=overwrite,
+    )
     table = r.pop("table")
     shown = [c for c in ("group", "rank", "index", by, "label") if c in table]
     click.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -1066,40 +900,19 @@ def rare(run, source, k, by, samples, label_column, beta, seed, out, overwrite):
 @OVERWRITE
 def reconstruct(run, source, out, label_column, beta, overwrite):
     """Write each example's reconstruction (the decoder's mean at q's mean) in the data's own units."""
-    import torch
-
-    from vaekit import io, runs
+    from vaekit import apply, io, runs
 
     out = Path(out)
     check(
-        out.suffix in (".csv", ".parquet", ".npy"),
+        out.suffix in io.TABLE_SUFFIXES,
         f"--out must end in .csv, .parquet or .npy, not {out.name!r}.",
     )
     _refuse_existing(out, overwrite)
-    model = runs.load(run)
-    _check_beta(model, beta, run)
-    batch, raw = _user_data(model, source, label_column, run)
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(batch), 1000):
-            parts.append(model.reconstruct(batch[start : start + 1000], beta=beta))
-    frame = runs.user_frame(run, model, torch.cat(parts))
-    if out.suffix == ".npy":
-        check(
-            _numeric(frame),
-            f"{run} models text categories, which a .npy array cannot hold; write --out reconstructions.csv.",
-        )
-        with io.atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, frame.to_numpy(dtype=np.float64).reshape(len(frame), *model.data_shape))
+    frame = apply.reconstruct(run, source, label_column=label_column, beta=beta)
+    if out.suffix == ".npy":  # the numbers alone, in the examples' shape
+        io.write_table(out, apply.features(run, frame), runs.load(run).data_shape)
     else:
-        import pandas as pd
-
-        if raw.y is not None:
-            frame.insert(0, "label", [raw.label_names[int(v)] if raw.label_names else str(v) for v in raw.y])
-        ids = _row_ids(raw)
-        if ids is not None:
-            frame = pd.concat([ids.reset_index(drop=True), frame], axis=1)
-        _write_frame(out, frame)
+        io.write_table(out, frame)
     click.echo(f"wrote the reconstructions of {len(frame)} examples to {out}")
 
 
@@ -1151,10 +964,10 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
     vaekit neighbors RUN --query new.csv --data other.csv
     A table run prints and writes the neighbours' columns in the data's units.
     """
-    from vaekit import analyses
+    from vaekit import analyses, io
 
     check(k >= 1, f"-k must be at least 1, not {k}.")
-    r = analyses.neighbors(run, index, query, source, k, label_column)
+    r = analyses.neighbors(run, index=index, query=query, data=source, k=k, label_column=label_column)
     default = Path(run) / (
         f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png"
     )
@@ -1165,7 +978,7 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
             f"A table run's neighbours are a table: --out must end in .csv, not {out.name!r}.",
         )
         _refuse_existing(out, overwrite or out == default)
-        _write_frame(out, r["table"])
+        io.write_table(out, r["table"])
         click.echo(r["table"].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
     else:
         check(out.suffix == ".png", f"--out must end in .png for images, not {out.name!r}.")
@@ -1190,21 +1003,15 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
 @OVERWRITE
 def latent(run, sources, out, beta, overwrite):
     """Several files in one latent figure (e.g. background and signal), one colour each."""
-    from vaekit import evaluate as ev
-    from vaekit import plots, runs
+    from vaekit import apply
     from vaekit import report as rep
 
-    model = runs.load(run)
-    _check_beta(model, beta, run)
     out = Path(out) if out else Path(run) / "figures" / "latent_files.png"
     check(out.suffix == ".png", f"--out must end in .png, not {out.name!r}.")
     _refuse_existing(out, overwrite)
-    groups = []
-    for source in sources:
-        batch, _ = _user_data(model, source, None, run)
-        groups.append((Path(str(source)).name, ev.encode_means(model, batch, beta=beta)[0]))
-    rep.save_figure(plots.latent_groups(model, groups), out)
-    click.echo(f"wrote {out} ({', '.join(f'{n}: {len(c)}' for n, c in groups)})")
+    figure, counts = apply.latent_figure(run, list(sources), beta=beta)
+    rep.save_figure(figure, out)
+    click.echo(f"wrote {out} ({', '.join(f'{n}: {c}' for n, c in counts)})")
 
 
 @cli.command()

@@ -286,12 +286,12 @@ def _runs(run: Path):
 
 
 def _file_examples(model, first, files, label_column, signal: bool) -> Examples:
-    from vaekit import analyses
+    from vaekit import apply
     from vaekit.batch import Batch
 
     xs, labels, texts, contents, numbers = [], [], [], [], []
     for f in files:
-        batch, raw = analyses.read_for_run(model, f, label_column, first)
+        batch, raw = apply.read_for_run(model, f, label_column, first)
         n = len(batch)
         xs.append(torch.as_tensor(np.asarray(batch.x[:]), dtype=torch.float32))
         labels.append(batch.labels)
@@ -582,7 +582,7 @@ def build(
 def _read(src: Source, files, signal, label_column, max_points: int) -> Shown:
     """Read the examples a page shows: the run's test split or `files`, with `signal`'s beside
     them; at most `max_points`, stratified by label (signal rows keep up to half)."""
-    from vaekit import analyses
+    from vaekit import apply
 
     entries, first = _runs(src.run)
     model = entries[0][0]
@@ -604,7 +604,7 @@ def _read(src: Source, files, signal, label_column, max_points: int) -> Shown:
     if signal:
         if not files and set(ex.texts) == {"test"}:
             ex.texts = ["background (test split)"] * len(ex.texts)
-        if files and len(files) == 1 and analyses.is_training_file(first, files[0]):
+        if files and len(files) == 1 and apply.is_training_file(first, files[0]):
             # as vaekit anomaly: the training rows were fitted and score low; only the test split
             ex = _subset(ex, np.asarray(runs.load_data(first).test_idx))
             ex.texts = [f"{t} (test split)" for t in ex.texts]

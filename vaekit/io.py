@@ -67,6 +67,39 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+TABLE_SUFFIXES = (".csv", ".parquet", ".npy")
+
+
+def write_table(path: str | os.PathLike, frame, shape: tuple[int, ...] | None = None) -> Path:
+    """A pandas DataFrame to `path`, atomically, by its suffix: .csv (every float as its
+    shortest round-trip text, so values read back exactly), .parquet, or .npy (the numbers as a
+    float64 array (n, *shape); `shape` is one example's, e.g. an image's (1, 28, 28), default
+    (n_columns,)). Raises `VaekitError` for another suffix, or a .npy of a frame that holds text.
+    Returns the path."""
+    import numpy as np
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise VaekitError(f"--out must end in .csv, .parquet or .npy, not {path.name!r}.")
+    if path.suffix == ".npy":
+        if not all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns):
+            raise VaekitError(
+                "These rows hold text categories, which a .npy array cannot hold; write a .csv or .parquet."
+            )
+        values = frame.to_numpy(dtype=np.float64)
+        values = values.reshape(len(values), *(shape or values.shape[1:]))
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif path.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, values)
+    return path
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """The rows of a JSON-lines file, blank lines skipped; [] when the file does not exist."""
     path = Path(path)

@@ -31,7 +31,7 @@ class RawData:
     column_types: dict | None = None
     ids: object | None = None  # pandas.DataFrame of identifier columns
     missing: str = "refuse"
-    # rows with a cell the model gives probability zero (`analyses.read_for_run(outside="mark")`)
+    # rows with a cell the model gives probability zero (`apply.read_for_run(outside="mark")`)
     outside: np.ndarray | None = None  # (n,) bool
 
 
