@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 from reference import diagonal_mixture_log_prob
 from torch import distributions as D
 from torch import nn
@@ -100,6 +101,54 @@ def model(request):
 
 def test_every_prior_is_in_this_table():
     assert set(priors.PRIORS) == {"normal", "mog", "vamp"}, "add the new prior to the tests here"
+
+
+def test_every_prior_declares_its_settings_as_data():
+    """Each registered prior takes its SETTINGS from vaekit.config.PRIOR_SETTINGS (no torch), and
+    each setting is an option --prior-SETTING of vaekit train with its help."""
+    from vaekit import config
+
+    assert list(priors.PRIORS) == list(config.PRIOR_SETTINGS), "declare the new prior's row"
+    for name, cls in priors.PRIORS.items():
+        assert cls.SETTINGS is config.PRIOR_SETTINGS[name], name
+    options = {o.name: o for o in config.training_options()}
+    for settings in config.PRIOR_SETTINGS.values():
+        for key, (kind, _, meaning) in settings.items():
+            assert options[f"prior_{key}"].type is kind and meaning in options[f"prior_{key}"].help
+
+
+def test_vamp_prior_data_keeps_its_pseudo_inputs_at_training_examples(tmp_path):
+    """--prior-pseudo-inputs data (Tomczak & Welling, 2018, Table 2, 'VampPrior data'): the K
+    pseudo-inputs are training examples and stay exactly those examples through training; the
+    learned VampPrior moves them."""
+    import vaekit
+    from vaekit.cli import main
+
+    data = vaekit.datasets.load("digits")
+    moved = {}
+    for variant in ("data", "learned"):
+        out = tmp_path / variant
+        main(
+            ["train", "--data", "digits", "--prior", "vamp", "--prior-components", "6"]
+            + ["--prior-pseudo-inputs", variant, "--epochs", "1", "--hidden", "32", "--quiet"]
+            + ["--nll-samples", "2", "--device", "cpu", "--out", str(out)]
+        )
+        model = vaekit.load(out)
+        u = model.prior.pseudo_inputs.detach()
+        train = torch.as_tensor(data.x_train).reshape(len(data.x_train), -1)
+        distance = torch.cdist(u.reshape(len(u), -1), train).min(1).values
+        moved[variant] = float(distance.max())
+        assert ("pseudo_inputs" in dict(model.prior.named_parameters())) == (variant == "learned")
+        entry = yaml.safe_load((out / "config.yaml").read_text())["model"]["prior"]
+        assert entry == {"name": "vamp", "components": 6, "pseudo_inputs": variant}
+    assert moved["data"] == 0.0 and moved["learned"] > 1e-3
+
+
+def test_a_mixture_entry_of_an_older_run_still_loads():
+    """Run folders written before the weights setting hold learn_weights (a bool)."""
+    old = priors.make({"name": "mog", "components": 3, "learn_weights": False}, 2)
+    assert old.settings() == {"name": "mog", "components": 3, "weights": "uniform"}
+    assert priors.make({"name": "mog", "learn_weights": True}, 2).weights == "learned"
 
 
 def test_log_prob_is_normalised_and_matches_the_hand_density(model):
@@ -231,7 +280,8 @@ def test_unknown_prior_and_bad_settings_are_one_sentence():
     with pytest.raises(VaekitError, match="no setting 'temperature'"):
         priors.make({"name": "mog", "temperature": 2}, 2)
     with pytest.raises(
-        VaekitError, match=r"The vamp prior has no setting 'learn_weights' \(its settings: components\)"
+        VaekitError,
+        match=r"The vamp prior has no setting 'learn_weights' \(its settings: components, pseudo_inputs\)",
     ):
         priors.make({"name": "vamp", "learn_weights": False}, 2)
     with pytest.raises(VaekitError, match="The normal prior has no setting 'components'"):

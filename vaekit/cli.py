@@ -18,7 +18,7 @@ import yaml
 from vaekit import config
 from vaekit.config import RESUMABLE
 from vaekit.errors import Finished, Interrupted, VaekitError, check
-from vaekit.workflow import build_and_fit, hidden_sizes
+from vaekit.workflow import build_and_fit
 
 # every training option, generated from the typed configs' fields (vaekit.config), then the
 # settings each objective declares there (no objective, and no torch, is imported for them)
@@ -61,7 +61,7 @@ def _coerce(key: str, value, where: str):
         return None
     if opt.name == "hidden":
         try:
-            return ",".join(str(s) for s in hidden_sizes(value))
+            return ",".join(str(s) for s in config.hidden_sizes(value))
         except (VaekitError, OverflowError) as err:
             raise VaekitError(f"{where}: {err}") from None
     try:

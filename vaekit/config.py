@@ -14,11 +14,33 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from vaekit.errors import VaekitError, check
+
 
 def setting(default, meaning: str, *, kind: type | None = None, nargs: int = 1, flag: bool = False):
     """A field with its meaning (the `--help` text) and, where the annotation is not a plain type,
     its kind (`int`, `float`, `str`, `bool`); `nargs=2` for a pair; `flag` for an on/off switch."""
     return field(default=default, metadata={"help": meaning, "kind": kind, "nargs": nargs, "flag": flag})
+
+
+def hidden_sizes(value) -> list[int]:
+    """Hidden layer sizes as ints, from text like "512,256" (spaces ignored) or a list or tuple
+    (its entries go through `int`, so a float is truncated). Raises `VaekitError` for an entry
+    `int` refuses (e.g. "512.0", "a") or a size below 1."""
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        parts = [p for p in str(value).replace(" ", "").split(",") if p]
+    try:
+        sizes = [int(p) for p in parts]
+    except (TypeError, ValueError):
+        raise VaekitError(f"hidden must be layer sizes like 512,256, not {value!r}.") from None
+    check(all(s >= 1 for s in sizes), f"hidden layer sizes must be positive, not {value!r}.")
+    return sizes
+
+
+# the DataConfig fields that say how a table file is read and modelled (`datasets.load`'s table_options)
+TABLE_OPTIONS = ("sep", "decimal", "id_column", "column_types", "missing")
 
 
 @dataclass
@@ -82,6 +104,34 @@ class DataConfig:
         None, ".npz: the array of ground-truth factors [default: factors].", kind=str
     )
 
+    def load_arguments(self) -> dict:
+        """`vaekit.datasets.load`'s keyword arguments for these settings: the one place the
+        fields become the reader's options (.npz keys, image and table options)."""
+        keys = {
+            role: getattr(self, f"{role}_key")
+            for role in ("x", "y", "factors")
+            if getattr(self, f"{role}_key")
+        }
+        if self.key:
+            keys["table"] = self.key
+        table = {k: getattr(self, k) for k in TABLE_OPTIONS if getattr(self, k) is not None}
+        if table.get("missing") == "refuse":
+            del table["missing"]
+        return dict(
+            source=self.data,
+            test_size=self.test_size,
+            scaling=self.scaling,
+            label_column=self.label_column,
+            keys=keys,
+            columns=self.columns,
+            drop_columns=self.drop_columns,
+            test_data=self.test_data,
+            image_options={"alpha": self.alpha or "composite", "background": self.background},
+            discrete_columns=self.discrete_columns,
+            table_options=table,
+            binarize=self.binarize or "none",
+        )
+
 
 @dataclass
 class ModelConfig:
@@ -108,16 +158,32 @@ class ModelConfig:
     prior: str = setting(
         "normal", "p(z): normal (N(0, I)), mog (a learned mixture of Gaussians) or vamp (VampPrior)."
     )
-    prior_components: int | None = setting(
-        None, "Mixture components K of the mog or vamp prior [mog 10, vamp 50 pseudo-inputs].", kind=int
-    )
-    prior_weights: str | None = setting(None, "mog: learned or uniform mixture weights [learned].", kind=str)
     condition: str = setting(
         "none", "none, or labels: a label-conditional VAE (the data's labels go into encoder and decoder)."
     )
     arch: str = setting("auto", "mlp, conv (images of 16 px and more) or auto (conv from 32 px).")
     hidden: str = setting("512,256", "MLP hidden layer sizes, comma separated.")
     activation: str = setting("relu", "relu, elu, gelu, tanh or silu.")
+
+    def build_arguments(self) -> dict:
+        """`vaekit.model.VAE.for_data`'s keyword arguments for these settings: the one place the
+        fields become the model's (hidden sizes parsed; `prior` a name, or config.yaml's prior
+        entry with its settings, as `model_config` sets it)."""
+        return dict(
+            latent_dim=self.latent_dim,
+            likelihood=self.likelihood,
+            beta=self.beta,
+            arch=self.arch,
+            hidden=tuple(hidden_sizes(self.hidden)),
+            activation=self.activation,
+            model=self.model,
+            sigma=self.sigma,
+            per_dim_sigma=bool(self.per_dim_sigma),
+            column_spread=self.column_spread or "row",
+            beta_range=tuple(self.beta_range) if self.beta_range else None,
+            prior=self.prior if isinstance(self.prior, dict) else prior_entry({"prior": self.prior}),
+            condition=self.condition or "none",
+        )
 
 
 @dataclass
@@ -214,6 +280,14 @@ def section(cls, settings: dict):
     return cls(**{k: v for k, v in settings.items() if k in names})
 
 
+def model_config(settings: dict) -> ModelConfig:
+    """The `ModelConfig` of flat settings (what `vaekit train` takes), its `prior` the prior's
+    entry with the `prior_*` settings given (`prior_entry`)."""
+    model = section(ModelConfig, settings)
+    model.prior = prior_entry(settings)
+    return model
+
+
 # ----------------------------------------------------------------------------- objectives' settings
 # name -> (type, default, meaning) of each setting an objective takes; `vaekit.objectives` reads
 # its classes' SETTINGS from here (a test checks that every registered objective has its row).
@@ -290,6 +364,74 @@ OBJECTIVE_SETTINGS: dict[str, dict[str, tuple[type, object, str]]] = {
 }
 
 
+# ----------------------------------------------------------------------------- priors' settings
+# prior -> {setting: (type, default, meaning)}; each setting is the option --prior-SETTING and the
+# key SETTING of config.yaml's prior entry. `vaekit.priors` reads its classes' SETTINGS from here
+# (a test checks that every registered prior has its row).
+
+PRIOR_SETTINGS: dict[str, dict[str, tuple[type, object, str]]] = {
+    "normal": {},
+    "mog": {
+        "components": (int, 10, "mixture components K"),
+        "weights": (str, "learned", "learned or uniform (1/K) mixture weights"),
+    },
+    "vamp": {
+        "components": (int, 50, "pseudo-inputs K (500 in Tomczak & Welling, 2018)"),
+        "pseudo_inputs": (
+            str,
+            "learned",
+            "learned, or data: fixed at K random training examples (the 'VampPrior data' of Tomczak & "
+            "Welling, 2018, Table 2)",
+        ),
+    },
+}
+
+
+def _owners(table: dict, key: str) -> list[str]:
+    return [name for name, settings in table.items() if key in settings]
+
+
+def prior_options() -> list[Option]:
+    """One option --prior-SETTING per prior setting (`PRIOR_SETTINGS`), its help giving each
+    prior that has it, with its meaning there and its default (the option's own default is None:
+    the prior's)."""
+    kinds: dict[str, type] = {}
+    for settings in PRIOR_SETTINGS.values():
+        for key, (kind, _, _) in settings.items():
+            kinds.setdefault(key, kind)
+    out = []
+    for key, kind in kinds.items():
+        parts = [
+            f"{o} prior: {PRIOR_SETTINGS[o][key][2]} [{PRIOR_SETTINGS[o][key][1]}]"
+            for o in _owners(PRIOR_SETTINGS, key)
+        ]
+        out.append(Option(f"prior_{key}", kind, None, "; ".join(parts) + "."))
+    return out
+
+
+def prior_entry(settings: dict) -> dict:
+    """config.yaml's prior entry, {"name": ..., SETTING: value, ...}, from flat settings holding
+    `prior` and the `prior_SETTING` options given (None: the prior's default). Raises
+    `VaekitError` for an unknown prior or a setting given for a prior that does not have it."""
+    name = settings.get("prior") or "normal"
+    check(name in PRIOR_SETTINGS, f"Unknown prior {name!r}; choose one of {', '.join(PRIOR_SETTINGS)}.")
+    entry: dict = {"name": name}
+    for option in prior_options():
+        key = option.name.removeprefix("prior_")
+        value = settings.get(option.name)
+        if value is None:
+            continue
+        owners = _owners(PRIOR_SETTINGS, key)
+        plural = "s" if len(owners) > 1 else ""
+        check(
+            key in PRIOR_SETTINGS[name],
+            f"--prior-{key.replace('_', '-')} applies to the {' and '.join(owners)} prior{plural}, "
+            f"not {name}; add {' or '.join(f'--prior {o}' for o in owners)}, or drop it.",
+        )
+        entry[key] = value
+    return entry
+
+
 def objective_options(taken=()) -> list[Option]:
     """One option per objective setting (`OBJECTIVE_SETTINGS`) whose name is not in `taken` (the
     typed configs' own), its help naming the objectives that have it."""
@@ -308,7 +450,7 @@ def objective_options(taken=()) -> list[Option]:
 def training_options() -> list[Option]:
     """Every training setting as an Option: the typed configs' fields, then the objectives' own
     settings (what `vaekit train` takes and config files hold)."""
-    typed = options()
+    typed = options() + prior_options()
     return typed + objective_options({o.name for o in typed})
 
 
@@ -327,6 +469,12 @@ __all__ = [
     "section",
     "KL_SCHEDULE_SETTINGS",
     "OBJECTIVE_SETTINGS",
+    "PRIOR_SETTINGS",
+    "TABLE_OPTIONS",
+    "hidden_sizes",
+    "prior_entry",
+    "model_config",
+    "prior_options",
     "objective_options",
     "training_options",
     "defaults",

@@ -22,6 +22,7 @@ from torch import nn
 
 from vaekit import columns, likelihoods, nets, priors
 from vaekit.batch import Batch, as_batch
+from vaekit.config import ModelConfig
 from vaekit.errors import VaekitError, check
 
 MODELS = ("vae", "ae")
@@ -131,22 +132,29 @@ class VAE(nn.Module):
         seed: int = 0,
         prior: dict | str | None = None,
         condition: str = "none",
+        config: ModelConfig | None = None,
     ) -> VAE:
         """Build the default nets for a `vaekit.datasets.Dataset` (weights seeded by `seed`).
+
+        `config`: a `vaekit.config.ModelConfig` (the settings `vaekit train` takes), whose fields
+        give every argument but `data` and `seed` (`ModelConfig.build_arguments`).
 
         `likelihood="auto"`: for images (and pixel arrays) bernoulli when the data lie in [0, 1],
         else gaussian; for tables a Gaussian with one learned sigma per column
         (gaussian-learned, per_dim_sigma): a fixed sigma = 1 on standardised columns calls most
         of each column noise (on probabilistic-PCA data its test NLL was 25.7 nats above the
         exact value, against 0.34 with a learned sigma per column).
-        `prior`: a name (normal, mog, vamp) or {"name": ..., "components": K, "learn_weights":
-        bool}; a VampPrior's pseudo-inputs start at K seeded training examples.
+        `prior`: a name (normal, mog, vamp) or config.yaml's entry {"name": ..., SETTING: value}
+        (`vaekit.config.PRIOR_SETTINGS`: e.g. "components": K, "weights": "uniform"); a
+        VampPrior's pseudo-inputs start at K seeded training examples.
         `column_spread` (a table file): "row", each column's spread from the decoder per row, or
         "column", one learned spread per column (`vaekit.columns.ColumnLikelihood`).
         `condition="labels"`: a label-conditional model over the data's classes (raises
         `VaekitError` when the data have no labels).
         Raises `VaekitError` for a setting outside its range, with the fix.
         """
+        if config is not None:
+            return cls.for_data(data, seed=seed, **config.build_arguments())
         schema = getattr(data, "schema", None)
         check(
             schema is not None or column_spread == "row",

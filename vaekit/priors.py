@@ -18,6 +18,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from vaekit.config import PRIOR_SETTINGS
 from vaekit.errors import VaekitError, check
 from vaekit.registry import registrar
 
@@ -34,7 +35,9 @@ class Prior(nn.Module):
 
     name = "base"
     closed_form_kl = False
-    SETTINGS: tuple[str, ...] = ()  # the keys config.yaml's prior entry may hold besides "name"
+    # the keys config.yaml's prior entry may hold besides "name": {key: (type, default, meaning)},
+    # declared as data in `vaekit.config.PRIOR_SETTINGS` (the options --prior-KEY come from there)
+    SETTINGS: dict[str, tuple] = {}
 
     def __init__(self, latent_dim: int):
         super().__init__()
@@ -110,6 +113,8 @@ class Prior(nn.Module):
 @register("normal")
 class StandardNormal(Prior):
     """N(0, I): the rate KL(q || p) in closed form (Kingma & Welling, 2014, appendix B)."""
+
+    SETTINGS = PRIOR_SETTINGS["normal"]
 
     closed_form_kl = True
 
@@ -188,31 +193,40 @@ class MixtureOfGaussians(_DiagonalMixture):
         latent_dim: dimensions of z.
         components: K >= 1. The means start at seeded N(0, I) draws, the scales at 1 (learned as
             log-scales, clamped to [-15, 10] so a component can neither vanish nor overflow).
-        learn_weights: learn the mixture weights pi (a softmax of K logits) or keep them 1/K.
+        weights: "learned", the mixture weights pi as a softmax of K learned logits, or "uniform"
+            (1/K).
     The rate has no closed form: it is estimated at the sampled z (see `Prior.kl`).
-    Raises `VaekitError` for K < 1.
+    Raises `VaekitError` for K < 1 or other weights.
     """
 
-    SETTINGS = ("components", "learn_weights")
+    SETTINGS = PRIOR_SETTINGS["mog"]
 
-    def __init__(self, latent_dim: int, components: int = 10, learn_weights: bool = True, **_):
+    def __init__(self, latent_dim: int, components: int = 10, weights: str = "learned", **_):
         super().__init__(latent_dim)
         check_components(components, "mog")
+        check(
+            weights in ("learned", "uniform"),
+            f"--prior-weights must be learned or uniform, not {weights!r}.",
+        )
         self.n_components = int(components)
-        self.learn_weights = bool(learn_weights)
+        self.weights = weights
         self.means = nn.Parameter(torch.randn(self.n_components, latent_dim))
         self.log_scales = nn.Parameter(torch.zeros(self.n_components, latent_dim))
         logits = torch.zeros(self.n_components)
-        if self.learn_weights:
+        if weights == "learned":
             self.logits = nn.Parameter(logits)
         else:
             self.register_buffer("logits", logits)
+
+    @property
+    def learn_weights(self) -> bool:
+        return self.weights == "learned"
 
     def components(self):
         return self.logits, self.means, torch.exp(self.log_scales.clamp(-15.0, 10.0))
 
     def settings(self):
-        return {"name": self.name, "components": self.n_components, "learn_weights": self.learn_weights}
+        return {"name": self.name, "components": self.n_components, "weights": self.weights}
 
 
 @register("vamp")
@@ -225,17 +239,29 @@ class VampPrior(_DiagonalMixture):
         components: K >= 1 (500 in the paper; a smaller default keeps a CPU step cheap: each
             step encodes the K pseudo-inputs).
         data_shape: the shape of one example.
+        pseudo_inputs: "learned" (the paper's VampPrior), or "data": fixed at the K training
+            examples they start at, never trained ('VampPrior data', Tomczak & Welling, 2018,
+            Table 2).
     The model attaches its encoder with `attach(model)`; the pseudo-inputs start at K training
     examples (`init_from`) or, when none are given, at seeded N(0, 0.01) noise.
     """
 
-    SETTINGS = ("components",)
+    SETTINGS = PRIOR_SETTINGS["vamp"]
 
-    def __init__(self, latent_dim: int, components: int = 50, data_shape=(1,), **_):
+    def __init__(self, latent_dim: int, components: int = 50, data_shape=(1,), pseudo_inputs="learned", **_):
         super().__init__(latent_dim)
         check_components(components, "vamp")
+        check(
+            pseudo_inputs in ("learned", "data"),
+            f"--prior-pseudo-inputs must be learned or data, not {pseudo_inputs!r}.",
+        )
         self.n_components = int(components)
-        self.pseudo_inputs = nn.Parameter(0.1 * torch.randn(self.n_components, *data_shape))
+        self.fixed = pseudo_inputs == "data"
+        start = 0.1 * torch.randn(self.n_components, *data_shape)
+        if self.fixed:  # the 'VampPrior data' variant: K training examples, not trained
+            self.register_buffer("pseudo_inputs", start)
+        else:
+            self.pseudo_inputs = nn.Parameter(start)
         self._model: list = []  # a list, so the encoder is not registered twice as a submodule
 
     def attach(self, model) -> None:
@@ -261,7 +287,8 @@ class VampPrior(_DiagonalMixture):
         return logits, q.base_dist.loc, q.base_dist.scale
 
     def settings(self):
-        return {"name": self.name, "components": self.n_components}
+        out = {"name": self.name, "components": self.n_components}
+        return {**out, "pseudo_inputs": "data"} if self.fixed else out
 
 
 def check_components(components, prior: str) -> None:
@@ -282,6 +309,10 @@ def make(settings: dict | str | None, latent_dim: int, data_shape=(1,)) -> Prior
         settings = {"name": settings}
     settings = dict(settings)
     name = settings.pop("name", "normal")
+    if (
+        name == "mog" and "learn_weights" in settings
+    ):  # a run folder written before the weights setting: a bool
+        settings["weights"] = "learned" if settings.pop("learn_weights") else "uniform"
     if name not in PRIORS:
         raise VaekitError(f"Unknown prior {name!r}; choose one of {', '.join(PRIORS)}.")
     known = PRIORS[name].SETTINGS

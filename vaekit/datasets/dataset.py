@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vaekit import io
+from vaekit.config import DataConfig
 from vaekit.datasets.arrays import fits_in_memory, profile, stays_stored
 from vaekit.datasets.builtin import is_named
 from vaekit.datasets.formats import read_raw
@@ -702,7 +703,7 @@ def from_raw(
 
 
 def load(
-    source: str | os.PathLike,
+    source: str | os.PathLike | DataConfig,
     test_size: float | int = 0.2,
     split_seed: int = 0,
     scaling: str | Scaling = "auto",
@@ -717,6 +718,9 @@ def load(
     binarize: str = "none",
 ) -> Dataset:
     """Load a built-in data set by name, or a file or folder, split and scaled.
+
+    `source` may be a `vaekit.config.DataConfig` (the settings `vaekit train` takes), whose fields
+    give every argument but `split_seed` (`DataConfig.load_arguments`).
 
     `binarize="dynamic"` (data in [0, 1]): the test split is binarised once, each pixel a
     Bernoulli draw of its grey level seeded by `split_seed`; the training split stays grey and
@@ -734,6 +738,8 @@ def load(
     >>> data.x.shape, data.shape
     ((1797, 1, 8, 8), (1, 8, 8))
     """
+    if isinstance(source, DataConfig):  # the typed settings: their arguments, nothing else given
+        return load(**source.load_arguments(), split_seed=split_seed)
     memory_limit()  # a malformed VAEKIT_MEMORY_LIMIT is said before anything is read, whatever the data
     keep, drop = _column_list(columns), _column_list(drop_columns)
     # a table reads only the chosen columns (so a dropped one may hold text, e.g. an event id)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaekit.config import TABLE_OPTIONS  # noqa: F401 (re-exported: the user's settings of a table)
 from vaekit.datasets.raw import RawData, encode_labels
 from vaekit.errors import VaekitError, check
 
@@ -602,7 +603,6 @@ def frame_from_text(text: str, **kwargs) -> Frame:
 # ----------------------------------------------------------------------------- read as a data set
 
 MISSING_POLICIES = ("refuse", "drop-rows", "model")
-TABLE_OPTIONS = ("sep", "decimal", "id_column", "column_types", "missing")  # the user's settings
 
 
 @dataclass(frozen=True)
