@@ -21,6 +21,7 @@ N_FACTORS = len(SIZES)
 
 FLOAT_KEYS = {
     "mig",
+    "mig_sup",
     "dci_disentanglement",
     "dci_completeness",
     "dci_informativeness",
@@ -208,6 +209,35 @@ def test_mig_equals_the_gap_formula_computed_by_hand() -> None:
     assert 0.2 < expected[0] < 0.8 and 0.6 < expected[1] < 0.95  # a case with real gaps
 
 
+def test_mig_sup_sees_what_mig_misses() -> None:
+    """MIG-sup (Li et al., 2020, eq. 8): per code, the gap between its two largest normalised MIs
+    over factors. Two codes copying one factor: MIG 0 for that factor, MIG-sup 1 (each code holds
+    one factor). One code holding two factors at once: MIG-sup drops, by the hand-computed gap."""
+    gen = np.random.default_rng(5)
+    n = 4000
+    f = np.stack([gen.integers(0, 4, n), gen.integers(0, 4, n)], axis=1)
+    copies = M.mig_from_codes(np.stack([f[:, 0], f[:, 0], f[:, 1]], axis=1).astype(float), f)
+    assert copies.per_factor[0] == pytest.approx(0.0, abs=1e-12) and copies.sup > 0.99
+    mixed_code = f[:, 0] * 4 + f[:, 1]  # one code that holds both factors exactly
+    codes = np.stack([mixed_code, f[:, 1]], axis=1)
+    mixed = M.mig_from_codes(codes.astype(float), f, num_bins=16)
+    mi = np.array([[_mutual_information_by_hand(codes[:, i], f[:, j]) for j in range(2)] for i in range(2)])
+    entropy = np.array([_mutual_information_by_hand(f[:, j], f[:, j]) for j in range(2)])
+    normalised = np.sort(mi / entropy, axis=1)[:, ::-1]
+    assert mixed.sup == pytest.approx(float((normalised[:, 0] - normalised[:, 1]).mean()), rel=1e-9)
+    assert mixed.sup < 0.6  # the first code's gap is about 0: it holds both factors
+
+
+def test_every_metric_score_is_registered() -> None:
+    """The metric names and the scores each writes are one registry (vaekit.summary_keys): a
+    metric of compute_all without its rows, or a score without one, fails here."""
+    from vaekit import summary_keys
+
+    assert M.ALL_METRICS == summary_keys.METRICS and set(M._COMPUTE_ALL_TABLE) == set(M.ALL_METRICS)
+    registered = {k for m in M.ALL_METRICS for k in summary_keys.scores_of(m)}
+    assert registered == FLOAT_KEYS, "register the new score in vaekit/summary_keys.py with its metric"
+
+
 # --------------------------------------------------------------------------------------------
 # Perfect, noisy and mixed representations
 # --------------------------------------------------------------------------------------------
@@ -352,7 +382,7 @@ def test_compute_all_keys_shapes_and_determinism(small_data) -> None:
 def test_compute_all_subset_presets_and_errors(small_data) -> None:
     data = small_data
     run = M.compute_all(identity, data, seed=0, metrics=("mig", "sap"), overrides=TINY)
-    assert set(run) == {"mig", "sap", "matrices", "seconds", "settings"}
+    assert set(run) == {"mig", "mig_sup", "sap", "matrices", "seconds", "settings"}
     assert set(run["matrices"]) == {"mig_mutual_information", "sap_scores"}
     assert M.PRESETS["reference"]["dci"] == {"num_train": 10_000, "num_test": 5_000}
     assert M.PRESETS["fast"]["factorvae"] == {

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import yaml
 
-from vaekit import config
+from vaekit import config, summary_keys
 from vaekit.config import RESUMABLE
 from vaekit.errors import Finished, Interrupted, VaekitError, check
 from vaekit.workflow import build_and_fit
@@ -434,7 +434,7 @@ def demo(which, out, epochs, jobs, long_setting, seeds):
     "--metrics",
     "metric_names",
     default=None,
-    help="Disentanglement metrics: all, or a comma list of mig,dci,sap,modularity,betavae,factorvae.",
+    help=f"Disentanglement metrics: all, or a comma list of {','.join(summary_keys.METRICS)}.",
 )
 @click.option(
     "--metric-preset",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit import evaluate, io, report
+from vaekit import evaluate, io, report, summary_keys
 from vaekit.errors import check
 
 # name -> (objective settings, the weight the MIG figure puts on its x axis, its name)
@@ -87,7 +87,7 @@ PRESETS = {
         "models": [m for m in MODELS if m not in ("FactorVAE (gamma=40)", "beta-VAE (beta=4)")],
     },
 }
-METRIC_KEYS = ("mig", "dci_disentanglement", "sap", "factorvae_score", "betavae_score", "modularity")
+METRIC_KEYS = tuple(summary_keys.headline(m) for m in summary_keys.METRICS)  # one score per metric
 # MIG at disentanglement_lib's own sample count (10,000 points) whatever the preset: it is the
 # demo's target, it is cheap, and with fewer points the histogram's MI estimates are biased upward
 MIG_AT_REFERENCE = {"mig": {"num_train": 10_000}}

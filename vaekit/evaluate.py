@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vaekit import objectives
+from vaekit import objectives, summary_keys
 from vaekit._version import __version__
 from vaekit.batch import Batch, as_batch
 from vaekit.datasets.rows import chunks
@@ -446,7 +446,7 @@ def per_dim_kl(means: np.ndarray, variances: np.ndarray, prior=None) -> np.ndarr
         return prior.marginal_kl(means, variances).double().numpy()
 
 
-METRIC_NAMES = ("mig", "dci", "sap", "modularity", "betavae", "factorvae")
+METRIC_NAMES = summary_keys.METRICS  # the disentanglement metrics, from their one registry
 
 
 def disentanglement(

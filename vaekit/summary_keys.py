@@ -4,6 +4,11 @@ The report's table, a sweep's rows, the line printed after training and the swee
 table all read this registry, so a new summary statistic is one row here (a test fails for a key
 `evaluate.summarize` writes without one). An objective's own terms (e.g. beta-TCVAE's `tc`) are
 declared by the objective and stored under their own names; they are not listed here.
+
+The disentanglement metrics' scores (`vaekit evaluate --metrics`) are rows too, each naming the
+metric of `vaekit.metrics` that computes it (`metric`): the metric names (`METRICS`, what
+`--metrics` takes), their headline scores (`headline`, what the demo and tables show) and the
+scores each writes all come from here, without importing the metrics' libraries.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class SummaryKey:
     meaning: str
     unit: str = ""
     shown: tuple[str, ...] = ()
+    metric: str = ""  # the disentanglement metric that writes it ("" for the others)
 
 
 SUMMARY_KEYS: dict[str, SummaryKey] = {
@@ -83,7 +89,66 @@ SUMMARY_KEYS: dict[str, SummaryKey] = {
     "beta": SummaryKey("the KL weight the model was evaluated at"),
     "n_test": SummaryKey("test examples evaluated"),
     "seconds": SummaryKey("training time, every epoch's test pass included", "s"),
+    # disentanglement metrics (Locatello et al., 2019, as disentanglement_lib computes them); the
+    # first row of each metric is its headline score
+    "mig": SummaryKey(
+        "mutual information gap: per factor, the gap between the two codes most informative about it, "
+        "over its entropy (Chen et al., 2018); 1 = each factor in one code",
+        metric="mig",
+    ),
+    "mig_sup": SummaryKey(
+        "MIG-sup: per code, the gap between the two factors it is most informative about, each over its "
+        "entropy (Li et al., 2020); 1 = each code holds one factor",
+        metric="mig",
+    ),
+    "dci_disentanglement": SummaryKey(
+        "DCI disentanglement: how much each code's importance goes to one factor (Eastwood & Williams, 2018)",
+        metric="dci",
+    ),
+    "dci_completeness": SummaryKey(
+        "DCI completeness: how much each factor is held by one code", metric="dci"
+    ),
+    "dci_informativeness": SummaryKey(
+        "DCI informativeness: test accuracy of predicting the factors from the codes", metric="dci"
+    ),
+    "sap": SummaryKey(
+        "separated attribute predictability: mean gap between the two codes best predicting each factor "
+        "(Kumar et al., 2018)",
+        metric="sap",
+    ),
+    "modularity": SummaryKey(
+        "modularity: how much each code depends on one factor only (Ridgeway & Mozer, 2018)",
+        metric="modularity",
+    ),
+    "explicitness": SummaryKey(
+        "explicitness: ROC AUC of a linear classifier of each factor value from the codes (Ridgeway & "
+        "Mozer, 2018)",
+        metric="modularity",
+    ),
+    "betavae_score": SummaryKey(
+        "beta-VAE score: accuracy of telling which factor is held fixed in a pair of batches (Higgins et "
+        "al., 2017)",
+        metric="betavae",
+    ),
+    "factorvae_score": SummaryKey(
+        "FactorVAE score: majority-vote accuracy of naming the fixed factor from the code of least "
+        "variance (Kim & Mnih, 2018)",
+        metric="factorvae",
+    ),
 }
+
+# the disentanglement metrics, in registry order: what `vaekit evaluate --metrics` takes
+METRICS: tuple[str, ...] = tuple(dict.fromkeys(k.metric for k in SUMMARY_KEYS.values() if k.metric))
+
+
+def headline(metric: str) -> str:
+    """The summary key that stands for `metric` in tables and the demo (its first row)."""
+    return next(name for name, key in SUMMARY_KEYS.items() if key.metric == metric)
+
+
+def scores_of(metric: str) -> tuple[str, ...]:
+    """The summary keys `metric` writes, in registry order."""
+    return tuple(name for name, key in SUMMARY_KEYS.items() if key.metric == metric)
 
 
 def shown_in(view: str) -> tuple[str, ...]:
