@@ -1,6 +1,7 @@
 """The demo's lesson holds on real data: as beta grows, rate falls and distortion rises."""
 
 import json
+import math
 
 import pytest
 import yaml
@@ -34,6 +35,16 @@ def test_beta_zero_is_farthest_from_the_prior(demo_rows):
     distances = [r["aggregate_posterior_kl"] for r in demo_rows]
     assert distances[0] == max(distances) and distances[0] > 5 * distances[2]
     assert all(r["settings"]["latent_dim"] == 2 and r["settings"]["data"] == "mnist5k" for r in demo_rows)
+
+
+def test_the_code_tells_less_about_the_example_as_beta_grows(demo_rows):
+    """I_q(x; z) <= rate (Hoffman & Johnson, 2016: rate = I_q(x; z) + KL(q(z) || p(z))), within
+    the estimates' noise, and it shrinks from beta = 1 to beta = 64; at most log n_test."""
+    for r in demo_rows:
+        assert -0.01 <= r["mutual_information"] <= math.log(r["n_test"]) + 1e-9  # noise around 0
+        assert r["mutual_information"] <= r["rate"] + 0.1, r
+    by_beta = {r["beta"]: r["mutual_information"] for r in demo_rows}
+    assert by_beta[64.0] < 0.5 * by_beta[1.0], by_beta
 
 
 def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path, monkeypatch, cli):

@@ -435,6 +435,38 @@ def aggregate_posterior_kl(means: np.ndarray, variances: np.ndarray, prior=None)
     return prior.kl_from_gaussian(m.mean(0), cov)
 
 
+MI_EXAMPLES = 5000  # examples behind the mutual-information estimate (its cost grows as their square)
+
+
+def mutual_information(means: np.ndarray, variances: np.ndarray, seed: int = 0) -> float:
+    """I_q(x; z) in nats: the mutual information between an example and its code under the
+    encoder's joint q(x, z) = p_data(x) q(z|x), for Gaussian posteriors with means and variances
+    (n, latent_dim): E[log q(z|x) - log q(z)] with q(z) = (1/n) sum_m q(z|x_m), the aggregate
+    posterior of the n examples, at one seeded draw z ~ q(z|x) per example (the estimator of
+    Hoffman & Johnson, 2016, "ELBO surgery", whose decomposition it follows: the rate is
+    I_q(x; z) plus KL(q(z) || p(z))). Between 0 (every code the same whatever x) and log n (codes
+    that tell every example apart); above MI_EXAMPLES examples a seeded subset of that size is
+    used."""
+    means = torch.as_tensor(np.asarray(means), dtype=torch.float64)
+    std = torch.as_tensor(np.asarray(variances), dtype=torch.float64).sqrt()
+    gen = torch.Generator().manual_seed(seed)
+    if len(means) > MI_EXAMPLES:
+        keep = torch.randperm(len(means), generator=gen)[:MI_EXAMPLES]
+        means, std = means[keep], std[keep]
+    n = len(means)
+    z = means + std * torch.randn(means.shape, generator=gen, dtype=torch.float64)
+    log_q_given_own = torch.distributions.Normal(means, std).log_prob(z).sum(1)
+    # log q(z_i | x_m) for every pair as matrix products: with w = 1 / s_m^2,
+    # sum_j (z_ij - m_mj)^2 w_mj = z_i^2 . w_m - 2 z_i . (m_m w_m) + m_m^2 . w_m
+    w = std.pow(-2)
+    centre = means.mean(0)  # the quadratic does not change; centred, it cancels less
+    zc, mc = z - centre, means - centre
+    quadratic = (zc**2) @ w.T - 2 * zc @ (mc * w).T + ((mc**2) * w).sum(1)  # (n, n)
+    log_norm = -torch.log(std).sum(1) - 0.5 * means.shape[1] * math.log(2 * math.pi)  # (n,)
+    log_q_marginal = torch.logsumexp(log_norm - 0.5 * quadratic, dim=1) - math.log(n)
+    return float((log_q_given_own - log_q_marginal).mean())
+
+
 def per_dim_kl(means: np.ndarray, variances: np.ndarray, prior=None) -> np.ndarray:
     """Average KL(q(z_j|x) || p(z_j)) per latent dimension (latent_dim,), nats; means and
     variances (n, latent_dim). p(z_j) is the prior's marginal (default N(0, 1), closed form)."""
@@ -633,9 +665,10 @@ def summarize(model: VAE, data, nll_samples: int = 100, beta=None, seed: int = 0
             aggregate_posterior_kl(means, variances, model.prior) if enough else None
         )
         out["per_dim_kl"] = [float(v) for v in per_dim_kl(means, variances, model.prior)]
+        out["mutual_information"] = mutual_information(means, variances, seed) if enough else None
     if not enough:
         notes.append(
-            f"active_units and aggregate_posterior_kl need at least "
+            f"active_units, aggregate_posterior_kl and mutual_information need at least "
             f"{max(MIN_TEST_FOR_STATISTICS, 2 * model.latent_dim)} test examples (there are {len(x_test)}); "
             "they are null. Use a larger --test-size."
         )

@@ -58,6 +58,13 @@ SUMMARY_KEYS: dict[str, SummaryKey] = {
         "nats",
         ("sweep", "sweep_print"),
     ),
+    "mutual_information": SummaryKey(
+        "I_q(x; z): how much the code tells about the example, under the encoder, with q(z) the mixture "
+        "of the test codes' posteriors (Hoffman & Johnson, 2016; rate = this + KL(q(z) || p(z))); at most "
+        "log n_test",
+        NATS,
+        ("sweep",),
+    ),
     "mse": SummaryKey(
         "mean squared error per dimension of the reconstruction at q's mean (a typed table: in the "
         "encoder's feature units, over observed cells)",
