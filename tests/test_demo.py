@@ -57,7 +57,7 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
     from vaekit import disentangle
 
     monkeypatch.setitem(
-        disentangle.PRESETS,
+        disentangle.BUDGETS,
         "quick",
         {
             "train": {

@@ -406,7 +406,7 @@ def demo(which, out, epochs, jobs, long_setting, seeds):
         out = Path(out or ("demo-disentanglement-long" if long_setting else "demo-disentanglement"))
         click.echo(f"{'model':<30} {'seed':>4} {'MIG':>5} {'DCI-D':>5} {'SAP':>5} {'FVAE':>5}")
         rows = disentangle.run(out, lambda o: merge_options(o, None), setting, seeds, echo=click.echo)
-        top = disentangle.best(disentangle.summarise(rows))
+        top = disentangle.best(disentangle.over_seeds(rows))
         if top:
             spread = (
                 f" +- {top['mig_sd']:.3f} over {len(top['seeds'])} seeds" if top["mig_sd"] is not None else ""

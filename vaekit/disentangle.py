@@ -7,7 +7,7 @@ KL or total-correlation term.
 The models and their weights follow the papers' dSprites settings where they give them
 (beta-VAE: Higgins et al., 2017, beta = 4; beta-TCVAE: Chen et al., 2018, beta = 6 on the TC;
 FactorVAE: Kim & Mnih, 2018, gamma = 40; DIP-VAE-I: Kumar et al., 2018, lambda_od = 10,
-lambda_d = 100), on a net and a number of epochs that fit a 2-core CPU (`PRESETS`).
+lambda_d = 100), on a net and a number of epochs that fit a 2-core CPU (`BUDGETS`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MODELS = {
     "beta-VAE (beta=16)": ({"objective": "beta-elbo", "beta": 16.0}, 16.0, "beta"),
     "beta-TCVAE (TC weight 6)": ({"objective": "beta-tcvae", "tc_weight": 6.0}, 6.0, "TC weight"),
     "FactorVAE (gamma=40)": ({"objective": "factorvae", "gamma": 40.0}, 40.0, "gamma"),
-    # the paper's discriminator (6 x 1000); the demo's settings use 3 x 256 (see PRESETS)
+    # the paper's discriminator (6 x 1000); the demo's settings use 3 x 256 (see BUDGETS)
     "FactorVAE (gamma=40, D 3x256)": (
         {"objective": "factorvae", "gamma": 40.0, "disc_units": 256, "disc_layers": 3},
         40.0,
@@ -55,7 +55,7 @@ MODELS = {
 # initial weights 1 unaligned (0.058). The long setting's 14 epochs for five models fit its 20
 # minutes; beta = 4 is left to the quick setting (with it, six models took 19 minutes' estimate,
 # too close: DCI's gradient-boosted trees alone take 36 s per model).
-PRESETS = {
+BUDGETS = {
     "quick": {
         "train": {
             "epochs": 3,
@@ -115,31 +115,31 @@ class MigCurve:
 
 
 def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -> list[dict]:
-    """Train each model of `PRESETS[setting]` with each seed 0..seeds-1 into OUT/<name>/ (seed
+    """Train each model of `BUDGETS[setting]` with each seed 0..seeds-1 into OUT/<name>/ (seed
     0) or OUT/<name>-seed-<k>/, score it, and write OUT/disentanglement.json, OUT/report.html and
     OUT/figures/mig_vs_weight.png. A finished model trained with the same demo settings is reused,
     so an interrupted demo resumes and more seeds add to the ones trained. `settings_for(options)`
     completes a dict of training options with the defaults (the command line's `merge_options`).
-    Returns one row per model and seed: the metrics, elbo, rate and seconds; `summarise(rows)`
+    Returns one row per model and seed: the metrics, elbo, rate and seconds; `over_seeds(rows)`
     gives each model's mean and standard deviation over its seeds. Raises `VaekitError` for an
     unknown setting, fewer than one seed, or a model folder that holds a model trained with other
     settings (a quick demo's folder given to --long, say), which is left as it is."""
     from vaekit import datasets
     from vaekit.workflow import build_and_fit
 
-    check(setting in PRESETS, f"The demo setting must be one of {', '.join(PRESETS)}, not {setting!r}.")
+    check(setting in BUDGETS, f"The demo setting must be one of {', '.join(BUDGETS)}, not {setting!r}.")
     check(
         isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
         f"The number of seeds must be a whole number of at least 1, not {seeds!r}.",
     )
-    preset = PRESETS[setting]
+    budget = BUDGETS[setting]
     out = Path(out)
     check(not out.exists() or out.is_dir(), f"{out} is a file; give the demo another --out.")
     plan = []
-    for name in preset["models"]:
+    for name in budget["models"]:
         spec = MODELS[name][0]
         for seed in range(seeds):
-            demo = {"data": "sprites32", **preset["train"], **spec, "nll_samples": 0, "seed": seed}
+            demo = {"data": "sprites32", **budget["train"], **spec, "nll_samples": 0, "seed": seed}
             folder = out / folder_name(name, seed)
             check(
                 not (folder.is_dir() and any(folder.iterdir())) or _marker(folder) == demo,
@@ -172,9 +172,9 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
             # the trained model as it is in memory, and the data set the MIG curve already read
             model, data = trained.model, sprites
             summary = _summary(folder)
-            names = preset.get("metric_names", evaluate.METRIC_NAMES)
+            names = budget.get("metric_names", evaluate.METRIC_NAMES)
             scores = evaluate.disentanglement(
-                model, data, names, preset["metrics"], overrides=MIG_AT_REFERENCE
+                model, data, names, budget["metrics"], overrides=MIG_AT_REFERENCE
             )
             summary.update({k: v for k, v in scores.items() if isinstance(v, float)})
             summary["disentanglement"] = {k: v for k, v in scores.items() if not isinstance(v, float)}
@@ -190,12 +190,12 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
         row["mig_curve"] = json.loads(curve_path.read_text()) if curve_path.exists() else []
         rows.append(row)
         echo(_line(row))
-    models = summarise(rows)
+    models = over_seeds(rows)
     io.write_json(
         out / "disentanglement.json",
-        {"setting": setting, "seeds": seeds, "preset": preset, "models": models, "rows": rows},
+        {"setting": setting, "seeds": seeds, "budget": budget, "models": models, "rows": rows},
     )
-    _write_report(out, rows, models, setting, preset)
+    _write_report(out, rows, models, setting, budget)
     return rows
 
 
@@ -221,24 +221,24 @@ def _summary(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-SUMMARISED = (*METRIC_KEYS, "elbo", "rate", "seconds")
+SEED_KEYS = (*METRIC_KEYS, "elbo", "rate", "seconds")
 
 
-def summarise(rows: list[dict]) -> list[dict]:
+def over_seeds(rows: list[dict]) -> list[dict]:
     """One entry per model, in the order of `rows`: its objective and weight, the seeds, and for
-    each of `SUMMARISED` the mean and the sample standard deviation over its seeds (`<key>_sd`,
+    each of `SEED_KEYS` the mean and the sample standard deviation over its seeds (`<key>_sd`,
     None with one seed) and the per-seed values (`<key>_seeds`); None where a run has no value
-    (a metric the preset skips)."""
+    (a metric the budget skips)."""
     models: dict[str, dict] = {}
     for r in rows:
         entry = models.setdefault(
             r["model"], {k: r[k] for k in ("model", "objective", "weight", "weight_name")}
         )
         entry.setdefault("seeds", []).append(r["seed"])
-        for key in SUMMARISED:
+        for key in SEED_KEYS:
             entry.setdefault(f"{key}_seeds", []).append(r.get(key))
     for entry in models.values():
-        for key in SUMMARISED:
+        for key in SEED_KEYS:
             values = entry[f"{key}_seeds"]
             known = all(isinstance(v, float) for v in values)
             entry[key] = float(np.mean(values)) if known else None
@@ -258,7 +258,7 @@ def _line(row: dict) -> str:
     return f"{row['model']:<30} {row['seed']:>4} {cells}  ({row['seconds'] or 0:.0f} s)"
 
 
-def _write_report(out: Path, rows: list[dict], models: list[dict], setting: str, preset: dict) -> None:
+def _write_report(out: Path, rows: list[dict], models: list[dict], setting: str, budget: dict) -> None:
     import matplotlib.pyplot as plt
 
     several = any(len(m["seeds"]) > 1 for m in models)
@@ -304,7 +304,7 @@ def _write_report(out: Path, rows: list[dict], models: list[dict], setting: str,
         png = out / folder_name(m["model"], m["seeds"][0]) / "figures" / "traversals.png"
         if png.exists():
             traversals += f"<h3>{html.escape(m['model'])}</h3><img src='data:image/png;base64,{_b64(png)}'>"
-    train = ", ".join(f"{k} {v}" for k, v in preset["train"].items())
+    train = ", ".join(f"{k} {v}" for k, v in budget["train"].items())
     spread = (
         " Each cell is the mean over the seeds, +- the sample standard deviation, with each seed's "
         "value below it: a difference smaller than the spread is not a ranking."
@@ -313,7 +313,7 @@ def _write_report(out: Path, rows: list[dict], models: list[dict], setting: str,
         "(Locatello et al., 2019, sec. 5.2), so rank models with --seeds 3 or more."
     )
     body = (
-        f"<p>sprites32, {html.escape(train)}; metrics preset {preset['metrics']}, MIG at 10,000 points "
+        f"<p>sprites32, {html.escape(train)}; metrics preset {budget['metrics']}, MIG at 10,000 points "
         "(disentanglement_lib's count) in the table and in the curve over training. Higher is more "
         f"disentangled for every metric.{spread} Each model's folder holds its own report.</p>"
         f"<table><tr>{head}</tr>{''.join(body_rows)}</table>"
@@ -341,6 +341,6 @@ def _b64(path: Path) -> str:
 
 
 def best(rows: list[dict], key: str = "mig") -> dict:
-    """The row (a run, or a model of `summarise`) with the highest `key`."""
+    """The row (a run, or a model of `over_seeds`) with the highest `key`."""
     scored = [r for r in rows if isinstance(r.get(key), float) and np.isfinite(r[key])]
     return max(scored, key=lambda r: r[key]) if scored else {}
