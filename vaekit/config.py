@@ -39,6 +39,82 @@ def hidden_sizes(value) -> list[int]:
     return sizes
 
 
+# ----------------------------------------------------------------------------- objectives' settings
+# name -> (type, default, meaning) of each setting an objective takes; `vaekit.objectives` reads
+# its classes' SETTINGS from here (a test checks that every registered objective has its row).
+
+KL_SCHEDULE_SETTINGS: dict[str, tuple[type, object, str]] = {
+    "kl_schedule": (
+        str,
+        None,
+        "KL weight schedule: constant, linear (warm-up over --warmup-epochs) or cyclical "
+        "(Fu et al., 2019) [default: linear with --warmup-epochs, else constant]",
+    ),
+    "warmup_epochs": (float, 0.0, "linear KL warm-up over this many epochs"),
+    "cycles": (int, 4, "cyclical KL schedule: number of cycles M (Fu et al., 2019)"),
+    "cycle_ratio": (
+        float,
+        0.5,
+        "cyclical KL schedule: fraction R of each cycle over which the weight rises from 0 to 1",
+    ),
+}
+
+OBJECTIVE_SETTINGS: dict[str, dict[str, tuple[type, object, str]]] = {
+    "beta-elbo": KL_SCHEDULE_SETTINGS,
+    "beta-elbo-conditioned": KL_SCHEDULE_SETTINGS,
+    "reconstruction": {},
+    "beta-tcvae": {
+        **KL_SCHEDULE_SETTINGS,
+        "mi_weight": (
+            float,
+            1.0,
+            "alpha, the weight of the index-code mutual information (Chen et al., 2018)",
+        ),
+        "tc_weight": (float, 6.0, "beta, the weight of the total correlation"),
+        "dimwise_weight": (float, 1.0, "gamma, the weight of the dimension-wise KL"),
+        "estimator": (str, "mss", "minibatch estimator of q(z): mss (stratified) or mws (weighted)"),
+        "dataset_size": (int, 0, "data set size N in the estimator (0: the training split's size)"),
+    },
+    "factorvae": {
+        **KL_SCHEDULE_SETTINGS,
+        "gamma": (float, 40.0, "the weight of the total correlation (Kim & Mnih, 2018)"),
+        "disc_units": (int, 1000, "units in each hidden layer of the discriminator"),
+        "disc_layers": (int, 6, "hidden layers of the discriminator"),
+        "disc_lr": (float, 1e-4, "Adam learning rate of the discriminator (betas 0.5, 0.9)"),
+    },
+    "dip-vae": {
+        **KL_SCHEDULE_SETTINGS,
+        "dip_type": (
+            str,
+            "i",
+            "DIP-VAE type: i (covariance of the means) or ii (of the aggregate posterior)",
+        ),
+        "lambda_od": (float, 10.0, "weight of the off-diagonal covariance penalty (Kumar et al., 2018)"),
+        "lambda_d": (
+            float,
+            None,
+            "weight of the diagonal covariance penalty "
+            "[default: 10 x lambda_od for type i, lambda_od for ii]",
+        ),
+    },
+    "capacity": {
+        "capacity_weight": (float, 1000.0, "gamma, the weight of |KL - C| (Burgess et al., 2018)"),
+        "capacity_max": (float, 25.0, "C_max, the capacity reached at the end of the ramp, nats"),
+        "capacity_epochs": (
+            float,
+            None,
+            "epochs over which C rises linearly from 0 to C_max [default: all training epochs]",
+        ),
+        "capacity_over": (str, "batch", "where |KL - C| is taken: batch (the batch-mean KL) or example"),
+    },
+    "iwae": {"iwae_samples": (int, 5, "importance samples K per example (Burda et al., 2016; 1 = the ELBO)")},
+    "free-bits": {
+        **KL_SCHEDULE_SETTINGS,
+        "free_bits": (float, 0.5, "lambda, the KL in nats per latent dimension below which it is free"),
+    },
+}
+
+
 # the DataConfig fields that say how a table file is read and modelled (`datasets.load`'s table_options)
 TABLE_OPTIONS = ("sep", "decimal", "id_column", "column_types", "missing")
 
@@ -192,8 +268,7 @@ class TrainConfig:
 
     objective: str = setting(
         "auto",
-        "What training minimises: beta-elbo, beta-elbo-conditioned, reconstruction, beta-tcvae, factorvae, "
-        "dip-vae, capacity, iwae, free-bits "
+        f"What training minimises: {', '.join(OBJECTIVE_SETTINGS)} "
         "(auto: reconstruction for --model ae, beta-elbo-conditioned with --beta-range, else beta-elbo).",
     )
     epochs: int = setting(30, "Training epochs.")
@@ -286,82 +361,6 @@ def model_config(settings: dict) -> ModelConfig:
     model = section(ModelConfig, settings)
     model.prior = prior_entry(settings)
     return model
-
-
-# ----------------------------------------------------------------------------- objectives' settings
-# name -> (type, default, meaning) of each setting an objective takes; `vaekit.objectives` reads
-# its classes' SETTINGS from here (a test checks that every registered objective has its row).
-
-KL_SCHEDULE_SETTINGS: dict[str, tuple[type, object, str]] = {
-    "kl_schedule": (
-        str,
-        None,
-        "KL weight schedule: constant, linear (warm-up over --warmup-epochs) or cyclical "
-        "(Fu et al., 2019) [default: linear with --warmup-epochs, else constant]",
-    ),
-    "warmup_epochs": (float, 0.0, "linear KL warm-up over this many epochs"),
-    "cycles": (int, 4, "cyclical KL schedule: number of cycles M (Fu et al., 2019)"),
-    "cycle_ratio": (
-        float,
-        0.5,
-        "cyclical KL schedule: fraction R of each cycle over which the weight rises from 0 to 1",
-    ),
-}
-
-OBJECTIVE_SETTINGS: dict[str, dict[str, tuple[type, object, str]]] = {
-    "beta-elbo": KL_SCHEDULE_SETTINGS,
-    "beta-elbo-conditioned": KL_SCHEDULE_SETTINGS,
-    "reconstruction": {},
-    "beta-tcvae": {
-        **KL_SCHEDULE_SETTINGS,
-        "mi_weight": (
-            float,
-            1.0,
-            "alpha, the weight of the index-code mutual information (Chen et al., 2018)",
-        ),
-        "tc_weight": (float, 6.0, "beta, the weight of the total correlation"),
-        "dimwise_weight": (float, 1.0, "gamma, the weight of the dimension-wise KL"),
-        "estimator": (str, "mss", "minibatch estimator of q(z): mss (stratified) or mws (weighted)"),
-        "dataset_size": (int, 0, "data set size N in the estimator (0: the training split's size)"),
-    },
-    "factorvae": {
-        **KL_SCHEDULE_SETTINGS,
-        "gamma": (float, 40.0, "the weight of the total correlation (Kim & Mnih, 2018)"),
-        "disc_units": (int, 1000, "units in each hidden layer of the discriminator"),
-        "disc_layers": (int, 6, "hidden layers of the discriminator"),
-        "disc_lr": (float, 1e-4, "Adam learning rate of the discriminator (betas 0.5, 0.9)"),
-    },
-    "dip-vae": {
-        **KL_SCHEDULE_SETTINGS,
-        "dip_type": (
-            str,
-            "i",
-            "DIP-VAE type: i (covariance of the means) or ii (of the aggregate posterior)",
-        ),
-        "lambda_od": (float, 10.0, "weight of the off-diagonal covariance penalty (Kumar et al., 2018)"),
-        "lambda_d": (
-            float,
-            None,
-            "weight of the diagonal covariance penalty "
-            "[default: 10 x lambda_od for type i, lambda_od for ii]",
-        ),
-    },
-    "capacity": {
-        "capacity_weight": (float, 1000.0, "gamma, the weight of |KL - C| (Burgess et al., 2018)"),
-        "capacity_max": (float, 25.0, "C_max, the capacity reached at the end of the ramp, nats"),
-        "capacity_epochs": (
-            float,
-            None,
-            "epochs over which C rises linearly from 0 to C_max [default: all training epochs]",
-        ),
-        "capacity_over": (str, "batch", "where |KL - C| is taken: batch (the batch-mean KL) or example"),
-    },
-    "iwae": {"iwae_samples": (int, 5, "importance samples K per example (Burda et al., 2016; 1 = the ELBO)")},
-    "free-bits": {
-        **KL_SCHEDULE_SETTINGS,
-        "free_bits": (float, 0.5, "lambda, the KL in nats per latent dimension below which it is free"),
-    },
-}
 
 
 # ----------------------------------------------------------------------------- priors' settings

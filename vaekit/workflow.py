@@ -25,12 +25,12 @@ def fit(model, data, *args, figures: bool = True, callbacks=(), **kwargs):
     return train.fit(model, data, *args, callbacks=[*callbacks, *extra], **kwargs)
 
 
-def objective_settings(s: dict) -> tuple[str, dict]:
-    """(objective name, its settings) from the flat settings: --objective (auto: the model's own,
-    as `objectives.default_for` picks it from --model and --beta-range) and the settings that
-    objective declares. Refuses (`VaekitError`) an unknown objective and a setting given for an
-    objective that does not have it; builds the objective once, unbound, so a value out of its
-    range is refused before any data is read."""
+def objective_settings(s: dict):
+    """The objective the flat settings name, built once and not yet bound to a model
+    (`objectives.build`): --objective (auto: the model's own, as `objectives.default_for` picks
+    it from --model and --beta-range) with the settings that objective declares. Refuses
+    (`VaekitError`) an unknown objective, a setting given for an objective that does not have it,
+    and a value out of its range, before any data is read."""
     from vaekit import objectives
 
     name = s.get("objective") or "auto"
@@ -49,26 +49,16 @@ def objective_settings(s: dict) -> tuple[str, dict]:
                 raise VaekitError(
                     f"--{key.replace('_', '-')} applies to the {other.name} objective, not {resolved}; {fix}."
                 )
-    given = {k: s.get(k) for k in declared}
-    objectives.build(resolved, **given)
-    return resolved, given
+    return objectives.build(resolved, **{k: s.get(k) for k in declared})
 
 
-def make_objective(s: dict, model):
-    """The objective the settings name (`objective_settings`), bound to `model`."""
-    from vaekit import objectives
-
-    name, given = objective_settings(s)
-    return objectives.make(name, model, **given)
-
-
-def check_settings(s: dict) -> None:
+def check_settings(s: dict):
     """Check the flat settings as far as can be done before the data is read: beta, latent_dim,
     the hidden sizes, the prior and its settings (built once, unbound), the training settings
-    (`train.check_settings`) and the objective (`objective_settings`).
-    Raises `VaekitError` naming the first problem (a sweep runs this for every value before its
-    first run trains)."""
-    from vaekit import config, priors, train
+    (`train.check_settings`) and the objective (`objective_settings`). Raises `VaekitError`
+    naming the first problem (a sweep runs this for every value before its first run trains).
+    Returns the objective, built and not yet bound to a model."""
+    from vaekit import priors, train
     from vaekit.model import check_beta, check_latent_dim
 
     check_beta(s["beta"])
@@ -76,7 +66,7 @@ def check_settings(s: dict) -> None:
     config.hidden_sizes(s["hidden"])
     priors.make(config.prior_entry(s), s["latent_dim"])  # each prior setting, checked by its prior
     train.check_settings(config.section(config.TrainConfig, s))
-    objective_settings(s)
+    return objective_settings(s)
 
 
 def load_data(s: dict):
@@ -100,15 +90,15 @@ def build_and_fit(
 ):
     """Load data, build the model and train it: the one path the CLI commands share (`figures`:
     draw the run's figures and report.html when training ends; `callbacks`: `train.fit`'s)."""
-    from vaekit import datasets
+    from vaekit import datasets, objectives
     from vaekit.model import VAE
 
-    check_settings(s)  # before the data is read
+    objective = check_settings(s)  # before the data is read; the objective built once
     data = load_data(s)
     for note in data.notes:
         click.echo(f"note: {note}", err=True)
     model = VAE.for_data(data, seed=s["seed"], config=config.model_config(s))
-    objective = make_objective(s, model)
+    objective = objectives.attach(objective, model)
     if progress:
         from vaekit.model import describe
 

@@ -41,6 +41,7 @@ from vaekit.objectives.base import (
     KLScheduled,
     LossOutput,
     Objective,
+    attach,
     beta_of,
     build,
     default_for,
@@ -71,6 +72,7 @@ del _name
 __all__ = [
     "LossOutput",
     "Objective",
+    "attach",
     "beta_of",
     "inner_model",
     "elbo_terms",

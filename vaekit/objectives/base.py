@@ -294,12 +294,21 @@ def make(name: str | None, model, **settings) -> Objective:
     setting, a value of the wrong kind or out of range, or a model the objective cannot train."""
     if name in (None, "auto"):
         name = default_name(model)
+    if name not in OBJECTIVES:
+        raise VaekitError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}.")
+    return attach(build(name, **settings), model)
+
+
+def attach(objective: Objective, model) -> Objective:
+    """A built objective (`build`) bound to `model` (`Objective.bind`): what `make` does once the
+    objective exists. Raises `VaekitError` for a deterministic autoencoder with an objective other
+    than reconstruction, or a model the objective cannot train."""
     check(
-        model.kind == "vae" or name == "reconstruction" or name not in OBJECTIVES,
+        model.kind == "vae" or objective.name == "reconstruction",
         f"A deterministic autoencoder has no KL term, so it trains with the reconstruction objective, "
-        f"not {name}; drop --objective or use --model vae.",
+        f"not {objective.name}; drop --objective or use --model vae.",
     )
-    return build(name, **settings).bind(model=model)
+    return objective.bind(model=model)
 
 
 def build(name: str, **settings) -> Objective:
