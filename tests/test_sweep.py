@@ -86,10 +86,11 @@ def test_sweep_with_two_jobs_gives_the_same_numbers(cli, digits_sweep, tmp_path)
 def test_figures_draw_the_numbers_of_sweep_json(digits_sweep):
     """The rate-distortion points are sweep.json's, the dashed line passes through the best-ELBO
     run, and the latent panels are titled by beta in order with the regimes named."""
+    from vaekit import plots
     from vaekit import sweep as sw
 
     rows = json.loads((digits_sweep / "sweep.json").read_text())
-    fig = sw.rate_distortion(rows)
+    fig = plots.rate_distortion(rows, sw.setting_of(rows), [sw.value_of(r) for r in rows])
     ax = fig.axes[0]
     points = np.concatenate([c.get_offsets() for c in ax.collections])
     np.testing.assert_allclose(points, [[r["rate"], r["distortion"]] for r in rows])
@@ -101,7 +102,7 @@ def test_figures_draw_the_numbers_of_sweep_json(digits_sweep):
     assert ax.get_xlabel().startswith("rate") and ax.get_ylabel().startswith("distortion")
 
     entries, data = sw._models(digits_sweep, rows)
-    panels = sw.latent_panels(entries, data)
+    panels = plots.latent_panels(entries, data)
     titles = [a.get_title() for a in panels.axes if a.get_title().startswith("beta")]
     assert titles == ["beta = 0\npure reconstruction", "beta = 1\nmore latent regularisation"]
 

@@ -663,7 +663,6 @@ def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> li
     OUT/anomaly_sweep.json, OUT/figures/auc_vs_<setting>.png and OUT/report.html. `kwargs` are
     `anomaly`'s inputs (background, signal, data, ...). Returns one row per run: setting, value,
     beta, source and the AUC (with s.e.) of each score."""
-    import matplotlib.pyplot as plt
 
     from vaekit import sweep as sw
 
@@ -688,25 +687,9 @@ def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> li
             row[f"{name}_stderr"] = score["auc_stderr"]
         table.append(row)
     io.write_json(out / "anomaly_sweep.json", {"sweep": str(sweep_dir), "setting": setting, "rows": table})
-    values = [r["value"] for r in table]
-    log_axis = all(v >= 0 for v in values) and any(v > 0 for v in values)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     names = [n for n in ANOMALY_SCORES if n in table[0]]
-    for i, name in enumerate(names):
-        shown = [r for r in table if r["value"] > 0 or not log_axis]
-        pts = sorted((r["value"], r[name], r[f"{name}_stderr"]) for r in shown)
-        if pts:
-            b, a, e = zip(*pts, strict=True)
-            ax.errorbar(b, a, yerr=e, marker="o", color=f"C{i}", label=SCORE_TITLES.get(name, name))
-    ax.axhline(0.5, color="grey", lw=0.7, ls=":")
-    if log_axis:
-        ax.set_xscale("log")
-    ax.set_xlabel(setting)
-    ax.set_ylabel("ROC AUC")
-    left_out = f" ({setting} = 0 left out of the log axis)" if log_axis and 0 in values else ""
-    ax.set_title(f"anomaly ROC AUC per {setting}{left_out}", fontsize=9)
-    ax.legend(fontsize=7)
-    report.save_figure(fig, out / "figures" / f"auc_vs_{setting}.png")
+    figure = plots.auc_by_setting(table, setting, {n: SCORE_TITLES.get(n, n) for n in names})
+    report.save_figure(figure, out / "figures" / f"auc_vs_{setting}.png")
     head = "".join(f"<th>{html.escape(SCORE_TITLES.get(n, n))}</th>" for n in names)
     body = "".join(
         f"<tr><td>{r['value']:g}</td><td>{html.escape(r['source'])}</td>"

@@ -259,38 +259,11 @@ def _line(row: dict) -> str:
 
 
 def _write_report(out: Path, rows: list[dict], models: list[dict], setting: str, budget: dict) -> None:
-    import matplotlib.pyplot as plt
+    from vaekit import plots
 
     several = any(len(m["seeds"]) > 1 for m in models)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for i, objective in enumerate(dict.fromkeys(m["objective"] for m in models)):
-        group = [m for m in models if m["objective"] == objective and m.get("mig") is not None]
-        label = f"{objective} ({group[0]['weight_name']})" if group else objective
-        if several:  # each seed as a dot, the mean +- sd as the line
-            for m in group:
-                ax.plot([m["weight"]] * len(m["mig_seeds"]), m["mig_seeds"], ".", color=f"C{i}", alpha=0.5)
-        weights, migs = [m["weight"] for m in group], [m["mig"] for m in group]
-        sds = [m["mig_sd"] or 0.0 for m in group]
-        ax.errorbar(weights, migs, yerr=sds, fmt="o-", capsize=3, color=f"C{i}", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("weight on the KL / TC term")
-    ax.set_ylabel("MIG" + (" (mean +- sd over seeds; dots: seeds)" if several else ""))
-    ax.set_title(f"MIG against the weight (sprites32, {setting})", fontsize=9)
-    ax.legend(fontsize=7)
-    report.save_figure(fig, out / "figures" / "mig_vs_weight.png")
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    colour = {m["model"]: f"C{i}" for i, m in enumerate(models)}
-    for r in rows:
-        if r.get("mig_curve"):
-            pts = r["mig_curve"]
-            label = r["model"] if r["seed"] == rows[0]["seed"] else None  # one legend entry per model
-            times, migs = [p["seconds"] for p in pts], [p["mig"] for p in pts]
-            ax.plot(times, migs, "o-", ms=3, color=colour[r["model"]], label=label)
-    ax.set_xlabel("training seconds (this machine)")
-    ax.set_ylabel("MIG (10,000 points)")
-    ax.set_title(f"MIG against training time, after each epoch (sprites32, {setting})", fontsize=9)
-    ax.legend(fontsize=6)
-    report.save_figure(fig, out / "figures" / "mig_vs_time.png")
+    report.save_figure(plots.mig_by_weight(models, setting), out / "figures" / "mig_vs_weight.png")
+    report.save_figure(plots.mig_over_time(rows, setting), out / "figures" / "mig_vs_time.png")
     columns = (*METRIC_KEYS, "elbo", "rate", "seconds")
     head = "".join(f"<th>{html.escape(k)}</th>" for k in ("model", "seeds", *columns))
     body_rows = [

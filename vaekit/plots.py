@@ -711,3 +711,190 @@ def column_traversals(schema, order, low, high, rows, names=None) -> plt.Figure:
     fig.suptitle("traversals: each column as one latent dimension is swept (others held), by KL", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def regime(beta: float, betas: list[float]) -> str:
+    """A panel caption for `beta` among `betas`: "pure reconstruction" for 0, "more latent
+    regularisation" for the largest of several, else ""."""
+    if beta == 0:
+        return "pure reconstruction"
+    if beta == max(betas) and len(betas) > 1:
+        return "more latent regularisation"
+    return ""
+
+
+def latent_panels(entries, data, n_recon: int = 6, setting: str = "beta") -> plt.Figure:
+    """One column per value of `setting` (entries: (value, model, beta argument) each, in value
+    order, as `vaekit.sweep` reads a sweep folder): one draw z ~ q(z|x) per test
+    example (2-D, or the first two PCs), coloured by label, and under it the reconstructions of
+    the same test inputs (inputs in the top strip row). Draws rather than means, so a posterior
+    that collapsed onto the prior shows as what it is: a cloud shaped like the prior in which the
+    classes mix."""
+    values = [v for v, _, _ in entries]
+    n = len(entries)
+    is_image = data.is_image
+    fig = plt.figure(figsize=(3.3 * n, 4.9 if is_image else 3.6))
+    grid = fig.add_gridspec(2 if is_image else 1, n, height_ratios=[3.3, 1.0] if is_image else [1])
+    labels = data.labels("test")
+    index = data.preview_index(n_recon)
+    x_in = data.x[index]
+    for i, (value, model, beta_arg) in enumerate(entries):
+        ax = fig.add_subplot(grid[0, i])
+        means, variances = evaluate.encode_means(
+            model, data.x_test, beta_arg, labels=model.data_classes(data, "test")
+        )
+        noise = np.random.default_rng(0).standard_normal(means.shape)
+        draws = means + np.sqrt(variances) * noise if model.kind == "vae" else means
+        scatter_codes(ax, draws, labels, data, legend=(i == n - 1), s=3)
+        prior_contour(ax, model)
+        name = regime(value, values) if setting == "beta" else ""
+        ax.set_title(f"{setting} = {value:g}" + (f"\n{name}" if name else "\n"), fontsize=10)
+        if is_image:
+            with torch.no_grad():
+                classes = model.data_classes(data, index=index)
+                recon = model.reconstruct(torch.as_tensor(x_in), beta_arg, classes).numpy()
+            images = to_images(np.concatenate([x_in, recon]), data.shape)
+            _grid(fig.add_subplot(grid[1, i]), images, 2, n_recon, "inputs / reconstructions")
+    fig.suptitle(
+        f"latent space of the test set as {setting} grows: one z ~ q(z|x) per image "
+        "(dashed: the prior's contour holding 86% of its mass; 2 sd for N(0, I))",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def rate_distortion(rows: list[dict], setting: str = "beta", values=None) -> plt.Figure:
+    """Distortion against rate, one point per run coloured by the swept value (log10 of it when
+    no value is negative), and the line rate + distortion = -ELBO through the best (highest-ELBO)
+    point. `rows`: a sweep's rows (rate, distortion, elbo, source); `values`: the swept `setting`'s
+    value of each row (default each row's beta)."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    values = [r["beta"] for r in rows] if values is None else list(values)
+    keep = [i for i, r in enumerate(rows) if r.get("rate") is not None]
+    vae_rows, values = [rows[i] for i in keep], [values[i] for i in keep]
+    positive = [v for v in values if v > 0]
+    log_scale = all(v >= 0 for v in values) and bool(positive)
+    floor = np.log10(min(positive)) - 1 if positive else -1.0
+    colour = [(np.log10(v) if v > 0 else floor) if log_scale else v for v in values]
+    norm = plt.Normalize(min(colour), max(colour)) if colour else None
+    for source, marker, size in (("separate", "o", 60), ("conditioned", "x", 70)):
+        sel = [i for i, r in enumerate(vae_rows) if r["source"] == source]
+        if not sel:
+            continue
+        sc = ax.scatter(
+            [vae_rows[i]["rate"] for i in sel],
+            [vae_rows[i]["distortion"] for i in sel],
+            c=[colour[i] for i in sel],
+            cmap="viridis",
+            norm=norm,
+            marker=marker,
+            s=size,
+            label="separately trained" if source == "separate" else "one beta-conditioned model",
+        )
+        for i in sel:
+            ax.annotate(
+                f"{values[i]:g}",
+                (vae_rows[i]["rate"], vae_rows[i]["distortion"]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=8,
+            )
+    if vae_rows:
+        zero = f" ({setting} = 0 drawn at {floor:g})" if log_scale and 0 in values else ""
+        fig.colorbar(sc, ax=ax, label=(f"log10 {setting}" if log_scale else setting) + zero)
+        best = max(vae_rows, key=lambda r: r["elbo"])
+        total, best_value = best["rate"] + best["distortion"], values[vae_rows.index(best)]
+        xs = np.linspace(0, max(r["rate"] for r in vae_rows) * 1.05, 50)
+        ax.plot(
+            xs,
+            total - xs,
+            "--",
+            color="grey",
+            lw=1,
+            label=f"rate + distortion = {total:.1f} (best -ELBO, {setting} = {best_value:g})",
+        )
+        low = min(r["distortion"] for r in vae_rows)
+        high = max(r["distortion"] for r in vae_rows)
+        pad = 0.1 * (high - low + 1)
+        ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("rate = KL(q(z|x) || p(z)), nats")
+    ax.set_ylabel("distortion = -E_q log p(x|z), nats")
+    ax.set_title("the rate-distortion trade-off (test split)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- the disentanglement demo
+
+
+def mig_by_weight(models: list[dict], setting: str) -> plt.Figure:
+    """The disentanglement demo's MIG against each objective's weight (log axis), one line per
+    objective: `models` as `vaekit.disentangle.over_seeds` gives them (mean and sd over seeds,
+    each seed a dot when there are several); `setting` names the demo's budget in the title."""
+    several = any(len(m["seeds"]) > 1 for m in models)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, objective in enumerate(dict.fromkeys(m["objective"] for m in models)):
+        group = [m for m in models if m["objective"] == objective and m.get("mig") is not None]
+        label = f"{objective} ({group[0]['weight_name']})" if group else objective
+        if several:  # each seed as a dot, the mean +- sd as the line
+            for m in group:
+                ax.plot([m["weight"]] * len(m["mig_seeds"]), m["mig_seeds"], ".", color=f"C{i}", alpha=0.5)
+        weights, migs = [m["weight"] for m in group], [m["mig"] for m in group]
+        sds = [m["mig_sd"] or 0.0 for m in group]
+        ax.errorbar(weights, migs, yerr=sds, fmt="o-", capsize=3, color=f"C{i}", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("weight on the KL / TC term")
+    ax.set_ylabel("MIG" + (" (mean +- sd over seeds; dots: seeds)" if several else ""))
+    ax.set_title(f"MIG against the weight (sprites32, {setting})", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def mig_over_time(rows: list[dict], setting: str) -> plt.Figure:
+    """The disentanglement demo's MIG after each epoch against training seconds, one line per
+    model and seed (`rows`: the demo's rows with their `mig_curve`)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    colour = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(r["model"] for r in rows))}
+    for r in rows:
+        if r.get("mig_curve"):
+            pts = r["mig_curve"]
+            label = r["model"] if r["seed"] == rows[0]["seed"] else None  # one legend entry per model
+            times, migs = [p["seconds"] for p in pts], [p["mig"] for p in pts]
+            ax.plot(times, migs, "o-", ms=3, color=colour[r["model"]], label=label)
+    ax.set_xlabel("training seconds (this machine)")
+    ax.set_ylabel("MIG (10,000 points)")
+    ax.set_title(f"MIG against training time, after each epoch (sprites32, {setting})", fontsize=9)
+    ax.legend(fontsize=6)
+    return fig
+
+
+# ----------------------------------------------------------------------------- anomaly sweeps
+
+
+def auc_by_setting(table: list[dict], setting: str, scores: dict[str, str]) -> plt.Figure:
+    """Anomaly ROC AUC (with its standard error) against a sweep's swept `setting`, one line per
+    score (`scores`: name -> title): `table` has one row per run with `value`, `<name>` and
+    `<name>_stderr`. A log axis when no value is negative (0 then left out, said in the title)."""
+    values = [r["value"] for r in table]
+    log_axis = all(v >= 0 for v in values) and any(v > 0 for v in values)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, (name, title) in enumerate(scores.items()):
+        shown = [r for r in table if r["value"] > 0 or not log_axis]
+        pts = sorted((r["value"], r[name], r[f"{name}_stderr"]) for r in shown)
+        if pts:
+            b, a, e = zip(*pts, strict=True)
+            ax.errorbar(b, a, yerr=e, marker="o", color=f"C{i}", label=title)
+    ax.axhline(0.5, color="grey", lw=0.7, ls=":")
+    if log_axis:
+        ax.set_xscale("log")
+    ax.set_xlabel(setting)
+    ax.set_ylabel("ROC AUC")
+    left_out = f" ({setting} = 0 left out of the log axis)" if log_axis and 0 in values else ""
+    ax.set_title(f"anomaly ROC AUC per {setting}{left_out}", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -247,121 +246,12 @@ def draw(out: Path, rows: list[dict]) -> None:
     panel_rows = separate or rows
     entries, data = _models(out, panel_rows)
     setting = setting_of(rows)
-    report.save_figure(latent_panels(entries, data, setting=setting), out / "figures" / "latent_panels.png")
-    report.save_figure(rate_distortion(rows), out / "figures" / "rate_distortion.png")
+    panels = plots.latent_panels(entries, data, setting=setting)
+    report.save_figure(panels, out / "figures" / "latent_panels.png")
+    figure = plots.rate_distortion(rows, setting, [value_of(r) for r in rows])
+    report.save_figure(figure, out / "figures" / "rate_distortion.png")
     body = sweep_table(rows) + EXPLANATION
     report.write_html(out, f"vaekit sweep: {out.name}", body, report.sorted_pngs(out), explorable=True)
-
-
-def regime(beta: float, betas: list[float]) -> str:
-    """A panel caption for `beta` among `betas`: "pure reconstruction" for 0, "more latent
-    regularisation" for the largest of several, else ""."""
-    if beta == 0:
-        return "pure reconstruction"
-    if beta == max(betas) and len(betas) > 1:
-        return "more latent regularisation"
-    return ""
-
-
-def latent_panels(entries, data, n_recon: int = 6, setting: str = "beta") -> plt.Figure:
-    """One column per value of `setting` (entries: `_models`): one draw z ~ q(z|x) per test
-    example (2-D, or the first two PCs), coloured by label, and under it the reconstructions of
-    the same test inputs (inputs in the top strip row). Draws rather than means, so a posterior
-    that collapsed onto the prior shows as what it is: a cloud shaped like the prior in which the
-    classes mix."""
-    values = [v for v, _, _ in entries]
-    n = len(entries)
-    is_image = data.is_image
-    fig = plt.figure(figsize=(3.3 * n, 4.9 if is_image else 3.6))
-    grid = fig.add_gridspec(2 if is_image else 1, n, height_ratios=[3.3, 1.0] if is_image else [1])
-    labels = data.labels("test")
-    index = data.preview_index(n_recon)
-    x_in = data.x[index]
-    for i, (value, model, beta_arg) in enumerate(entries):
-        ax = fig.add_subplot(grid[0, i])
-        means, variances = evaluate.encode_means(
-            model, data.x_test, beta_arg, labels=model.data_classes(data, "test")
-        )
-        noise = np.random.default_rng(0).standard_normal(means.shape)
-        draws = means + np.sqrt(variances) * noise if model.kind == "vae" else means
-        plots.scatter_codes(ax, draws, labels, data, legend=(i == n - 1), s=3)
-        plots.prior_contour(ax, model)
-        name = regime(value, values) if setting == "beta" else ""
-        ax.set_title(f"{setting} = {value:g}" + (f"\n{name}" if name else "\n"), fontsize=10)
-        if is_image:
-            with torch.no_grad():
-                classes = model.data_classes(data, index=index)
-                recon = model.reconstruct(torch.as_tensor(x_in), beta_arg, classes).numpy()
-            images = plots.to_images(np.concatenate([x_in, recon]), data.shape)
-            plots._grid(fig.add_subplot(grid[1, i]), images, 2, n_recon, "inputs / reconstructions")
-    fig.suptitle(
-        f"latent space of the test set as {setting} grows: one z ~ q(z|x) per image "
-        "(dashed: the prior's contour holding 86% of its mass; 2 sd for N(0, I))",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return fig
-
-
-def rate_distortion(rows: list[dict]) -> plt.Figure:
-    """Distortion against rate, one point per run coloured by the swept value (log10 of it when
-    no value is negative), and the line rate + distortion = -ELBO through the best (highest-ELBO)
-    point."""
-    fig, ax = plt.subplots(figsize=(6.2, 4.6))
-    setting = setting_of(rows)
-    vae_rows = [r for r in rows if r.get("rate") is not None]
-    values = [value_of(r) for r in vae_rows]
-    positive = [v for v in values if v > 0]
-    log_scale = all(v >= 0 for v in values) and bool(positive)
-    floor = np.log10(min(positive)) - 1 if positive else -1.0
-    colour = [(np.log10(v) if v > 0 else floor) if log_scale else v for v in values]
-    norm = plt.Normalize(min(colour), max(colour)) if colour else None
-    for source, marker, size in (("separate", "o", 60), ("conditioned", "x", 70)):
-        sel = [i for i, r in enumerate(vae_rows) if r["source"] == source]
-        if not sel:
-            continue
-        sc = ax.scatter(
-            [vae_rows[i]["rate"] for i in sel],
-            [vae_rows[i]["distortion"] for i in sel],
-            c=[colour[i] for i in sel],
-            cmap="viridis",
-            norm=norm,
-            marker=marker,
-            s=size,
-            label="separately trained" if source == "separate" else "one beta-conditioned model",
-        )
-        for i in sel:
-            ax.annotate(
-                f"{values[i]:g}",
-                (vae_rows[i]["rate"], vae_rows[i]["distortion"]),
-                textcoords="offset points",
-                xytext=(5, 4),
-                fontsize=8,
-            )
-    if vae_rows:
-        zero = f" ({setting} = 0 drawn at {floor:g})" if log_scale and 0 in values else ""
-        fig.colorbar(sc, ax=ax, label=(f"log10 {setting}" if log_scale else setting) + zero)
-        best = max(vae_rows, key=lambda r: r["elbo"])
-        total = best["rate"] + best["distortion"]
-        xs = np.linspace(0, max(r["rate"] for r in vae_rows) * 1.05, 50)
-        ax.plot(
-            xs,
-            total - xs,
-            "--",
-            color="grey",
-            lw=1,
-            label=f"rate + distortion = {total:.1f} (best -ELBO, {setting} = {value_of(best):g})",
-        )
-        low = min(r["distortion"] for r in vae_rows)
-        high = max(r["distortion"] for r in vae_rows)
-        pad = 0.1 * (high - low + 1)
-        ax.set_ylim(low - pad, high + pad)
-    ax.set_xlabel("rate = KL(q(z|x) || p(z)), nats")
-    ax.set_ylabel("distortion = -E_q log p(x|z), nats")
-    ax.set_title("the rate-distortion trade-off (test split)", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return fig
 
 
 def _fmt(value) -> str:
