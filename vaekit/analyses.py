@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import shutil
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -262,6 +264,23 @@ def _model_draws(model, n: int, seed: int, draw: bool, beta=None, like_labels=No
     return x.cpu().numpy()
 
 
+@dataclass
+class _Samples:
+    """The two samples of a two-sample test as read: arrays a and b (n, *shape), their names, a
+    function to the user's units, the columns (or a typed table's rows as read, identifiers
+    first, for a and b), the notes so far, and what the result records about them."""
+
+    a: np.ndarray
+    b: np.ndarray
+    names: tuple[str, str]
+    to_user: Callable
+    shape: tuple
+    columns: list | None
+    table_rows: tuple | None
+    notes: list[str]
+    record: dict
+
+
 def twosample(
     out,
     *,
@@ -289,118 +308,145 @@ def twosample(
     for images, OUT/extremes.csv for tables) and OUT/report.html; returns the JSON.
     Raises `VaekitError` for missing inputs, n < 4, or samples of different kinds.
     """
-    from vaekit import datasets
-
     check(n is None or n >= 4, f"-n must be at least 4, not {n}.")
-    result: dict = {"classifier": classifier, "seed": seed}
-    notes = []
-    columns = None
-    table_rows = None  # a typed table's rows of a and b (DataFrames, identifiers first)
     if run is not None:
         check(against is None, "--against compares two files; with a run, give --data only (the real data).")
-        model = runs.load(run)
-        apply.check_beta(model, beta, run)
-        if data is None:
-            real = runs.load_data(run)
-            x_real = real.x_test
-            labels = model.data_classes(real, "test")
-            result["real"] = f"{real.name}, the run's test split"
-            frame, ids = real.extra.get("frame"), real.ids
-            real_rows = _rows_at(frame, ids, real.test_idx)
-        else:
-            batch, raw = apply.read_for_run(model, data, label_column, run)
-            x_real, labels = batch.x, batch.labels
-            result["real"] = str(data)
-            real_rows = _rows_at(raw.frame, raw.ids, np.arange(len(x_real)))
-            if apply.is_training_file(run, data):
-                notes.append(f"{data} is the run's training file: the model was fitted to these examples.")
-        keep = None
-        if n is not None and n < len(x_real):  # drawn before reading: a large split is never read whole
-            keep = np.random.default_rng(seed).choice(len(x_real), n, replace=False)
-        x_real = np.asarray(x_real[keep] if keep is not None else x_real[:], dtype=np.float32)
-        if keep is not None:
-            labels = labels[torch.as_tensor(keep)] if labels is not None else None
-            real_rows = real_rows.iloc[keep].reset_index(drop=True) if real_rows is not None else None
-        if n is not None and n > len(x_real):
-            notes.append(
-                f"-n {n} is more than the {len(x_real)} real rows: {len(x_real)} draws were compared with "
-                "them (the classifier needs as many of each)."
-            )
-        count = min(n or len(x_real), len(x_real))
-        x_fake = _model_draws(model, count, seed, draw, beta, labels)
-        result["model"] = "draws x ~ p(x|z), z ~ p(z)" if draw else "decoder means at z ~ p(z)"
-        holes = np.isnan(x_real)
-        if holes.any():  # the draws lose the real rows' cells, row for row: missingness is no giveaway
-            x_fake = np.where(holes, np.nan, x_fake).astype(x_fake.dtype)
-            notes.append(
-                f"The real rows have {int(holes.sum())} missing cells; each draw was given the missing cells "
-                "of one real row, so the classifier compares observed cells, not which cells are missing."
-            )
-        if draw and model.likelihood.name == "bernoulli" and not np.isin(x_real, (0.0, 1.0)).all():
-            notes.append(
-                "The model's Bernoulli draws are 0/1 values and the real data is not binary, so the two are "
-                "trivially separable; --decoder-mean compares the decoder's means instead."
-            )
-        a, b = x_real, x_fake
-        names = ("real", "model")
-        to_user = lambda x: model.unscale_output(torch.as_tensor(x)).numpy()  # noqa: E731
-        if real_rows is not None:  # a typed table: real rows as read, the model's in the user's units
-            table_rows = (real_rows, runs.user_frame(run, model, x_fake))
-        shape = model.data_shape
-        columns = runs.column_names(run, model)
+        samples = _model_and_real(run, data, n, seed, draw, beta, label_column)
     else:
         check(
             data is not None and against is not None,
             "Give a run (model samples against real data) or two files: --data A --against B.",
         )
-        from vaekit.datasets import Columns
+        samples = _two_files(data, against, n, seed, label_column, drop_columns)
+    test, result = _test(samples, classifier, permutations, seed, control=run is not None)
+    out = prepare_folder(Path(out), overwrite)
+    _write_twosample(out, samples, test, result)
+    for note in result["notes"]:
+        warnings.warn(note, stacklevel=2)
+    return result
 
-        drop = Columns(drop=tuple(drop_columns), strict=True) if drop_columns else None
-        raw_a = datasets.validate(datasets.read_raw(data, label_column, only_columns=drop))
-        raw_b = datasets.read_raw(against, label_column, only_columns=raw_a.column_names)
-        if raw_a.column_names is not None and raw_b.column_names is not None:
-            raw_b = datasets.match_columns(raw_b, raw_a.column_names)
-        raw_b = datasets.validate(raw_b)
-        for note in raw_a.notes + raw_b.notes:
-            warnings.warn(note, stacklevel=2)
-        if raw_a.frame is not None and raw_b.frame is not None:
-            raw_a.x, raw_b.x = _shared_numbers(raw_a.frame, raw_b.frame)
-        check(
-            raw_a.x is not None and raw_b.x is not None,
-            f"{data} and {against} are not two tables nor two arrays; give two samples of the same kind.",
+
+def _model_and_real(run, data, n, seed, draw, beta, label_column) -> _Samples:
+    """Read step, with a run: the real examples (the run's test split, or `data`; n of them at
+    most, drawn before reading) and as many draws of the model."""
+    model = runs.load(run)
+    apply.check_beta(model, beta, run)
+    notes, record = [], {}
+    if data is None:
+        real = runs.load_data(run)
+        x_real = real.x_test
+        labels = model.data_classes(real, "test")
+        record["real"] = f"{real.name}, the run's test split"
+        frame, ids = real.extra.get("frame"), real.ids
+        real_rows = _rows_at(frame, ids, real.test_idx)
+    else:
+        batch, raw = apply.read_for_run(model, data, label_column, run)
+        x_real, labels = batch.x, batch.labels
+        record["real"] = str(data)
+        real_rows = _rows_at(raw.frame, raw.ids, np.arange(len(x_real)))
+        if apply.is_training_file(run, data):
+            notes.append(f"{data} is the run's training file: the model was fitted to these examples.")
+    keep = None
+    if n is not None and n < len(x_real):  # drawn before reading: a large split is never read whole
+        keep = np.random.default_rng(seed).choice(len(x_real), n, replace=False)
+    x_real = np.asarray(x_real[keep] if keep is not None else x_real[:], dtype=np.float32)
+    if keep is not None:
+        labels = labels[torch.as_tensor(keep)] if labels is not None else None
+        real_rows = real_rows.iloc[keep].reset_index(drop=True) if real_rows is not None else None
+    if n is not None and n > len(x_real):
+        notes.append(
+            f"-n {n} is more than the {len(x_real)} real rows: {len(x_real)} draws were compared with "
+            "them (the classifier needs as many of each)."
         )
-        check(
-            raw_a.x.shape[1:] == raw_b.x.shape[1:],
-            f"{data} has examples of shape {raw_a.x.shape[1:]} and {against} of shape {raw_b.x.shape[1:]}; "
-            "give two samples of the same kind.",
+    count = min(n or len(x_real), len(x_real))
+    x_fake = _model_draws(model, count, seed, draw, beta, labels)
+    record["model"] = "draws x ~ p(x|z), z ~ p(z)" if draw else "decoder means at z ~ p(z)"
+    holes = np.isnan(x_real)
+    if holes.any():  # the draws lose the real rows' cells, row for row: missingness is no giveaway
+        x_fake = np.where(holes, np.nan, x_fake).astype(x_fake.dtype)
+        notes.append(
+            f"The real rows have {int(holes.sum())} missing cells; each draw was given the missing cells "
+            "of one real row, so the classifier compares observed cells, not which cells are missing."
         )
-        a, b = raw_a.x, raw_b.x
-        keep_a, keep_b = np.arange(len(a)), np.arange(len(b))
-        if n is not None:
-            gen = np.random.default_rng(seed)
-            keep_a = gen.choice(len(a), min(n, len(a)), replace=False)
-            keep_b = gen.choice(len(b), min(n, len(b)), replace=False)
-            a, b = a[keep_a], b[keep_b]
-        if raw_a.frame is not None and raw_b.frame is not None:  # rows as read, identifiers first
-            table_rows = (_rows_at(raw_a.frame, raw_a.ids, keep_a), _rows_at(raw_b.frame, raw_b.ids, keep_b))
-        names = (Path(str(data)).name, Path(str(against)).name)
-        result.update(a=str(data), b=str(against))
-        to_user = lambda x: x  # noqa: E731
-        shape = raw_a.x.shape[1:]
-        columns = raw_a.column_names
+    if draw and model.likelihood.name == "bernoulli" and not np.isin(x_real, (0.0, 1.0)).all():
+        notes.append(
+            "The model's Bernoulli draws are 0/1 values and the real data is not binary, so the two are "
+            "trivially separable; --decoder-mean compares the decoder's means instead."
+        )
+    table_rows = None  # a typed table: real rows as read, the model's in the user's units
+    if real_rows is not None:
+        table_rows = (real_rows, runs.user_frame(run, model, x_fake))
+    return _Samples(
+        x_real,
+        x_fake,
+        ("real", "model"),
+        lambda x: model.unscale_output(torch.as_tensor(x)).numpy(),
+        model.data_shape,
+        runs.column_names(run, model),
+        table_rows,
+        notes,
+        record,
+    )
+
+
+def _two_files(data, against, n, seed, label_column, drop_columns) -> _Samples:
+    """Read step, without a run: the files `data` and `against` (a table's columns matched by
+    name, text coded over both), n rows of each at most."""
+    from vaekit import datasets
+    from vaekit.datasets import Columns
+
+    drop = Columns(drop=tuple(drop_columns), strict=True) if drop_columns else None
+    raw_a = datasets.validate(datasets.read_raw(data, label_column, only_columns=drop))
+    raw_b = datasets.read_raw(against, label_column, only_columns=raw_a.column_names)
+    if raw_a.column_names is not None and raw_b.column_names is not None:
+        raw_b = datasets.match_columns(raw_b, raw_a.column_names)
+    raw_b = datasets.validate(raw_b)
+    for note in raw_a.notes + raw_b.notes:
+        warnings.warn(note, stacklevel=2)
+    if raw_a.frame is not None and raw_b.frame is not None:
+        raw_a.x, raw_b.x = _shared_numbers(raw_a.frame, raw_b.frame)
+    check(
+        raw_a.x is not None and raw_b.x is not None,
+        f"{data} and {against} are not two tables nor two arrays; give two samples of the same kind.",
+    )
+    check(
+        raw_a.x.shape[1:] == raw_b.x.shape[1:],
+        f"{data} has examples of shape {raw_a.x.shape[1:]} and {against} of shape {raw_b.x.shape[1:]}; "
+        "give two samples of the same kind.",
+    )
+    a, b = raw_a.x, raw_b.x
+    keep_a, keep_b = np.arange(len(a)), np.arange(len(b))
+    if n is not None:
+        gen = np.random.default_rng(seed)
+        keep_a = gen.choice(len(a), min(n, len(a)), replace=False)
+        keep_b = gen.choice(len(b), min(n, len(b)), replace=False)
+        a, b = a[keep_a], b[keep_b]
+    table_rows = None
+    if raw_a.frame is not None and raw_b.frame is not None:  # rows as read, identifiers first
+        table_rows = (_rows_at(raw_a.frame, raw_a.ids, keep_a), _rows_at(raw_b.frame, raw_b.ids, keep_b))
+    names = (Path(str(data)).name, Path(str(against)).name)
+    record = {"a": str(data), "b": str(against)}
+    return _Samples(a, b, names, lambda x: x, raw_a.x.shape[1:], raw_a.column_names, table_rows, [], record)
+
+
+def _test(samples: _Samples, classifier, permutations, seed, control: bool):
+    """Compute step: the test of a against b and, with `control`, of a's two halves; returns the
+    test and the JSON result (with the notes)."""
+    a, b, notes = samples.a, samples.b, list(samples.notes)
+    result: dict = {"classifier": classifier, "seed": seed, **samples.record}
     test = science.two_sample_test(a, b, classifier, permutations=permutations, seed=seed)
     result.update(test.summary())
-    result["samples"] = {"a": names[0], "b": names[1], "n_a": len(a), "n_b": len(b)}
-    if run is not None:
+    result["samples"] = {"a": samples.names[0], "b": samples.names[1], "n_a": len(a), "n_b": len(b)}
+    if control:
         half = len(a) // 2
         order = np.random.default_rng(seed + 1).permutation(len(a))
         try:
-            control = science.two_sample_test(
+            halves = science.two_sample_test(
                 a[order[:half]], a[order[half:]], classifier, permutations=permutations, seed=seed
             )
             result["control"] = {
                 "what": "real vs real: the real data split in two halves",
-                **control.summary(),
+                **halves.summary(),
             }
         except VaekitError as err:
             result["control"] = None
@@ -412,47 +458,42 @@ def twosample(
             f"{test.duplicates} rows occur more than once; every copy was kept on one side of the split."
         )
     result["notes"] = notes
-    out = prepare_folder(Path(out), overwrite)
-    report.save_figure(
-        plots.null_distribution(
-            test.null,
-            test.accuracy,
-            f"{names[1]} vs {names[0]}: {science.p_value_phrase(test.p_value, len(test.null))}",
-        ),
-        out / "figures" / "null.png",
-    )
+    return test, result
+
+
+def _write_twosample(out: Path, samples: _Samples, test, result: dict) -> None:
+    """Draw and write step: the null figure, the surest examples (a figure for images, a table
+    otherwise), twosample.json and the report."""
+    a, b, names = samples.a, samples.b, samples.names
+    title = f"{names[1]} vs {names[0]}: {science.p_value_phrase(test.p_value, len(test.null))}"
+    report.save_figure(plots.null_distribution(test.null, test.accuracy, title), out / "figures" / "null.png")
     ext = science.extremes(test, len(a))
     picks = [
         (f"{names[1]}: judged most surely {names[1]}", b, ext["b_most_b"]),
         (f"{names[1]}: judged most like {names[0]}", b, ext["b_most_a"]),
         (f"{names[0]}: judged most like {names[1]}", a, ext["a_most_b"]),
     ]
-    if plots.to_images(a[:1], shape) is not None:
-        rows = [(title, to_user(x[i])) for title, x, i in picks if len(i)]
-        report.save_figure(plots.example_rows(rows, shape), out / "figures" / "extremes.png")
+    if plots.to_images(a[:1], samples.shape) is not None:
+        rows = [(title, samples.to_user(x[i])) for title, x, i in picks if len(i)]
+        report.save_figure(plots.example_rows(rows, samples.shape), out / "figures" / "extremes.png")
     else:
         import pandas as pd
 
         frames = []
         for title, x, idx in picks:
-            if table_rows is not None:
-                frame = table_rows[0 if x is a else 1].iloc[idx].reset_index(drop=True)
+            if samples.table_rows is not None:
+                frame = samples.table_rows[0 if x is a else 1].iloc[idx].reset_index(drop=True)
             else:
-                frame = pd.DataFrame(to_user(x[idx]).reshape(len(idx), -1), columns=columns)
+                frame = pd.DataFrame(samples.to_user(x[idx]).reshape(len(idx), -1), columns=samples.columns)
             frame.insert(0, "index", idx)
             frame.insert(0, "group", title)
             frames.append(frame)
         table = pd.concat(frames)
-        if table_rows is not None:  # a's columns (identifiers first) for every group
-            table = table[["group", "index", *table_rows[0].columns]]
-        with io.atomic_path(out / "extremes.csv") as tmp:
-            table.to_csv(tmp, index=False)
+        if samples.table_rows is not None:  # a's columns (identifiers first) for every group
+            table = table[["group", "index", *samples.table_rows[0].columns]]
+        io.write_table(out / "extremes.csv", table)
     io.write_json(out / "twosample.json", result)
-    body = _twosample_html(result)
-    report.write_html(out, "vaekit two-sample test", body, report.sorted_pngs(out))
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    return result
+    report.write_html(out, "vaekit two-sample test", _twosample_html(result), report.sorted_pngs(out))
 
 
 def _p_shown(p: float, permutations: int) -> str:
