@@ -137,68 +137,20 @@ def anomaly(
         "rate and likelihood. Train a VAE, or use vaekit score.",
     )
     check(samples >= 1, f"--samples must be at least 1, not {samples}.")
-    notes = []
     if data is not None:
         check(
             background is None and signal is None,
             "Give either --background and --signal, or --data with --label-column, not both.",
         )
-        s, raw, batch = apply.scores_of(model, run, data, samples, seed, beta, label_column)
-        check(
-            raw.y is not None,
-            f"{data} does not say which examples are signal: name a table's label column with "
-            "--label-column, or give an .npz with a y array or a folder with one sub-folder per class.",
-        )
-        names = raw.label_names or [str(v) for v in np.unique(raw.y)]
-        what = repr(label_column) if label_column else "the labels"
-        check(
-            signal_label is not None,
-            f"Say which value of {what} is signal with --signal-label (its values: {', '.join(names[:10])}).",
-        )
-        check(
-            str(signal_label) in names,
-            f"{what} has no value {signal_label!r}; its values are {', '.join(names[:10])}.",
-        )
-        label_of = np.asarray(names)[raw.y] if raw.label_names else raw.y.astype(str)
-        is_signal = label_of == str(signal_label)
-        check(is_signal.any() and (~is_signal).any(), "The file needs both signal and background rows.")
-        seen = (training_rows(run, batch.x.numpy()) or [None])[0]
-        if seen is not None and seen.any():
-            counts = f"{int(seen[~is_signal].sum())} background, {int(seen[is_signal].sum())} signal"
-            notes.append(
-                f"{int(seen.sum())} of the {len(seen)} rows of {Path(str(data)).name} ({counts}) are rows "
-                "the model was trained on (matched by content); their scores are biased low."
-            )
-        bg = {k: v[~is_signal] for k, v in s.items()}
-        sig = {k: v[is_signal] for k, v in s.items()}
-        sources = {"data": str(data), "label_column": label_column, "signal_label": str(signal_label)}
+        scored = _scores_by_label(model, run, data, label_column, signal_label, samples, seed, beta)
     else:
         check(
             background is not None and signal is not None,
             "Give the background and the signal: --background FILE --signal FILE "
             "(or --data FILE --label-column C).",
         )
-        rows = None
-        if apply.is_training_file(run, background):
-            rows = runs.load_data(run).test_idx
-            notes.append(
-                f"The background file is the one the run trained on, so only its {len(rows)} test-split rows "
-                "were scored (the training rows were fitted, and their scores are biased low)."
-            )
-        bg, _, bg_batch = apply.scores_of(model, run, background, samples, seed, beta, rows=rows)
-        sig, _, sig_batch = apply.scores_of(model, run, signal, samples, seed + 1, beta)
-        if apply.is_training_file(run, signal):
-            notes.append("The signal file is the run's training file: the model was fitted to it.")
-        found = training_rows(run, bg_batch.x.numpy(), sig_batch.x.numpy()) or [None, None]
-        for role, source, seen in zip(("background", "signal"), (background, signal), found, strict=True):
-            if apply.is_training_file(run, source):
-                continue  # said above
-            if seen is not None and seen.any():
-                notes.append(
-                    f"{int(seen.sum())} of the {len(seen)} {role} rows are rows the model was trained on "
-                    "(matched by content); their scores are biased low."
-                )
-        sources = {"background": str(background), "signal": str(signal)}
+        scored = _scores_of_two_files(model, run, background, signal, samples, seed, beta)
+    bg, sig, sources, notes = scored
     names = [n for n in ANOMALY_SCORES if n in bg]
     table = science.anomaly_table({n: bg[n] for n in names}, {n: sig[n] for n in names}, quantiles)
     result = {
@@ -226,6 +178,70 @@ def anomaly(
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return report.DisplayedResult(result, out, anomaly_html)  # a dict; Jupyter shows its report
+
+
+def _scores_by_label(model, run, data, label_column, signal_label, samples, seed, beta):
+    """Read and score step, one file: every row scored, told apart by `label_column`'s
+    `signal_label`. Returns (background scores, signal scores, the inputs, notes)."""
+    notes = []
+    s, raw, batch = apply.scores_of(model, run, data, samples, seed, beta, label_column)
+    check(
+        raw.y is not None,
+        f"{data} does not say which examples are signal: name a table's label column with "
+        "--label-column, or give an .npz with a y array or a folder with one sub-folder per class.",
+    )
+    names = raw.label_names or [str(v) for v in np.unique(raw.y)]
+    what = repr(label_column) if label_column else "the labels"
+    check(
+        signal_label is not None,
+        f"Say which value of {what} is signal with --signal-label (its values: {', '.join(names[:10])}).",
+    )
+    check(
+        str(signal_label) in names,
+        f"{what} has no value {signal_label!r}; its values are {', '.join(names[:10])}.",
+    )
+    label_of = np.asarray(names)[raw.y] if raw.label_names else raw.y.astype(str)
+    is_signal = label_of == str(signal_label)
+    check(is_signal.any() and (~is_signal).any(), "The file needs both signal and background rows.")
+    seen = (training_rows(run, batch.x.numpy()) or [None])[0]
+    if seen is not None and seen.any():
+        counts = f"{int(seen[~is_signal].sum())} background, {int(seen[is_signal].sum())} signal"
+        notes.append(
+            f"{int(seen.sum())} of the {len(seen)} rows of {Path(str(data)).name} ({counts}) are rows "
+            "the model was trained on (matched by content); their scores are biased low."
+        )
+    bg = {k: v[~is_signal] for k, v in s.items()}
+    sig = {k: v[is_signal] for k, v in s.items()}
+    sources = {"data": str(data), "label_column": label_column, "signal_label": str(signal_label)}
+    return bg, sig, sources, notes
+
+
+def _scores_of_two_files(model, run, background, signal, samples, seed, beta):
+    """Read and score step, two files (a background that is the run's training file: its test
+    split only). Returns (background scores, signal scores, the inputs, notes)."""
+    notes = []
+    rows = None
+    if apply.is_training_file(run, background):
+        rows = runs.load_data(run).test_idx
+        notes.append(
+            f"The background file is the one the run trained on, so only its {len(rows)} test-split rows "
+            "were scored (the training rows were fitted, and their scores are biased low)."
+        )
+    bg, _, bg_batch = apply.scores_of(model, run, background, samples, seed, beta, rows=rows)
+    sig, _, sig_batch = apply.scores_of(model, run, signal, samples, seed + 1, beta)
+    if apply.is_training_file(run, signal):
+        notes.append("The signal file is the run's training file: the model was fitted to it.")
+    found = training_rows(run, bg_batch.x.numpy(), sig_batch.x.numpy()) or [None, None]
+    for role, source, seen in zip(("background", "signal"), (background, signal), found, strict=True):
+        if apply.is_training_file(run, source):
+            continue  # said above
+        if seen is not None and seen.any():
+            notes.append(
+                f"{int(seen.sum())} of the {len(seen)} {role} rows are rows the model was trained on "
+                "(matched by content); their scores are biased low."
+            )
+    sources = {"background": str(background), "signal": str(signal)}
+    return bg, sig, sources, notes
 
 
 def anomaly_html(result: dict) -> str:
