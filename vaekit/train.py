@@ -271,7 +271,63 @@ def _fit(
         model=model, n_train=len(data.x_train), epochs=epochs, seed=seed, batch_size=batch_size // world
     )
 
-    state, previous = None, None
+    state, segments, start_at = _open_folder(
+        out, resume, overwrite, locks, is_main, s, data, model, objective, fabric, config
+    )
+    for seg in segments:
+        check(
+            seg["batch_size"] % world == 0,
+            f"batch_size {seg['batch_size']} must be a multiple of the {world} processes.",
+        )
+
+    direct = _direct(world, s.precision)
+    if direct:
+        model.to(fabric.device)  # before the optimizer state is loaded onto the parameters
+    optimizer = _adam(model.parameters(), lr)
+    objective.to(fabric.device)  # an objective's own parameters (FactorVAE's discriminator)
+    if resume and is_main:
+        runs.remove_temp_files(out)
+    start_epoch, start_step, history, partial = _restore(state, model, optimizer, out, objective)
+    module, optimizer = (model, optimizer) if direct else fabric.setup(model, optimizer)
+    loop = _Loop(
+        model=model,
+        module=module,
+        optimizer=optimizer,
+        objective=objective,
+        fabric=fabric,
+        direct=direct,
+        train_set=_batch(data, "train", model).to(fabric.device),
+        batch_size=batch_size,
+        clip_grad=clip_grad,
+        skip_nonfinite=skip_nonfinite,
+        learning_rate=None,  # set per epoch from its segment
+        out=out if is_main else None,
+        bar=_progress(progress and is_main, epochs, start_epoch),
+        binarize=getattr(data, "extra", {}).get("binarize") == "dynamic",
+    )
+    test_set = _batch(data, "test", model).to(fabric.device)
+    run = Run(model=model, history=history, path=out)
+
+    _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main)
+    model.eval()
+    if is_main:
+        run.summary = evaluate.summarize(model, data, nll_samples=nll_samples, seed=seed, objective=objective)
+        run.summary["seconds"] = sum(r["seconds"] for r in history)
+        if out is not None:
+            io.write_json(out / "summary.json", run.summary)
+        for callback in callbacks:
+            if hasattr(callback, "on_fit_end"):
+                callback.on_fit_end(run)
+    return run
+
+
+def _open_folder(out, resume, overwrite, locks, is_main, s, data, model, objective, fabric, config):
+    """The run folder's step: a resumed run's checkpoint and config (its data unchanged, by
+    content hash), or a new folder; the lock held in `locks`; the segments planned and
+    config.yaml written. Returns (checkpoint state or None, segments, the epoch training starts
+    at)."""
+    previous = None
+    state = None
     if resume:
         check(out is not None and out.is_dir(), f"--resume needs an existing run folder, not {out}.")
         if is_main and locks is not None:
@@ -316,39 +372,15 @@ def _fit(
         )
     for note in notes if is_main else ():
         warnings.warn(note, stacklevel=2)
-    for seg in segments:
-        check(
-            seg["batch_size"] % world == 0,
-            f"batch_size {seg['batch_size']} must be a multiple of the {world} processes.",
-        )
+    return state, segments, start_at
 
-    direct = _direct(world, s.precision)
-    if direct:
-        model.to(fabric.device)  # before the optimizer state is loaded onto the parameters
-    optimizer = _adam(model.parameters(), lr)
-    objective.to(fabric.device)  # an objective's own parameters (FactorVAE's discriminator)
-    if resume and is_main:
-        runs.remove_temp_files(out)
-    start_epoch, start_step, history, partial = _restore(state, model, optimizer, out, objective)
-    module, optimizer = (model, optimizer) if direct else fabric.setup(model, optimizer)
-    loop = _Loop(
-        model=model,
-        module=module,
-        optimizer=optimizer,
-        objective=objective,
-        fabric=fabric,
-        direct=direct,
-        train_set=_batch(data, "train", model).to(fabric.device),
-        batch_size=batch_size,
-        clip_grad=clip_grad,
-        skip_nonfinite=skip_nonfinite,
-        learning_rate=None,  # set per epoch from its segment
-        out=out if is_main else None,
-        bar=_progress(progress and is_main, epochs, start_epoch),
-        binarize=getattr(data, "extra", {}).get("binarize") == "dynamic",
-    )
-    test_set = _batch(data, "test", model).to(fabric.device)
-    run = Run(model=model, history=history, path=out)
+
+def _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main):
+    """The training step: each epoch from `start_epoch` (a partial one resumed at `start_step`),
+    its row in metrics.jsonl, the weights and checkpoint saved, the callbacks told; Ctrl-C stops
+    at the next batch with the run saved."""
+    model, objective, out, history = loop.model, loop.objective, run.path, run.history
+    epochs, seed = s.epochs, s.seed
 
     def on_sigint(signum, frame):
         loop.stop = True
@@ -377,7 +409,7 @@ def _fit(
                 io.write_jsonl(out / "metrics.jsonl", history)
                 runs.save_weights(out, model)
                 runs.save_objective_weights(out, objective)
-                _save_state(out, module, optimizer, epoch + 1, 0, None, None, 0.0, objective)
+                _save_state(out, loop.module, loop.optimizer, epoch + 1, 0, None, None, 0.0, objective)
             for callback in callbacks:
                 if hasattr(callback, "on_epoch_end"):
                     callback.on_epoch_end(run, row)
@@ -385,17 +417,6 @@ def _fit(
         loop.bar.close()
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-
-    model.eval()
-    if is_main:
-        run.summary = evaluate.summarize(model, data, nll_samples=nll_samples, seed=seed, objective=objective)
-        run.summary["seconds"] = sum(r["seconds"] for r in history)
-        if out is not None:
-            io.write_json(out / "summary.json", run.summary)
-        for callback in callbacks:
-            if hasattr(callback, "on_fit_end"):
-                callback.on_fit_end(run)
-    return run
 
 
 def _segment(settings) -> dict:
