@@ -251,10 +251,9 @@ def _slug(name: str) -> str:
 
 
 def _line(row: dict) -> str:
-    cells = " ".join(
-        f"{row[k]:.3f}" if isinstance(row.get(k), float) else "  -  "
-        for k in ("mig", "dci_disentanglement", "sap", "factorvae_score")
-    )
+    """One printed line per trained model: its name, seed and each metric's headline score (named,
+    those the budget computed), and the seconds it took."""
+    cells = " ".join(f"{k} {row[k]:.3f}" for k in METRIC_KEYS if isinstance(row.get(k), float))
     return f"{row['model']:<30} {row['seed']:>4} {cells}  ({row['seconds'] or 0:.0f} s)"
 
 
