@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import FAST
@@ -217,7 +218,7 @@ def test_the_guides_python_example_runs_as_written(tmp_path, monkeypatch):
     from pathlib import Path
 
     guide = (Path(__file__).parent.parent / "docs" / "guide" / "python.md").read_text()
-    (block,) = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
+    block, commands = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
     assert "epochs=30" in block and '"runs/mnist"' in block
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
@@ -229,6 +230,14 @@ def test_the_guides_python_example_runs_as_written(tmp_path, monkeypatch):
     # the block ends by reloading the run: the reloaded model encodes as the trained one did
     reloaded = namespace["model"].encode(namespace["x"])
     assert torch.equal(reloaded.mean, namespace["q"].mean)
+    # the second block: the commands' library functions on the trained run and on a table
+    np.save(tmp_path / "new.npy", namespace["data"].x_test[:20])
+    visits = {"visit": [f"v{i}" for i in range(60)], "bmi": np.r_[np.linspace(18, 35, 55), [np.nan] * 5]}
+    pd.DataFrame(visits).to_csv(tmp_path / "visits.csv", index=False)
+    exec(compile(commands, "python.md", "exec"), namespace)
+    written = pd.read_csv(tmp_path / "scores.csv")
+    assert len(written) == 20 and np.isfinite(written["nll"]).all()
+    assert namespace["record"]["samples"] == 100 and namespace["model"].prior.name == "mog"
 
 
 def test_a_run_trained_from_python_records_its_data(cli, tmp_path):
