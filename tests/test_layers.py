@@ -29,6 +29,7 @@ LAYERS = [
         "science",
         "schedules",
         "summary_keys",
+        "trackers",
         "datasets.raw",
         "datasets.rows",
         "datasets.sprites",

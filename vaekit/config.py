@@ -296,6 +296,12 @@ class TrainConfig:
     warmup_epochs: float = setting(
         0.0, "Linear KL warm-up over this many epochs (objectives with a KL schedule: --kl-schedule linear)."
     )
+    logger: str | None = setting(
+        None,
+        "Experiment trackers that mirror metrics.jsonl, comma separated: tensorboard, csv (offline, under "
+        "RUN/logs).",
+        kind=str,
+    )
 
 
 SECTIONS = (DataConfig, ModelConfig, TrainConfig)
@@ -312,7 +318,7 @@ SECTIONS = (DataConfig, ModelConfig, TrainConfig)
 # precision) may change freely. What defines the model, its data or its objective (objective,
 # seed, warmup_epochs; the model and data options) may not: a new run is a new folder.
 SEGMENT_KEYS = ("batch_size", "lr", "lr_schedule", "lr_min", "clip_grad", "skip_nonfinite")
-FREE_KEYS = ("epochs", "nll_samples", "device", "devices", "num_nodes", "strategy", "precision")
+FREE_KEYS = ("epochs", "nll_samples", "device", "devices", "num_nodes", "strategy", "precision", "logger")
 RESUMABLE = SEGMENT_KEYS + FREE_KEYS
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import datasets, evaluate, io, objectives, runs, schedules
+from vaekit import datasets, evaluate, io, objectives, runs, schedules, trackers
 from vaekit.batch import Batch, observations
 from vaekit.config import SEGMENT_KEYS, TrainConfig
 from vaekit.errors import Finished, Interrupted, NumericalError, VaekitError, check
@@ -139,8 +139,8 @@ def check_settings(s: TrainConfig) -> None:
     whole numbers of at least 1 for epochs, batch_size, devices and num_nodes, at least 0 for
     nll_samples and seed; a positive finite lr; a known lr_schedule; a finite lr_min in [0, lr],
     0 unless the schedule is cosine; a finite warmup_epochs of at least 0; a positive clip_grad
-    or None. Called by `fit` before anything is built, and by a sweep before its first run
-    trains."""
+    or None; known trackers in logger. Called by `fit` before anything is built, and by a sweep
+    before its first run trains."""
 
     def whole(value) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -175,6 +175,7 @@ def check_settings(s: TrainConfig) -> None:
         s.clip_grad is None or (number(s.clip_grad) and s.clip_grad > 0),
         f"clip_grad must be a positive number (or not given), not {s.clip_grad!r}.",
     )
+    trackers.parse(s.logger)  # a tracker's name, before anything trains
 
 
 def fit(
@@ -308,6 +309,8 @@ def _fit(
     test_set = _batch(data, "test", model).to(fabric.device)
     run = Run(model=model, history=history, path=out)
 
+    if s.logger and is_main:  # after the report's callback: the figures exist when training ends
+        callbacks = [*callbacks, trackers.Trackers(s.logger, out, settings=asdict(s))]
     _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main)
     model.eval()
     if is_main:
