@@ -48,7 +48,7 @@ LAYERS = [
     # the data layer's dispatch, named sets and data sets (the package's API), the model
     {"datasets.formats", "datasets.builtin", "datasets.downloads", "datasets.dataset", "datasets", "model"},
     {"objectives", "runs"},
-    {"evaluate"},
+    {"evaluate", "hub"},
     {"train"},
     {"plots", "report"},
     {"apply"},

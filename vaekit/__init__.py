@@ -17,7 +17,7 @@ _LAZY = {
     "VAE": ("vaekit.model", "VAE"),
     "Run": ("vaekit.train", "Run"),
     "fit": ("vaekit.workflow", "fit"),
-    "load": ("vaekit.runs", "load"),
+    "load": ("vaekit.hub", "load"),
     "apply": ("vaekit.apply", None),
     "datasets": ("vaekit.datasets", None),
     "evaluate": ("vaekit.evaluate", None),

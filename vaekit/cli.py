@@ -1081,6 +1081,27 @@ def explore(run, files, dims, pca, max_points, label_column, signal, out, overwr
     )
 
 
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.argument("repo_id")
+@click.option("--private", is_flag=True, help="Make the repository private (when it is created).")
+@click.option("--revision", default=None, help="The branch to push to [default: main].")
+def push(run, repo_id, private, revision):
+    """Share a run folder as a hub model repository OWNER/NAME (through huggingface_hub).
+
+    \b
+    vaekit push runs/mnist you/mnist-vae
+    Writes the folder's model card (README.md) afresh and uploads it with the weights
+    (safetensors), config.yaml, summary.json, metrics.jsonl, report.html and the figures; never
+    checkpoint.pt. Loading it back: vaekit.load("you/mnist-vae"). The token is huggingface_hub's
+    (HF_TOKEN, or hf auth login). Needs huggingface_hub (pip install "vaekit[hub]").
+    """
+    from vaekit import hub
+
+    url = hub.push(run, repo_id, private=private, revision=revision)
+    click.echo(f"pushed {run} to {repo_id}: {url}")
+
+
 @cli.command(name="datasets")
 def datasets_command():
     """List the built-in data sets, the named sets downloaded on first use, and the file formats."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from vaekit import io, plots, summary_keys
+from vaekit import hub, io, plots, summary_keys
 
 # the report's explanation of each summary key, from the one registry of them
 EXPLAIN = {name: summary_keys.meaning(name) for name in summary_keys.SUMMARY_KEYS}
@@ -131,8 +131,8 @@ class RunReport:
 def write_run(out: Path, model, data, history, summary, extra_figures: dict | None = None) -> None:
     """Draw a run's figures (`run_figures` plus `extra_figures`, name -> Figure), save them as
     `out/figures/NAME.png` and write `out/report.html` with the summary table and every PNG in
-    that folder. `model` must be on the CPU (the figures read its outputs as numpy arrays;
-    `RunReport` passes a CPU copy)."""
+    that folder, and the model card `out/README.md` (`vaekit.hub`). `model` must be on the CPU
+    (the figures read its outputs as numpy arrays; `RunReport` passes a CPU copy)."""
     out = Path(out)
     figures = run_figures(model, data, history, summary)
     figures.update(extra_figures or {})
@@ -148,6 +148,8 @@ def write_run(out: Path, model, data, history, summary, extra_figures: dict | No
             + table.head(27).to_html(index=False, float_format=lambda v: f"{v:.4g}")
         )
     write_html(out, f"vaekit run: {out.name}", body, sorted_pngs(out), explorable=model.kind == "vae")
+    if (out / "config.yaml").exists():  # the model card, for sharing the folder as a hub model
+        hub.write_card(out)
 
 
 def data_section(data) -> str:
