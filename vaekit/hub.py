@@ -149,8 +149,8 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
         ) from None
     except (hub.errors.LocalEntryNotFoundError, OSError) as err:
         raise VaekitError(
-            f"Could not fetch {repo_id} from the hub ({type(err).__name__}) and it is not in the cache; "
-            "connect to the network, or give the run's local folder."
+            f"{repo_id} is not a folder here, and as a hub repository it could not be fetched "
+            f"({type(err).__name__}) nor found in the cache; check the path, or connect to the network."
         ) from None
     check(
         (Path(folder) / "config.yaml").exists(),
