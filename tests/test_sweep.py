@@ -252,3 +252,51 @@ def test_a_sweep_over_data_it_cannot_train_on_says_so_before_any_folder(cli, tmp
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert ("No file or folder" if bad == "missing" else "example 7") in err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_sweep_over_seeds_gives_mean_and_spread_per_value(cli, tmp_path):
+    """--seeds 2 with --seed 5: two runs per beta with seeds 5 and 6 (the seed changes the
+    numbers), each value's mean and sample sd over them in the table, the printed lines and the
+    rate-distortion figure; the seed-5 runs are the plain sweep's runs with --seed 5; a rerun
+    trains nothing."""
+    from vaekit import plots
+    from vaekit import sweep as sw
+
+    out = tmp_path / "seeds"
+    args = ("sweep", "--beta", "0", "1", "--seeds", "2", "--seed", "5", "--data", "digits", "--epochs", "1")
+    code, printed, err = cli(*args, "--out", out, *FAST)
+    assert code == 0, err
+    rows = sw.read_rows(out)
+    assert [(r["beta"], r["seed"], r["run"]) for r in rows] == [
+        (0.0, 5, "beta-0-seed5"),
+        (0.0, 6, "beta-0-seed6"),
+        (1.0, 5, "beta-1-seed5"),
+        (1.0, 6, "beta-1-seed6"),
+    ]
+    assert rows[0]["elbo"] != rows[1]["elbo"]
+    entries = sw.over_seeds(rows)
+    assert [e["value"] for e in entries] == [0.0, 1.0] and entries[0]["seeds"] == [5, 6]
+    for entry, pair in zip(entries, (rows[:2], rows[2:]), strict=True):
+        for key in ("elbo", "rate", "distortion"):
+            values = [r[key] for r in pair]
+            assert entry[key] == pytest.approx(np.mean(values)) and entry[f"{key}_sd"] == pytest.approx(
+                np.std(values, ddof=1)
+            )
+    page = (out / "report.html").read_text()
+    assert "mean ± standard deviation over seeds" in page
+    assert f"{entries[1]['rate']:.4g} ± {entries[1]['rate_sd']:.2g}" in page
+    assert f"{entries[0]['elbo']:.4g}+-{entries[0]['elbo_sd']:.2g}" in printed
+    fig = plots.rate_distortion(
+        rows, "beta", [r["beta"] for r in rows], sw.over_seeds(rows, ("rate", "distortion"))
+    )
+    crosses = [c for c in fig.axes[0].containers if hasattr(c, "lines")]
+    drawn = sorted(tuple(np.ravel(c.lines[0].get_xydata())) for c in crosses)
+    np.testing.assert_allclose(drawn, sorted((e["rate"], e["distortion"]) for e in entries))
+    code, printed, _ = cli(*args, "--out", out, *FAST)
+    assert code == 0 and "4 of 4 runs already done, training 0" in printed
+    single = tmp_path / "one"
+    code, _, err = cli(
+        "train", "--data", "digits", "--beta", "1", "--seed", "5", "--epochs", "1", "--out", single, *FAST
+    )
+    assert code == 0, err
+    assert json.loads((single / "summary.json").read_text())["elbo"] == rows[2]["elbo"]

@@ -269,6 +269,13 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
 @click.option("--out", type=click.Path(), required=True, help="Sweep folder.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel.")
 @click.option(
+    "--seeds",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Runs per value, with seeds --seed, --seed + 1, ...: the table and figure give mean and spread.",
+)
+@click.option(
     "--from",
     "from_run",
     type=click.Path(),
@@ -276,13 +283,14 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
     help="Evaluate this beta-conditioned run at the betas instead of training.",
 )
 @click.option("--quiet", is_flag=True, help="Less output.")
-def sweep(betas, over, beta_values, config_file, out, jobs, from_run, quiet, **given):
+def sweep(betas, over, beta_values, config_file, out, jobs, seeds, from_run, quiet, **given):
     """Train one run per beta, or per value of another setting, with the same data, seed and net.
 
     \b
     vaekit sweep --beta 0 0.1 1 4 16 --out SWEEP [train options]
     vaekit sweep --over tc-weight 1 2 6 10 --objective beta-tcvae --out SWEEP
     vaekit sweep --over latent-dim 2 8 32 --out SWEEP
+    vaekit sweep --beta 0 1 4 --seeds 3 --out SWEEP     (mean and spread over 3 seeds per beta)
 
     Writes SWEEP/beta-B/ (or SETTING-V/) run folders, sweep.json, figures/latent_panels.png,
     figures/rate_distortion.png and report.html. Re-running resumes an interrupted sweep.
@@ -304,9 +312,10 @@ def sweep(betas, over, beta_values, config_file, out, jobs, from_run, quiet, **g
     started = time.perf_counter()
     settings = merge_options(given, config_file)
     if from_run:
+        check(seeds == 1, "--from evaluates one trained model; drop --seeds.")
         rows = sw.from_conditioned(from_run, values, out, nll_samples=settings["nll_samples"])
     else:
-        rows = sw.run(values, settings, out, jobs=jobs, progress=not quiet, setting=setting)
+        rows = sw.run(values, settings, out, jobs=jobs, progress=not quiet, setting=setting, seeds=seeds)
     _print_sweep(rows)
     click.echo(f"wrote {Path(out) / 'report.html'} ({time.perf_counter() - started:.0f} s)")
 
@@ -353,12 +362,18 @@ def _print_sweep(rows) -> None:
     keys = summary_keys.shown_in("sweep_print")
     name = sw.setting_of(rows)
     width = max(8, len(name))
-    click.echo(f"{name:>{width}} {'source':>11} " + " ".join(f"{k[:12]:>12}" for k in keys))
+    seeds = len({r.get("seed") for r in rows if r["source"] == "separate"}) > 1
+    seed_head = f" {'seed':>5}" if seeds else ""
+    click.echo(f"{name:>{width}}{seed_head} {'source':>11} " + " ".join(f"{k[:12]:>12}" for k in keys))
     for r in rows:
         cells = [
             f"{r.get(k):12.4g}" if isinstance(r.get(k), float) else f"{str(r.get(k, '-')):>12}" for k in keys
         ]
-        click.echo(f"{sw.value_of(r):{width}g} {r['source']:>11} " + " ".join(cells))
+        seed = f" {str(r.get('seed', '-')):>5}" if seeds else ""
+        click.echo(f"{sw.value_of(r):{width}g}{seed} {r['source']:>11} " + " ".join(cells))
+    for m in sw.over_seeds(rows, keys):  # each value's mean +- sd over its seeds
+        cells = ["-".rjust(12) if m[k] is None else f"{m[k]:.4g}+-{m[k + '_sd']:.2g}".rjust(12) for k in keys]
+        click.echo(f"{m['value']:{width}g}{'mean':>6} {'over seeds':>11} " + " ".join(cells))
 
 
 DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 64.0)

@@ -767,11 +767,13 @@ def latent_panels(entries, data, n_recon: int = 6, setting: str = "beta") -> plt
     return fig
 
 
-def rate_distortion(rows: list[dict], setting: str = "beta", values=None) -> plt.Figure:
+def rate_distortion(rows: list[dict], setting: str = "beta", values=None, means=()) -> plt.Figure:
     """Distortion against rate, one point per run coloured by the swept value (log10 of it when
     no value is negative), and the line rate + distortion = -ELBO through the best (highest-ELBO)
     point. `rows`: a sweep's rows (rate, distortion, elbo, source); `values`: the swept `setting`'s
-    value of each row (default each row's beta)."""
+    value of each row (default each row's beta); `means`: with several seeds per value, each
+    value's mean rate and distortion with their standard deviations (`vaekit.sweep.over_seeds`),
+    drawn as black crosses with error bars."""
     fig, ax = plt.subplots(figsize=(6.2, 4.6))
     values = [r["beta"] for r in rows] if values is None else list(values)
     keep = [i for i, r in enumerate(rows) if r.get("rate") is not None]
@@ -821,6 +823,18 @@ def rate_distortion(rows: list[dict], setting: str = "beta", values=None) -> plt
         high = max(r["distortion"] for r in vae_rows)
         pad = 0.1 * (high - low + 1)
         ax.set_ylim(low - pad, high + pad)
+    for i, m in enumerate(means):
+        ax.errorbar(
+            m["rate"],
+            m["distortion"],
+            xerr=m["rate_sd"],
+            yerr=m["distortion_sd"],
+            fmt="+",
+            color="black",
+            capsize=3,
+            zorder=5,
+            label="mean +- sd over seeds" if i == 0 else None,
+        )
     ax.set_xlabel("rate = KL(q(z|x) || p(z)), nats")
     ax.set_ylabel("distortion = -E_q log p(x|z), nats")
     ax.set_title("the rate-distortion trade-off (test split)", fontsize=10)
@@ -877,15 +891,24 @@ def mig_over_time(rows: list[dict], setting: str) -> plt.Figure:
 
 
 def auc_by_setting(table: list[dict], setting: str, scores: dict[str, str]) -> plt.Figure:
-    """Anomaly ROC AUC (with its standard error) against a sweep's swept `setting`, one line per
-    score (`scores`: name -> title): `table` has one row per run with `value`, `<name>` and
-    `<name>_stderr`. A log axis when no value is negative (0 then left out, said in the title)."""
+    """Anomaly ROC AUC against a sweep's swept `setting`, one line per score (`scores`: name ->
+    title): `table` has one row per run with `value`, `<name>` and `<name>_stderr`. A value with
+    one run shows its AUC with its standard error; a value with several (seeds), their mean with
+    their standard deviation. A log axis when no value is negative (0 then left out, said in the
+    title)."""
     values = [r["value"] for r in table]
     log_axis = all(v >= 0 for v in values) and any(v > 0 for v in values)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for i, (name, title) in enumerate(scores.items()):
-        shown = [r for r in table if r["value"] > 0 or not log_axis]
-        pts = sorted((r["value"], r[name], r[f"{name}_stderr"]) for r in shown)
+        groups: dict = {}
+        for r in table:
+            if r["value"] > 0 or not log_axis:
+                groups.setdefault(r["value"], []).append(r)
+        pts = []
+        for value, group in sorted(groups.items()):
+            aucs = [r[name] for r in group]
+            spread = float(np.std(aucs, ddof=1)) if len(aucs) > 1 else group[0][f"{name}_stderr"]
+            pts.append((value, float(np.mean(aucs)), spread))
         if pts:
             b, a, e = zip(*pts, strict=True)
             ax.errorbar(b, a, yerr=e, marker="o", color=f"C{i}", label=title)

@@ -89,17 +89,32 @@ def run(
     jobs: int = 1,
     progress: bool = True,
     setting: str = "beta",
+    seeds: int = 1,
 ) -> list[dict]:
     """Train (or resume) one run per value of `setting` (a key of `settings`: beta, or e.g.
-    tc_weight with settings["objective"] = "beta-tcvae") under `out`, then write sweep.json,
-    the figures and report.html. `settings` are `vaekit train`'s settings by name (e.g.
-    {"data": "mnist5k", "latent_dim": 2, "epochs": 30}); those not given take their defaults
+    tc_weight with settings["objective"] = "beta-tcvae") and per seed under `out`, then write
+    sweep.json, the figures and report.html. `seeds` N > 1: every value with the seeds
+    settings["seed"] + 0 ... N - 1, in folders SETTING-V-seedS; the table and the rate-distortion
+    figure then give each value's mean and standard deviation over its seeds. `settings` are
+    `vaekit train`'s settings by name (e.g. {"data": "mnist5k", "latent_dim": 2, "epochs": 30});
+    those not given take their defaults
     (`vaekit.config.defaults`). Returns the rows, one dict per run (summary.json's numbers with
     the value). Raises `VaekitError` for bad values, an `out` that is a file, or an `out` that
     holds a sweep over another setting."""
     settings = {**config.defaults(), **settings}
     values = check_values(values, setting)
     check(jobs >= 1, f"--jobs must be at least 1, not {jobs}.")
+    check(
+        isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
+        f"--seeds must be a whole number of at least 1, not {seeds!r}.",
+    )
+    first = int(settings.get("seed") or 0)
+    # (value, seed, folder name): one run each; one seed keeps the folder names of a plain sweep
+    plan = [
+        (v, first + i, run_name(v, setting) + (f"-seed{first + i}" if seeds > 1 else ""))
+        for v in values
+        for i in range(seeds)
+    ]
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VaekitError(f"{out} is a file, not a folder; choose another --out.")
@@ -112,12 +127,12 @@ def run(
 
     for value in values:  # every run's settings, before anything is written or trained
         check_settings(dict(settings, **{setting: value}))
-    if not all((out / run_name(v, setting) / "summary.json").exists() for v in values):
+    if not all((out / name / "summary.json").exists() for _, _, name in plan):
         load_data(settings)  # a missing file or bad data: said once, before any folder is made
     out.mkdir(parents=True, exist_ok=True)
     todo = []
-    for value in values:
-        folder = out / run_name(value, setting)
+    for value, seed, name in plan:
+        folder = out / name
         if (folder / "summary.json").exists():
             trained = (
                 ((runs.read_config(folder).get("options") or {}).get(setting))
@@ -130,8 +145,8 @@ def run(
                 "other settings); move it away, or sweep into another --out.",
             )
             continue  # finished before an interruption: keep it
-        todo.append((dict(settings, **{setting: value}), str(folder)))
-    print(f"sweep: {len(values) - len(todo)} of {len(values)} runs already done, training {len(todo)}")
+        todo.append((dict(settings, **{setting: value, "seed": seed}), str(folder)))
+    print(f"sweep: {len(plan) - len(todo)} of {len(plan)} runs already done, training {len(todo)}")
     if jobs == 1 or len(todo) <= 1:
         for i, (s, folder) in enumerate(todo):
             if progress:
@@ -147,14 +162,15 @@ def run(
                 if progress:
                     print(f"{setting} = {futures[fut]:g} done", flush=True)
     rows = [r for r in before if r.get("source") == "conditioned"]
-    for value in values:
-        folder = out / run_name(value, setting)
+    for value, seed, name in plan:
+        folder = out / name
         summary = json.loads((folder / "summary.json").read_text())
         rows.append(
             {
                 "setting": setting,
                 "value": value,
                 "beta": value if setting == "beta" else float(settings.get("beta", 1.0)),
+                "seed": seed,
                 "source": "separate",
                 "run": folder.name,
                 "settings": runs.read_config(folder).get("options", {}),
@@ -244,11 +260,17 @@ def draw(out: Path, rows: list[dict]) -> None:
     Loads each row's model and the first run's data set, on the CPU."""
     separate = [r for r in rows if r["source"] == "separate"]
     panel_rows = separate or rows
+    first_seed: dict = {}  # with several seeds, one panel per value: its first seed's run
+    for r in panel_rows:
+        first_seed.setdefault(value_of(r), r)
+    panel_rows = list(first_seed.values())
     entries, data = _models(out, panel_rows)
     setting = setting_of(rows)
     panels = plots.latent_panels(entries, data, setting=setting)
     report.save_figure(panels, out / "figures" / "latent_panels.png")
-    figure = plots.rate_distortion(rows, setting, [value_of(r) for r in rows])
+    figure = plots.rate_distortion(
+        rows, setting, [value_of(r) for r in rows], over_seeds(rows, ("rate", "distortion"))
+    )
     report.save_figure(figure, out / "figures" / "rate_distortion.png")
     body = sweep_table(rows) + EXPLANATION
     report.write_html(out, f"vaekit sweep: {out.name}", body, report.sorted_pngs(out), explorable=True)
@@ -275,8 +297,47 @@ def sweep_table(rows: list[dict]) -> str:
         cells = [_fmt(value_of(r)), r["source"], *(_fmt(r.get(k)) for k in keys)]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     compare = _comparison(rows)
+    runs_table = f"<h2>Runs (test split, nats per example)</h2><table><tr>{head}</tr>{''.join(body)}</table>"
+    return _over_seeds_table(rows, keys) + runs_table + compare
+
+
+def over_seeds(rows: list[dict], keys=ROW_KEYS) -> list[dict]:
+    """For a sweep with several seeds per value: one entry per value of the separately trained
+    runs, its seeds, and for each of `keys` the mean (`KEY`) and sample standard deviation
+    (`KEY_sd`) over the seeds (None where a run has no number). [] when no value has two seeds."""
+    groups: dict = {}
+    for r in rows:
+        if r.get("source") == "separate":
+            groups.setdefault(value_of(r), []).append(r)
+    if all(len(g) < 2 for g in groups.values()):
+        return []
+    out = []
+    for value, group in sorted(groups.items()):
+        entry = {"value": value, "seeds": [r.get("seed") for r in group]}
+        for key in keys:
+            numbers = [r.get(key) for r in group]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                entry[key] = float(np.mean(numbers))
+                entry[f"{key}_sd"] = float(np.std(numbers, ddof=1)) if len(numbers) > 1 else None
+            else:
+                entry[key] = entry[f"{key}_sd"] = None
+        out.append(entry)
+    return out
+
+
+def _over_seeds_table(rows: list[dict], keys) -> str:
+    entries = over_seeds(rows, keys)
+    if not entries:
+        return ""
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in (setting_of(rows), "seeds", *keys))
+    body = []
+    for e in entries:
+        cells = [f"{e['value']:g}", str(len(e["seeds"]))]
+        cells += ["-" if e[k] is None else f"{e[k]:.4g} ± {e[k + '_sd']:.2g}" for k in keys]
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return (
-        f"<h2>Runs (test split, nats per example)</h2><table><tr>{head}</tr>{''.join(body)}</table>{compare}"
+        "<h2>Per value: mean ± standard deviation over seeds (test split, nats per example)</h2>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>"
     )
 
 
