@@ -300,3 +300,43 @@ def test_a_sweep_over_seeds_gives_mean_and_spread_per_value(cli, tmp_path):
     )
     assert code == 0, err
     assert json.loads((single / "summary.json").read_text())["elbo"] == rows[2]["elbo"]
+
+
+def test_a_sweep_through_the_local_launcher(cli, digits_sweep, tmp_path):
+    """--launcher local (submitit's local executor, the code path a Slurm sweep takes): the same
+    numbers as the in-process sweep; resubmission trains nothing; a run whose job fails is one
+    sentence with the path to its log, which holds the job's error."""
+    from vaekit import sweep as sw
+
+    out = tmp_path / "local"
+    args = ("sweep", "--beta", "0", "1", "--data", "digits", "--epochs", "2", "--launcher", "local")
+    code, printed, err = cli(*args, "--out", out, *FAST)
+    assert code == 0, err
+    assert len(list((out / "jobs").glob("*_log.err"))) == 2  # one job per run
+    for here, there in zip(sw.read_rows(out), sw.read_rows(digits_sweep), strict=True):
+        assert (here["elbo"], here["rate"], here["nll"]) == (there["elbo"], there["rate"], there["nll"])
+    code, printed, _ = cli(*args, "--out", out, *FAST)
+    assert code == 0 and "2 of 2 runs already done, training 0" in printed
+    assert len(list((out / "jobs").glob("*_log.err"))) == 2  # no job was submitted
+    broken = tmp_path / "broken"
+    (broken / "beta-1").mkdir(parents=True)
+    (broken / "beta-1" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    code, _, err = cli(*args, "--out", broken, *FAST)
+    assert code == 2 and f"The run {broken / 'beta-1'} failed in its local job" in err
+    log = err.split("its log: ")[1].split(" (re-run")[0]
+    assert "cannot be loaded safely" in open(log).read()
+    assert (broken / "beta-0" / "summary.json").exists()  # the other run finished and is kept
+
+
+def test_a_slurm_sweeps_job_description():
+    """The sbatch script a Slurm sweep submits, checked without a cluster: one array task per
+    run, and the resources asked for."""
+    from vaekit import sweep as sw
+
+    script = sw.slurm_script(
+        6, {"partition": "gpu", "time_min": 90, "gpus": 1, "mem_gb": 16}, "/scratch/s/jobs"
+    )
+    lines = set(script.splitlines())
+    expected = {"--array=0-5%6", "--partition=gpu", "--time=90", "--gpus-per-node=1", "--mem=16GB"}
+    assert {f"#SBATCH {e}" for e in expected} <= lines
+    assert "#SBATCH --error=/scratch/s/jobs/%A_%a_0_log.err" in lines

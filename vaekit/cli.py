@@ -269,6 +269,16 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
 @click.option("--out", type=click.Path(), required=True, help="Sweep folder.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel.")
 @click.option(
+    "--launcher",
+    type=click.Choice(["local", "slurm"]),
+    default=None,
+    help="Each run a job through submitit: local processes, or a Slurm job array [default: --jobs here].",
+)
+@click.option("--partition", default=None, help="--launcher slurm: the partition.")
+@click.option("--time-min", type=int, default=60, show_default=True, help="--launcher: minutes per run.")
+@click.option("--gpus", type=int, default=0, show_default=True, help="--launcher slurm: GPUs per run.")
+@click.option("--mem-gb", type=int, default=None, help="--launcher slurm: memory per run, GB.")
+@click.option(
     "--seeds",
     type=int,
     default=1,
@@ -283,7 +293,23 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
     help="Evaluate this beta-conditioned run at the betas instead of training.",
 )
 @click.option("--quiet", is_flag=True, help="Less output.")
-def sweep(betas, over, beta_values, config_file, out, jobs, seeds, from_run, quiet, **given):
+def sweep(
+    betas,
+    over,
+    beta_values,
+    config_file,
+    out,
+    jobs,
+    launcher,
+    partition,
+    time_min,
+    gpus,
+    mem_gb,
+    seeds,
+    from_run,
+    quiet,
+    **given,
+):
     """Train one run per beta, or per value of another setting, with the same data, seed and net.
 
     \b
@@ -291,6 +317,7 @@ def sweep(betas, over, beta_values, config_file, out, jobs, seeds, from_run, qui
     vaekit sweep --over tc-weight 1 2 6 10 --objective beta-tcvae --out SWEEP
     vaekit sweep --over latent-dim 2 8 32 --out SWEEP
     vaekit sweep --beta 0 1 4 --seeds 3 --out SWEEP     (mean and spread over 3 seeds per beta)
+    vaekit sweep --beta 0 1 4 --launcher slurm --partition gpu --gpus 1 --out SWEEP
 
     Writes SWEEP/beta-B/ (or SETTING-V/) run folders, sweep.json, figures/latent_panels.png,
     figures/rate_distortion.png and report.html. Re-running resumes an interrupted sweep.
@@ -315,7 +342,18 @@ def sweep(betas, over, beta_values, config_file, out, jobs, seeds, from_run, qui
         check(seeds == 1, "--from evaluates one trained model; drop --seeds.")
         rows = sw.from_conditioned(from_run, values, out, nll_samples=settings["nll_samples"])
     else:
-        rows = sw.run(values, settings, out, jobs=jobs, progress=not quiet, setting=setting, seeds=seeds)
+        resources = dict(partition=partition, time_min=time_min, gpus=gpus, mem_gb=mem_gb)
+        rows = sw.run(
+            values,
+            settings,
+            out,
+            jobs=jobs,
+            progress=not quiet,
+            setting=setting,
+            seeds=seeds,
+            launcher=launcher,
+            resources=resources,
+        )
     _print_sweep(rows)
     click.echo(f"wrote {Path(out) / 'report.html'} ({time.perf_counter() - started:.0f} s)")
 

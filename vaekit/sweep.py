@@ -90,12 +90,17 @@ def run(
     progress: bool = True,
     setting: str = "beta",
     seeds: int = 1,
+    launcher: str | None = None,
+    resources: dict | None = None,
 ) -> list[dict]:
     """Train (or resume) one run per value of `setting` (a key of `settings`: beta, or e.g.
     tc_weight with settings["objective"] = "beta-tcvae") and per seed under `out`, then write
     sweep.json, the figures and report.html. `seeds` N > 1: every value with the seeds
     settings["seed"] + 0 ... N - 1, in folders SETTING-V-seedS; the table and the rate-distortion
-    figure then give each value's mean and standard deviation over its seeds. `settings` are
+    figure then give each value's mean and standard deviation over its seeds. `launcher`
+    "local" or "slurm": each run is a job of submitit's executor of that kind (a Slurm job array;
+    `resources`: partition, time_min, gpus, mem_gb, cpus; `slurm_parameters`), its log under
+    out/jobs; finished folders are skipped on resubmission. `settings` are
     `vaekit train`'s settings by name (e.g. {"data": "mnist5k", "latent_dim": 2, "epochs": 30});
     those not given take their defaults
     (`vaekit.config.defaults`). Returns the rows, one dict per run (summary.json's numbers with
@@ -147,7 +152,9 @@ def run(
             continue  # finished before an interruption: keep it
         todo.append((dict(settings, **{setting: value, "seed": seed}), str(folder)))
     print(f"sweep: {len(plan) - len(todo)} of {len(plan)} runs already done, training {len(todo)}")
-    if jobs == 1 or len(todo) <= 1:
+    if launcher is not None and todo:
+        _launch(todo, out, launcher, resources or {}, progress)
+    elif jobs == 1 or len(todo) <= 1:
         for i, (s, folder) in enumerate(todo):
             if progress:
                 print(f"[{i + 1}/{len(todo)}] {setting} = {s[setting]:g} -> {folder}", flush=True)
@@ -179,6 +186,69 @@ def run(
         )
     write(out, rows)
     return report.DisplayedRows(rows, out, sweep_table)  # a list; Jupyter shows its table and figures
+
+
+LAUNCHERS = ("local", "slurm")
+
+
+def slurm_parameters(resources: dict) -> dict:
+    """submitit's Slurm parameters for a sweep's jobs, from `resources`: partition, time_min
+    (minutes per run, default 60), gpus (per run, default 0), mem_gb, cpus (per run, default 2)."""
+    out = {
+        "job_name": "vaekit-sweep",
+        "time": int(resources.get("time_min") or 60),
+        "cpus_per_task": int(resources.get("cpus") or 2),
+        "gpus_per_node": int(resources.get("gpus") or 0),
+    }
+    if resources.get("partition"):
+        out["partition"] = str(resources["partition"])
+    if resources.get("mem_gb"):
+        out["mem"] = f"{int(resources['mem_gb'])}GB"
+    return out
+
+
+def slurm_script(n_runs: int, resources: dict, folder) -> str:
+    """The sbatch script a Slurm sweep of `n_runs` runs submits (one job array, one task per
+    run), as submitit writes it from `slurm_parameters`: for checking a sweep's job description
+    without a cluster."""
+    from submitit.slurm import slurm
+
+    command = "python -u -m submitit.core._submit " + str(folder)
+    return slurm._make_sbatch_string(command, folder, map_count=n_runs, **slurm_parameters(resources))
+
+
+def _launch(todo, out: Path, launcher: str, resources: dict, progress: bool) -> None:
+    """Train `todo`'s runs as jobs of submitit's `launcher` executor (local processes, or a Slurm
+    job array), logs under out/jobs; wait for them. Raises `VaekitError` naming the first run
+    whose job failed and the path to its log."""
+    check(launcher in LAUNCHERS, f"--launcher must be one of {', '.join(LAUNCHERS)}, not {launcher!r}.")
+    try:
+        import submitit
+    except ImportError:
+        raise VaekitError('--launcher needs submitit; pip install "vaekit[launch]".') from None
+    folder = out / "jobs"
+    if launcher == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=int(resources.get("time_min") or 60))
+        threads = max(1, (os.cpu_count() or 1) // len(todo))  # the local jobs run side by side
+    else:
+        executor = submitit.SlurmExecutor(folder=folder)
+        executor.update_parameters(**slurm_parameters(resources))
+        threads = int(resources.get("cpus") or 2)
+    with executor.batch():
+        submitted = [(executor.submit(_train_one, s, f, threads), f) for s, f in todo]
+    if progress:
+        print(f"sweep: {len(submitted)} {launcher} jobs, logs in {folder}", flush=True)
+    for job, run_folder in submitted:
+        try:
+            job.result()
+        except submitit.core.utils.UncompletedJobError:
+            raise VaekitError(
+                f"The run {run_folder} failed in its {launcher} job {job.job_id}; its log: "
+                f"{job.paths.stderr} (re-run the sweep to resume; finished runs are kept)."
+            ) from None
+        if progress:
+            print(f"{Path(run_folder).name} done (job {job.job_id})", flush=True)
 
 
 def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
