@@ -328,10 +328,20 @@ def test_a_sweep_through_the_local_launcher(cli, digits_sweep, tmp_path):
     assert (broken / "beta-0" / "summary.json").exists()  # the other run finished and is kept
 
 
-def test_a_slurm_sweeps_job_description():
+def test_a_slurm_sweeps_job_description(cli, tmp_path):
     """The sbatch script a Slurm sweep submits, checked without a cluster: one array task per
-    run, and the resources asked for."""
+    run, and the resources asked for; on a machine without Slurm, --launcher slurm is one
+    sentence before anything is written."""
+    import shutil
+
     from vaekit import sweep as sw
+
+    if not shutil.which("sbatch"):
+        code, _, err = cli(
+            "sweep", "--beta", "0", "--data", "digits", "--launcher", "slurm", "--out", tmp_path / "s"
+        )
+        assert code == 2 and "--launcher slurm needs Slurm's sbatch and srun" in err
+        assert not (tmp_path / "s").exists()
 
     script = sw.slurm_script(
         6, {"partition": "gpu", "time_min": 90, "gpus": 1, "mem_gb": 16}, "/scratch/s/jobs"

@@ -113,6 +113,8 @@ def run(
         isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
         f"--seeds must be a whole number of at least 1, not {seeds!r}.",
     )
+    if launcher is not None:
+        _check_launcher(launcher)
     first = int(settings.get("seed") or 0)
     # (value, seed, folder name): one run each; one seed keeps the folder names of a plain sweep
     plan = [
@@ -217,15 +219,30 @@ def slurm_script(n_runs: int, resources: dict, folder) -> str:
     return slurm._make_sbatch_string(command, folder, map_count=n_runs, **slurm_parameters(resources))
 
 
+def _check_launcher(launcher: str) -> None:
+    """Refuse (`VaekitError`), before anything is written, a launcher that is not one, a missing
+    submitit, or --launcher slurm on a machine without Slurm's commands."""
+    import shutil
+
+    check(launcher in LAUNCHERS, f"--launcher must be one of {', '.join(LAUNCHERS)}, not {launcher!r}.")
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise VaekitError('--launcher needs submitit; pip install "vaekit[launch]".') from None
+    check(
+        launcher != "slurm" or (shutil.which("sbatch") and shutil.which("srun")),
+        "--launcher slurm needs Slurm's sbatch and srun, and this machine has none; run the sweep on the "
+        "cluster's login node, or use --launcher local.",
+    )
+
+
 def _launch(todo, out: Path, launcher: str, resources: dict, progress: bool) -> None:
     """Train `todo`'s runs as jobs of submitit's `launcher` executor (local processes, or a Slurm
     job array), logs under out/jobs; wait for them. Raises `VaekitError` naming the first run
     whose job failed and the path to its log."""
-    check(launcher in LAUNCHERS, f"--launcher must be one of {', '.join(LAUNCHERS)}, not {launcher!r}.")
-    try:
-        import submitit
-    except ImportError:
-        raise VaekitError('--launcher needs submitit; pip install "vaekit[launch]".') from None
+    import submitit
+
+    _check_launcher(launcher)
     folder = out / "jobs"
     if launcher == "local":
         executor = submitit.LocalExecutor(folder=folder)
