@@ -68,8 +68,9 @@ def test_reconstruct_is_the_command(cli, table_run, digits_run, tmp_path):
     images = apply.reconstruct(digits_run, "digits")
     array = np.load(tmp_path / "r.npy")
     assert array.shape == (1797, 1, 8, 8)
-    shape = runs.load(digits_run).data_shape
-    np.testing.assert_array_equal(array, apply.features(digits_run, images).to_numpy().reshape(-1, *shape))
+    numbers, shape = apply.features(digits_run, images)
+    assert shape == runs.load(digits_run).data_shape
+    np.testing.assert_array_equal(array, numbers.to_numpy().reshape(-1, *shape))
 
 
 def test_sample_is_the_command(cli, table_run, tmp_path):

@@ -345,12 +345,14 @@ def reconstruct(run, data, *, label_column=None, beta=None):
     return _with_ids(frame, raw)
 
 
-def features(run, frame):
+def features(run, frame) -> tuple:
     """The feature columns of a frame from `sample` or `reconstruct` (without the identifier,
-    label and other carried columns), in the data's order: what a .npy of the examples holds."""
+    label and other carried columns), in the data's order, and one example's shape: what a .npy
+    of the examples holds (`vaekit.io.write_table(path, *features(run, frame))`)."""
     model = runs.load(run)
     schema = getattr(model.likelihood, "schema", None)
-    return frame[list(schema.names) if schema is not None else runs.column_names(run, model)]
+    names = list(schema.names) if schema is not None else runs.column_names(run, model)
+    return frame[names], model.data_shape
 
 
 def sample(run, n: int = 64, *, seed: int = 0, beta=None, label=None, draw: bool = False):

@@ -569,10 +569,10 @@ def sample(run, n, out, seed, beta, label, draw, overwrite):
     else:
         frame = apply.sample(run, n, **settings)
         if out.suffix == ".npy":  # the numbers alone, in the examples' shape
-            io.write_table(out, apply.features(run, frame), runs.load(run).data_shape)
+            io.write_table(out, *apply.features(run, frame))
         else:
             io.write_table(out, frame)
-    model = runs.load(run)
+    model = runs.load(run)  # what the message says of its classes
     if label is not None:
         what = f"{n} {'sample' if n == 1 else 'samples'} of class {label}"
     elif model.conditional and out.suffix == ".png":
@@ -953,7 +953,7 @@ def rare(run, source, k, by, samples, label_column, beta, seed, out, overwrite):
 @OVERWRITE
 def reconstruct(run, source, out, label_column, beta, overwrite):
     """Write each example's reconstruction (the decoder's mean at q's mean) in the data's own units."""
-    from vaekit import apply, io, runs
+    from vaekit import apply, io
 
     out = Path(out)
     check(
@@ -963,7 +963,7 @@ def reconstruct(run, source, out, label_column, beta, overwrite):
     _refuse_existing(out, overwrite)
     frame = apply.reconstruct(run, source, label_column=label_column, beta=beta)
     if out.suffix == ".npy":  # the numbers alone, in the examples' shape
-        io.write_table(out, apply.features(run, frame), runs.load(run).data_shape)
+        io.write_table(out, *apply.features(run, frame))
     else:
         io.write_table(out, frame)
     click.echo(f"wrote the reconstructions of {len(frame)} examples to {out}")
