@@ -79,8 +79,11 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
     first = json.loads((out / "disentanglement.json").read_text())
     assert "+-" not in text and "best MIG: " in text
     before = (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns
-    code, text, err = cli("demo", "disentanglement", "--out", out, "--seeds", 2)  # adds seed 1
+    # adds seed 1, each model one job of submitit's local executor (what a Slurm job array runs)
+    code, text, err = cli("demo", "disentanglement", "--out", out, "--seeds", 2, "--launcher", "local")
     assert code == 0, err
+    assert "2 local jobs, logs in" in text
+    assert len(list((out / "jobs").glob("*_log.out"))) == 2
     assert (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns == before
     table = json.loads((out / "disentanglement.json").read_text())
     names = ["beta-VAE (beta=1)", "beta-VAE (beta=4)"]
@@ -136,4 +139,6 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
     code, text, err = cli("demo", "disentanglement", "--out", tmp_path / "none", "--seeds", 0)
     assert code == 2 and "at least 1" in err and not (tmp_path / "none").exists()
     code, text, err = cli("demo", "--out", tmp_path / "beta", "--seeds", 2)
+    assert code == 2 and "vaekit demo disentanglement" in err and not (tmp_path / "beta").exists()
+    code, text, err = cli("demo", "--out", tmp_path / "beta", "--launcher", "local")
     assert code == 2 and "vaekit demo disentanglement" in err and not (tmp_path / "beta").exists()

@@ -30,6 +30,7 @@ LAYERS = [
         "schedules",
         "summary_keys",
         "trackers",
+        "launch",
         "datasets.raw",
         "datasets.rows",
         "datasets.sprites",

@@ -323,7 +323,7 @@ def test_a_sweep_through_the_local_launcher(cli, digits_sweep, tmp_path):
     (broken / "beta-1" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     code, _, err = cli(*args, "--out", broken, *FAST)
     assert code == 2 and f"The run {broken / 'beta-1'} failed in its local job" in err
-    log = err.split("its log: ")[1].split(" (re-run")[0]
+    log = err.split("its log: ")[1].split(" (run the same")[0]
     assert "cannot be loaded safely" in open(log).read()
     assert (broken / "beta-0" / "summary.json").exists()  # the other run finished and is kept
 
@@ -334,7 +334,7 @@ def test_a_slurm_sweeps_job_description(cli, tmp_path):
     sentence before anything is written."""
     import shutil
 
-    from vaekit import sweep as sw
+    from vaekit import launch
 
     if not shutil.which("sbatch"):
         code, _, err = cli(
@@ -342,11 +342,14 @@ def test_a_slurm_sweeps_job_description(cli, tmp_path):
         )
         assert code == 2 and "--launcher slurm needs Slurm's sbatch and srun" in err
         assert not (tmp_path / "s").exists()
+        code, _, err = cli("demo", "disentanglement", "--launcher", "slurm", "--out", tmp_path / "d")
+        assert code == 2 and "--launcher slurm needs Slurm's sbatch and srun" in err
+        assert not (tmp_path / "d").exists()
 
-    script = sw.slurm_script(
-        6, {"partition": "gpu", "time_min": 90, "gpus": 1, "mem_gb": 16}, "/scratch/s/jobs"
-    )
+    resources = {"partition": "gpu", "time_min": 90, "gpus": 1, "mem_gb": 16}
+    script = launch.slurm_script(6, resources, "/scratch/s/jobs", job_name="vaekit-sweep")
     lines = set(script.splitlines())
     expected = {"--array=0-5%6", "--partition=gpu", "--time=90", "--gpus-per-node=1", "--mem=16GB"}
+    expected.add("--job-name=vaekit-sweep")
     assert {f"#SBATCH {e}" for e in expected} <= lines
     assert "#SBATCH --error=/scratch/s/jobs/%A_%a_0_log.err" in lines

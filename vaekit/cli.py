@@ -6,6 +6,7 @@ line overrides the file. Bad input ends with exit status 2 and one sentence, nev
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -255,6 +256,36 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
         click.echo(f"{out_path}: {summary_line(result.summary, time.perf_counter() - started)}")
 
 
+def launcher_options(fn):
+    """--launcher and the resources of its jobs (--partition, --time-min, --gpus, --mem-gb), given
+    to the command as `launcher` and one `resources` dict (`vaekit.launch.run_jobs`)."""
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        kwargs["resources"] = {k: kwargs.pop(k) for k in ("partition", "time_min", "gpus", "mem_gb")}
+        return fn(*args, **kwargs)
+
+    options = [
+        click.option(
+            "--launcher",
+            type=click.Choice(["local", "slurm"]),
+            default=None,
+            help="Each run a job through submitit: local processes, or a Slurm job array.",
+        ),
+        click.option("--partition", default=None, help="--launcher slurm: the partition."),
+        click.option(
+            "--time-min", type=int, default=60, show_default=True, help="--launcher: minutes per run."
+        ),
+        click.option(
+            "--gpus", type=int, default=0, show_default=True, help="--launcher slurm: GPUs per run."
+        ),
+        click.option("--mem-gb", type=int, default=None, help="--launcher slurm: memory per run, GB."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--beta", "betas", type=str, default=None, help="The betas: --beta 0 0.1 1 4.")
 @click.option(
@@ -268,16 +299,7 @@ def train(config_file, out, resume_run, overwrite, quiet, **given):
 @train_options(exclude=("beta",))
 @click.option("--out", type=click.Path(), required=True, help="Sweep folder.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel.")
-@click.option(
-    "--launcher",
-    type=click.Choice(["local", "slurm"]),
-    default=None,
-    help="Each run a job through submitit: local processes, or a Slurm job array [default: --jobs here].",
-)
-@click.option("--partition", default=None, help="--launcher slurm: the partition.")
-@click.option("--time-min", type=int, default=60, show_default=True, help="--launcher: minutes per run.")
-@click.option("--gpus", type=int, default=0, show_default=True, help="--launcher slurm: GPUs per run.")
-@click.option("--mem-gb", type=int, default=None, help="--launcher slurm: memory per run, GB.")
+@launcher_options
 @click.option(
     "--seeds",
     type=int,
@@ -301,10 +323,7 @@ def sweep(
     out,
     jobs,
     launcher,
-    partition,
-    time_min,
-    gpus,
-    mem_gb,
+    resources,
     seeds,
     from_run,
     quiet,
@@ -342,7 +361,6 @@ def sweep(
         check(seeds == 1, "--from evaluates one trained model; drop --seeds.")
         rows = sw.from_conditioned(from_run, values, out, nll_samples=settings["nll_samples"])
     else:
-        resources = dict(partition=partition, time_min=time_min, gpus=gpus, mem_gb=mem_gb)
         rows = sw.run(
             values,
             settings,
@@ -441,7 +459,8 @@ DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 64.0)
     show_default=True,
     help="disentanglement: seeds per model (0, 1, ...); the table gives each model's mean +- sd.",
 )
-def demo(which, out, epochs, jobs, long_setting, seeds):
+@launcher_options
+def demo(which, out, epochs, jobs, long_setting, seeds, launcher, resources):
     """The slides made real.
 
     \b
@@ -450,6 +469,8 @@ def demo(which, out, epochs, jobs, long_setting, seeds):
     vaekit demo disentanglement  sprites32: beta-VAE (beta 1, 4, 16), beta-TCVAE, FactorVAE (and
                                  with --long DIP-VAE-I) side by side, scored with MIG, DCI, SAP,
                                  FactorVAE and BetaVAE scores, with MIG over training time
+    vaekit demo disentanglement --seeds 3 --launcher slurm --partition gpu
+                                 each model and seed one job of a Slurm job array
     """
     started = time.perf_counter()
     if which == "disentanglement":
@@ -458,7 +479,15 @@ def demo(which, out, epochs, jobs, long_setting, seeds):
         setting = "long" if long_setting else "quick"
         out = Path(out or ("demo-disentanglement-long" if long_setting else "demo-disentanglement"))
         click.echo(f"{'model':<30} {'seed':>4} {'MIG':>5} {'DCI-D':>5} {'SAP':>5} {'FVAE':>5}")
-        rows = disentangle.run(out, lambda o: merge_options(o, None), setting, seeds, echo=click.echo)
+        rows = disentangle.run(
+            out,
+            lambda o: merge_options(o, None),
+            setting,
+            seeds,
+            echo=click.echo,
+            launcher=launcher,
+            resources=resources,
+        )
         top = disentangle.best(disentangle.over_seeds(rows))
         if top:
             spread = (
@@ -467,7 +496,10 @@ def demo(which, out, epochs, jobs, long_setting, seeds):
             click.echo(f"best MIG: {top['model']} {top['mig']:.3f}{spread}")
         click.echo(f"wrote {out / 'report.html'} ({time.perf_counter() - started:.0f} s)")
         return
-    check(seeds == 1 and not long_setting, "--seeds and --long are options of `vaekit demo disentanglement`.")
+    check(
+        seeds == 1 and not long_setting and launcher is None,
+        "--seeds, --long and --launcher are options of `vaekit demo disentanglement`.",
+    )
     from vaekit import sweep as sw
 
     out = out or "demo"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit import evaluate, io, report, summary_keys
+from vaekit import datasets, evaluate, io, launch, report, summary_keys
 from vaekit.errors import check
 
 # name -> (objective settings, the weight the MIG figure puts on its x axis, its name)
@@ -114,24 +114,34 @@ class MigCurve:
         io.write_json(self.path, self.points)
 
 
-def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -> list[dict]:
+def run(
+    out,
+    settings_for,
+    setting: str = "quick",
+    seeds: int = 1,
+    echo=print,
+    launcher: str | None = None,
+    resources: dict | None = None,
+) -> list[dict]:
     """Train each model of `BUDGETS[setting]` with each seed 0..seeds-1 into OUT/<name>/ (seed
     0) or OUT/<name>-seed-<k>/, score it, and write OUT/disentanglement.json, OUT/report.html and
     OUT/figures/mig_vs_weight.png. A finished model trained with the same demo settings is reused,
     so an interrupted demo resumes and more seeds add to the ones trained. `settings_for(options)`
     completes a dict of training options with the defaults (the command line's `merge_options`).
-    Returns one row per model and seed: the metrics, elbo, rate and seconds; `over_seeds(rows)`
-    gives each model's mean and standard deviation over its seeds. Raises `VaekitError` for an
-    unknown setting, fewer than one seed, or a model folder that holds a model trained with other
-    settings (a quick demo's folder given to --long, say), which is left as it is."""
-    from vaekit import datasets
-    from vaekit.workflow import build_and_fit
-
+    `launcher` "local" or "slurm": each model and seed still to train is one job of submitit's
+    executor of that kind (`vaekit.launch.run_jobs`; `resources`: partition, time_min, gpus,
+    mem_gb, cpus), its log under OUT/jobs. Returns one row per model and seed: the metrics, elbo,
+    rate and seconds; `over_seeds(rows)` gives each model's mean and standard deviation over its
+    seeds. Raises `VaekitError` for an unknown setting, fewer than one seed, or a model folder that
+    holds a model trained with other settings (a quick demo's folder given to --long, say), which
+    is left as it is."""
     check(setting in BUDGETS, f"The demo setting must be one of {', '.join(BUDGETS)}, not {setting!r}.")
     check(
         isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
         f"The number of seeds must be a whole number of at least 1, not {seeds!r}.",
     )
+    if launcher is not None:
+        launch.check_launcher(launcher)
     budget = BUDGETS[setting]
     out = Path(out)
     check(not out.exists() or out.is_dir(), f"{out} is a file; give the demo another --out.")
@@ -148,39 +158,26 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
                 "run of your own); give the demo another --out, or delete that folder.",
             )
             check(not folder.exists() or folder.is_dir(), f"{folder} is a file; give the demo another --out.")
-            plan.append((name, seed, demo, folder, _summary(folder)))
+            plan.append((name, seed, demo, folder))
     out.mkdir(parents=True, exist_ok=True)
-    sprites = None  # for the MIG curves (the factors are the data set's), read if a model trains
+    # each model still to train: folder -> its job's arguments (settings, demo marker, folder, budget)
+    todo = {
+        str(folder): (settings_for(dict(demo)), demo, str(folder), budget)
+        for _, _, demo, folder in plan
+        if "mig" not in _summary(folder)
+    }
+    if launcher is not None and todo:
+        jobs = [(args, folder) for folder, args in todo.items()]
+        launch.run_jobs(train_model, jobs, out / "jobs", launcher, resources, True, "vaekit-demo")
+        todo = {}
+    sprites = None  # for the MIG curves (the factors are the data set's), read if a model trains here
     rows = []
-    for name, seed, demo, folder, summary in plan:
+    for name, seed, _, folder in plan:
+        if str(folder) in todo:  # trained in this process, each row shown as its model finishes
+            sprites = sprites if sprites is not None else datasets.load("sprites32")
+            train_model(*todo[str(folder)], data=sprites)
+        summary = _summary(folder)
         spec, weight, weight_name = MODELS[name]
-        started = time.perf_counter()
-        if "mig" not in summary:
-            # the report is drawn once, below, with the traversals labelled by the metrics
-            sprites = sprites or datasets.load("sprites32")
-            curve = MigCurve(sprites, folder / "mig_curve.json")
-            folder.mkdir(parents=True, exist_ok=True)
-            io.write_json(folder / DEMO_MARKER, demo)  # what this folder is for, before training
-            trained = build_and_fit(
-                settings_for(dict(demo)),
-                folder,
-                overwrite=True,
-                progress=False,
-                figures=False,
-                callbacks=[curve],
-            )
-            # the trained model as it is in memory, and the data set the MIG curve already read
-            model, data = trained.model, sprites
-            summary = _summary(folder)
-            names = budget.get("metric_names", evaluate.METRIC_NAMES)
-            scores = evaluate.disentanglement(
-                model, data, names, budget["metrics"], overrides=MIG_AT_REFERENCE
-            )
-            summary.update({k: v for k, v in scores.items() if isinstance(v, float)})
-            summary["disentanglement"] = {k: v for k, v in scores.items() if not isinstance(v, float)}
-            summary["demo_seconds"] = time.perf_counter() - started
-            io.write_json(folder / "summary.json", summary)
-            report.write_run(folder, model, data, io.read_jsonl(folder / "metrics.jsonl"), summary)
         row = {"model": name, "seed": seed, "folder": folder.name, "objective": spec["objective"]}
         row.update({"weight": weight, "weight_name": weight_name})
         row.update({k: summary.get(k) for k in (*METRIC_KEYS, "elbo", "rate", "active_units")})
@@ -197,6 +194,40 @@ def run(out, settings_for, setting: str = "quick", seeds: int = 1, echo=print) -
     )
     _write_report(out, rows, models, setting, budget)
     return rows
+
+
+def train_model(settings: dict, demo: dict, folder, budget: dict, threads: int = 0, data=None) -> dict:
+    """Train one model of the demo into `folder` (its marker `demo` first, then training with
+    `settings`, the MIG after every epoch), score it with `budget`'s metrics and write its
+    summary.json (the scores added) and report. `data`: sprites32 when already read (it is read
+    otherwise); `threads`: torch's threads (a launcher's job), 0 to leave them. Returns the
+    summary. The one step a launcher's job runs."""
+    import torch
+
+    from vaekit.workflow import build_and_fit
+
+    if threads:
+        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    folder = Path(folder)
+    data = data if data is not None else datasets.load("sprites32")
+    curve = MigCurve(data, folder / "mig_curve.json")
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_json(folder / DEMO_MARKER, demo)  # what this folder is for, before training
+    # the report is drawn once, below, with the traversals labelled by the metrics
+    trained = build_and_fit(
+        settings, folder, overwrite=True, progress=False, figures=False, callbacks=[curve]
+    )
+    model = trained.model  # the trained model as it is in memory
+    summary = _summary(folder)
+    names = budget.get("metric_names", evaluate.METRIC_NAMES)
+    scores = evaluate.disentanglement(model, data, names, budget["metrics"], overrides=MIG_AT_REFERENCE)
+    summary.update({k: v for k, v in scores.items() if isinstance(v, float)})
+    summary["disentanglement"] = {k: v for k, v in scores.items() if not isinstance(v, float)}
+    summary["demo_seconds"] = time.perf_counter() - started
+    io.write_json(folder / "summary.json", summary)
+    report.write_run(folder, model, data, io.read_jsonl(folder / "metrics.jsonl"), summary)
+    return summary
 
 
 def folder_name(model: str, seed: int) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaekit import config, evaluate, io, objectives, plots, report, runs, summary_keys
+from vaekit import config, evaluate, io, launch, objectives, plots, report, runs, summary_keys
 from vaekit.errors import VaekitError, check
 from vaekit.model import check_beta
 
@@ -114,7 +114,7 @@ def run(
         f"--seeds must be a whole number of at least 1, not {seeds!r}.",
     )
     if launcher is not None:
-        _check_launcher(launcher)
+        launch.check_launcher(launcher)
     first = int(settings.get("seed") or 0)
     # (value, seed, folder name): one run each; one seed keeps the folder names of a plain sweep
     plan = [
@@ -155,7 +155,8 @@ def run(
         todo.append((dict(settings, **{setting: value, "seed": seed}), str(folder)))
     print(f"sweep: {len(plan) - len(todo)} of {len(plan)} runs already done, training {len(todo)}")
     if launcher is not None and todo:
-        _launch(todo, out, launcher, resources or {}, progress)
+        jobs_todo = [((s, f), f) for s, f in todo]
+        launch.run_jobs(_train_one, jobs_todo, out / "jobs", launcher, resources, progress, "vaekit-sweep")
     elif jobs == 1 or len(todo) <= 1:
         for i, (s, folder) in enumerate(todo):
             if progress:
@@ -188,84 +189,6 @@ def run(
         )
     write(out, rows)
     return report.DisplayedRows(rows, out, sweep_table)  # a list; Jupyter shows its table and figures
-
-
-LAUNCHERS = ("local", "slurm")
-
-
-def slurm_parameters(resources: dict) -> dict:
-    """submitit's Slurm parameters for a sweep's jobs, from `resources`: partition, time_min
-    (minutes per run, default 60), gpus (per run, default 0), mem_gb, cpus (per run, default 2)."""
-    out = {
-        "job_name": "vaekit-sweep",
-        "time": int(resources.get("time_min") or 60),
-        "cpus_per_task": int(resources.get("cpus") or 2),
-        "gpus_per_node": int(resources.get("gpus") or 0),
-    }
-    if resources.get("partition"):
-        out["partition"] = str(resources["partition"])
-    if resources.get("mem_gb"):
-        out["mem"] = f"{int(resources['mem_gb'])}GB"
-    return out
-
-
-def slurm_script(n_runs: int, resources: dict, folder) -> str:
-    """The sbatch script a Slurm sweep of `n_runs` runs submits (one job array, one task per
-    run), as submitit writes it from `slurm_parameters`: for checking a sweep's job description
-    without a cluster."""
-    from submitit.slurm import slurm
-
-    command = "python -u -m submitit.core._submit " + str(folder)
-    return slurm._make_sbatch_string(command, folder, map_count=n_runs, **slurm_parameters(resources))
-
-
-def _check_launcher(launcher: str) -> None:
-    """Refuse (`VaekitError`), before anything is written, a launcher that is not one, a missing
-    submitit, or --launcher slurm on a machine without Slurm's commands."""
-    import shutil
-
-    check(launcher in LAUNCHERS, f"--launcher must be one of {', '.join(LAUNCHERS)}, not {launcher!r}.")
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise VaekitError('--launcher needs submitit; pip install "vaekit[launch]".') from None
-    check(
-        launcher != "slurm" or (shutil.which("sbatch") and shutil.which("srun")),
-        "--launcher slurm needs Slurm's sbatch and srun, and this machine has none; run the sweep on the "
-        "cluster's login node, or use --launcher local.",
-    )
-
-
-def _launch(todo, out: Path, launcher: str, resources: dict, progress: bool) -> None:
-    """Train `todo`'s runs as jobs of submitit's `launcher` executor (local processes, or a Slurm
-    job array), logs under out/jobs; wait for them. Raises `VaekitError` naming the first run
-    whose job failed and the path to its log."""
-    import submitit
-
-    _check_launcher(launcher)
-    folder = out / "jobs"
-    if launcher == "local":
-        executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=int(resources.get("time_min") or 60))
-        threads = max(1, (os.cpu_count() or 1) // len(todo))  # the local jobs run side by side
-    else:
-        executor = submitit.SlurmExecutor(folder=folder)
-        executor.update_parameters(**slurm_parameters(resources))
-        threads = int(resources.get("cpus") or 2)
-    with executor.batch():
-        submitted = [(executor.submit(_train_one, s, f, threads), f) for s, f in todo]
-    if progress:
-        print(f"sweep: {len(submitted)} {launcher} jobs, logs in {folder}", flush=True)
-    for job, run_folder in submitted:
-        try:
-            job.result()
-        except submitit.core.utils.UncompletedJobError:
-            raise VaekitError(
-                f"The run {run_folder} failed in its {launcher} job {job.job_id}; its log: "
-                f"{job.paths.stderr} (re-run the sweep to resume; finished runs are kept)."
-            ) from None
-        if progress:
-            print(f"{Path(run_folder).name} done (job {job.job_id})", flush=True)
 
 
 def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:

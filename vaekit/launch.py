@@ -1,0 +1,111 @@
+"""Jobs beyond one process: run folders trained as jobs of submitit's executors, a Slurm job
+array on a cluster or local processes where no Slurm exists (the same code path, so a laptop
+and CI exercise what a cluster runs).
+
+    vaekit sweep --beta 0 1 4 --seeds 3 --launcher slurm --partition gpu --gpus 1 --out SWEEP
+    vaekit demo disentanglement --seeds 3 --launcher local
+
+Each job trains one run folder (`run_jobs`); its log is OUT/jobs/JOBID_0_log.out and .err. A
+finished folder is never submitted again (the caller skips it), and an unfinished one resumes in
+its job. A failed job stops the wait with one sentence naming the run and the path to its log.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vaekit.errors import VaekitError, check
+
+LAUNCHERS = ("local", "slurm")
+
+
+def check_launcher(launcher: str) -> None:
+    """Refuse (`VaekitError`), before anything is written, a launcher that is not one of
+    `LAUNCHERS`, a missing submitit, or --launcher slurm on a machine without Slurm's commands."""
+    import shutil
+
+    check(launcher in LAUNCHERS, f"--launcher must be one of {', '.join(LAUNCHERS)}, not {launcher!r}.")
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise VaekitError('--launcher needs submitit; pip install "vaekit[launch]".') from None
+    check(
+        launcher != "slurm" or (shutil.which("sbatch") and shutil.which("srun")),
+        "--launcher slurm needs Slurm's sbatch and srun, and this machine has none; run it on the "
+        "cluster's login node, or use --launcher local.",
+    )
+
+
+def slurm_parameters(resources: dict, job_name: str = "vaekit") -> dict:
+    """submitit's Slurm parameters for one run per job, from `resources`: partition, time_min
+    (minutes per run, default 60), gpus (per run, default 0), mem_gb, cpus (per run, default 2)."""
+    out = {
+        "job_name": job_name,
+        "time": int(resources.get("time_min") or 60),
+        "cpus_per_task": int(resources.get("cpus") or 2),
+        "gpus_per_node": int(resources.get("gpus") or 0),
+    }
+    if resources.get("partition"):
+        out["partition"] = str(resources["partition"])
+    if resources.get("mem_gb"):
+        out["mem"] = f"{int(resources['mem_gb'])}GB"
+    return out
+
+
+def slurm_script(n_runs: int, resources: dict, folder, job_name: str = "vaekit") -> str:
+    """The sbatch script that `run_jobs` submits for `n_runs` runs with --launcher slurm (one job
+    array, one task per run), as submitit writes it from `slurm_parameters`: for checking a job
+    description without a cluster."""
+    from submitit.slurm import slurm
+
+    command = "python -u -m submitit.core._submit " + str(folder)
+    return slurm._make_sbatch_string(
+        command, folder, map_count=n_runs, **slurm_parameters(resources, job_name)
+    )
+
+
+def run_jobs(
+    fn,
+    todo: list[tuple[tuple, str]],
+    logs: Path,
+    launcher: str,
+    resources: dict | None = None,
+    progress: bool = True,
+    job_name: str = "vaekit",
+) -> None:
+    """Call `fn(*args, threads)` for each (args, run folder) of `todo` as one job of submitit's
+    `launcher` executor (local processes side by side, or one Slurm job array), logs under `logs`,
+    and wait for them all. `threads` is the torch threads each job may use: the CPUs split between
+    the local jobs, or resources["cpus"] on Slurm. Raises `VaekitError` naming the first run whose
+    job failed and the path to its log."""
+    import submitit
+
+    check_launcher(launcher)
+    resources = resources or {}
+    logs = Path(logs)
+    if launcher == "local":
+        executor = submitit.LocalExecutor(folder=logs)
+        executor.update_parameters(timeout_min=int(resources.get("time_min") or 60))
+        threads = max(1, (os.cpu_count() or 1) // max(1, len(todo)))
+    else:
+        executor = submitit.SlurmExecutor(folder=logs)
+        executor.update_parameters(**slurm_parameters(resources, job_name))
+        threads = int(resources.get("cpus") or 2)
+    with executor.batch():
+        submitted = [(executor.submit(fn, *args, threads), folder) for args, folder in todo]
+    if progress:
+        print(f"{len(submitted)} {launcher} jobs, logs in {logs}", flush=True)
+    for job, folder in submitted:
+        try:
+            job.result()
+        except submitit.core.utils.UncompletedJobError:
+            raise VaekitError(
+                f"The run {folder} failed in its {launcher} job {job.job_id}; its log: "
+                f"{job.paths.stderr} (run the same command again to resume; finished runs are kept)."
+            ) from None
+        if progress:
+            print(f"{Path(folder).name} done (job {job.job_id})", flush=True)
+
+
+__all__ = ["LAUNCHERS", "check_launcher", "run_jobs", "slurm_parameters", "slurm_script"]
