@@ -298,8 +298,8 @@ class TrainConfig:
     )
     logger: str | None = setting(
         None,
-        "Experiment trackers that mirror metrics.jsonl, comma separated: tensorboard, csv (offline, under "
-        "RUN/logs).",
+        "Experiment trackers that mirror metrics.jsonl, comma separated: tensorboard, csv, wandb, mlflow "
+        "(offline, under RUN/logs).",
         kind=str,
     )
 

@@ -1,34 +1,186 @@
 """Experiment trackers: what a run's metrics.jsonl records, mirrored to the tracker a lab already
-uses, through Lightning Fabric's loggers. metrics.jsonl stays the record; a tracker is a copy.
+uses, through Lightning Fabric's loggers (TensorBoard, CSV) and two adapters of Fabric's logger
+interface where Fabric has none (Weights & Biases, MLflow). metrics.jsonl stays the record; a
+tracker is a copy.
 
     vaekit train --data mnist5k --logger tensorboard,csv      (RUN/logs/tensorboard, RUN/logs/csv)
     tensorboard --logdir RUN/logs/tensorboard
+    vaekit train --data mnist5k --logger wandb                (RUN/logs/wandb/offline-run-*)
+    wandb sync RUN/logs/wandb/offline-run-*                   (later, to a W&B server)
+    vaekit train --data mnist5k --logger mlflow               (RUN/logs/mlflow/mlflow.db)
+    mlflow ui --backend-store-uri sqlite:///RUN/logs/mlflow/mlflow.db   (the full mlflow package)
 
 Each epoch's row goes to every tracker at step = the epoch: every named term of the objective
 (train_* and test_*), the learning rate, the KL weight and beta, the epoch's seconds. When
 training ends, the final summary's numbers (summary/NAME, nats per example as in summary.json)
-and, for TensorBoard, the run's figures (the PNGs the report draws) and its settings. Trackers
-are offline: they write files in the run folder, and nothing leaves the machine. Each training
-session (a --resume starts another) writes its own version folder.
+and, for TensorBoard, W&B and MLflow, the run's figures (the PNGs the report draws) and its
+settings. Trackers are offline by default: they write files in the run folder, and nothing leaves
+the machine. A lab's own server is the trackers' own switch: WANDB_MODE=online (with
+WANDB_PROJECT, WANDB_ENTITY) for W&B, MLFLOW_TRACKING_URI (with MLFLOW_EXPERIMENT_NAME) for
+MLflow. Each training session (a --resume starts another) writes its own version, W&B run or
+MLflow run, named after the run folder.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import time
 from pathlib import Path
 
-from vaekit.errors import VaekitError, check
+from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
-# tracker name -> (Fabric logger class name, the package it needs, what to install)
+from vaekit.errors import check
+
+
+class WandbLogger(Logger):
+    """A Lightning Fabric logger that writes a Weights & Biases run under `root_dir`/wandb,
+    offline unless the environment says otherwise (WANDB_MODE; the project is WANDB_PROJECT, else
+    "vaekit"). Metrics are logged at the given step; `log_image` takes an (H, W, 3) uint8 array.
+    `wandb sync ROOT_DIR/wandb/offline-run-*` uploads an offline run later."""
+
+    def __init__(self, root_dir, name: str = "wandb", run_name: str | None = None):
+        import wandb
+
+        self._wandb = wandb
+        self._root = Path(root_dir)
+        self._root.mkdir(parents=True, exist_ok=True)
+        quiet = wandb.Settings(
+            silent=True, console="off", disable_git=True, save_code=False, x_disable_stats=True
+        )
+        self._run = wandb.init(
+            dir=str(self._root),
+            project=os.environ.get("WANDB_PROJECT", "vaekit"),
+            name=run_name,
+            mode=os.environ.get("WANDB_MODE", "offline"),
+            reinit="create_new",  # a sweep's runs in one process are separate W&B runs
+            settings=quiet,
+        )
+
+    @property
+    def name(self) -> str:
+        return "wandb"
+
+    @property
+    def version(self) -> str:
+        return self._run.id
+
+    @property
+    def root_dir(self) -> str:
+        return str(self._root)
+
+    @property
+    def log_dir(self) -> str:
+        return str(Path(self._run.dir).parent)  # ROOT/wandb/offline-run-DATE-ID
+
+    @property
+    def experiment(self):
+        return self._run
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        self._run.config.update(dict(params), allow_val_change=True)
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        self._run.log(dict(metrics), step=step)
+
+    def log_image(self, key: str, pixels, step: int) -> None:
+        self._run.log({key: self._wandb.Image(pixels)}, step=step)
+
+    def finalize(self, status: str) -> None:
+        self._run.finish(exit_code=0 if status == "success" else 1)
+
+
+class MLflowLogger(Logger):
+    """A Lightning Fabric logger that writes an MLflow run: to the local database
+    `root_dir`/mlflow/mlflow.db (artifacts beside it) unless MLFLOW_TRACKING_URI names a
+    tracking server; the experiment is MLFLOW_EXPERIMENT_NAME, else "vaekit". Metrics are logged
+    at the given step, settings as parameters, `log_image`'s (H, W, 3) uint8 arrays as PNG
+    artifacts under figures/."""
+
+    def __init__(self, root_dir, name: str = "mlflow", run_name: str | None = None):
+        from mlflow.tracking import MlflowClient
+
+        self._root = Path(root_dir) / name
+        self._root.mkdir(parents=True, exist_ok=True)
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        local = not uri
+        uri = uri or f"sqlite:///{(self._root / 'mlflow.db').resolve()}"
+        for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating tables..."
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        self._client = MlflowClient(tracking_uri=uri)
+        experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "vaekit")
+        experiment = self._client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            artifacts = (self._root / "artifacts").resolve().as_uri() if local else None
+            experiment_id = self._client.create_experiment(experiment_name, artifact_location=artifacts)
+        else:
+            experiment_id = experiment.experiment_id
+        self._run_id = self._client.create_run(experiment_id, run_name=run_name).info.run_id
+        self.tracking_uri = uri
+
+    @property
+    def name(self) -> str:
+        return "mlflow"
+
+    @property
+    def version(self) -> str:
+        return self._run_id
+
+    @property
+    def root_dir(self) -> str:
+        return str(self._root)
+
+    @property
+    def log_dir(self) -> str:
+        return str(self._root)
+
+    @property
+    def experiment(self):
+        return self._client
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        from mlflow.entities import Param
+
+        self._client.log_batch(self._run_id, params=[Param(k, str(v)) for k, v in dict(params).items()])
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, int(step or 0)) for k, v in metrics.items()]
+        for i in range(0, len(batch), 1000):  # MLflow's limit per batch
+            self._client.log_batch(self._run_id, metrics=batch[i : i + 1000])
+
+    def log_image(self, key: str, pixels, step: int) -> None:
+        import tempfile
+
+        from PIL import Image
+
+        folder, stem = os.path.split(key)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{stem}.png"
+            Image.fromarray(pixels).save(path)
+            self._client.log_artifact(self._run_id, str(path), folder or None)
+
+    def finalize(self, status: str) -> None:
+        self._client.set_terminated(self._run_id, "FINISHED" if status == "success" else "FAILED")
+
+
+# tracker name -> (its Fabric logger, the packages it needs, what to install)
 TRACKERS = {
-    "tensorboard": ("TensorBoardLogger", "tensorboard", 'pip install "vaekit[trackers]"'),
-    "csv": ("CSVLogger", None, None),
+    "tensorboard": (TensorBoardLogger, ("tensorboard",), 'pip install "vaekit[trackers]"'),
+    "csv": (CSVLogger, (), None),
+    "wandb": (WandbLogger, ("wandb",), 'pip install "vaekit[wandb]"'),
+    # the local database (sqlite) needs SQLAlchemy and Alembic besides mlflow-skinny
+    "mlflow": (MLflowLogger, ("mlflow", "sqlalchemy", "alembic"), 'pip install "vaekit[mlflow]"'),
 }
 
 
 def parse(value) -> tuple[str, ...]:
     """The trackers a --logger value names ("tensorboard,csv", a list, or None/"" for none), in
-    order, each once. Raises `VaekitError` for a name that is not a tracker."""
+    order, each once, each with its packages installed. Raises `VaekitError` for a name that is not
+    a tracker, or a tracker whose package is missing (with the command that installs it)."""
     if not value:
         return ()
     names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if str(v).strip()]
@@ -38,6 +190,15 @@ def parse(value) -> tuple[str, ...]:
         f"--logger {unknown[0] if unknown else ''!r} is not a tracker; choose from {', '.join(TRACKERS)} "
         "(several as a comma list).",
     )
+    import importlib.util
+
+    for name in names:
+        _, packages, install = TRACKERS[name]
+        for package in packages:
+            check(
+                importlib.util.find_spec(package) is not None,
+                f"--logger {name} needs the {package} package; {install}.",
+            )
     return tuple(dict.fromkeys(names))
 
 
@@ -56,27 +217,29 @@ def _numbers(row: dict, prefix: str = "") -> dict[str, float]:
 
 class Trackers:
     """A training callback (`vaekit.train.fit`'s `callbacks`) that mirrors each epoch's row and
-    the final summary to the named trackers, under `out/logs/NAME`. Raises `VaekitError` when a
-    tracker's package is missing (with the command that installs it) or no run folder is given."""
+    the final summary to the named trackers, under `out/logs/NAME`, and the run's settings and
+    figures to those that keep them (all but CSV). Raises `VaekitError` as `parse` does, or when
+    no run folder is given."""
 
     def __init__(self, names, out, settings: dict | None = None):
-        from lightning_fabric import loggers
-
         self.names = parse(names)
         check(out is not None, "--logger writes into the run folder; give the run an --out folder.")
         self.out = Path(out)
         self.loggers = {}
         for name in self.names:
-            cls, package, install = TRACKERS[name]
-            if package is not None:
-                try:
-                    __import__(package)
-                except ImportError:
-                    raise VaekitError(f"--logger {name} needs the {package} package; {install}.") from None
-            self.loggers[name] = getattr(loggers, cls)(root_dir=self.out / "logs", name=name)
-        if settings and "tensorboard" in self.loggers:  # the CSV logger keeps no settings
-            plain = {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool)) or v is None}
-            self.loggers["tensorboard"].log_hyperparams(plain)
+            cls = TRACKERS[name][0]
+            if cls in (TensorBoardLogger, CSVLogger):
+                self.loggers[name] = cls(root_dir=self.out / "logs", name=name)
+            else:
+                self.loggers[name] = cls(self.out / "logs", name=name, run_name=self.out.resolve().name)
+        plain = {}
+        for key, value in (settings or {}).items():  # numbers and words; a prior's entry by its name
+            value = value.get("name") if isinstance(value, dict) else value
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                plain[key] = value
+        for name, logger in self.loggers.items():
+            if plain and name != "csv":  # the CSV logger keeps no settings
+                logger.log_hyperparams(plain)
 
     def on_epoch_end(self, run, row: dict) -> None:
         values = _numbers(row)
@@ -89,23 +252,27 @@ class Trackers:
         for name, logger in self.loggers.items():
             if summary:
                 logger.log_metrics(summary, step=step)
-            if name == "tensorboard":
+            if name != "csv":
                 self._figures(logger, step)
             logger.finalize("success")
 
     def _figures(self, logger, step: int) -> None:
-        """The run's figures (out/figures/*.png, as the report drew them) as TensorBoard images."""
+        """The run's figures (out/figures/*.png, as the report drew them) as the tracker's images
+        (figures/NAME)."""
         import numpy as np
         from PIL import Image
 
         for path in sorted((self.out / "figures").glob("*.png")):
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
-            logger.experiment.add_image(f"figures/{path.stem}", pixels, step, dataformats="HWC")
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(f"figures/{path.stem}", pixels, step, dataformats="HWC")
+            else:
+                logger.log_image(f"figures/{path.stem}", pixels, step)
 
     def log_dirs(self) -> dict[str, Path]:
         """Each tracker's folder of this session."""
         return {name: Path(logger.log_dir) for name, logger in self.loggers.items()}
 
 
-__all__ = ["TRACKERS", "Trackers", "parse"]
+__all__ = ["TRACKERS", "MLflowLogger", "Trackers", "WandbLogger", "parse"]

@@ -310,7 +310,9 @@ def _fit(
     run = Run(model=model, history=history, path=out)
 
     if s.logger and is_main:  # after the report's callback: the figures exist when training ends
-        callbacks = [*callbacks, trackers.Trackers(s.logger, out, settings=asdict(s))]
+        # the run's settings as the tracker keeps them: the model's, then training's (objective named)
+        settings = {**model.config, **asdict(s), "objective": getattr(objective, "name", s.objective)}
+        callbacks = [*callbacks, trackers.Trackers(s.logger, out, settings=settings)]
     _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main)
     model.eval()
     if is_main:
