@@ -456,9 +456,12 @@ def test_neighbors_of_a_new_example_and_two_files_in_one_latent_figure(cli, coll
 
 
 def test_anomaly_on_a_sweep_reports_the_auc_per_beta(cli, collider, tmp_path):
+    """Every run of a sweep over two betas and two seeds scored in its own folder; the AUC per
+    run is that run's own result; each beta's mean and sd over its seeds in the record, the
+    printed table and the report."""
     folder, _, _, _ = collider
     sweep = tmp_path / "sweep"
-    code, _, err = cli("sweep", "--beta", "0.5", "4", "--data", folder / "train.csv",
+    code, _, err = cli("sweep", "--beta", "0.5", "4", "--seeds", "2", "--data", folder / "train.csv",
                        "--drop-columns", "event_id,process", "--latent-dim", "2", "--epochs", "2",
                        "--out", sweep, *FAST)  # fmt: skip
     assert code == 0, err
@@ -466,11 +469,26 @@ def test_anomaly_on_a_sweep_reports_the_auc_per_beta(cli, collider, tmp_path):
                          "--signal", folder / "sig.parquet", "--samples", "4",
                          "--out", tmp_path / "a")  # fmt: skip
     assert code == 0, err
-    table = json.loads((tmp_path / "a" / "anomaly_sweep.json").read_text())["rows"]
-    assert [r["beta"] for r in table] == [0.5, 4.0]
-    for r in table:  # each beta's AUC is its own anomaly result's
-        one = json.loads((tmp_path / "a" / f"beta-{r['beta']:g}" / "anomaly.json").read_text())
+    record = json.loads((tmp_path / "a" / "anomaly_sweep.json").read_text())
+    table = record["rows"]
+    assert [(r["beta"], r["seed"]) for r in table] == [(0.5, 0), (0.5, 1), (4.0, 0), (4.0, 1)]
+    for r in table:  # each run's AUC is its own anomaly result's, in the run's own folder
+        one = json.loads(
+            (tmp_path / "a" / f"beta-{r['beta']:g}-seed{r['seed']}" / "anomaly.json").read_text()
+        )
         assert r["nll"] == one["scores"]["nll"]["auc"] and 0 <= r["nll"] <= 1
+        assert one["run"] == str(sweep / f"beta-{r['beta']:g}-seed{r['seed']}")
+    assert table[0]["nll"] != table[1]["nll"]  # two seeds, two models
+    for entry, pair in zip(record["over_seeds"], (table[:2], table[2:]), strict=True):
+        aucs = [r["nll"] for r in pair]
+        assert entry["value"] == pair[0]["beta"] and entry["seeds"] == [0, 1]
+        assert entry["nll"] == pytest.approx(np.mean(aucs)) and entry["nll_sd"] == pytest.approx(
+            np.std(aucs, ddof=1)
+        )
+        mean_line = [line for line in out.splitlines() if line.split()[:2] == [f"{entry['value']:g}", "mean"]]
+        assert f"{entry['nll']:.4f}+-{entry['nll_sd']:.4f}" in mean_line[0]
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert "mean ± standard deviation over seeds (ROC AUC)" in page and "<th>seed</th>" in page
     assert (tmp_path / "a" / "figures" / "auc_vs_beta.png").stat().st_size > 5000
     assert "ROC AUC per beta" in out
 

@@ -715,11 +715,12 @@ def neighbors(run, *, index=None, query=None, data=None, k: int = 8, label_colum
 
 def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> list[dict]:
     """`anomaly` for every run of a sweep (`rows`: sweep.json's rows, over beta or another
-    setting): each run's full result in OUT/<run>/ (a beta-conditioned model's rows evaluated at
-    their beta, in OUT/beta-B-conditioned/), and the ROC AUC of each score per value in
-    OUT/anomaly_sweep.json, OUT/figures/auc_vs_<setting>.png and OUT/report.html. `kwargs` are
-    `anomaly`'s inputs (background, signal, data, ...). Returns one row per run: setting, value,
-    beta, source and the AUC (with s.e.) of each score."""
+    setting, one or several seeds per value): each run's full result in OUT/<run folder's name>/
+    (a beta-conditioned model's rows evaluated at their beta, in OUT/beta-B-conditioned/), and the
+    ROC AUC of each score per run in OUT/anomaly_sweep.json (with `over_seeds`: each value's mean
+    and sample standard deviation over its seeds), OUT/figures/auc_vs_<setting>.png and
+    OUT/report.html. `kwargs` are `anomaly`'s inputs (background, signal, data, ...). Returns one
+    row per run: setting, value, beta, seed, source and the AUC (with s.e.) of each score."""
 
     from vaekit import sweep as sw
 
@@ -730,12 +731,14 @@ def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> li
         conditioned = r.get("source") == "conditioned"
         run = Path(r["run"]) if conditioned else Path(sweep_dir) / r["run"]
         value = sw.value_of(r)
-        sub = out / (sw.run_name(value, setting) + ("-conditioned" if conditioned else ""))
+        # each run its own folder: a value trained with several seeds has several runs
+        sub = out / (sw.run_name(value, setting) + "-conditioned" if conditioned else Path(r["run"]).name)
         result = anomaly(run, sub, beta=r["beta"] if conditioned else None, **kwargs)
         row = {
             "setting": setting,
             "value": value,
             "beta": r["beta"],
+            "seed": r.get("seed"),
             "source": r.get("source", "separate"),
             "run": str(run),
         }
@@ -743,13 +746,23 @@ def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> li
             row[name] = score["auc"]
             row[f"{name}_stderr"] = score["auc_stderr"]
         table.append(row)
-    io.write_json(out / "anomaly_sweep.json", {"sweep": str(sweep_dir), "setting": setting, "rows": table})
     names = [n for n in ANOMALY_SCORES if n in table[0]]
-    figure = plots.auc_by_setting(table, setting, {n: SCORE_TITLES.get(n, n) for n in names})
+    record = {
+        "sweep": str(sweep_dir),
+        "setting": setting,
+        "rows": table,
+        "over_seeds": sw.over_seeds(table, names),
+    }
+    io.write_json(out / "anomaly_sweep.json", record)
+    titles = {n: SCORE_TITLES.get(n, n) for n in names}
+    figure = plots.auc_by_setting(table, setting, titles)
     report.save_figure(figure, out / "figures" / f"auc_vs_{setting}.png")
-    head = "".join(f"<th>{html.escape(SCORE_TITLES.get(n, n))}</th>" for n in names)
+    seeds = len({r["seed"] for r in table if r["source"] == "separate"}) > 1
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in titles.values())
     body = "".join(
-        f"<tr><td>{r['value']:g}</td><td>{html.escape(r['source'])}</td>"
+        f"<tr><td>{r['value']:g}</td>"
+        + (f"<td>{r['seed']}</td>" if seeds else "")
+        + f"<td>{html.escape(r['source'])}</td>"
         + "".join(f"<td>{r[n]:.4f} &plusmn; {r[n + '_stderr']:.4f}</td>" for n in names)
         + "</tr>"
         for r in table
@@ -757,8 +770,12 @@ def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> li
     report.write_html(
         out,
         f"vaekit anomaly per {setting}: {Path(str(sweep_dir)).name}",
-        f"<table><tr><th>{html.escape(setting)}</th><th>source</th>{head}</tr>{body}</table>"
-        "<p class='small'>ROC AUC of each score; each run's folder has its own report.</p>",
+        sw.over_seeds_table(table, names, "ROC AUC", titles)
+        + f"<h2>Each run</h2><table><tr><th>{html.escape(setting)}</th>"
+        + ("<th>seed</th>" if seeds else "")
+        + f"<th>source</th>{head}</tr>{body}</table>"
+        "<p class='small'>ROC AUC of each score, &plusmn; its standard error; each run's folder has "
+        "its own report.</p>",
         report.sorted_pngs(out),
         explorable=True,
     )

@@ -809,10 +809,18 @@ def anomaly(
         names = [n for n in analyses.ANOMALY_SCORES if n in table[0]]
         setting = sw.setting_of(rows)
         width = max(8, len(setting))
-        click.echo(f"{setting:>{width}} {'source':>11} " + " ".join(f"{n[:14]:>14}" for n in names))
+        seeds = len({r["seed"] for r in table if r["source"] == "separate"}) > 1
+        seed_head = f" {'seed':>5}" if seeds else ""
+        click.echo(
+            f"{setting:>{width}}{seed_head} {'source':>11} " + " ".join(f"{n[:14]:>14}" for n in names)
+        )
         for r in table:
             cells = " ".join(f"{r[n]:14.4f}" for n in names)
-            click.echo(f"{r['value']:{width}g} {r['source']:>11} {cells}")
+            seed = f" {str(r['seed']):>5}" if seeds else ""
+            click.echo(f"{r['value']:{width}g}{seed} {r['source']:>11} {cells}")
+        for m in sw.over_seeds(table, names):  # each value's mean +- sd over its seeds
+            cells = " ".join(f"{m[n]:.4f}+-{m[n + '_sd']:.4f}".rjust(14) for n in names)
+            click.echo(f"{m['value']:{width}g}{'mean':>6} {'over seeds':>11} {cells}")
         click.echo(f"wrote {out / 'report.html'} (ROC AUC per {setting})")
         return
     result = analyses.anomaly(

@@ -308,7 +308,7 @@ def sweep_table(rows: list[dict]) -> str:
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     compare = _comparison(rows)
     runs_table = f"<h2>Runs (test split, nats per example)</h2><table><tr>{head}</tr>{''.join(body)}</table>"
-    return _over_seeds_table(rows, keys) + runs_table + compare
+    return over_seeds_table(rows, keys) + runs_table + compare
 
 
 def over_seeds(rows: list[dict], keys=ROW_KEYS) -> list[dict]:
@@ -335,18 +335,24 @@ def over_seeds(rows: list[dict], keys=ROW_KEYS) -> list[dict]:
     return out
 
 
-def _over_seeds_table(rows: list[dict], keys) -> str:
+def over_seeds_table(
+    rows: list[dict], keys, what: str = "test split, nats per example", titles: dict | None = None
+) -> str:
+    """The HTML table of `over_seeds(rows, keys)`: per value, its number of seeds and each key's
+    mean ± sample standard deviation; `what` says what the numbers are, `titles` names the keys'
+    columns. "" when no value has two seeds."""
     entries = over_seeds(rows, keys)
     if not entries:
         return ""
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in (setting_of(rows), "seeds", *keys))
+    names = [(titles or {}).get(k, k) for k in keys]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in (setting_of(rows), "seeds", *names))
     body = []
     for e in entries:
         cells = [f"{e['value']:g}", str(len(e["seeds"]))]
         cells += ["-" if e[k] is None else f"{e[k]:.4g} ± {e[k + '_sd']:.2g}" for k in keys]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return (
-        "<h2>Per value: mean ± standard deviation over seeds (test split, nats per example)</h2>"
+        f"<h2>Per value: mean ± standard deviation over seeds ({html.escape(what)})</h2>"
         f"<table><tr>{head}</tr>{''.join(body)}</table>"
     )
 
