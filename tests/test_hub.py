@@ -97,7 +97,7 @@ def _python(code: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_push_and_load_through_a_hub(mog_run, tmp_path):
+def test_push_and_load_through_a_hub(mog_run, tmp_path, cli):
     from fakehub import Hub
 
     hub = Hub()
@@ -130,8 +130,46 @@ def test_push_and_load_through_a_hub(mog_run, tmp_path):
             p.split("/")[-1] in ("config.yaml", "model.safetensors", "summary.json", "README.md")
             for p in gets
         )
+        # the commands: one that reads a run takes the repository id; one whose default output is
+        # inside the run, or that rewrites it, asks for --out; vaekit pull makes a run folder here
+        commands = [
+            ["encode", "you/digits-mog", "--data", "digits", "--out", str(tmp_path / "hub-codes.csv")],
+            ["rare", "you/digits-mog"],
+            ["evaluate", "you/digits-mog"],
+            ["pull", "you/digits-mog", "--out", str(tmp_path / "pulled")],
+            ["pull", "you/digits-mog", "--out", str(tmp_path / "pulled")],
+        ]
+        script = (
+            "import sys\nfrom vaekit.cli import main\n"
+            f"for args in {commands!r}:\n"
+            "    try:\n        main(args); code = 0\n"
+            "    except SystemExit as e:\n        code = e.code\n"
+            "    print('EXIT', code, flush=True); print('EXIT', code, file=sys.stderr, flush=True)\n"
+        )
+        ran = _python(script, env)
     finally:
         hub.close()
+    codes = [line.split()[1] for line in ran.stdout.splitlines() if line.startswith("EXIT")]
+    assert codes == ["0", "2", "2", "0", "2"], ran.stdout + ran.stderr
+    said = ran.stderr.split("EXIT")
+    for refused in (said[1], said[2]):
+        assert "you/digits-mog is a hub repository, read from huggingface_hub's cache; give --out" in refused
+        assert "Traceback" not in refused
+    assert "is not empty; choose another --out" in said[4]
+    cached = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file() or p.is_symlink()]
+    assert "rare" not in cached and "summary.json" in cached  # nothing was written into the cache
+    code, _, err = cli("encode", mog_run, "--data", "digits", "--out", tmp_path / "local-codes.csv")
+    assert code == 0, err
+    assert (tmp_path / "hub-codes.csv").read_text() == (tmp_path / "local-codes.csv").read_text()
+    pulled = tmp_path / "pulled"
+    for name in ("model.safetensors", "config.yaml", "metrics.jsonl", "report.html", "summary.json"):
+        assert (pulled / name).read_bytes() == (mog_run / name).read_bytes(), name
+    assert sorted(p.name for p in (pulled / "figures").glob("*.png")) == sorted(
+        p.name for p in (mog_run / "figures").glob("*.png")
+    )
+    assert not (pulled / "checkpoint.pt").exists()
+    code, _, err = cli("rare", pulled, "-k", "3")  # a run folder of one's own: written into
+    assert code == 0 and (pulled / "rare" / "report.html").exists(), err
     local = vaekit.load(mog_run).encode(torch.as_tensor(vaekit.datasets.load("digits").x_test[:5])).mean
     assert eval(fetched.stdout.strip()) == local.tolist()  # the same weights, to the last bit
     offline = _python(load, dict(env, HF_HUB_OFFLINE="1"))  # the hub is gone: the cache answers

@@ -161,6 +161,42 @@ def _resolved_options(run_config: dict) -> dict:
     }
 
 
+FETCHED: dict[str, str] = {}  # the folder of each run fetched from a hub this process -> its id
+
+
+class RunOrRepo(click.ParamType):
+    """A run (or sweep) folder here, or a hub repository OWNER/NAME: its model files fetched once
+    into huggingface_hub's cache (`vaekit.hub.fetch`) and read there, never written."""
+
+    name = "RUN"
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if Path(text).exists():
+            return text
+        from vaekit import hub
+
+        if not hub.REPO_ID.match(text):
+            return text  # the command says what is missing
+        folder = str(hub.fetch(text))
+        FETCHED[folder] = text
+        return folder
+
+
+RUN = RunOrRepo()
+
+
+def in_run(run, *parts) -> Path:
+    """A default output inside RUN (RUN/parts), refused for a run fetched from a hub: its folder
+    is huggingface_hub's cache, which vaekit never writes."""
+    check(
+        str(run) not in FETCHED,
+        f"{FETCHED.get(str(run))} is a hub repository, read from huggingface_hub's cache; give --out "
+        f"(or copy it into a folder of your own: vaekit pull {FETCHED.get(str(run))} --out FOLDER).",
+    )
+    return Path(run).joinpath(*parts)
+
+
 def summary_line(summary: dict, seconds: float) -> str:
     """One line for the terminal: the summary keys shown on a "line" (`vaekit.summary_keys`:
     elbo, rate, distortion, nll, knn_accuracy, active_units) where the summary has them (floats
@@ -513,7 +549,7 @@ def demo(which, out, epochs, jobs, long_setting, seeds, launcher, resources):
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--nll-samples", type=int, default=None, help="Importance samples K [default: the run's].")
 @click.option(
     "--metrics",
@@ -542,6 +578,8 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, source, 
     --data FILE, print the ELBO, rate, distortion and IS-NLL of any file (nats per example)."""
     from vaekit import apply
 
+    if source is None:
+        in_run(run)  # rewrites RUN/summary.json and the report: not a hub run's cache
     names = None
     if metric_names:
         names = "all" if metric_names == "all" else [n.strip() for n in metric_names.split(",") if n.strip()]
@@ -563,7 +601,7 @@ def evaluate(run, nll_samples, metric_names, metric_preset, dci_method, source, 
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("-n", "n", type=int, default=64, show_default=True, help="Number of samples.")
 @click.option(
     "--out",
@@ -627,7 +665,7 @@ def _refuse_existing(out: Path, overwrite: bool = False) -> None:
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--data", "source", required=True, help="Data set name or file to encode.")
 @click.option("--out", type=click.Path(), required=True, help="latents.npy or latents.csv")
 @click.option("--label-column", default=None, help="CSV: the column that holds labels.")
@@ -647,7 +685,7 @@ def encode(run, source, out, label_column, beta, overwrite):
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--data", "source", required=True, help="A table file with missing cells.")
 @click.option("--out", type=click.Path(), required=True, help="imputed.csv or imputed.parquet")
 @click.option(
@@ -693,7 +731,7 @@ def impute(run, source, out, method, draws, samples, label_column, seed, overwri
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--data", "source", required=True, help="Data set name or file to score.")
 @click.option("--out", type=click.Path(), required=True, help="scores.csv or scores.parquet")
 @click.option(
@@ -747,7 +785,7 @@ def score(run, source, out, samples, label_column, keep_columns, beta, seed, ove
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--background", default=None, help="File of background (normal) examples.")
 @click.option("--signal", default=None, help="File of signal (anomalous) examples.")
 @click.option("--data", "source", default=None, help="One file holding both, told apart by --label-column.")
@@ -799,7 +837,7 @@ def anomaly(
     from vaekit import sweep as sw
 
     qs = _numbers(quantiles, "--quantiles")
-    out = Path(out) if out else Path(run) / "anomaly"
+    out = Path(out) if out else in_run(run, "anomaly")
     rows = sw.read_rows(Path(run))
     if rows:  # a sweep folder: every run, and the AUC per swept value
         check(beta is None, f"{run} is a sweep: each of its runs is scored at its own beta; drop --beta.")
@@ -858,7 +896,7 @@ def _numbers(text: str, option: str) -> list[float]:
 
 
 @cli.command()
-@click.argument("run", type=click.Path(), required=False)
+@click.argument("run", type=RUN, required=False)
 @click.option(
     "--data",
     "source",
@@ -910,8 +948,7 @@ def twosample(
     """
     from vaekit import analyses, science
 
-    default = Path(run) / "twosample" if run is not None else Path("twosample")
-    out = Path(out) if out else default
+    out = Path(out) if out else (in_run(run, "twosample") if run is not None else Path("twosample"))
     r = analyses.twosample(
         out,
         run=run,
@@ -941,7 +978,7 @@ def twosample(
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--data", "source", default=None, help="File to search [default: the run's whole data set].")
 @click.option("-k", "k", type=int, default=16, show_default=True, help="How many of each.")
 @click.option(
@@ -964,7 +1001,7 @@ def rare(run, source, k, by, samples, label_column, beta, seed, out, overwrite):
     """
     from vaekit import analyses
 
-    out = Path(out) if out else Path(run) / "rare"
+    out = Path(out) if out else in_run(run, "rare")
     r = analyses.rare(
         run,
         out,
@@ -985,7 +1022,7 @@ def rare(run, source, k, by, samples, label_column, beta, seed, out, overwrite):
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--data", "source", required=True, help="File (or built-in name) to reconstruct.")
 @click.option("--out", type=click.Path(), required=True, help="FILE.csv / FILE.parquet (tables) or FILE.npy.")
 @click.option("--label-column", default=None, help="Tables: the column that holds labels (kept).")
@@ -1032,7 +1069,7 @@ def report(run):
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option(
     "--index", type=int, default=None, help="The query: this example of --query (or of the run's data)."
 )
@@ -1061,10 +1098,9 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
 
     check(k >= 1, f"-k must be at least 1, not {k}.")
     r = analyses.neighbors(run, index=index, query=query, data=source, k=k, label_column=label_column)
-    default = Path(run) / (
-        f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png"
-    )
-    out = Path(out) if out else default
+    name = f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png"
+    default = Path(run) / name
+    out = Path(out) if out else in_run(run, name)
     if r["table"] is not None:
         check(
             out.suffix == ".csv",
@@ -1087,7 +1123,7 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--data", "sources", multiple=True, required=True, help="A file to encode; repeat for several.")
 @click.option(
     "--out", type=click.Path(), default=None, help="Figure [default: RUN/figures/latent_files.png]."
@@ -1099,7 +1135,7 @@ def latent(run, sources, out, beta, overwrite):
     from vaekit import apply
     from vaekit import report as rep
 
-    out = Path(out) if out else Path(run) / "figures" / "latent_files.png"
+    out = Path(out) if out else in_run(run, "figures", "latent_files.png")
     check(out.suffix == ".png", f"--out must end in .png, not {out.name!r}.")
     _refuse_existing(out, overwrite)
     figure, counts = apply.latent_figure(run, list(sources), beta=beta)
@@ -1108,7 +1144,7 @@ def latent(run, sources, out, beta, overwrite):
 
 
 @cli.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=RUN)
 @click.option("--data", "files", multiple=True, help="A file to show instead of the test split (repeatable).")
 @click.option(
     "--dims",
@@ -1156,7 +1192,7 @@ def explore(run, files, dims, pca, max_points, label_column, signal, out, overwr
 
     check(max_points >= 2, f"--max-points must be at least 2, not {max_points}.")
     source = ex.source_of(run)
-    target = Path(out) if out else source.page
+    target = Path(out) if out else (in_run(run) and source.page)
     check(target.suffix == ".html", f"--out must end in .html, not {target.name!r}.")
     _refuse_existing(target, overwrite)
     written = ex.build(
@@ -1193,6 +1229,30 @@ def push(run, repo_id, private, revision):
 
     url = hub.push(run, repo_id, private=private, revision=revision)
     click.echo(f"pushed {run} to {repo_id}: {url}")
+
+
+@cli.command()
+@click.argument("repo_id")
+@click.option("--out", type=click.Path(), default=None, help="The run folder to make [default: NAME].")
+@click.option("--revision", default=None, help="The branch, tag or commit [default: main].")
+def pull(repo_id, out, revision):
+    """Copy a run shared on a hub (OWNER/NAME) into a run folder of your own.
+
+    \b
+    vaekit pull you/mnist-vae --out runs/mnist-vae
+    vaekit report runs/mnist-vae         every command reads and writes it as a run of yours
+    The weights, config.yaml, summary.json, metrics.jsonl, report.html, the model card and the
+    figures; commands that only read a run also take OWNER/NAME directly (vaekit encode
+    you/mnist-vae --out codes.csv). Needs huggingface_hub (pip install "vaekit[hub]").
+    """
+    from vaekit import hub
+
+    out = Path(out or repo_id.split("/")[-1])
+    folder = hub.pull(repo_id, out, revision=revision)
+    files = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts
+    )
+    click.echo(f"pulled {repo_id} into {folder}: {', '.join(files)}")
 
 
 @cli.command(name="datasets")

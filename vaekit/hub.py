@@ -136,13 +136,15 @@ def _hub():
     return huggingface_hub
 
 
-def fetch(repo_id: str, revision: str | None = None) -> Path:
-    """The local folder of a hub repository's model files (`LOAD_FILES` only), downloaded once into
-    huggingface_hub's cache (offline, with HF_HUB_OFFLINE=1, from the cache alone). Raises
-    `VaekitError` for a repository that cannot be found or fetched."""
+def _download(repo_id: str, revision: str | None, patterns, local_dir=None) -> Path:
+    """huggingface_hub's snapshot_download of `patterns` of `repo_id`, into its cache or into
+    `local_dir`; the repository must be a vaekit run. Raises `VaekitError` for a repository that
+    cannot be found or fetched, or that holds no config.yaml."""
     hub = _hub()
     try:
-        folder = hub.snapshot_download(repo_id, revision=revision, allow_patterns=list(LOAD_FILES))
+        folder = hub.snapshot_download(
+            repo_id, revision=revision, allow_patterns=list(patterns), local_dir=local_dir
+        )
     except hub.errors.RepositoryNotFoundError:
         raise VaekitError(
             f"The hub has no model repository {repo_id!r}; check the name (OWNER/NAME)."
@@ -157,6 +159,37 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
         f"{repo_id} has no config.yaml: it is not a vaekit run folder.",
     )
     return Path(folder)
+
+
+def fetch(repo_id: str, revision: str | None = None) -> Path:
+    """The local folder of a hub repository's model files (`LOAD_FILES` only), downloaded once into
+    huggingface_hub's cache (offline, with HF_HUB_OFFLINE=1, from the cache alone). Raises
+    `VaekitError` for a repository that cannot be found or fetched."""
+    return _download(repo_id, revision, LOAD_FILES)
+
+
+def pull(repo_id: str, out: str | os.PathLike, revision: str | None = None) -> Path:
+    """Copy a hub repository's run files (`PUSH_FILES`: weights, config.yaml, summary.json,
+    metrics.jsonl, report.html, the model card, the figures) into the new folder `out`: a run
+    folder of the user's own, which every command reads and writes (huggingface_hub keeps its
+    download records in out/.cache). Returns `out`. Raises `VaekitError` for an `out` that is a
+    file or a folder that is not empty (nothing in it is touched), or as `fetch` does."""
+    out = Path(out)
+    check(not out.exists() or out.is_dir(), f"{out} is a file; choose another --out.")
+    check(
+        not out.exists() or not any(out.iterdir()),
+        f"{out} is not empty; choose another --out (pulling never writes over a folder's files).",
+    )
+    check(bool(REPO_ID.match(repo_id)), f"{repo_id!r} is not a hub repository id (OWNER/NAME).")
+    made = not out.exists()
+    try:
+        return _download(repo_id, revision, PUSH_FILES, local_dir=out)
+    except VaekitError:
+        if made:  # nothing of a failed pull is left behind
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def load(path_or_repo_id: str | os.PathLike, revision: str | None = None):
@@ -209,4 +242,14 @@ def push(run: str | os.PathLike, repo_id: str, private: bool = False, revision: 
     return str(getattr(commit, "commit_url", commit))
 
 
-__all__ = ["LOAD_FILES", "PUSH_FILES", "card_fields", "fetch", "load", "model_card", "push", "write_card"]
+__all__ = [
+    "LOAD_FILES",
+    "PUSH_FILES",
+    "card_fields",
+    "fetch",
+    "load",
+    "model_card",
+    "pull",
+    "push",
+    "write_card",
+]
