@@ -300,6 +300,17 @@ def test_a_sweep_over_seeds_gives_mean_and_spread_per_value(cli, tmp_path):
     )
     assert code == 0, err
     assert json.loads((single / "summary.json").read_text())["elbo"] == rows[2]["elbo"]
+    # the explorer's slider: one view per run, each named by its value and its seed
+    from vaekit import explore
+
+    views, _ = explore._runs(out)
+    assert [v[3] for v in views] == [
+        "beta = 0, seed 5",
+        "beta = 0, seed 6",
+        "beta = 1, seed 5",
+        "beta = 1, seed 6",
+    ]
+    assert [v[2].name for v in views] == [r["run"] for r in rows]
 
 
 def test_a_sweep_through_the_local_launcher(cli, digits_sweep, tmp_path):

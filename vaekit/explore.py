@@ -263,12 +263,14 @@ def _runs(run: Path):
     if (run / "sweep.json").exists():
         rows = [r for r in sweep.read_rows(run) if r.get("source") == "separate"]
         check(bool(rows), f"{run} holds no separately trained runs yet; run the sweep first.")
+        seeds = len({r.get("seed") for r in rows}) > 1  # a sweep over seeds: each seed its own view
         views = [
             (
                 runs.load(run / r["run"]),
                 None,
                 run / r["run"],
-                f"{sweep.setting_of(rows)} = {sweep.value_of(r):g}",
+                f"{sweep.setting_of(rows)} = {sweep.value_of(r):g}"
+                + (f", seed {r['seed']}" if seeds else ""),
             )
             for r in rows
         ]
