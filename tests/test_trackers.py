@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from conftest import FAST
 
+import vaekit
+
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
@@ -157,6 +159,36 @@ def test_a_labs_mlflow_server_is_the_trackers_own_switch(tmp_path, monkeypatch):
     (run,) = client.search_runs([client.get_experiment_by_name("our-vaes").experiment_id])
     assert run.info.run_name == "beta-4" and run.data.metrics == {"test_elbo": -90.5}
     assert not (tmp_path / "run" / "logs" / "mlflow" / "mlflow.db").exists()
+
+
+def test_a_tracker_that_cannot_start_is_one_sentence(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://lab")  # a lab's server, mistyped
+    code, _, err = cli("train", "--data", "digits", "--logger", "mlflow", "--out", tmp_path / "r", *FAST)
+    assert code == 2 and "--logger mlflow could not start its run (" in err and "Traceback" not in err
+    assert "MLFLOW_TRACKING_URI" in err and not (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_training_that_stops_ends_the_trackers_run_as_failed(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
+    class Stop:
+        def on_epoch_end(self, run, row):
+            if row["epoch"] == 3:  # before the trackers hear of epoch 3
+                raise KeyboardInterrupt  # as Ctrl-C in the middle of training
+
+    data = vaekit.datasets.load("digits")
+    model = vaekit.VAE.for_data(data, latent_dim=2, hidden=[32], seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        vaekit.fit(
+            model, data, out=tmp_path / "r", epochs=4, logger="mlflow", callbacks=[Stop()], progress=False
+        )
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'r' / 'logs' / 'mlflow' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("vaekit").experiment_id])
+    assert run.info.status == "FAILED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
 
 
 def test_a_tracker_without_its_package_is_one_sentence(cli, tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from vaekit.errors import check
+from vaekit.errors import VaekitError, check
 
 
 class WandbLogger(Logger):
@@ -230,8 +230,16 @@ class Trackers:
             cls = TRACKERS[name][0]
             if cls in (TensorBoardLogger, CSVLogger):
                 self.loggers[name] = cls(root_dir=self.out / "logs", name=name)
-            else:
+                continue
+            try:  # a tracker's own service (a server named in the environment, a login) may refuse
                 self.loggers[name] = cls(self.out / "logs", name=name, run_name=self.out.resolve().name)
+            except Exception as err:  # noqa: BLE001 - each tracker's own errors, said in one sentence
+                self.close("failed")
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise VaekitError(
+                    f"--logger {name} could not start its run ({reason}); check the tracker's settings in "
+                    "the environment (WANDB_MODE, MLFLOW_TRACKING_URI, ...), or leave it out of --logger."
+                ) from None
         plain = {}
         for key, value in (settings or {}).items():  # numbers and words; a prior's entry by its name
             value = value.get("name") if isinstance(value, dict) else value
@@ -240,6 +248,15 @@ class Trackers:
         for name, logger in self.loggers.items():
             if plain and name != "csv":  # the CSV logger keeps no settings
                 logger.log_hyperparams(plain)
+
+    def close(self, status: str) -> None:
+        """End every tracker's run with `status` ("success" or "failed")."""
+        for logger in self.loggers.values():
+            logger.finalize(status)
+
+    def on_fit_failed(self, run) -> None:
+        """Training stopped (an error, Ctrl-C): each tracker's run ends as failed."""
+        self.close("failed")
 
     def on_epoch_end(self, run, row: dict) -> None:
         values = _numbers(row)

@@ -199,8 +199,9 @@ def fit(
     model step (`after_step`), its state travels in checkpoint.pt and its weights in the run
     folder's objective.safetensors. A label-conditional
     model trains on the data's labels. `callbacks`: objects with optional methods
-    `on_epoch_end(run, row)` (every process, after the epoch's row is written) and
-    `on_fit_end(run)` (main process, after summary.json).
+    `on_epoch_end(run, row)` (every process, after the epoch's row is written),
+    `on_fit_end(run)` (main process, after summary.json) and `on_fit_failed(run)` (when training
+    stops with an error or Ctrl-C, before it is raised on).
     The run folder is locked while training (`runs.lock`): a second process training into it (two
     `--resume` of one run) stops with one sentence naming the first.
     Returns a `Run` with the history and the final `evaluate.summarize` result.
@@ -313,7 +314,13 @@ def _fit(
         # the run's settings as the tracker keeps them: the model's, then training's (objective named)
         settings = {**model.config, **asdict(s), "objective": getattr(objective, "name", s.objective)}
         callbacks = [*callbacks, trackers.Trackers(s.logger, out, settings=settings)]
-    _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main)
+    try:
+        _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main)
+    except BaseException:  # Ctrl-C, a non-finite loss, ...: each callback hears it, then it goes on
+        for callback in callbacks:
+            if hasattr(callback, "on_fit_failed"):
+                callback.on_fit_failed(run)
+        raise
     model.eval()
     if is_main:
         run.summary = evaluate.summarize(model, data, nll_samples=nll_samples, seed=seed, objective=objective)
