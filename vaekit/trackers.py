@@ -23,6 +23,7 @@ MLflow run, named after the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -110,13 +111,15 @@ class MLflowLogger(Logger):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self._client = MlflowClient(tracking_uri=uri)
         experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "vaekit")
-        experiment = self._client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            artifacts = (self._root / "artifacts").resolve().as_uri() if local else None
-            experiment_id = self._client.create_experiment(experiment_name, artifact_location=artifacts)
-        else:
-            experiment_id = experiment.experiment_id
-        self._run_id = self._client.create_run(experiment_id, run_name=run_name).info.run_id
+        with _unless_set(MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_TIMEOUT="20"):
+            # a server that does not answer is said in seconds, not after MLflow's minutes of retries
+            experiment = self._client.get_experiment_by_name(experiment_name)
+            if experiment is None:
+                artifacts = (self._root / "artifacts").resolve().as_uri() if local else None
+                experiment_id = self._client.create_experiment(experiment_name, artifact_location=artifacts)
+            else:
+                experiment_id = experiment.experiment_id
+            self._run_id = self._client.create_run(experiment_id, run_name=run_name).info.run_id
         self.tracking_uri = uri
 
     @property
@@ -165,6 +168,18 @@ class MLflowLogger(Logger):
 
     def finalize(self, status: str) -> None:
         self._client.set_terminated(self._run_id, "FINISHED" if status == "success" else "FAILED")
+
+
+@contextlib.contextmanager
+def _unless_set(**values):
+    """Environment variables set to `values` for the block, except those the user set."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 # tracker name -> (its Fabric logger, the packages it needs, what to install)
@@ -236,6 +251,7 @@ class Trackers:
             except Exception as err:  # noqa: BLE001 - each tracker's own errors, said in one sentence
                 self.close("failed")
                 reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                reason = reason if len(reason) <= 200 else reason[:200] + "..."
                 raise VaekitError(
                     f"--logger {name} could not start its run ({reason}); check the tracker's settings in "
                     "the environment (WANDB_MODE, MLFLOW_TRACKING_URI, ...), or leave it out of --logger."
