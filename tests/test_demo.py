@@ -82,7 +82,7 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
     # adds seed 1, each model one job of submitit's local executor (what a Slurm job array runs)
     code, text, err = cli("demo", "disentanglement", "--out", out, "--seeds", 2, "--launcher", "local")
     assert code == 0, err
-    assert "2 local jobs, logs in" in text
+    assert "2 local jobs, 2 at a time, logs in" in text
     assert len(list((out / "jobs").glob("*_log.out"))) == 2
     assert (out / "beta-vae-beta-4" / "model.safetensors").stat().st_mtime_ns == before
     table = json.loads((out / "disentanglement.json").read_text())

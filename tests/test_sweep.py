@@ -357,6 +357,9 @@ def test_a_slurm_sweeps_job_description(cli, tmp_path):
         assert code == 2 and "--launcher slurm needs Slurm's sbatch and srun" in err
         assert not (tmp_path / "d").exists()
 
+    code, _, err = cli("sweep", "--beta", "0", "--data", "digits", "--gpus", "1", "--out", tmp_path / "g")
+    assert code == 2 and "--gpus is a job's resource; give --launcher slurm (or local) with it." in err
+    assert not (tmp_path / "g").exists()
     resources = {"partition": "gpu", "time_min": 90, "gpus": 1, "mem_gb": 16}
     script = launch.slurm_script(6, resources, "/scratch/s/jobs", job_name="vaekit-sweep")
     lines = set(script.splitlines())
@@ -364,3 +367,38 @@ def test_a_slurm_sweeps_job_description(cli, tmp_path):
     expected.add("--job-name=vaekit-sweep")
     assert {f"#SBATCH {e}" for e in expected} <= lines
     assert "#SBATCH --error=/scratch/s/jobs/%A_%a_0_log.err" in lines
+
+
+def test_local_jobs_run_at_most_so_many_at_once(tmp_path):
+    """run_jobs with at_once=2: four jobs in two waves, the second started after the first ended;
+    each job is told its share of the CPUs; a failing job is reported after its wave ends, with
+    the other job of the wave finished."""
+    import os
+    import time
+
+    from vaekit import launch
+    from vaekit.errors import VaekitError
+
+    def job(name, folder, threads):
+        started = time.time()
+        time.sleep(0.3)
+        (folder / f"{name}.txt").write_text(f"{started} {time.time()} {threads}")
+
+    todo = [((name, tmp_path), str(tmp_path / name)) for name in "abcd"]
+    launch.run_jobs(job, todo, tmp_path / "jobs", "local", progress=False, at_once=2)
+    spans = {n: [float(v) for v in (tmp_path / f"{n}.txt").read_text().split()] for n in "abcd"}
+    assert min(spans["c"][0], spans["d"][0]) >= max(spans["a"][1], spans["b"][1])
+    assert {s[2] for s in spans.values()} == {max(1, (os.cpu_count() or 1) // 2)}
+
+    def fails(name, folder, threads):
+        if name == "x":
+            raise RuntimeError("no such file")
+        time.sleep(0.5)
+        (folder / f"{name}.txt").write_text("done")
+
+    todo = [((name, tmp_path), str(tmp_path / name)) for name in "xyz"]
+    with pytest.raises(VaekitError, match=r"The run .*/x failed in its local job .*; its log: ") as caught:
+        launch.run_jobs(fails, todo, tmp_path / "jobs2", "local", progress=False, at_once=2)
+    assert (tmp_path / "y.txt").read_text() == "done" and not (tmp_path / "z.txt").exists()
+    log = str(caught.value).split("its log: ")[1].split(" (run the same")[0]
+    assert "no such file" in open(log).read()

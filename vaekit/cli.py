@@ -296,24 +296,42 @@ def launcher_options(fn):
     """--launcher and the resources of its jobs (--partition, --time-min, --gpus, --mem-gb), given
     to the command as `launcher` and one `resources` dict (`vaekit.launch.run_jobs`)."""
 
+    from vaekit import launch
+
+    defaults = {"partition": None, "time_min": 60, "gpus": 0, "mem_gb": None}
+
     @functools.wraps(fn)
     def command(*args, **kwargs):
-        kwargs["resources"] = {k: kwargs.pop(k) for k in ("partition", "time_min", "gpus", "mem_gb")}
+        kwargs["resources"] = {k: kwargs.pop(k) for k in defaults}
+        given = [k for k, v in kwargs["resources"].items() if v != defaults[k]]
+        check(
+            kwargs["launcher"] is not None or not given,
+            f"--{given[0].replace('_', '-') if given else ''} is a job's resource; give --launcher slurm "
+            "(or local) with it.",
+        )
         return fn(*args, **kwargs)
 
     options = [
         click.option(
             "--launcher",
-            type=click.Choice(["local", "slurm"]),
+            type=click.Choice(list(launch.LAUNCHERS)),
             default=None,
             help="Each run a job through submitit: local processes, or a Slurm job array.",
         ),
         click.option("--partition", default=None, help="--launcher slurm: the partition."),
         click.option(
-            "--time-min", type=int, default=60, show_default=True, help="--launcher: minutes per run."
+            "--time-min",
+            type=int,
+            default=defaults["time_min"],
+            show_default=True,
+            help="--launcher: minutes per run.",
         ),
         click.option(
-            "--gpus", type=int, default=0, show_default=True, help="--launcher slurm: GPUs per run."
+            "--gpus",
+            type=int,
+            default=defaults["gpus"],
+            show_default=True,
+            help="--launcher slurm: GPUs per run.",
         ),
         click.option("--mem-gb", type=int, default=None, help="--launcher slurm: memory per run, GB."),
     ]
@@ -334,7 +352,13 @@ def launcher_options(fn):
 @click.argument("beta_values", nargs=-1, type=str)
 @train_options(exclude=("beta",))
 @click.option("--out", type=click.Path(), required=True, help="Sweep folder.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel.")
+@click.option(
+    "--jobs",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Runs trained at once (with --launcher local: its jobs).",
+)
 @launcher_options
 @click.option(
     "--seeds",
@@ -480,7 +504,13 @@ DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 64.0)
     help="Folder [default: demo, demo-disentanglement or demo-disentanglement-long].",
 )
 @click.option("--epochs", type=int, default=20, show_default=True, help="beta demo: epochs per run.")
-@click.option("--jobs", type=int, default=2, show_default=True, help="beta demo: runs trained in parallel.")
+@click.option(
+    "--jobs",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Runs trained at once: the beta demo's, or disentanglement's with --launcher local.",
+)
 @click.option(
     "--long",
     "long_setting",
@@ -523,6 +553,7 @@ def demo(which, out, epochs, jobs, long_setting, seeds, launcher, resources):
             echo=click.echo,
             launcher=launcher,
             resources=resources,
+            jobs=jobs,
         )
         top = disentangle.best(disentangle.over_seeds(rows))
         if top:

@@ -122,6 +122,7 @@ def run(
     echo=print,
     launcher: str | None = None,
     resources: dict | None = None,
+    jobs: int = 1,
 ) -> list[dict]:
     """Train each model of `BUDGETS[setting]` with each seed 0..seeds-1 into OUT/<name>/ (seed
     0) or OUT/<name>-seed-<k>/, score it, and write OUT/disentanglement.json, OUT/report.html and
@@ -129,17 +130,18 @@ def run(
     so an interrupted demo resumes and more seeds add to the ones trained. `settings_for(options)`
     completes a dict of training options with the defaults (the command line's `merge_options`).
     `launcher` "local" or "slurm": each model and seed still to train is one job of submitit's
-    executor of that kind (`vaekit.launch.run_jobs`; `resources`: partition, time_min, gpus,
-    mem_gb, cpus), its log under OUT/jobs. Returns one row per model and seed: the metrics, elbo,
-    rate and seconds; `over_seeds(rows)` gives each model's mean and standard deviation over its
-    seeds. Raises `VaekitError` for an unknown setting, fewer than one seed, or a model folder that
-    holds a model trained with other settings (a quick demo's folder given to --long, say), which
-    is left as it is."""
+    executor of that kind (`vaekit.launch.run_jobs`; `jobs` local processes at a time;
+    `resources`: partition, time_min, gpus, mem_gb, cpus), its log under OUT/jobs. Returns one
+    row per model and seed: the metrics, elbo, rate and seconds; `over_seeds(rows)` gives each
+    model's mean and standard deviation over its seeds. Raises `VaekitError` for an unknown
+    setting, fewer than one seed, or a model folder that holds a model trained with other settings
+    (a quick demo's folder given to --long, say), which is left as it is."""
     check(setting in BUDGETS, f"The demo setting must be one of {', '.join(BUDGETS)}, not {setting!r}.")
     check(
         isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
         f"The number of seeds must be a whole number of at least 1, not {seeds!r}.",
     )
+    check(isinstance(jobs, int) and jobs >= 1, f"--jobs must be at least 1, not {jobs!r}.")
     if launcher is not None:
         launch.check_launcher(launcher)
     budget = BUDGETS[setting]
@@ -167,8 +169,8 @@ def run(
         if "mig" not in _summary(folder)
     }
     if launcher is not None and todo:
-        jobs = [(args, folder) for folder, args in todo.items()]
-        launch.run_jobs(train_model, jobs, out / "jobs", launcher, resources, True, "vaekit-demo")
+        todo_jobs = [(args, folder) for folder, args in todo.items()]
+        launch.run_jobs(train_model, todo_jobs, out / "jobs", launcher, resources, True, "vaekit-demo", jobs)
         todo = {}
     sprites = None  # for the MIG curves (the factors are the data set's), read if a model trains here
     rows = []

@@ -73,12 +73,13 @@ def run_jobs(
     resources: dict | None = None,
     progress: bool = True,
     job_name: str = "vaekit",
+    at_once: int | None = None,
 ) -> None:
     """Call `fn(*args, threads)` for each (args, run folder) of `todo` as one job of submitit's
-    `launcher` executor (local processes side by side, or one Slurm job array), logs under `logs`,
-    and wait for them all. `threads` is the torch threads each job may use: the CPUs split between
-    the local jobs, or resources["cpus"] on Slurm. Raises `VaekitError` naming the first run whose
-    job failed and the path to its log."""
+    `launcher` executor, logs under `logs`, and wait for them all. "local": at most `at_once`
+    processes at a time (all of them when None), `threads` the CPUs split between them; "slurm":
+    one job array that the cluster schedules, `threads` = resources["cpus"] (default 2). Raises
+    `VaekitError` naming the first run whose job failed and the path to its log."""
     import submitit
 
     check_launcher(launcher)
@@ -87,25 +88,37 @@ def run_jobs(
     if launcher == "local":
         executor = submitit.LocalExecutor(folder=logs)
         executor.update_parameters(timeout_min=int(resources.get("time_min") or 60))
-        threads = max(1, (os.cpu_count() or 1) // max(1, len(todo)))
+        at_once = max(1, min(at_once or len(todo), len(todo)))
+        threads = max(1, (os.cpu_count() or 1) // at_once)
+        waves = [todo[i : i + at_once] for i in range(0, len(todo), at_once)]
+        how = f"{len(todo)} local jobs, {at_once} at a time"
     else:
         executor = submitit.SlurmExecutor(folder=logs)
         executor.update_parameters(**slurm_parameters(resources, job_name))
         threads = int(resources.get("cpus") or 2)
-    with executor.batch():
-        submitted = [(executor.submit(fn, *args, threads), folder) for args, folder in todo]
+        waves = [todo]
+        how = f"{len(todo)} slurm jobs (one job array)"
     if progress:
-        print(f"{len(submitted)} {launcher} jobs, logs in {logs}", flush=True)
-    for job, folder in submitted:
-        try:
-            job.result()
-        except submitit.core.utils.UncompletedJobError:
+        print(f"{how}, logs in {logs}", flush=True)
+    for wave in waves:
+        with executor.batch():
+            submitted = [(executor.submit(fn, *args, threads), folder) for args, folder in wave]
+        failed = []
+        for job, folder in submitted:  # every job of the wave ends before a failure is said
+            try:
+                job.result()
+            except submitit.core.utils.UncompletedJobError:
+                failed.append((job, folder))
+                continue
+            if progress:
+                print(f"{Path(folder).name} done (job {job.job_id})", flush=True)
+        if failed:
+            job, folder = failed[0]
+            others = f" ({len(failed) - 1} more failed; their logs are beside it)" if len(failed) > 1 else ""
             raise VaekitError(
-                f"The run {folder} failed in its {launcher} job {job.job_id}; its log: "
-                f"{job.paths.stderr} (run the same command again to resume; finished runs are kept)."
-            ) from None
-        if progress:
-            print(f"{Path(folder).name} done (job {job.job_id})", flush=True)
+                f"The run {folder} failed in its {launcher} job {job.job_id}; its log: {job.paths.stderr}"
+                f"{others} (run the same command again to resume; finished runs are kept)."
+            )
 
 
 __all__ = ["LAUNCHERS", "check_launcher", "run_jobs", "slurm_parameters", "slurm_script"]

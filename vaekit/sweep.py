@@ -98,7 +98,8 @@ def run(
     sweep.json, the figures and report.html. `seeds` N > 1: every value with the seeds
     settings["seed"] + 0 ... N - 1, in folders SETTING-V-seedS; the table and the rate-distortion
     figure then give each value's mean and standard deviation over its seeds. `launcher`
-    "local" or "slurm": each run is a job of submitit's executor of that kind (a Slurm job array;
+    "local" or "slurm": each run is a job of submitit's executor of that kind (`jobs` local
+    processes at a time, or a Slurm job array;
     `resources`: partition, time_min, gpus, mem_gb, cpus; `slurm_parameters`), its log under
     out/jobs; finished folders are skipped on resubmission. `settings` are
     `vaekit train`'s settings by name (e.g. {"data": "mnist5k", "latent_dim": 2, "epochs": 30});
@@ -156,7 +157,9 @@ def run(
     print(f"sweep: {len(plan) - len(todo)} of {len(plan)} runs already done, training {len(todo)}")
     if launcher is not None and todo:
         jobs_todo = [((s, f), f) for s, f in todo]
-        launch.run_jobs(_train_one, jobs_todo, out / "jobs", launcher, resources, progress, "vaekit-sweep")
+        launch.run_jobs(
+            _train_one, jobs_todo, out / "jobs", launcher, resources, progress, "vaekit-sweep", at_once=jobs
+        )
     elif jobs == 1 or len(todo) <= 1:
         for i, (s, folder) in enumerate(todo):
             if progress:
