@@ -320,7 +320,20 @@ def test_a_sweep_through_the_local_launcher(cli, digits_sweep, tmp_path):
     from vaekit import sweep as sw
 
     out = tmp_path / "local"
-    args = ("sweep", "--beta", "0", "1", "--data", "digits", "--epochs", "2", "--launcher", "local")
+    args = (
+        "sweep",
+        "--beta",
+        "0",
+        "1",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--launcher",
+        "local",
+        "--jobs",
+        "2",
+    )
     code, printed, err = cli(*args, "--out", out, *FAST)
     assert code == 0, err
     assert len(list((out / "jobs").glob("*_log.err"))) == 2  # one job per run
