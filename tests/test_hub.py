@@ -146,7 +146,9 @@ def test_push_and_load_through_a_hub(mog_run, tmp_path, cli):
             "    except SystemExit as e:\n        code = e.code\n"
             "    print('EXIT', code, flush=True); print('EXIT', code, file=sys.stderr, flush=True)\n"
         )
+        cache_before = sorted(str(p) for p in (tmp_path / "cache").rglob("*"))
         ran = _python(script, env)
+        cache_after = sorted(str(p) for p in (tmp_path / "cache").rglob("*"))
     finally:
         hub.close()
     codes = [line.split()[1] for line in ran.stdout.splitlines() if line.startswith("EXIT")]
@@ -155,9 +157,9 @@ def test_push_and_load_through_a_hub(mog_run, tmp_path, cli):
     for refused in (said[1], said[2]):
         assert "you/digits-mog is a hub repository, read from huggingface_hub's cache; give --out" in refused
         assert "Traceback" not in refused
-    assert "is not empty; choose another --out" in said[4]
-    cached = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file() or p.is_symlink()]
-    assert "rare" not in cached and "summary.json" in cached  # nothing was written into the cache
+    assert "already exists; choose a new --out" in said[4]
+    assert cache_after == cache_before  # nothing was written into the cache
+    assert not list(tmp_path.glob(".pulled.pulling-*"))  # the pull's temporary folder is gone
     code, _, err = cli("encode", mog_run, "--data", "digits", "--out", tmp_path / "local-codes.csv")
     assert code == 0, err
     assert (tmp_path / "hub-codes.csv").read_text() == (tmp_path / "local-codes.csv").read_text()
@@ -174,6 +176,26 @@ def test_push_and_load_through_a_hub(mog_run, tmp_path, cli):
     assert eval(fetched.stdout.strip()) == local.tolist()  # the same weights, to the last bit
     offline = _python(load, dict(env, HF_HUB_OFFLINE="1"))  # the hub is gone: the cache answers
     assert offline.returncode == 0 and offline.stdout == fetched.stdout, offline.stderr
+
+
+def test_a_mistyped_folder_is_not_sent_to_the_hub(cli, tmp_path, monkeypatch):
+    """runs/mnst, inside a folder that exists here, is a typo of a run folder: said as such, with
+    no connection opened, by the commands and by vaekit.load."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a mistyped local path opened a connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    code, _, err = cli("encode", "runs/mnst", "--data", "digits", "--out", "codes.csv")
+    assert code == 2 and "runs/mnst" in err and "hub" not in err and "Traceback" not in err
+    assert not (tmp_path / "codes.csv").exists()
+    from vaekit.errors import VaekitError
+
+    with pytest.raises(VaekitError, match="runs/mnst is neither a run folder nor a hub repository id"):
+        vaekit.load("runs/mnst")
 
 
 def test_bad_inputs_are_one_sentence(cli, tmp_path):

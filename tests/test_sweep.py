@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -415,3 +416,26 @@ def test_local_jobs_run_at_most_so_many_at_once(tmp_path):
     assert (tmp_path / "y.txt").read_text() == "done" and not (tmp_path / "z.txt").exists()
     log = str(caught.value).split("its log: ")[1].split(" (run the same")[0]
     assert "no such file" in open(log).read()
+
+
+def test_a_slurm_scheduler_that_refuses_the_jobs_is_one_sentence(tmp_path, monkeypatch):
+    """sbatch refusing the job array (here a stand-in sbatch that says what a cluster says of a
+    partition it does not have) is one sentence with the scheduler's reason, not a traceback."""
+    from vaekit import launch
+    from vaekit.errors import VaekitError
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (
+        ("sbatch", "echo 'sbatch: error: invalid partition specified: gpu-big' >&2; exit 1"),
+        ("srun", "exit 0"),
+    ):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    todo = [((1,), str(tmp_path / "run"))]
+    with pytest.raises(VaekitError) as caught:
+        launch.run_jobs(print, todo, tmp_path / "jobs", "slurm", {"partition": "gpu-big"}, progress=False)
+    message = str(caught.value)
+    assert message.startswith("The slurm scheduler refused the jobs (")
+    assert "invalid partition specified: gpu-big" in message and "check --partition" in message

@@ -757,7 +757,7 @@ def anomaly_sweep(sweep_dir, out, rows, overwrite: bool = False, **kwargs) -> li
     titles = {n: SCORE_TITLES.get(n, n) for n in names}
     figure = plots.auc_by_setting(table, setting, titles)
     report.save_figure(figure, out / "figures" / f"auc_vs_{setting}.png")
-    seeds = len({r["seed"] for r in table if r["source"] == "separate"}) > 1
+    seeds = sw.has_seeds(table)
     head = "".join(f"<th>{html.escape(t)}</th>" for t in titles.values())
     body = "".join(
         f"<tr><td>{r['value']:g}</td>"

@@ -171,16 +171,16 @@ class RunOrRepo(click.ParamType):
     name = "RUN"
 
     def convert(self, value, param, ctx):
-        text = str(value)
-        if Path(text).exists():
-            return text
+        import importlib.util
+
         from vaekit import hub
 
-        if not hub.REPO_ID.match(text):
-            return text  # the command says what is missing
-        folder = str(hub.fetch(text))
-        FETCHED[folder] = text
-        return folder
+        if importlib.util.find_spec("huggingface_hub") is None:
+            return str(value)  # no hub: a folder, and the command says if it is missing
+        folder, fetched = hub.resolve(str(value))
+        if fetched:
+            FETCHED[str(folder)] = str(value)
+        return str(folder)
 
 
 RUN = RunOrRepo()
@@ -298,7 +298,7 @@ def launcher_options(fn):
 
     from vaekit import launch
 
-    defaults = {"partition": None, "time_min": 60, "gpus": 0, "mem_gb": None}
+    defaults = {"partition": None, "time_min": None, "gpus": 0, "mem_gb": None}
 
     @functools.wraps(fn)
     def command(*args, **kwargs):
@@ -322,9 +322,8 @@ def launcher_options(fn):
         click.option(
             "--time-min",
             type=int,
-            default=defaults["time_min"],
-            show_default=True,
-            help="--launcher: minutes per run.",
+            default=None,
+            help="--launcher: minutes per run [default: 60 on Slurm, no limit locally].",
         ),
         click.option(
             "--gpus",
@@ -478,7 +477,7 @@ def _print_sweep(rows) -> None:
     keys = summary_keys.shown_in("sweep_print")
     name = sw.setting_of(rows)
     width = max(8, len(name))
-    seeds = len({r.get("seed") for r in rows if r["source"] == "separate"}) > 1
+    seeds = sw.has_seeds(rows)
     seed_head = f" {'seed':>5}" if seeds else ""
     click.echo(f"{name:>{width}}{seed_head} {'source':>11} " + " ".join(f"{k[:12]:>12}" for k in keys))
     for r in rows:
@@ -488,7 +487,7 @@ def _print_sweep(rows) -> None:
         seed = f" {str(r.get('seed', '-')):>5}" if seeds else ""
         click.echo(f"{sw.value_of(r):{width}g}{seed} {r['source']:>11} " + " ".join(cells))
     for m in sw.over_seeds(rows, keys):  # each value's mean +- sd over its seeds
-        cells = ["-".rjust(12) if m[k] is None else f"{m[k]:.4g}+-{m[k + '_sd']:.2g}".rjust(12) for k in keys]
+        cells = [sw.mean_sd(m[k], m[k + "_sd"]).rjust(12) for k in keys]
         click.echo(f"{m['value']:{width}g}{'mean':>6} {'over seeds':>11} " + " ".join(cells))
 
 
@@ -878,7 +877,7 @@ def anomaly(
         names = [n for n in analyses.ANOMALY_SCORES if n in table[0]]
         setting = sw.setting_of(rows)
         width = max(8, len(setting))
-        seeds = len({r["seed"] for r in table if r["source"] == "separate"}) > 1
+        seeds = sw.has_seeds(table)
         seed_head = f" {'seed':>5}" if seeds else ""
         click.echo(
             f"{setting:>{width}}{seed_head} {'source':>11} " + " ".join(f"{n[:14]:>14}" for n in names)
@@ -888,7 +887,7 @@ def anomaly(
             seed = f" {str(r['seed']):>5}" if seeds else ""
             click.echo(f"{r['value']:{width}g}{seed} {r['source']:>11} {cells}")
         for m in sw.over_seeds(table, names):  # each value's mean +- sd over its seeds
-            cells = " ".join(f"{m[n]:.4f}+-{m[n + '_sd']:.4f}".rjust(14) for n in names)
+            cells = " ".join(sw.mean_sd(m[n], m[n + "_sd"], "+-", ".4f", ".4f").rjust(14) for n in names)
             click.echo(f"{m['value']:{width}g}{'mean':>6} {'over seeds':>11} {cells}")
         click.echo(f"wrote {out / 'report.html'} (ROC AUC per {setting})")
         return
@@ -1128,6 +1127,8 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
     from vaekit import analyses, io
 
     check(k >= 1, f"-k must be at least 1, not {k}.")
+    if not out:
+        in_run(run)  # a hub run's folder (the cache) is never written: said before the search
     r = analyses.neighbors(run, index=index, query=query, data=source, k=k, label_column=label_column)
     name = f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png"
     default = Path(run) / name
@@ -1273,8 +1274,9 @@ def pull(repo_id, out, revision):
     vaekit pull you/mnist-vae --out runs/mnist-vae
     vaekit report runs/mnist-vae         every command reads and writes it as a run of yours
     The weights, config.yaml, summary.json, metrics.jsonl, report.html, the model card and the
-    figures; commands that only read a run also take OWNER/NAME directly (vaekit encode
-    you/mnist-vae --out codes.csv). Needs huggingface_hub (pip install "vaekit[hub]").
+    figures, into a folder that does not exist yet; commands that only read a run also take
+    OWNER/NAME directly (vaekit encode you/mnist-vae --data new.csv --out codes.csv). Needs
+    huggingface_hub (pip install "vaekit[hub]").
     """
     from vaekit import hub
 

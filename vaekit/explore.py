@@ -263,7 +263,7 @@ def _runs(run: Path):
     if (run / "sweep.json").exists():
         rows = [r for r in sweep.read_rows(run) if r.get("source") == "separate"]
         check(bool(rows), f"{run} holds no separately trained runs yet; run the sweep first.")
-        seeds = len({r.get("seed") for r in rows}) > 1  # a sweep over seeds: each seed its own view
+        seeds = sweep.has_seeds(rows)  # a sweep over seeds: each seed its own view
         views = [
             (
                 runs.load(run / r["run"]),

@@ -138,21 +138,39 @@ def _hub():
 
 def _download(repo_id: str, revision: str | None, patterns, local_dir=None) -> Path:
     """huggingface_hub's snapshot_download of `patterns` of `repo_id`, into its cache or into
-    `local_dir`; the repository must be a vaekit run. Raises `VaekitError` for a repository that
-    cannot be found or fetched, or that holds no config.yaml."""
+    `local_dir`; the repository must be a vaekit run. Raises `VaekitError` for a repository or
+    revision the hub does not have, a name the hub refuses, a hub that cannot be reached (and no
+    copy in the cache), or a repository that holds no config.yaml."""
     hub = _hub()
+    at = f" at revision {revision!r}" if revision else ""
     try:
         folder = hub.snapshot_download(
             repo_id, revision=revision, allow_patterns=list(patterns), local_dir=local_dir
         )
+    except hub.errors.RevisionNotFoundError:
+        raise VaekitError(
+            f"The hub repository {repo_id} has no revision {revision!r}; check --revision."
+        ) from None
     except hub.errors.RepositoryNotFoundError:
         raise VaekitError(
-            f"The hub has no model repository {repo_id!r}; check the name (OWNER/NAME)."
+            f"The hub has no model repository {repo_id!r} (or it is private and the token may not read it); "
+            "check the name (OWNER/NAME) and HF_TOKEN."
         ) from None
-    except (hub.errors.LocalEntryNotFoundError, OSError) as err:
+    except hub.errors.HFValidationError:
         raise VaekitError(
-            f"{repo_id} is not a folder here, and as a hub repository it could not be fetched "
-            f"({type(err).__name__}) nor found in the cache; check the path, or connect to the network."
+            f"{repo_id} is neither a folder here nor a name the hub takes for a repository; check the path."
+        ) from None
+    except hub.errors.LocalEntryNotFoundError as err:
+        # fetch reads a path or an id: a mistyped folder must not read as a hub failure only
+        what = f"{repo_id} is not a folder here, and as a hub repository" if local_dir is None else repo_id
+        raise VaekitError(
+            f"{what}{at} could not be fetched ({type(err).__name__}) nor found in the cache; check the "
+            "name, or connect to the network."
+        ) from None
+    except (hub.errors.HfHubHTTPError, OSError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise VaekitError(
+            f"The hub did not give {repo_id}{at} ({reason}); check the network and the token (HF_TOKEN)."
         ) from None
     check(
         (Path(folder) / "config.yaml").exists(),
@@ -172,38 +190,49 @@ def pull(repo_id: str, out: str | os.PathLike, revision: str | None = None) -> P
     """Copy a hub repository's run files (`PUSH_FILES`: weights, config.yaml, summary.json,
     metrics.jsonl, report.html, the model card, the figures) into the new folder `out`: a run
     folder of the user's own, which every command reads and writes (huggingface_hub keeps its
-    download records in out/.cache). Returns `out`. Raises `VaekitError` for an `out` that is a
-    file or a folder that is not empty (nothing in it is touched), or as `fetch` does."""
-    out = Path(out)
-    check(not out.exists() or out.is_dir(), f"{out} is a file; choose another --out.")
-    check(
-        not out.exists() or not any(out.iterdir()),
-        f"{out} is not empty; choose another --out (pulling never writes over a folder's files).",
-    )
-    check(bool(REPO_ID.match(repo_id)), f"{repo_id!r} is not a hub repository id (OWNER/NAME).")
-    made = not out.exists()
-    try:
-        return _download(repo_id, revision, PUSH_FILES, local_dir=out)
-    except VaekitError:
-        if made:  # nothing of a failed pull is left behind
-            import shutil
+    download records in out/.cache). The files arrive in a temporary folder beside `out`, renamed
+    to `out` when all are there: a failed or interrupted pull leaves nothing. Returns `out`.
+    Raises `VaekitError` for an invalid id, an `out` that exists, or as `fetch` does."""
+    import shutil
+    import tempfile
 
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    check(bool(REPO_ID.match(repo_id)), f"{repo_id!r} is not a hub repository id (OWNER/NAME).")
+    out = Path(out)
+    check(
+        not out.exists(),
+        f"{out} already exists; choose a new --out (pulling never writes into a folder that exists).",
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.pulling-", dir=out.parent))
+    try:
+        _download(repo_id, revision, PUSH_FILES, local_dir=partial)
+        partial.rename(out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # gone already when renamed
+    return out
+
+
+def resolve(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> tuple[Path, bool]:
+    """The local folder of a run (`path_or_repo_id` as it is) or of a hub repository OWNER/NAME
+    (`fetch`ed into the cache), and whether it was fetched. A path that exists, or whose parent
+    folder exists here (runs/mnst: a typo, not a repository), is local and is not checked further.
+    Raises `VaekitError` as `fetch` does."""
+    path = Path(path_or_repo_id)
+    if path.exists() or path.parent.exists() or not REPO_ID.match(str(path_or_repo_id)):
+        return path, False
+    return fetch(str(path_or_repo_id), revision), True
 
 
 def load(path_or_repo_id: str | os.PathLike, revision: str | None = None):
     """A trained model from a run folder (read locally, no network) or from a hub repository
     OWNER/NAME (`fetch`: only the files a model needs, cached). Nothing is unpickled. Raises
     `VaekitError` for a path that is neither, or a repository that cannot be fetched."""
-    path = Path(path_or_repo_id)
-    if path.exists():
-        return runs.load(path)
+    folder, _ = resolve(path_or_repo_id, revision)
     check(
-        bool(REPO_ID.match(str(path_or_repo_id))),
+        folder.exists(),
         f"{path_or_repo_id} is neither a run folder nor a hub repository id (OWNER/NAME).",
     )
-    return runs.load(fetch(str(path_or_repo_id), revision))
+    return runs.load(folder)
 
 
 def push(run: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None) -> str:
@@ -250,6 +279,7 @@ __all__ = [
     "load",
     "model_card",
     "pull",
+    "resolve",
     "push",
     "write_card",
 ]

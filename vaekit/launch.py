@@ -5,9 +5,11 @@ and CI exercise what a cluster runs).
     vaekit sweep --beta 0 1 4 --seeds 3 --launcher slurm --partition gpu --gpus 1 --out SWEEP
     vaekit demo disentanglement --seeds 3 --launcher local
 
-Each job trains one run folder (`run_jobs`); its log is OUT/jobs/JOBID_0_log.out and .err. A
-finished folder is never submitted again (the caller skips it), and an unfinished one resumes in
-its job. A failed job stops the wait with one sentence naming the run and the path to its log.
+Each job trains one run folder (`run_jobs`); its logs are in OUT/jobs (JOBID_0_log.out and .err,
+or JOBID_TASK_0_log.* for a Slurm array's task). A finished folder is never submitted again (the
+caller skips it); an unfinished sweep run resumes in its job, an unfinished demo model trains
+again from its start. A failed job stops the wait with one sentence naming the run and the path
+to its log.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def slurm_parameters(resources: dict, job_name: str = "vaekit") -> dict:
 def slurm_script(n_runs: int, resources: dict, folder, job_name: str = "vaekit") -> str:
     """The sbatch script that `run_jobs` submits for `n_runs` runs with --launcher slurm (one job
     array, one task per run), as submitit writes it from `slurm_parameters`: for checking a job
-    description without a cluster."""
+    description without a cluster. A sweep's jobs are named vaekit-sweep, the demo's
+    vaekit-demo."""
     from submitit.slurm import slurm
 
     command = "python -u -m submitit.core._submit " + str(folder)
@@ -77,17 +80,22 @@ def run_jobs(
 ) -> None:
     """Call `fn(*args, threads)` for each (args, run folder) of `todo` as one job of submitit's
     `launcher` executor, logs under `logs`, and wait for them all. "local": at most `at_once`
-    processes at a time (all of them when None), `threads` the CPUs split between them; "slurm":
-    one job array that the cluster schedules, `threads` = resources["cpus"] (default 2). Raises
-    `VaekitError` naming the first run whose job failed and the path to its log."""
+    processes at a time (all of them when None), `threads` the CPUs split between them, no time
+    limit unless resources["time_min"]; "slurm": one job array that the cluster schedules,
+    `threads` = resources["cpus"] (default 2), a failure said once every task has ended. Raises
+    `VaekitError` for a scheduler that refuses the jobs, or naming the first run whose job failed
+    and the path to its log."""
     import submitit
 
     check_launcher(launcher)
+    if not todo:
+        return
     resources = resources or {}
     logs = Path(logs)
     if launcher == "local":
         executor = submitit.LocalExecutor(folder=logs)
-        executor.update_parameters(timeout_min=int(resources.get("time_min") or 60))
+        if resources.get("time_min"):  # a limit only when one is asked for: a laptop's jobs may be slow
+            executor.update_parameters(timeout_min=int(resources["time_min"]))
         at_once = max(1, min(at_once or len(todo), len(todo)))
         threads = max(1, (os.cpu_count() or 1) // at_once)
         waves = [todo[i : i + at_once] for i in range(0, len(todo), at_once)]
@@ -101,8 +109,15 @@ def run_jobs(
     if progress:
         print(f"{how}, logs in {logs}", flush=True)
     for wave in waves:
-        with executor.batch():
-            submitted = [(executor.submit(fn, *args, threads), folder) for args, folder in wave]
+        try:
+            with executor.batch():
+                submitted = [(executor.submit(fn, *args, threads), folder) for args, folder in wave]
+        except submitit.core.utils.FailedJobError as err:  # sbatch refused the array
+            said = (str(err).strip().splitlines() or ["no reason given"])[-1][:300]
+            raise VaekitError(
+                f"The {launcher} scheduler refused the jobs ({said}); check --partition, --time-min, --gpus "
+                "and --mem-gb against what the cluster allows."
+            ) from None
         failed = []
         for job, folder in submitted:  # every job of the wave ends before a failure is said
             try:

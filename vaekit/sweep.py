@@ -40,6 +40,12 @@ def value_of(row: dict) -> float:
     return row.get("value", row["beta"])
 
 
+def has_seeds(rows: list[dict]) -> bool:
+    """Whether a sweep's separately trained rows (sweep.json's, or an anomaly sweep's) hold more
+    than one seed: the tables then show each row's seed."""
+    return len({r.get("seed") for r in rows if r.get("source", "separate") == "separate"}) > 1
+
+
 def setting_of(rows: list[dict]) -> str:
     """The setting a sweep's rows vary: `beta` unless they name another."""
     return rows[0].get("setting", "beta") if rows else "beta"
@@ -338,6 +344,14 @@ def over_seeds(rows: list[dict], keys=ROW_KEYS) -> list[dict]:
     return out
 
 
+def mean_sd(mean, sd, sign: str = "+-", digits: str = ".4g", sd_digits: str = ".2g") -> str:
+    """A value's mean and sample sd over its seeds as text ("-27.23+-0.047"); the mean alone for a
+    value with one seed (sd None); "-" where a run has no number."""
+    if mean is None:
+        return "-"
+    return f"{mean:{digits}}" + ("" if sd is None else f"{sign}{sd:{sd_digits}}")
+
+
 def over_seeds_table(
     rows: list[dict], keys, what: str = "test split, nats per example", titles: dict | None = None
 ) -> str:
@@ -352,7 +366,7 @@ def over_seeds_table(
     body = []
     for e in entries:
         cells = [f"{e['value']:g}", str(len(e["seeds"]))]
-        cells += ["-" if e[k] is None else f"{e[k]:.4g} ± {e[k + '_sd']:.2g}" for k in keys]
+        cells += [mean_sd(e[k], e[k + "_sd"], " ± ") for k in keys]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return (
         f"<h2>Per value: mean ± standard deviation over seeds ({html.escape(what)})</h2>"

@@ -116,7 +116,15 @@ class MLflowLogger(Logger):
             experiment = self._client.get_experiment_by_name(experiment_name)
             if experiment is None:
                 artifacts = (self._root / "artifacts").resolve().as_uri() if local else None
-                experiment_id = self._client.create_experiment(experiment_name, artifact_location=artifacts)
+                try:
+                    experiment_id = self._client.create_experiment(
+                        experiment_name, artifact_location=artifacts
+                    )
+                except Exception:  # noqa: BLE001 - made meanwhile by a parallel run of the same sweep
+                    experiment = self._client.get_experiment_by_name(experiment_name)
+                    if experiment is None:
+                        raise
+                    experiment_id = experiment.experiment_id
             else:
                 experiment_id = experiment.experiment_id
             self._run_id = self._client.create_run(experiment_id, run_name=run_name).info.run_id
@@ -209,6 +217,8 @@ def parse(value) -> tuple[str, ...]:
 
     for name in names:
         _, packages, install = TRACKERS[name]
+        if name == "mlflow" and os.environ.get("MLFLOW_TRACKING_URI"):
+            packages = packages[:1]  # a tracking server: no local database, so no SQLAlchemy
         for package in packages:
             check(
                 importlib.util.find_spec(package) is not None,
@@ -241,33 +251,35 @@ class Trackers:
         check(out is not None, "--logger writes into the run folder; give the run an --out folder.")
         self.out = Path(out)
         self.loggers = {}
+        plain = {}
+        for key, value in (settings or {}).items():  # numbers and words; a prior's entry by its name
+            value = value.get("name") if isinstance(value, dict) else value
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                plain[key] = value
         for name in self.names:
             cls = TRACKERS[name][0]
-            if cls in (TensorBoardLogger, CSVLogger):
-                self.loggers[name] = cls(root_dir=self.out / "logs", name=name)
-                continue
             try:  # a tracker's own service (a server named in the environment, a login) may refuse
-                self.loggers[name] = cls(self.out / "logs", name=name, run_name=self.out.resolve().name)
+                if cls in (TensorBoardLogger, CSVLogger):
+                    logger = cls(root_dir=self.out / "logs", name=name)
+                else:
+                    logger = cls(self.out / "logs", name=name, run_name=self.out.resolve().name)
+                self.loggers[name] = logger
+                if plain and name != "csv":  # the CSV logger keeps no settings
+                    logger.log_hyperparams(plain)
             except Exception as err:  # noqa: BLE001 - each tracker's own errors, said in one sentence
                 self.close("failed")
                 reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
                 reason = reason if len(reason) <= 200 else reason[:200] + "..."
                 raise VaekitError(
                     f"--logger {name} could not start its run ({reason}); check the tracker's settings in "
-                    "the environment (WANDB_MODE, MLFLOW_TRACKING_URI, ...), or leave it out of --logger."
+                    "the environment (WANDB_MODE, MLFLOW_TRACKING_URI, ...) or leave it out of --logger, "
+                    f"then go on with --resume {self.out} (this session trained nothing)."
                 ) from None
-        plain = {}
-        for key, value in (settings or {}).items():  # numbers and words; a prior's entry by its name
-            value = value.get("name") if isinstance(value, dict) else value
-            if isinstance(value, (int, float, str, bool)) or value is None:
-                plain[key] = value
-        for name, logger in self.loggers.items():
-            if plain and name != "csv":  # the CSV logger keeps no settings
-                logger.log_hyperparams(plain)
 
     def close(self, status: str) -> None:
-        """End every tracker's run with `status` ("success" or "failed")."""
-        for logger in self.loggers.values():
+        """End every tracker's run with `status` ("success" or "failed"), once."""
+        loggers, self.loggers = self.loggers, {}
+        for logger in loggers.values():
             logger.finalize(status)
 
     def on_fit_failed(self, run) -> None:
@@ -287,7 +299,7 @@ class Trackers:
                 logger.log_metrics(summary, step=step)
             if name != "csv":
                 self._figures(logger, step)
-            logger.finalize("success")
+        self.close("success")
 
     def _figures(self, logger, step: int) -> None:
         """The run's figures (out/figures/*.png, as the report drew them) as the tracker's images

@@ -200,8 +200,8 @@ def fit(
     folder's objective.safetensors. A label-conditional
     model trains on the data's labels. `callbacks`: objects with optional methods
     `on_epoch_end(run, row)` (every process, after the epoch's row is written),
-    `on_fit_end(run)` (main process, after summary.json) and `on_fit_failed(run)` (when training
-    stops with an error or Ctrl-C, before it is raised on).
+    `on_fit_end(run)` (main process, after summary.json) and `on_fit_failed(run)` (when training,
+    the final summary or an `on_fit_end` stops with an error or Ctrl-C, before it is raised on).
     The run folder is locked while training (`runs.lock`): a second process training into it (two
     `--resume` of one run) stops with one sentence naming the first.
     Returns a `Run` with the history and the final `evaluate.summarize` result.
@@ -316,20 +316,25 @@ def _fit(
         callbacks = [*callbacks, trackers.Trackers(s.logger, out, settings=settings)]
     try:
         _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main)
+        model.eval()
+        if is_main:
+            run.summary = evaluate.summarize(
+                model, data, nll_samples=nll_samples, seed=seed, objective=objective
+            )
+            run.summary["seconds"] = sum(r["seconds"] for r in history)
+            if out is not None:
+                io.write_json(out / "summary.json", run.summary)
+            for callback in callbacks:
+                if hasattr(callback, "on_fit_end"):
+                    callback.on_fit_end(run)
     except BaseException:  # Ctrl-C, a non-finite loss, ...: each callback hears it, then it goes on
         for callback in callbacks:
             if hasattr(callback, "on_fit_failed"):
-                callback.on_fit_failed(run)
+                try:
+                    callback.on_fit_failed(run)
+                except Exception as err:  # noqa: BLE001 - the training's own error is the one to raise
+                    warnings.warn(f"{type(callback).__name__} could not end its run ({err}).", stacklevel=2)
         raise
-    model.eval()
-    if is_main:
-        run.summary = evaluate.summarize(model, data, nll_samples=nll_samples, seed=seed, objective=objective)
-        run.summary["seconds"] = sum(r["seconds"] for r in history)
-        if out is not None:
-            io.write_json(out / "summary.json", run.summary)
-        for callback in callbacks:
-            if hasattr(callback, "on_fit_end"):
-                callback.on_fit_end(run)
     return run
 
 
