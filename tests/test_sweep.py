@@ -69,6 +69,13 @@ def test_interrupted_sweep_resumes_finished_and_partial_runs(cli, digits_sweep, 
     original = json.loads((digits_sweep / "sweep.json").read_text())
     again = json.loads((copy / "sweep.json").read_text())
     assert [r["elbo"] for r in again] == [r["elbo"] for r in original]
+    # the same sweep asked with other learning settings: refused, naming the first difference
+    listing = sorted((p.name, p.stat().st_mtime_ns) for p in copy.rglob("*"))
+    args = ("sweep", "--beta", "0", "1", "--data", "digits", "--epochs", "2", *FAST)
+    for option, said in ((("--hidden", "32"), "hidden 64, not 32"), (("--epochs", "3"), "epochs 2, not 3")):
+        code, _, err = cli(*args, *option, "--out", copy)
+        assert code == 2 and f"{copy / 'beta-0'} was trained with {said}; sweep into another --out" in err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in copy.rglob("*")) == listing
 
 
 def test_sweep_with_two_jobs_gives_the_same_numbers(cli, digits_sweep, tmp_path):

@@ -147,19 +147,20 @@ def run(
     todo = []
     for value, seed, name in plan:
         folder = out / name
+        wanted = dict(settings, **{setting: value, "seed": seed})
         if (folder / "summary.json").exists():
             trained = (
-                ((runs.read_config(folder).get("options") or {}).get(setting))
-                if (folder / "config.yaml").exists()
-                else value
+                runs.read_config(folder).get("options") or {} if (folder / "config.yaml").exists() else {}
             )
+            differ = _differences(trained, wanted)
             check(
-                trained is None or float(trained) == float(value),
-                f"{folder} was trained with {setting} {trained}, not {value:g} (resumed or edited with "
-                "other settings); move it away, or sweep into another --out.",
+                not differ,
+                f"{folder} was trained with {differ[0] if differ else ''}"
+                + (f" (and {len(differ) - 1} more settings)" if len(differ) > 1 else "")
+                + "; sweep into another --out, or move it away (a rerun trains only what is missing).",
             )
             continue  # finished before an interruption: keep it
-        todo.append((dict(settings, **{setting: value, "seed": seed}), str(folder)))
+        todo.append((wanted, str(folder)))
     print(f"sweep: {len(plan) - len(todo)} of {len(plan)} runs already done, training {len(todo)}")
     if launcher is not None and todo:
         jobs_todo = [((s, f), f) for s, f in todo]
@@ -198,6 +199,27 @@ def run(
         )
     write(out, rows)
     return report.DisplayedRows(rows, out, sweep_table)  # a list; Jupyter shows its table and figures
+
+
+# settings that do not change what a run learns: a finished run is kept whatever they are now
+_UNLEARNED = ("nll_samples", "device", "devices", "num_nodes", "strategy", "precision", "logger")
+
+
+def _differences(trained: dict, wanted: dict) -> list[str]:
+    """What a finished run's recorded options (config.yaml's `options`) say against the settings
+    a sweep would train it with now, as "NAME X, not Y", for each learning setting both name."""
+
+    def same(a, b) -> bool:
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return str(a) == str(b)
+
+    return [
+        f"{key.replace('_', '-')} {trained[key]}, not {value}"
+        for key, value in wanted.items()
+        if key not in _UNLEARNED and key in trained and not same(trained[key], value)
+    ]
 
 
 def from_conditioned(run_dir, betas, out, nll_samples: int = 100) -> list[dict]:
