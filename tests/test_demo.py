@@ -137,7 +137,10 @@ def test_the_disentanglement_demo_trains_scores_and_reports_each_model(tmp_path,
     assert code == 2 and "holds something other" in err and "Traceback" not in err
     assert (mine / "demo.json").read_text() == "{"
     code, text, err = cli("demo", "disentanglement", "--out", tmp_path / "none", "--seeds", 0)
-    assert code == 2 and "at least 1" in err and not (tmp_path / "none").exists()
+    assert code == 2 and "--seeds must be a whole number of at least 1" in err and text == ""
+    assert not (tmp_path / "none").exists()  # refused before anything, the table's head included
+    code, text, err = cli("demo", "disentanglement", "--out", tmp_path / "none", "--epochs", 2)
+    assert code == 2 and "--epochs is the beta demo's" in err and not (tmp_path / "none").exists()
     code, text, err = cli("demo", "--out", tmp_path / "beta", "--seeds", 2)
     assert code == 2 and "vaekit demo disentanglement" in err and not (tmp_path / "beta").exists()
     code, text, err = cli("demo", "--out", tmp_path / "beta", "--launcher", "local")

@@ -381,6 +381,16 @@ def test_a_slurm_sweeps_job_description(cli, tmp_path):
     code, _, err = cli("sweep", "--beta", "0", "--data", "digits", "--gpus", "1", "--out", tmp_path / "g")
     assert code == 2 and "--gpus is a job's resource; give --launcher slurm (or local) with it." in err
     assert not (tmp_path / "g").exists()
+    for given, said in (
+        (
+            ("--launcher", "local", "--partition", "gpu"),
+            "--partition is a Slurm job's resource; --launcher local",
+        ),
+        (("--launcher", "slurm", "--time-min", "0"), "--time-min must be at least 1, not 0."),
+        (("--launcher", "local", "--time-min", "-3"), "--time-min must be at least 1, not -3."),
+    ):
+        code, _, err = cli("sweep", "--beta", "0", "--data", "digits", *given, "--out", tmp_path / "g")
+        assert code == 2 and said in err and not (tmp_path / "g").exists(), err
     resources = {"partition": "gpu", "time_min": 90, "gpus": 1, "mem_gb": 16}
     script = launch.slurm_script(6, resources, "/scratch/s/jobs", job_name="vaekit-sweep")
     lines = set(script.splitlines())

@@ -59,6 +59,7 @@ def test_tensorboard_events_hold_the_rows_of_metrics_jsonl(tracked):
     events = EventAccumulator(str(out / "logs" / "tensorboard" / "version_0"), size_guidance={"images": 0})
     events.Reload()
     tags = set(events.Tags()["scalars"])
+    assert "hp_metric" not in tags  # the settings are not a score
     expected = _scalars(rows[0])
     assert {"train_loss", "test_loss", "test_rate", "lr", "kl_weight", "seconds"} <= set(expected)
     assert set(expected) <= tags
@@ -107,6 +108,7 @@ def test_an_offline_wandb_run_holds_the_rows_of_metrics_jsonl(tracked):
         settings.update(r["config"]["update"] if r["type"] == "config" else {})
     assert settings["epochs"] == 3 and settings["logger"] == "tensorboard,csv,wandb,mlflow"
     assert settings["objective"] == "beta-elbo" and settings["beta"] == 1.0 and settings["latent_dim"] == 2
+    assert (settings["data"], settings["hidden"], settings["prior"]) == ("digits", "64", "normal")
     history = [r["history"] for r in records if r["type"] == "history"]
     by_step = {}
     for h in history:
@@ -132,6 +134,7 @@ def test_the_mlflow_run_holds_the_rows_of_metrics_jsonl(tracked):
     assert run.info.run_name == "run" and run.info.status == "FINISHED"
     params = run.data.params
     assert params["epochs"] == "3" and params["beta"] == "1.0" and params["objective"] == "beta-elbo"
+    assert (params["data"], params["hidden"], params["prior"]) == ("digits", "64", "normal")
     for name in _scalars(rows[0]):
         history = sorted(client.get_metric_history(run.info.run_id, name), key=lambda m: m.step)
         assert [m.step for m in history] == [r["epoch"] for r in rows], name

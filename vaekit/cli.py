@@ -302,13 +302,24 @@ def launcher_options(fn):
 
     @functools.wraps(fn)
     def command(*args, **kwargs):
-        kwargs["resources"] = {k: kwargs.pop(k) for k in defaults}
-        given = [k for k, v in kwargs["resources"].items() if v != defaults[k]]
+        resources = kwargs["resources"] = {k: kwargs.pop(k) for k in defaults}
+        given = [f"--{k.replace('_', '-')}" for k, v in resources.items() if v != defaults[k]]
+        launcher = kwargs["launcher"]
         check(
-            kwargs["launcher"] is not None or not given,
-            f"--{given[0].replace('_', '-') if given else ''} is a job's resource; give --launcher slurm "
-            "(or local) with it.",
+            launcher is not None or not given,
+            f"{given[0] if given else ''} is a job's resource; give --launcher slurm (or local) with it.",
         )
+        slurm_only = [g for g in given if g != "--time-min"]
+        check(
+            launcher != "local" or not slurm_only,
+            f"{slurm_only[0] if slurm_only else ''} is a Slurm job's resource; --launcher local runs on this "
+            "machine as it is (--jobs sets how many at a time).",
+        )
+        for name, least in (("time_min", 1), ("gpus", 0), ("mem_gb", 1)):
+            check(
+                resources[name] is None or resources[name] >= least,
+                f"--{name.replace('_', '-')} must be at least {least}, not {resources[name]}.",
+            )
         return fn(*args, **kwargs)
 
     options = [
@@ -502,7 +513,7 @@ DEMO_BETAS = (0.0, 0.1, 1.0, 4.0, 64.0)
     default=None,
     help="Folder [default: demo, demo-disentanglement or demo-disentanglement-long].",
 )
-@click.option("--epochs", type=int, default=20, show_default=True, help="beta demo: epochs per run.")
+@click.option("--epochs", type=int, default=None, help="beta demo: epochs per run [default: 20].")
 @click.option(
     "--jobs",
     type=int,
@@ -541,15 +552,27 @@ def demo(which, out, epochs, jobs, long_setting, seeds, launcher, resources):
     if which == "disentanglement":
         from vaekit import disentangle
 
+        check(
+            epochs is None,
+            "--epochs is the beta demo's; the disentanglement demo's models train for its budget "
+            "(--long for the longer one).",
+        )
         setting = "long" if long_setting else "quick"
         out = Path(out or ("demo-disentanglement-long" if long_setting else "demo-disentanglement"))
-        click.echo(f"{'model':<30} {'seed':>4} {'MIG':>5} {'DCI-D':>5} {'SAP':>5} {'FVAE':>5}")
+        shown = []
+
+        def echo(line: str) -> None:  # the table's head with its first row: after every check
+            if not shown:
+                click.echo(f"{'model':<30} {'seed':>4} {'MIG':>5} {'DCI-D':>5} {'SAP':>5} {'FVAE':>5}")
+                shown.append(True)
+            click.echo(line)
+
         rows = disentangle.run(
             out,
             lambda o: merge_options(o, None),
             setting,
             seeds,
-            echo=click.echo,
+            echo=echo,
             launcher=launcher,
             resources=resources,
             jobs=jobs,
@@ -569,6 +592,7 @@ def demo(which, out, epochs, jobs, long_setting, seeds, launcher, resources):
     from vaekit import sweep as sw
 
     out = out or "demo"
+    epochs = 20 if epochs is None else epochs
     settings = merge_options({"data": "mnist5k", "latent_dim": 2, "epochs": epochs, "nll_samples": 100}, None)
     rows = sw.run(DEMO_BETAS, settings, out, jobs=jobs)
     _print_sweep(rows)

@@ -139,7 +139,7 @@ def run(
     check(setting in BUDGETS, f"The demo setting must be one of {', '.join(BUDGETS)}, not {setting!r}.")
     check(
         isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1,
-        f"The number of seeds must be a whole number of at least 1, not {seeds!r}.",
+        f"--seeds must be a whole number of at least 1, not {seeds!r}.",
     )
     check(isinstance(jobs, int) and jobs >= 1, f"--jobs must be at least 1, not {jobs!r}.")
     if launcher is not None:

@@ -254,12 +254,16 @@ class Trackers:
         plain = {}
         for key, value in (settings or {}).items():  # numbers and words; a prior's entry by its name
             value = value.get("name") if isinstance(value, dict) else value
+            if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str)) for v in value):
+                value = ",".join(str(v) for v in value)  # hidden sizes as written: 512,256
             if isinstance(value, (int, float, str, bool)) or value is None:
                 plain[key] = value
         for name in self.names:
             cls = TRACKERS[name][0]
             try:  # a tracker's own service (a server named in the environment, a login) may refuse
-                if cls in (TensorBoardLogger, CSVLogger):
+                if cls is TensorBoardLogger:  # no hp_metric: the settings are not a score
+                    logger = cls(root_dir=self.out / "logs", name=name, default_hp_metric=False)
+                elif cls is CSVLogger:
                     logger = cls(root_dir=self.out / "logs", name=name)
                 else:
                     logger = cls(self.out / "logs", name=name, run_name=self.out.resolve().name)

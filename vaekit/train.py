@@ -313,6 +313,10 @@ def _fit(
     if s.logger and is_main:  # after the report's callback: the figures exist when training ends
         # the run's settings as the tracker keeps them: the model's, then training's (objective named)
         settings = {**model.config, **asdict(s), "objective": getattr(objective, "name", s.objective)}
+        settings["prior"] = getattr(model.prior, "name", None)
+        settings["data"] = (
+            (config or {}).get("name") or (config or {}).get("source") or getattr(data, "name", None)
+        )
         callbacks = [*callbacks, trackers.Trackers(s.logger, out, settings=settings)]
     try:
         _epochs(loop, run, segments, s, start_epoch, start_step, partial, test_set, callbacks, is_main)
