@@ -456,3 +456,48 @@ def test_a_slurm_scheduler_that_refuses_the_jobs_is_one_sentence(tmp_path, monke
     message = str(caught.value)
     assert message.startswith("The slurm scheduler refused the jobs (")
     assert "invalid partition specified: gpu-big" in message and "check --partition" in message
+
+
+def test_stopping_a_local_launch_stops_its_jobs(tmp_path):
+    """A kill's SIGTERM (or Ctrl-C) to the process that waits on local jobs stops the jobs too:
+    none is left training on its own."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import os, time
+from pathlib import Path
+from vaekit import launch
+
+def job(name, threads):
+    Path({str(tmp_path)!r}, name + ".pid").write_text(str(os.getpid()))
+    time.sleep(120)
+
+todo = [(("a",), "a"), (("b",), "b")]
+launch.run_jobs(job, todo, Path({str(tmp_path)!r}) / "jobs", "local", progress=False)
+"""
+    waiting = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    pids = []
+    for _ in range(600):  # the two jobs started
+        pids = [int(p.read_text()) for p in tmp_path.glob("*.pid") if p.read_text()]
+        if len(pids) == 2:
+            break
+        time.sleep(0.1)
+    assert len(pids) == 2
+    waiting.send_signal(signal.SIGTERM)
+    assert waiting.wait(timeout=60) != 0
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # a zombie is gone
+
+    for _ in range(100):
+        if not any(alive(pid) for pid in pids):
+            break
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)

@@ -15,6 +15,8 @@ to its log.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 from vaekit.errors import VaekitError, check
@@ -98,20 +100,55 @@ def run_jobs(
             executor.update_parameters(timeout_min=int(resources["time_min"]))
         at_once = max(1, min(at_once or len(todo), len(todo)))
         threads = max(1, (os.cpu_count() or 1) // at_once)
-        waves = [todo[i : i + at_once] for i in range(0, len(todo), at_once)]
+        tasks = [(fn, args, threads, folder) for args, folder in todo]
+        waves = [tasks[i : i + at_once] for i in range(0, len(tasks), at_once)]
         how = f"{len(todo)} local jobs, {at_once} at a time"
     else:
         executor = submitit.SlurmExecutor(folder=logs)
         executor.update_parameters(**slurm_parameters(resources, job_name))
         threads = int(resources.get("cpus") or 2)
-        waves = [todo]
+        waves = [[(fn, args, threads, folder) for args, folder in todo]]
         how = f"{len(todo)} slurm jobs (one job array)"
     if progress:
         print(f"{how}, logs in {logs}", flush=True)
+    if launcher != "local":
+        _wait(executor, waves, launcher, progress)
+        return
+    # a local job is a child of this process: stopping here (Ctrl-C, or a kill's SIGTERM) stops it
+    stop = signal.getsignal(signal.SIGTERM)
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main:
+        signal.signal(signal.SIGTERM, _interrupted)
+    jobs: list = []
+    try:
+        _wait(executor, waves, launcher, progress, jobs)
+    except BaseException:
+        for job in jobs:
+            if not job.done():
+                job.cancel(check=False)
+        raise
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, stop)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _wait(executor, waves, launcher: str, progress: bool, jobs: list | None = None) -> None:
+    """Submit each wave of (fn, args, threads, folder) and wait for it, the first failure said when
+    its wave has ended; `jobs` collects the submitted jobs."""
+    import submitit
+
+    jobs = jobs if jobs is not None else []
     for wave in waves:
         try:
             with executor.batch():
-                submitted = [(executor.submit(fn, *args, threads), folder) for args, folder in wave]
+                submitted = [
+                    (executor.submit(fn, *args, threads), folder) for fn, args, threads, folder in wave
+                ]
+            jobs.extend(job for job, _ in submitted)
         except submitit.core.utils.FailedJobError as err:  # sbatch refused the array
             said = (str(err).strip().splitlines() or ["no reason given"])[-1][:300]
             raise VaekitError(
