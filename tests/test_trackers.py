@@ -201,6 +201,13 @@ def test_a_tracker_without_its_package_is_one_sentence(cli, tmp_path, monkeypatc
     assert "Traceback" not in err and not (tmp_path / "r").exists()
 
 
+def test_no_tracker_is_said_as_none_or_nothing():
+    from vaekit import trackers
+
+    assert trackers.parse("none") == trackers.parse("") == trackers.parse(None) == ()
+    assert trackers.parse("csv, tensorboard,csv") == ("csv", "tensorboard")
+
+
 def test_an_unknown_tracker_is_one_sentence(cli, tmp_path):
     code, _, err = cli(
         "train", "--data", "digits", "--logger", "tensorboard,neptune", "--out", tmp_path / "r", *FAST

@@ -408,8 +408,10 @@ def sweep(
     vaekit sweep --beta 0 1 4 --seeds 3 --out SWEEP     (mean and spread over 3 seeds per beta)
     vaekit sweep --beta 0 1 4 --launcher slurm --partition gpu --gpus 1 --out SWEEP
 
-    Writes SWEEP/beta-B/ (or SETTING-V/) run folders, sweep.json, figures/latent_panels.png,
-    figures/rate_distortion.png and report.html. Re-running resumes an interrupted sweep.
+    Writes SWEEP/beta-B/ (or SETTING-V/; with --seeds, beta-B-seedS/) run folders, sweep.json,
+    figures/latent_panels.png, figures/rate_distortion.png and report.html; with --launcher, the
+    jobs' logs in SWEEP/jobs/. Re-running resumes an interrupted sweep; a finished run trained with
+    other learning settings is refused. BETA_VALUES: the betas after --beta's first (--beta 0 1 4).
     """
     from vaekit import sweep as sw
 

@@ -299,7 +299,7 @@ class TrainConfig:
     logger: str | None = setting(
         None,
         "Experiment trackers that mirror metrics.jsonl, comma separated: tensorboard, csv, wandb, mlflow "
-        "(offline, under RUN/logs).",
+        "(offline, under RUN/logs); none turns them off on --resume.",
         kind=str,
     )
 

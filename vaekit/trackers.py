@@ -201,17 +201,18 @@ TRACKERS = {
 
 
 def parse(value) -> tuple[str, ...]:
-    """The trackers a --logger value names ("tensorboard,csv", a list, or None/"" for none), in
-    order, each once, each with its packages installed. Raises `VaekitError` for a name that is not
-    a tracker, or a tracker whose package is missing (with the command that installs it)."""
-    if not value:
+    """The trackers a --logger value names ("tensorboard,csv", a list, or None, "" or "none" for
+    none: on --resume, that turns them off), in order, each once, each with its packages
+    installed. Raises `VaekitError` for a name that is not a tracker, or a tracker whose package
+    is missing (with the command that installs it)."""
+    if not value or (isinstance(value, str) and value.strip().lower() == "none"):
         return ()
     names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if str(v).strip()]
     unknown = [n for n in names if n not in TRACKERS]
     check(
         not unknown,
         f"--logger {unknown[0] if unknown else ''!r} is not a tracker; choose from {', '.join(TRACKERS)} "
-        "(several as a comma list).",
+        "(several as a comma list), or none.",
     )
     import importlib.util
 
