@@ -339,6 +339,10 @@ def _fit(
                 except Exception as err:  # noqa: BLE001 - the training's own error is the one to raise
                     warnings.warn(f"{type(callback).__name__} could not end its run ({err}).", stacklevel=2)
         raise
+    if world > 1:  # every process leaves together: one leaving while rank 0 still writes could abort
+        fabric.barrier()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return run
 
 
