@@ -1158,7 +1158,7 @@ def neighbors(run, index, query, source, k, label_column, out, overwrite):
     r = analyses.neighbors(run, index=index, query=query, data=source, k=k, label_column=label_column)
     name = f"neighbors-{r['name']}.csv" if r["table"] is not None else f"figures/neighbors-{r['name']}.png"
     default = Path(run) / name
-    out = Path(out) if out else in_run(run, name)
+    out = Path(out) if out else default
     if r["table"] is not None:
         check(
             out.suffix == ".csv",
@@ -1250,7 +1250,9 @@ def explore(run, files, dims, pca, max_points, label_column, signal, out, overwr
 
     check(max_points >= 2, f"--max-points must be at least 2, not {max_points}.")
     source = ex.source_of(run)
-    target = Path(out) if out else (in_run(run) and source.page)
+    if not out:
+        in_run(run)  # a hub run's folder (the cache) is never written
+    target = Path(out) if out else source.page
     check(target.suffix == ".html", f"--out must end in .html, not {target.name!r}.")
     _refuse_existing(target, overwrite)
     written = ex.build(

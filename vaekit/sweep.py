@@ -103,16 +103,15 @@ def run(
     tc_weight with settings["objective"] = "beta-tcvae") and per seed under `out`, then write
     sweep.json, the figures and report.html. `seeds` N > 1: every value with the seeds
     settings["seed"] + 0 ... N - 1, in folders SETTING-V-seedS; the table and the rate-distortion
-    figure then give each value's mean and standard deviation over its seeds. `launcher`
-    "local" or "slurm": each run is a job of submitit's executor of that kind (`jobs` local
-    processes at a time, or a Slurm job array;
-    `resources`: partition, time_min, gpus, mem_gb, cpus; `slurm_parameters`), its log under
-    out/jobs; finished folders are skipped on resubmission. `settings` are
-    `vaekit train`'s settings by name (e.g. {"data": "mnist5k", "latent_dim": 2, "epochs": 30});
-    those not given take their defaults
+    figure then give each value's mean and standard deviation over its seeds. `launcher` "local"
+    or "slurm": each run is a job of submitit's executor of that kind (`jobs` local processes at
+    a time, or a Slurm job array; `resources`: partition, time_min, gpus, mem_gb, cpus;
+    `vaekit.launch.slurm_parameters`), its log under out/jobs; finished folders are skipped on
+    resubmission. `settings` are `vaekit train`'s settings by name (e.g. {"data": "mnist5k",
+    "latent_dim": 2, "epochs": 30}); those not given take their defaults
     (`vaekit.config.defaults`). Returns the rows, one dict per run (summary.json's numbers with
-    the value). Raises `VaekitError` for bad values, an `out` that is a file, or an `out` that
-    holds a sweep over another setting."""
+    the value). Raises `VaekitError` for bad values, an `out` that is a file, an `out` that holds
+    a sweep over another setting, or a finished run trained with other learning settings."""
     settings = {**config.defaults(), **settings}
     values = check_values(values, setting)
     check(jobs >= 1, f"--jobs must be at least 1, not {jobs}.")
@@ -202,7 +201,7 @@ def run(
 
 
 # settings that do not change what a run learns: a finished run is kept whatever they are now
-_UNLEARNED = ("nll_samples", "device", "devices", "num_nodes", "strategy", "precision", "logger")
+_UNLEARNED = tuple(k for k in config.FREE_KEYS if k != "epochs")  # epochs change the model
 
 
 def _differences(trained: dict, wanted: dict) -> list[str]:

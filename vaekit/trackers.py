@@ -38,7 +38,7 @@ from vaekit.errors import VaekitError, check
 class WandbLogger(Logger):
     """A Lightning Fabric logger that writes a Weights & Biases run under `root_dir`/wandb,
     offline unless the environment says otherwise (WANDB_MODE; the project is WANDB_PROJECT, else
-    "vaekit"). Metrics are logged at the given step; `log_image` takes an (H, W, 3) uint8 array.
+    "vaekit"). Metrics are logged at the given step; `log_image` takes a PNG file.
     `wandb sync ROOT_DIR/wandb/offline-run-*` uploads an offline run later."""
 
     def __init__(self, root_dir, name: str = "wandb", run_name: str | None = None):
@@ -85,8 +85,9 @@ class WandbLogger(Logger):
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         self._run.log(dict(metrics), step=step)
 
-    def log_image(self, key: str, pixels, step: int) -> None:
-        self._run.log({key: self._wandb.Image(pixels)}, step=step)
+    def log_image(self, key: str, png, step: int) -> None:
+        """The PNG file `png` as the W&B image `key` at `step`."""
+        self._run.log({key: self._wandb.Image(str(png))}, step=step)
 
     def finalize(self, status: str) -> None:
         self._run.finish(exit_code=0 if status == "success" else 1)
@@ -96,8 +97,8 @@ class MLflowLogger(Logger):
     """A Lightning Fabric logger that writes an MLflow run: to the local database
     `root_dir`/mlflow/mlflow.db (artifacts beside it) unless MLFLOW_TRACKING_URI names a
     tracking server; the experiment is MLFLOW_EXPERIMENT_NAME, else "vaekit". Metrics are logged
-    at the given step, settings as parameters, `log_image`'s (H, W, 3) uint8 arrays as PNG
-    artifacts under figures/."""
+    at the given step, settings as parameters, `log_image`'s PNG files as artifacts under
+    figures/."""
 
     def __init__(self, root_dir, name: str = "mlflow", run_name: str | None = None):
         from mlflow.tracking import MlflowClient
@@ -163,16 +164,9 @@ class MLflowLogger(Logger):
         for i in range(0, len(batch), 1000):  # MLflow's limit per batch
             self._client.log_batch(self._run_id, metrics=batch[i : i + 1000])
 
-    def log_image(self, key: str, pixels, step: int) -> None:
-        import tempfile
-
-        from PIL import Image
-
-        folder, stem = os.path.split(key)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"{stem}.png"
-            Image.fromarray(pixels).save(path)
-            self._client.log_artifact(self._run_id, str(path), folder or None)
+    def log_image(self, key: str, png, step: int) -> None:
+        """The PNG file `png` as an artifact in the folder of `key` (figures/NAME: figures/)."""
+        self._client.log_artifact(self._run_id, str(png), os.path.dirname(key) or None)
 
     def finalize(self, status: str) -> None:
         self._client.set_terminated(self._run_id, "FINISHED" if status == "success" else "FAILED")
@@ -313,12 +307,12 @@ class Trackers:
         from PIL import Image
 
         for path in sorted((self.out / "figures").glob("*.png")):
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"))
-            if isinstance(logger, TensorBoardLogger):
+            if isinstance(logger, TensorBoardLogger):  # TensorBoard takes pixels; the others the file
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert("RGB"))
                 logger.experiment.add_image(f"figures/{path.stem}", pixels, step, dataformats="HWC")
             else:
-                logger.log_image(f"figures/{path.stem}", pixels, step)
+                logger.log_image(f"figures/{path.stem}", path, step)
 
     def log_dirs(self) -> dict[str, Path]:
         """Each tracker's folder of this session."""
